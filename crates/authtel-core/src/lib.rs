@@ -1,0 +1,46 @@
+//! authtel-core: typed authentication telemetry.
+//!
+//! Auth code says what happened — a login, a token check, an MFA lockout, an authorization
+//! decision — through one small API, and every sink (logs, SQL audit trail, Kafka, OTLP,
+//! Prometheus) understands it the same way.
+//!
+//! - [`catalogue`]: every event as a typed `static` with a stable dotted name.
+//! - [`telemetry`]: [`telemetry::span`], [`telemetry::span_async`], [`telemetry::start`]
+//!   and [`telemetry::event`].
+//! - [`registry`]: attach handlers; a panicking handler is isolated and reported.
+//! - [`metadata`]: typed fields and the policy that keeps secrets out.
+//! - [`audit`]: the audit record every sink stores.
+//! - [`forward`]: the contract sink crates implement.
+//!
+//! # In libraries
+//! Emit only: wrap operations in [`telemetry::span`], send signals with [`telemetry::event`].
+//! With nothing attached, that costs one atomic load.
+//!
+//! # In applications
+//! Attach handlers (the default logger, sinks) once at startup, through the `authtel` facade.
+//!
+//! ```
+//! use authtel_core::{catalogue, telemetry, metadata::Metadata, registry::{handler_fn, Registry, Selection}};
+//! let registry = Registry::new();
+//! registry.attach("print", Selection::All, handler_fn(|r| println!("{} {:?}", r.event, r.outcome))).unwrap();
+//! let _scope = registry.enter();
+//! let _ = telemetry::span(&catalogue::AUTH_LOGIN, Metadata::new().user_id("u_1"), || Ok::<_, ()>(()));
+//! ```
+//!
+//! # Feature flags
+//! - `internal-logs` (default): report the library's own faults through `tracing`.
+//!
+//! # Supported Rust versions
+//! 1.94 and newer.
+
+pub mod audit;
+pub mod catalogue;
+pub mod forward;
+pub mod metadata;
+pub mod outcome;
+pub mod registry;
+pub mod telemetry;
+
+pub use catalogue::{Category, Event, SpanDef};
+pub use metadata::Metadata;
+pub use outcome::Outcome;

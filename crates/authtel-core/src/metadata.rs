@@ -1,0 +1,754 @@
+//! Event metadata and the policy that keeps secrets out of it.
+//!
+//! [`Metadata`] has typed standard fields (user id, session id, client IP, …) and up to
+//! [`MAX_EXTRA_FIELDS`] extra fields. It borrows its strings, so building one allocates
+//! nothing; a sink copies only what it keeps.
+//!
+//! # The policy
+//! - **By type**: setters take `&str`, numbers and booleans. The `secrecy` crate's secret
+//!   types convert into none of them, so a secret cannot be passed without an explicit
+//!   `expose_secret()` in the caller's code:
+//!
+//!   ```compile_fail
+//!   use authtel_core::metadata::Metadata;
+//!   use secrecy::SecretString;
+//!   let password = SecretString::from("hunter2");
+//!   // error: `SecretString` is not a `&str` and does not convert into a `Value`
+//!   let m = Metadata::new().with_extra("password", password);
+//!   ```
+//!
+//!   ```compile_fail
+//!   use authtel_core::metadata::Metadata;
+//!   use secrecy::SecretString;
+//!   let token = SecretString::from("tok");
+//!   let m = Metadata::new().reason(&token);
+//!   ```
+//! - **At runtime**: an extra field whose key names a secret (`password`, `token`, `secret`,
+//!   `otp`, `code`, `hash`, `cookie`, `authorization`, `api_key`, `private_key`, …) is stored
+//!   as `"[REDACTED]"`, and so is any text value that looks like a JWT or an HTTP
+//!   `Bearer`/`Basic` credential. Each redaction is counted ([`redaction_count`]).
+//! - **Identifiers are not emails**: [`Metadata::user_id`] and [`Metadata::caller`] refuse
+//!   values containing `@` (the field stays empty and the refusal is counted);
+//!   [`Metadata::try_user_id`] returns the typed error instead. There is no field for "the
+//!   identifier that was typed" at a failed login: it may be a password typed into the
+//!   wrong box, so it is never recorded.
+//! - **Bounded**: text is cut at [`MAX_TEXT_LEN`] bytes (on a character boundary); extra
+//!   fields beyond [`MAX_EXTRA_FIELDS`] and invalid keys are refused and counted.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::outcome::Outcome;
+
+/// Longest text value kept, in bytes; longer values are truncated.
+pub const MAX_TEXT_LEN: usize = 256;
+/// How many extra fields one event may carry.
+pub const MAX_EXTRA_FIELDS: usize = 8;
+/// Longest extra-field key, in bytes.
+pub const MAX_KEY_LEN: usize = 64;
+/// What a redacted value reads as.
+pub const REDACTED: &str = "[REDACTED]";
+
+static REDACTIONS: AtomicU64 = AtomicU64::new(0);
+static REFUSALS: AtomicU64 = AtomicU64::new(0);
+
+/// How many values the policy has redacted in this process (secret-named keys, JWT- or
+/// bearer-looking values).
+///
+/// ```
+/// use authtel_core::metadata::{redaction_count, Metadata};
+/// let before = redaction_count();
+/// let _m = Metadata::new().with_extra("otp", "123456");
+/// assert!(redaction_count() > before);
+/// ```
+pub fn redaction_count() -> u64 {
+    REDACTIONS.load(Ordering::Relaxed)
+}
+
+/// How many values the policy has refused in this process (emails as identifiers, invalid
+/// keys, extra fields over the limit).
+pub fn refusal_count() -> u64 {
+    REFUSALS.load(Ordering::Relaxed)
+}
+
+/// Why a metadata value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetadataError {
+    /// An email address was given where an identifier belongs.
+    #[error(
+        "{field} looks like an email address; identifiers must be opaque ids (user id, not email): pass the account's id, or a keyed pseudonym of the email"
+    )]
+    EmailAsIdentifier {
+        /// The field that refused it.
+        field: &'static str,
+    },
+    /// An extra-field key is not `[a-z][a-z0-9_.]*` of at most [`MAX_KEY_LEN`] bytes.
+    #[error(
+        "metadata key {key:?} is invalid; keys are lowercase ASCII letters, digits, '_' and '.', starting with a letter, at most {MAX_KEY_LEN} bytes"
+    )]
+    InvalidKey {
+        /// The refused key (truncated).
+        key: String,
+    },
+    /// More than [`MAX_EXTRA_FIELDS`] extra fields.
+    #[error(
+        "metadata already holds {MAX_EXTRA_FIELDS} extra fields; field {key:?} was refused: move rarely used detail out of the event"
+    )]
+    TooManyFields {
+        /// The refused key.
+        key: String,
+    },
+}
+
+/// An extra field's value. Converts from text, integers, floats and booleans — and from
+/// nothing else, so secret wrapper types cannot become a value.
+///
+/// ```
+/// use authtel_core::metadata::Value;
+/// assert_eq!(Value::from("totp"), Value::Str("totp"));
+/// assert_eq!(Value::from(3u32), Value::U64(3));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// Text (already screened and truncated when stored in [`Metadata`]).
+    Str(&'a str),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => f.write_str(s),
+            Value::I64(v) => write!(f, "{v}"),
+            Value::U64(v) => write!(f, "{v}"),
+            Value::F64(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Str(v)
+    }
+}
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(v: &'a String) -> Self {
+        Value::Str(v)
+    }
+}
+macro_rules! value_from {
+    ($variant:ident as $target:ty: $($t:ty),*) => {
+        $(impl From<$t> for Value<'_> {
+            fn from(v: $t) -> Self {
+                Value::$variant(v as $target)
+            }
+        })*
+    };
+}
+value_from!(I64 as i64: i8, i16, i32, i64, isize);
+value_from!(U64 as u64: u8, u16, u32, u64, usize);
+value_from!(F64 as f64: f32, f64);
+impl From<bool> for Value<'_> {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+/// The metadata of one event: typed standard fields plus bounded extra fields.
+///
+/// ```
+/// use authtel_core::metadata::Metadata;
+/// use std::net::{IpAddr, Ipv4Addr};
+///
+/// let m = Metadata::new()
+///     .user_id("u_42")
+///     .client_ip(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)))
+///     .method("password")
+///     .with_extra("tenant", "acme");
+/// assert_eq!(m.get_user_id(), Some("u_42"));
+/// assert_eq!(m.extra().next(), Some(("tenant", authtel_core::metadata::Value::Str("acme"))));
+/// ```
+#[derive(Clone, Default)]
+pub struct Metadata<'a> {
+    user_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    client_ip: Option<IpAddr>,
+    user_agent: Option<&'a str>,
+    provider: Option<&'a str>,
+    method: Option<&'a str>,
+    outcome: Option<Outcome>,
+    attempts_remaining: Option<u32>,
+    admin: Option<bool>,
+    reason: Option<&'a str>,
+    operation: Option<&'a str>,
+    caller: Option<&'a str>,
+    resource: Option<&'a str>,
+    rate_limit_key: Option<&'a str>,
+    extra_len: u8,
+    redacted: u8,
+    refused: u8,
+    extra: [(&'a str, Value<'a>); MAX_EXTRA_FIELDS],
+}
+
+impl Default for Value<'_> {
+    fn default() -> Self {
+        Value::Bool(false)
+    }
+}
+
+macro_rules! text_setters {
+    ($( $(#[$doc:meta])* $field:ident, $getter:ident; )*) => {
+        $(
+            $(#[$doc])*
+            ///
+            /// Screened (JWT/bearer-looking values are redacted) and truncated to
+            /// [`MAX_TEXT_LEN`] bytes.
+            #[must_use]
+            pub fn $field(mut self, value: &'a str) -> Self {
+                self.$field = Some(self.screen(value));
+                self
+            }
+
+            #[doc = concat!("The `", stringify!($field), "` field, if set.")]
+            pub fn $getter(&self) -> Option<&'a str> {
+                self.$field
+            }
+        )*
+    };
+}
+
+impl<'a> Metadata<'a> {
+    /// Empty metadata.
+    pub const fn new() -> Metadata<'a> {
+        Metadata {
+            user_id: None,
+            session_id: None,
+            client_ip: None,
+            user_agent: None,
+            provider: None,
+            method: None,
+            outcome: None,
+            attempts_remaining: None,
+            admin: None,
+            reason: None,
+            operation: None,
+            caller: None,
+            resource: None,
+            rate_limit_key: None,
+            extra_len: 0,
+            redacted: 0,
+            refused: 0,
+            extra: [("", Value::Bool(false)); MAX_EXTRA_FIELDS],
+        }
+    }
+
+    /// The account's opaque id. An email is refused (the field stays empty, the refusal is
+    /// counted); use [`Metadata::try_user_id`] to get the error.
+    ///
+    /// ```
+    /// use authtel_core::metadata::Metadata;
+    /// assert_eq!(Metadata::new().user_id("alice@example.com").get_user_id(), None);
+    /// ```
+    #[must_use]
+    pub fn user_id(mut self, id: &'a str) -> Self {
+        match self.identifier(id) {
+            Some(id) => self.user_id = Some(id),
+            None => self.refuse(),
+        }
+        self
+    }
+
+    /// Sets the user id, or says why it was refused.
+    ///
+    /// ```
+    /// use authtel_core::metadata::{Metadata, MetadataError};
+    /// let err = Metadata::new().try_user_id("alice@example.com").unwrap_err();
+    /// assert_eq!(err, MetadataError::EmailAsIdentifier { field: "user_id" });
+    /// ```
+    pub fn try_user_id(mut self, id: &'a str) -> Result<Self, MetadataError> {
+        match self.identifier(id) {
+            Some(id) => {
+                self.user_id = Some(id);
+                Ok(self)
+            }
+            None => Err(MetadataError::EmailAsIdentifier { field: "user_id" }),
+        }
+    }
+
+    /// The user id, if set.
+    pub fn get_user_id(&self) -> Option<&'a str> {
+        self.user_id
+    }
+
+    /// Who asked, in an authorization decision (a service or user id, never an email).
+    #[must_use]
+    pub fn caller(mut self, caller: &'a str) -> Self {
+        match self.identifier(caller) {
+            Some(c) => self.caller = Some(c),
+            None => self.refuse(),
+        }
+        self
+    }
+
+    /// The caller, if set.
+    pub fn get_caller(&self) -> Option<&'a str> {
+        self.caller
+    }
+
+    text_setters! {
+        /// The session's id (an opaque id, never the session cookie itself).
+        session_id, get_session_id;
+        /// The client's `User-Agent`.
+        user_agent, get_user_agent;
+        /// The identity provider (`github`, `google`, …).
+        provider, get_provider;
+        /// The method used (`password`, `totp`, `backup_code`, `webauthn`, …).
+        method, get_method;
+        /// Why something failed or was denied (`invalid_password`, `expired`, …).
+        reason, get_reason;
+        /// The operation an authorization decision was about (`call`, `publish`, …).
+        operation, get_operation;
+        /// The resource an authorization decision was about.
+        resource, get_resource;
+        /// The key a rate limit counted on (`ip:203.0.113.7`).
+        rate_limit_key, get_rate_limit_key;
+    }
+
+    /// The client's IP address.
+    #[must_use]
+    pub fn client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    /// The client IP, if set.
+    pub fn get_client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
+    }
+
+    /// An explicit outcome (a span derives its own from the closure's result; this one
+    /// wins when set).
+    #[must_use]
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = Some(outcome);
+        self
+    }
+
+    /// The explicit outcome, if set.
+    pub fn get_outcome(&self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    /// Attempts left before a lockout.
+    #[must_use]
+    pub fn attempts_remaining(mut self, n: u32) -> Self {
+        self.attempts_remaining = Some(n);
+        self
+    }
+
+    /// Attempts remaining, if set.
+    pub fn get_attempts_remaining(&self) -> Option<u32> {
+        self.attempts_remaining
+    }
+
+    /// Whether an administrator performed the action.
+    #[must_use]
+    pub fn admin(mut self, admin: bool) -> Self {
+        self.admin = Some(admin);
+        self
+    }
+
+    /// The admin flag, if set.
+    pub fn get_admin(&self) -> Option<bool> {
+        self.admin
+    }
+
+    /// Adds an extra field. Secret-named keys and token-looking values are redacted; an
+    /// invalid key or a field over [`MAX_EXTRA_FIELDS`] is refused and counted (use
+    /// [`Metadata::try_extra`] for the error).
+    ///
+    /// ```
+    /// use authtel_core::metadata::{Metadata, Value, REDACTED};
+    /// let m = Metadata::new()
+    ///     .with_extra("new_password", "hunter2")
+    ///     .with_extra("note", "Bearer abc.def");
+    /// let fields: Vec<_> = m.extra().collect();
+    /// assert_eq!(fields, [("new_password", Value::Str(REDACTED)), ("note", Value::Str(REDACTED))]);
+    /// assert_eq!(m.redacted(), 2);
+    /// ```
+    #[must_use]
+    pub fn with_extra(mut self, key: &'a str, value: impl Into<Value<'a>>) -> Self {
+        if self.push_extra(key, value.into()).is_err() {
+            self.refuse();
+        }
+        self
+    }
+
+    /// Adds an extra field or says why it was refused.
+    ///
+    /// ```
+    /// use authtel_core::metadata::{Metadata, MetadataError};
+    /// let mut m = Metadata::new();
+    /// assert!(matches!(m.try_extra("Bad Key", 1), Err(MetadataError::InvalidKey { .. })));
+    /// ```
+    pub fn try_extra(
+        &mut self,
+        key: &'a str,
+        value: impl Into<Value<'a>>,
+    ) -> Result<(), MetadataError> {
+        self.push_extra(key, value.into())
+    }
+
+    fn push_extra(&mut self, key: &'a str, value: Value<'a>) -> Result<(), MetadataError> {
+        if !valid_key(key) {
+            let mut k = key.to_owned();
+            truncate_in_place(&mut k, MAX_KEY_LEN);
+            return Err(MetadataError::InvalidKey { key: k });
+        }
+        let len = self.extra_len as usize;
+        if len >= MAX_EXTRA_FIELDS {
+            return Err(MetadataError::TooManyFields {
+                key: key.to_owned(),
+            });
+        }
+        let value = if key_names_secret(key) {
+            self.count_redaction();
+            Value::Str(REDACTED)
+        } else {
+            match value {
+                Value::Str(s) => Value::Str(self.screen(s)),
+                other => other,
+            }
+        };
+        self.extra[len] = (key, value);
+        self.extra_len += 1;
+        Ok(())
+    }
+
+    /// The extra fields, in insertion order.
+    pub fn extra(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
+        self.extra[..self.extra_len as usize].iter().copied()
+    }
+
+    /// How many values of this metadata the policy redacted.
+    pub fn redacted(&self) -> u32 {
+        u32::from(self.redacted)
+    }
+
+    /// How many values of this metadata the policy refused.
+    pub fn refused(&self) -> u32 {
+        u32::from(self.refused)
+    }
+
+    /// Every set field as `(key, value)`, standard fields first, for sinks that write
+    /// generic key/value output. Keys of standard fields are their snake_case names.
+    ///
+    /// ```
+    /// use authtel_core::metadata::{Metadata, Value};
+    /// let m = Metadata::new().user_id("u1").attempts_remaining(2);
+    /// let mut fields = Vec::new();
+    /// m.for_each_field(|k, v| fields.push((k.to_owned(), v.to_string())));
+    /// assert_eq!(fields, [("user_id".to_owned(), "u1".to_owned()), ("attempts_remaining".to_owned(), "2".to_owned())]);
+    /// ```
+    pub fn for_each_field(&self, mut f: impl FnMut(&str, Value<'_>)) {
+        let texts = [
+            ("user_id", self.user_id),
+            ("session_id", self.session_id),
+            ("user_agent", self.user_agent),
+            ("provider", self.provider),
+            ("method", self.method),
+            ("reason", self.reason),
+            ("operation", self.operation),
+            ("caller", self.caller),
+            ("resource", self.resource),
+            ("rate_limit_key", self.rate_limit_key),
+        ];
+        for (k, v) in texts {
+            if let Some(v) = v {
+                f(k, Value::Str(v));
+            }
+        }
+        if let Some(ip) = self.client_ip {
+            // IpAddr formats without allocating through Display; sinks that need text
+            // use `get_client_ip`. Here we pass it as text via a small stack buffer.
+            let mut buf = IpText::default();
+            let s = buf.format(ip);
+            f("client_ip", Value::Str(s));
+        }
+        if let Some(o) = self.outcome {
+            f("outcome", Value::Str(o.as_str()));
+        }
+        if let Some(n) = self.attempts_remaining {
+            f("attempts_remaining", Value::U64(u64::from(n)));
+        }
+        if let Some(a) = self.admin {
+            f("admin", Value::Bool(a));
+        }
+        for (k, v) in self.extra() {
+            f(k, v);
+        }
+    }
+
+    fn identifier(&mut self, id: &'a str) -> Option<&'a str> {
+        if id.contains('@') {
+            None
+        } else {
+            Some(self.screen(id))
+        }
+    }
+
+    fn screen(&mut self, value: &'a str) -> &'a str {
+        if looks_like_credential(value) {
+            self.count_redaction();
+            return REDACTED;
+        }
+        truncate(value, MAX_TEXT_LEN)
+    }
+
+    fn count_redaction(&mut self) {
+        self.redacted = self.redacted.saturating_add(1);
+        REDACTIONS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn refuse(&mut self) {
+        self.refused = self.refused.saturating_add(1);
+        REFUSALS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Metadata<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        self.for_each_field(|k, v| {
+            map.entry(&k, &v);
+        });
+        map.finish()
+    }
+}
+
+/// A stack buffer that formats an IP address without allocating.
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        IpText {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl IpText {
+    fn format(&mut self, ip: IpAddr) -> &str {
+        use std::io::Write;
+        let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
+        // 48 bytes hold the longest IPv6 text (45), so this write cannot fail.
+        let _ = write!(cursor, "{ip}");
+        self.len = cursor.position() as usize;
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+/// Whether a key names a secret: its words include password, token, secret, otp/totp,
+/// code, hash, cookie, authorization, api key or private key (case-insensitive).
+///
+/// ```
+/// use authtel_core::metadata::key_names_secret;
+/// assert!(key_names_secret("refresh_token"));
+/// assert!(key_names_secret("X-Api-Key"));
+/// assert!(key_names_secret("totp"));
+/// assert!(!key_names_secret("tenant"));
+/// ```
+pub fn key_names_secret(key: &str) -> bool {
+    const NEEDLES: [&str; 18] = [
+        "password",
+        "passwd",
+        "passphrase",
+        "token",
+        "secret",
+        "otp",
+        "code",
+        "hash",
+        "cookie",
+        "authorization",
+        "api_key",
+        "apikey",
+        "api-key",
+        "private_key",
+        "privatekey",
+        "private-key",
+        "credential",
+        "bearer",
+    ];
+    let mut lower = [0u8; MAX_KEY_LEN * 2];
+    let bytes = key.as_bytes();
+    let n = bytes.len().min(lower.len());
+    for (dst, src) in lower[..n].iter_mut().zip(bytes) {
+        *dst = src.to_ascii_lowercase();
+    }
+    let lower = &lower[..n];
+    NEEDLES
+        .iter()
+        .any(|needle| lower.windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+/// Whether a text value looks like a credential: a JWT (`eyJ…` with three base64url parts)
+/// or an HTTP `Bearer`/`Basic` authorization value.
+///
+/// ```
+/// use authtel_core::metadata::looks_like_credential;
+/// assert!(looks_like_credential("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"));
+/// assert!(looks_like_credential("Bearer abc"));
+/// assert!(!looks_like_credential("Mozilla/5.0"));
+/// ```
+pub fn looks_like_credential(value: &str) -> bool {
+    let v = value.trim_start();
+    let has_prefix =
+        |p: &str| v.len() >= p.len() && v.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    if has_prefix("bearer ") || has_prefix("basic ") {
+        return true;
+    }
+    // A JWT anywhere in the value, e.g. "token=eyJ…".
+    v.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .any(is_jwt)
+}
+
+fn is_jwt(s: &str) -> bool {
+    if !s.starts_with("eyJ") || s.len() < 20 {
+        return false;
+    }
+    let mut parts = 0;
+    for part in s.split('.') {
+        parts += 1;
+        if part.is_empty() && parts < 3 {
+            return false;
+        }
+    }
+    parts == 3 || parts == 5
+}
+
+fn valid_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_KEY_LEN
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'.')
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+///
+/// ```
+/// assert_eq!(authtel_core::metadata::truncate("héllo", 2), "h");
+/// ```
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn truncate_in_place(s: &mut String, max: usize) {
+    let keep = truncate(s, max).len();
+    s.truncate(keep);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_keys_are_redacted_and_counted() {
+        for key in [
+            "password",
+            "new_password",
+            "session_token",
+            "client_secret",
+            "otp",
+            "totp_code",
+            "password_hash",
+            "cookie",
+            "authorization",
+            "api_key",
+            "private_key",
+        ] {
+            let m = Metadata::new().with_extra(key, "s3cr3t-value");
+            assert_eq!(m.extra().next(), Some((key, Value::Str(REDACTED))), "{key}");
+            assert_eq!(m.redacted(), 1);
+        }
+    }
+
+    #[test]
+    fn token_values_are_redacted_in_standard_fields() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.SflKxwRJSMeKKF2QT4fwpM";
+        let m = Metadata::new().reason(jwt).user_agent("Bearer abcdef");
+        assert_eq!(m.get_reason(), Some(REDACTED));
+        assert_eq!(m.get_user_agent(), Some(REDACTED));
+        assert_eq!(m.redacted(), 2);
+    }
+
+    #[test]
+    fn emails_are_not_identifiers() {
+        let m = Metadata::new().user_id("bob@example.com").caller("svc@x");
+        assert_eq!(m.get_user_id(), None);
+        assert_eq!(m.get_caller(), None);
+        assert_eq!(m.refused(), 2);
+    }
+
+    #[test]
+    fn long_values_are_truncated_on_char_boundaries() {
+        let long = "é".repeat(300);
+        let m = Metadata::new().reason(&long);
+        let r = m.get_reason().unwrap();
+        assert!(r.len() <= MAX_TEXT_LEN);
+        assert!(r.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn extra_fields_are_bounded() {
+        let mut m = Metadata::new();
+        let keys = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"];
+        for k in keys {
+            m.try_extra(k, 1).unwrap();
+        }
+        assert!(matches!(
+            m.try_extra("a9", 1),
+            Err(MetadataError::TooManyFields { .. })
+        ));
+        assert_eq!(m.extra().count(), MAX_EXTRA_FIELDS);
+        let huge_key = "k".repeat(500);
+        assert!(matches!(
+            m.try_extra(&huge_key, 1),
+            Err(MetadataError::InvalidKey { key }) if key.len() == MAX_KEY_LEN
+        ));
+    }
+
+    #[test]
+    fn for_each_field_formats_ip() {
+        let m = Metadata::new().client_ip("2001:db8::1".parse().unwrap());
+        let mut seen = None;
+        m.for_each_field(|k, v| {
+            if k == "client_ip" {
+                seen = Some(v.to_string());
+            }
+        });
+        assert_eq!(seen.as_deref(), Some("2001:db8::1"));
+    }
+}

@@ -1,0 +1,644 @@
+//! Emitting: [`span`], [`span_async`], [`start`] (a guard) and [`event`].
+//!
+//! ```
+//! use authtel_core::{catalogue, telemetry};
+//! use authtel_core::metadata::Metadata;
+//!
+//! fn check_password(_user: &str) -> Result<(), &'static str> { Ok(()) }
+//!
+//! // One line around the operation: start, then stop with the outcome read from the
+//! // `Result` (or an exception if it panics; the panic then continues).
+//! let result = telemetry::span(&catalogue::AUTH_LOGIN, Metadata::new().user_id("u_1"), || {
+//!     check_password("u_1")
+//! });
+//! assert!(result.is_ok());
+//!
+//! // A one-shot signal.
+//! telemetry::event(
+//!     &catalogue::SECURITY_RATE_LIMITED,
+//!     telemetry::Measurements::new().count(1),
+//!     Metadata::new().rate_limit_key("ip:203.0.113.7"),
+//! );
+//! ```
+//!
+//! With nothing attached, each of these costs one atomic load: no clock is read, no id
+//! drawn, nothing allocated.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroU64;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::catalogue::{Event, SpanDef};
+use crate::metadata::{self, Metadata};
+use crate::outcome::{Outcome, SpanOutcome};
+use crate::registry;
+
+pub use crate::registry::{attach, detach, handlers, is_active};
+
+/// A span's (or signal's) id: 64 random bits, never zero. Usable as a correlation id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanId(NonZeroU64);
+
+impl SpanId {
+    /// The id as a number.
+    pub const fn get(self) -> u64 {
+        self.0.get()
+    }
+
+    /// An id from a number; `None` for zero.
+    pub const fn from_u64(v: u64) -> Option<SpanId> {
+        match NonZeroU64::new(v) {
+            Some(v) => Some(SpanId(v)),
+            None => None,
+        }
+    }
+
+    fn random() -> SpanId {
+        thread_local! {
+            static STATE: Cell<u64> = Cell::new(seed());
+        }
+        STATE.with(|s| {
+            // xorshift64*: fast, and good enough for ids that only need to be distinct.
+            let mut x = s.get();
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            s.set(x);
+            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            SpanId(NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN))
+        })
+    }
+}
+
+fn seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let n = COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let s = n ^ t.rotate_left(17) ^ u64::from(std::process::id()).rotate_left(40);
+    if s == 0 { 0x1234_5678_9ABC_DEF1 } else { s }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({self})")
+    }
+}
+
+/// Where an event sits: its own id, its parent span (if emitted inside one) and the
+/// outermost span of the chain (the correlation id of the whole operation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpanContext {
+    /// This span's or signal's id.
+    pub span_id: SpanId,
+    /// The enclosing span, if any.
+    pub parent_id: Option<SpanId>,
+    /// The outermost enclosing span (itself when it has no parent).
+    pub root_id: SpanId,
+}
+
+impl SpanContext {
+    /// A fresh context under `parent` (a root when `None`).
+    pub fn child_of(parent: Option<SpanContext>) -> SpanContext {
+        let span_id = SpanId::random();
+        match parent {
+            Some(p) => SpanContext {
+                span_id,
+                parent_id: Some(p.span_id),
+                root_id: p.root_id,
+            },
+            None => SpanContext {
+                span_id,
+                parent_id: None,
+                root_id: span_id,
+            },
+        }
+    }
+
+    /// The span currently open on this thread (or being polled, for async spans).
+    ///
+    /// ```
+    /// use authtel_core::telemetry::SpanContext;
+    /// assert!(SpanContext::current().is_none());
+    /// ```
+    pub fn current() -> Option<SpanContext> {
+        CURRENT.with(|c| c.get())
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
+}
+
+/// The numbers of an event.
+///
+/// For span events: `monotonic_time` is when the event happened, `system_time` the wall
+/// time of the event (for stop/exception: start wall time plus `duration`, so no extra
+/// clock read), `duration` the span's length. Signals carry what the emitter passes
+/// (typically `count`); sinks read the wall clock themselves when `system_time` is unset.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Measurements {
+    /// Monotonic clock reading.
+    pub monotonic_time: Option<Instant>,
+    /// Wall clock time of the event.
+    pub system_time: Option<SystemTime>,
+    /// Span duration (stop and exception).
+    pub duration: Option<Duration>,
+    /// A count (signals: how many occurrences this event stands for).
+    pub count: Option<u64>,
+}
+
+impl Measurements {
+    /// No measurements.
+    pub const fn new() -> Measurements {
+        Measurements {
+            monotonic_time: None,
+            system_time: None,
+            duration: None,
+            count: None,
+        }
+    }
+
+    /// With a count.
+    #[must_use]
+    pub const fn count(mut self, n: u64) -> Measurements {
+        self.count = Some(n);
+        self
+    }
+
+    /// With a wall clock time.
+    #[must_use]
+    pub const fn at(mut self, time: SystemTime) -> Measurements {
+        self.system_time = Some(time);
+        self
+    }
+
+    /// With a duration.
+    #[must_use]
+    pub const fn duration(mut self, d: Duration) -> Measurements {
+        self.duration = Some(d);
+        self
+    }
+}
+
+/// How a span ended abnormally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExceptionKind {
+    /// The wrapped code panicked (the panic continues after the event).
+    Panic,
+    /// The span was dropped unfinished: a future dropped before completion, or a guard
+    /// dropped without `stop`.
+    Cancelled,
+    /// The caller reported an error through [`SpanGuard::exception`].
+    Error,
+}
+
+impl ExceptionKind {
+    /// `panic`, `cancelled`, `error`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ExceptionKind::Panic => "panic",
+            ExceptionKind::Cancelled => "cancelled",
+            ExceptionKind::Error => "error",
+        }
+    }
+}
+
+/// Details of an exception event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exception<'a> {
+    /// What happened.
+    pub kind: ExceptionKind,
+    /// The panic message or reason, screened by the metadata policy and truncated.
+    pub reason: &'a str,
+}
+
+/// One event as handlers see it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct EventRecord<'a> {
+    /// Which event.
+    pub event: &'static Event,
+    /// Its place among spans.
+    pub context: SpanContext,
+    /// Its numbers.
+    pub measurements: Measurements,
+    /// Its metadata, already screened by the policy.
+    pub metadata: &'a Metadata<'a>,
+    /// For stops: the outcome (explicit metadata outcome, else derived from the result).
+    /// For exceptions: [`Outcome::Error`]. For signals: the metadata's outcome if set.
+    pub outcome: Option<Outcome>,
+    /// For failed stops: a low-cardinality error type name, if the result gave one.
+    pub error_type: Option<&'static str>,
+    /// For exceptions: what happened.
+    pub exception: Option<Exception<'a>>,
+}
+
+impl<'a> EventRecord<'a> {
+    /// A signal record; used by handlers that emit their own signals and by tests.
+    ///
+    /// ```
+    /// use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
+    /// use authtel_core::{catalogue, metadata::Metadata};
+    /// let meta = Metadata::new();
+    /// let r = EventRecord::signal(&catalogue::MFA_LOCKOUT, SpanContext::child_of(None), Measurements::new(), &meta);
+    /// assert_eq!(r.event.name(), "mfa.lockout");
+    /// ```
+    pub fn signal(
+        event: &'static Event,
+        context: SpanContext,
+        measurements: Measurements,
+        metadata: &'a Metadata<'a>,
+    ) -> EventRecord<'a> {
+        EventRecord {
+            event,
+            context,
+            measurements,
+            metadata,
+            outcome: metadata.get_outcome(),
+            error_type: None,
+            exception: None,
+        }
+    }
+
+    /// The span's name (`auth.login`) for span events; the event name for signals.
+    ///
+    /// ```
+    /// # use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
+    /// # use authtel_core::{catalogue, metadata::Metadata};
+    /// # let meta = Metadata::new();
+    /// let r = EventRecord::signal(catalogue::AUTH_LOGIN.stop(), SpanContext::child_of(None), Measurements::new(), &meta);
+    /// assert_eq!(r.span_name(), "auth.login");
+    /// ```
+    pub fn span_name(&self) -> &'static str {
+        let name = self.event.name();
+        match self.event.kind().phase_suffix() {
+            Some(suffix) => &name[..name.len() - suffix.len() - 1],
+            None => name,
+        }
+    }
+}
+
+/// Emits a one-shot signal.
+///
+/// ```
+/// use authtel_core::{catalogue, telemetry::{self, Measurements}, metadata::Metadata};
+/// telemetry::event(&catalogue::MFA_LOCKOUT, Measurements::new(), Metadata::new().user_id("u_9"));
+/// ```
+#[inline]
+pub fn event(event: &'static Event, measurements: Measurements, metadata: Metadata<'_>) {
+    if !registry::is_active() {
+        return;
+    }
+    emit_signal(event, measurements, &metadata);
+}
+
+#[inline(never)]
+fn emit_signal(event: &'static Event, measurements: Measurements, metadata: &Metadata<'_>) {
+    let record = EventRecord::signal(
+        event,
+        SpanContext::child_of(SpanContext::current()),
+        measurements,
+        metadata,
+    );
+    registry::dispatch(&record);
+}
+
+/// Runs `f` inside a span: emits `start`, then `stop` with the outcome of `f`'s return
+/// value, or `exception` (kind `panic`) if `f` panics — and then the panic continues.
+///
+/// ```
+/// use authtel_core::{catalogue, telemetry, metadata::Metadata};
+/// let ok: bool = telemetry::span(&catalogue::MFA_VERIFY, Metadata::new().method("totp"), || true);
+/// assert!(ok);
+/// ```
+#[inline]
+pub fn span<R, F>(span: &'static SpanDef, metadata: Metadata<'_>, f: F) -> R
+where
+    R: SpanOutcome,
+    F: FnOnce() -> R,
+{
+    if !registry::is_active() {
+        return f();
+    }
+    let guard = SpanGuard::begin(span, metadata, true);
+    if guard.live.is_none() {
+        return f();
+    }
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => {
+            guard.finish(result.outcome(), result.error_type());
+            result
+        }
+        Err(payload) => {
+            guard.finish_exception(ExceptionKind::Panic, panic_reason(&*payload));
+            resume_unwind(payload)
+        }
+    }
+}
+
+/// Starts a span and returns a guard, for code that cannot be wrapped in a closure.
+/// Call [`SpanGuard::stop`] (or [`stop_with`](SpanGuard::stop_with)); a guard dropped
+/// without it emits an exception: kind `panic` while unwinding, `cancelled` otherwise.
+///
+/// ```
+/// use authtel_core::{catalogue, telemetry, metadata::Metadata, outcome::Outcome};
+/// let mut guard = telemetry::start(&catalogue::MFA_VERIFY, Metadata::new().user_id("u_3"));
+/// // … the verification …
+/// guard.metadata_mut().try_extra("device", "phone").unwrap();
+/// guard.stop(Outcome::Success);
+/// ```
+pub fn start<'a>(span: &'static SpanDef, metadata: Metadata<'a>) -> SpanGuard<'a> {
+    SpanGuard::begin(span, metadata, true)
+}
+
+/// Wraps a future in a span: `start` when created, `stop` with the output's outcome when
+/// it completes, `exception` if a poll panics (kind `panic`) or if it is dropped before
+/// completing (kind `cancelled`). While it is polled, it is the current span, so spans
+/// and signals inside it are its children.
+///
+/// ```
+/// use authtel_core::{catalogue, telemetry, metadata::Metadata};
+/// async fn login() -> Result<(), ()> { Ok(()) }
+/// let fut = telemetry::span_async(&catalogue::AUTH_LOGIN, Metadata::new(), login());
+/// # drop(fut);
+/// ```
+pub fn span_async<'a, F>(
+    span: &'static SpanDef,
+    metadata: Metadata<'a>,
+    future: F,
+) -> SpanFuture<'a, F>
+where
+    F: Future,
+    F::Output: SpanOutcome,
+{
+    SpanFuture {
+        inner: future,
+        guard: SpanGuard::begin(span, metadata, false),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future running inside a span; see [`span_async`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct SpanFuture<'a, F> {
+        #[pin]
+        inner: F,
+        guard: SpanGuard<'a>,
+    }
+}
+
+impl<F> fmt::Debug for SpanFuture<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanFuture")
+            .field("guard", &self.guard)
+            .finish()
+    }
+}
+
+impl<F> Future for SpanFuture<'_, F>
+where
+    F: Future,
+    F::Output: SpanOutcome,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let Some(live) = this.guard.live.as_ref() else {
+            return this.inner.poll(cx);
+        };
+        let previous = CURRENT.with(|c| c.replace(Some(live.context)));
+        let polled = catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)));
+        CURRENT.with(|c| c.set(previous));
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => {
+                this.guard.end(output.outcome(), output.error_type(), None);
+                Poll::Ready(output)
+            }
+            Err(payload) => {
+                let reason = panic_reason(&*payload);
+                this.guard
+                    .end(Outcome::Error, None, Some((ExceptionKind::Panic, reason)));
+                resume_unwind(payload)
+            }
+        }
+    }
+}
+
+struct Live {
+    context: SpanContext,
+    started: Instant,
+    started_wall: SystemTime,
+    /// The previous current span, when this guard made itself current.
+    restore: Option<Option<SpanContext>>,
+}
+
+/// An open span; see [`start`].
+#[must_use = "dropping the guard ends the span as cancelled; call stop()"]
+pub struct SpanGuard<'a> {
+    span: &'static SpanDef,
+    metadata: Metadata<'a>,
+    live: Option<Live>,
+}
+
+impl fmt::Debug for SpanGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanGuard")
+            .field("span", &self.span.name())
+            .field("context", &self.context())
+            .finish()
+    }
+}
+
+impl<'a> SpanGuard<'a> {
+    fn begin(span: &'static SpanDef, metadata: Metadata<'a>, make_current: bool) -> SpanGuard<'a> {
+        if !registry::is_active() || !registry::current_wants(&span.events()) {
+            return SpanGuard {
+                span,
+                metadata,
+                live: None,
+            };
+        }
+        let parent = SpanContext::current();
+        let context = SpanContext::child_of(parent);
+        let started = Instant::now();
+        let started_wall = SystemTime::now();
+        let record = EventRecord {
+            event: span.start(),
+            context,
+            measurements: Measurements {
+                monotonic_time: Some(started),
+                system_time: Some(started_wall),
+                duration: None,
+                count: None,
+            },
+            metadata: &metadata,
+            outcome: None,
+            error_type: None,
+            exception: None,
+        };
+        registry::dispatch(&record);
+        let restore = make_current.then(|| CURRENT.with(|c| c.replace(Some(context))));
+        SpanGuard {
+            span,
+            metadata,
+            live: Some(Live {
+                context,
+                started,
+                started_wall,
+                restore,
+            }),
+        }
+    }
+
+    /// The span's context, when anyone listens (`None` when nothing is attached).
+    pub fn context(&self) -> Option<SpanContext> {
+        self.live.as_ref().map(|l| l.context)
+    }
+
+    /// The metadata, to add what is only known at the end (attempts remaining, reason).
+    pub fn metadata_mut(&mut self) -> &mut Metadata<'a> {
+        &mut self.metadata
+    }
+
+    /// Ends the span with `outcome`.
+    pub fn stop(mut self, outcome: Outcome) {
+        self.end(outcome, None, None);
+    }
+
+    /// Ends the span with the outcome of `result`.
+    ///
+    /// ```
+    /// use authtel_core::{catalogue, telemetry, metadata::Metadata};
+    /// let guard = telemetry::start(&catalogue::JWT_VERIFY, Metadata::new());
+    /// let result: Result<u32, String> = Err("expired".into());
+    /// guard.stop_with(&result);
+    /// ```
+    pub fn stop_with<R: SpanOutcome + ?Sized>(mut self, result: &R) {
+        self.end(result.outcome(), result.error_type(), None);
+    }
+
+    /// Ends the span with an exception of kind [`ExceptionKind::Error`] and a reason.
+    pub fn exception(mut self, reason: &str) {
+        self.end(Outcome::Error, None, Some((ExceptionKind::Error, reason)));
+    }
+
+    fn finish(mut self, outcome: Outcome, error_type: Option<&'static str>) {
+        self.end(outcome, error_type, None);
+    }
+
+    fn finish_exception(mut self, kind: ExceptionKind, reason: &str) {
+        self.end(Outcome::Error, None, Some((kind, reason)));
+    }
+
+    fn end(
+        &mut self,
+        outcome: Outcome,
+        error_type: Option<&'static str>,
+        exception: Option<(ExceptionKind, &str)>,
+    ) {
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        if let Some(previous) = live.restore {
+            CURRENT.with(|c| {
+                if c.get().map(|cur| cur.span_id) == Some(live.context.span_id) {
+                    c.set(previous);
+                }
+            });
+        }
+        let now = Instant::now();
+        let duration = now.saturating_duration_since(live.started);
+        let measurements = Measurements {
+            monotonic_time: Some(now),
+            system_time: Some(live.started_wall + duration),
+            duration: Some(duration),
+            count: None,
+        };
+        let record = match exception {
+            None => EventRecord {
+                event: self.span.stop(),
+                context: live.context,
+                measurements,
+                metadata: &self.metadata,
+                outcome: Some(self.metadata.get_outcome().unwrap_or(outcome)),
+                error_type: if outcome == Outcome::Success {
+                    None
+                } else {
+                    error_type
+                },
+                exception: None,
+            },
+            Some((kind, reason)) => EventRecord {
+                event: self.span.exception(),
+                context: live.context,
+                measurements,
+                metadata: &self.metadata,
+                outcome: Some(Outcome::Error),
+                error_type: Some(kind.as_str()),
+                exception: Some(Exception {
+                    kind,
+                    reason: screen_reason(reason),
+                }),
+            },
+        };
+        registry::dispatch(&record);
+    }
+}
+
+impl Drop for SpanGuard<'_> {
+    fn drop(&mut self) {
+        if self.live.is_none() {
+            return;
+        }
+        if std::thread::panicking() {
+            self.end(
+                Outcome::Error,
+                None,
+                Some((ExceptionKind::Panic, "panicked while the span was open")),
+            );
+        } else {
+            self.end(
+                Outcome::Error,
+                None,
+                Some((ExceptionKind::Cancelled, "dropped before completion")),
+            );
+        }
+    }
+}
+
+fn screen_reason(reason: &str) -> &str {
+    if metadata::looks_like_credential(reason) {
+        metadata::REDACTED
+    } else {
+        metadata::truncate(reason, metadata::MAX_TEXT_LEN)
+    }
+}
+
+/// The text of a panic payload, screened and truncated (panic messages can carry secrets).
+pub(crate) fn panic_reason(payload: &(dyn std::any::Any + Send)) -> &str {
+    let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.as_str()
+    } else {
+        "panic with a non-string payload"
+    };
+    screen_reason(text)
+}
