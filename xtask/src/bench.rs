@@ -166,11 +166,16 @@ fn label(m: &Measured, function: &str) -> String {
     s
 }
 
-/// Pairs cases with baselines by the naming convention in the module docs.
+/// Pairs cases with baselines by the naming convention in the module docs; `results` sorted by
+/// group (as [`collect_criterion`] returns them).
 fn pair(results: &[Measured]) -> Vec<Row> {
     let mut rows = Vec::new();
-    let mut baseline_rows = Vec::new();
-    for m in results {
+    let mut baseline_rows: Vec<Row> = Vec::new();
+    for (i, m) in results.iter().enumerate() {
+        // Each group's baselines follow its cases (results are sorted by group).
+        if i > 0 && results[i - 1].group != m.group {
+            rows.append(&mut baseline_rows);
+        }
         let (value, unit) = m.per_unit();
         if m.function.starts_with("baseline:") {
             baseline_rows.push(Row {
@@ -276,13 +281,17 @@ fn collect_jsonl(dir: &Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// Readable precision: whole ns for big values, three significant digits for small ones.
 fn num(v: f64) -> String {
     if v >= 1000.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
-    } else {
+    } else if v >= 1.0 || v <= 0.0 {
         format!("{v:.2}")
+    } else {
+        let decimals = (2.0 - v.log10().floor()).clamp(2.0, 9.0) as usize;
+        format!("{v:.decimals$}")
     }
 }
 
@@ -434,6 +443,25 @@ mod tests {
         assert_eq!(rows[0].case, "batch/sink/100");
         assert_eq!((rows[0].value, rows[0].unit.as_str()), (10.0, "ns/element"));
         assert_eq!(rows[0].ratio, Some(2.0));
+    }
+
+    #[test]
+    fn baselines_follow_their_groups_cases() {
+        let rows = pair(&[
+            m("a", "baseline:x", None, 1.0, None),
+            m("a", "case", None, 1.0, None),
+            m("b", "case", None, 1.0, None),
+        ]);
+        let cases: Vec<&str> = rows.iter().map(|r| r.case.as_str()).collect();
+        assert_eq!(cases, ["a/case", "a/baseline:x", "b/case"]);
+    }
+
+    #[test]
+    fn small_numbers_keep_three_significant_digits() {
+        assert_eq!(num(0.018_76), "0.0188");
+        assert_eq!(num(0.5), "0.500");
+        assert_eq!(num(1.234), "1.23");
+        assert_eq!(num(1234.5), "1234");
     }
 
     #[test]

@@ -492,8 +492,10 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn stop_kafka() -> Result<()> {
-    if let Some(pid) = running_tansu_pid() {
+/// Stops the broker; `Ok(true)` if one was running.
+fn stop_kafka() -> Result<bool> {
+    let running = running_tansu_pid();
+    if let Some(pid) = running {
         let pid = pid.to_string();
         let _ = Command::new("kill")
             .args(["-TERM", &pid])
@@ -515,16 +517,17 @@ fn stop_kafka() -> Result<()> {
         }
     }
     let _ = fs::remove_file(pid_file());
-    Ok(())
+    Ok(running.is_some())
 }
 
-fn stop_pg() -> Result<()> {
+/// Stops the cluster; `Ok(true)` if one was running.
+fn stop_pg() -> Result<bool> {
     let pg = services_dir().join("pg");
     let (Ok(bin), true) = (
         fs::read_to_string(pg.join("bin")),
         pg_data().join("postmaster.pid").is_file(),
     ) else {
-        return Ok(());
+        return Ok(false);
     };
     let pg_ctl = Path::new(bin.trim()).join("pg_ctl");
     let stop = |mode: &str| {
@@ -542,7 +545,7 @@ fn stop_pg() -> Result<()> {
             )
         })?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Stops the broker and the cluster, if running. Their logs stay in the services dir.
@@ -550,12 +553,10 @@ pub(crate) fn stop() -> Result<()> {
     let started = Instant::now();
     let kafka = stop_kafka();
     let pg = stop_pg();
-    kafka?;
-    pg?;
-    eprintln!(
-        "services: stopped in {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
+    if kafka? | pg? {
+        let took = started.elapsed().as_secs_f64();
+        eprintln!("services: stopped in {took:.2} s");
+    }
     Ok(())
 }
 

@@ -160,13 +160,19 @@ pub(crate) fn run(opts: TestOptions) -> Result<()> {
         );
     }
     let failed: Vec<_> = results.iter().filter(|(_, ok, _)| !ok).collect();
+    // A plain closing line, so a reader of the log sees the verdict last.
+    eprintln!(
+        "steps: {} passed, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
     if failed.is_empty() {
         return Ok(());
     }
     for (step, _, _) in &failed {
         let repro = if step.needs_services && !opts.no_services {
             format!(
-                "cargo xtask services start && eval \"$(cargo xtask services env)\" && {}",
+                "eval \"$(cargo xtask services start)\" && {}",
                 step.cmd.display()
             )
         } else {
