@@ -983,7 +983,7 @@ mod tests {
                 e.name()
             );
             if let Some(suffix) = e.kind().phase_suffix() {
-                assert_eq!(e.segments().last(), Some(suffix));
+                assert_eq!(e.segments().next_back(), Some(suffix));
             }
         }
     }

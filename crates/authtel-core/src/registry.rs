@@ -604,26 +604,24 @@ fn on_failure(
         &meta,
     );
     deliver(inner, snap, &report);
-    if detach {
-        if let Some(registry) = entry.registry.upgrade() {
-            let registry = Registry { inner: registry };
-            if registry.detach(&entry.id).is_ok() {
-                #[cfg(feature = "internal-logs")]
-                tracing::error!(
-                    target: "authtel::pipeline",
-                    handler = &*entry.id,
-                    consecutive,
-                    "authtel detached a handler after consecutive panics, as its FailurePolicy asked; attach it again once fixed"
-                );
-                let report = EventRecord::signal(
-                    &catalogue::PIPELINE_HANDLER_DETACHED,
-                    SpanContext::child_of(Some(record.context)),
-                    Measurements::new().count(1),
-                    &meta,
-                );
-                deliver(inner, &registry.inner.snapshot.load(), &report);
-            }
-        }
+    if detach
+        && let Some(registry) = entry.registry.upgrade().map(|inner| Registry { inner })
+        && registry.detach(&entry.id).is_ok()
+    {
+        #[cfg(feature = "internal-logs")]
+        tracing::error!(
+            target: "authtel::pipeline",
+            handler = &*entry.id,
+            consecutive,
+            "authtel detached a handler after consecutive panics, as its FailurePolicy asked; attach it again once fixed"
+        );
+        let report = EventRecord::signal(
+            &catalogue::PIPELINE_HANDLER_DETACHED,
+            SpanContext::child_of(Some(record.context)),
+            Measurements::new().count(1),
+            &meta,
+        );
+        deliver(inner, &registry.inner.snapshot.load(), &report);
     }
     REPORTING_FAILURE.with(|r| r.set(false));
 }
