@@ -411,9 +411,22 @@ impl Registry {
 
     /// Detaches the handler with this id.
     pub fn detach(&self, id: &str) -> Result<(), DetachError> {
+        if self.remove_where(|e| &*e.id == id) {
+            Ok(())
+        } else {
+            Err(DetachError::NotFound(id.to_owned()))
+        }
+    }
+
+    /// Detaches exactly this entry: not a newer handler attached under the same id since.
+    fn detach_entry(&self, entry: &Arc<Entry>) -> bool {
+        self.remove_where(|e| Arc::ptr_eq(e, entry))
+    }
+
+    fn remove_where(&self, matches: impl Fn(&Arc<Entry>) -> bool) -> bool {
         let mut entries = self.lock();
-        let Some(pos) = entries.iter().position(|e| &*e.id == id) else {
-            return Err(DetachError::NotFound(id.to_owned()));
+        let Some(pos) = entries.iter().position(matches) else {
+            return false;
         };
         let removed = entries.remove(pos);
         removed.detached.store(true, Ordering::Relaxed);
@@ -423,7 +436,7 @@ impl Registry {
         if self.inner.global {
             ACTIVE.fetch_sub(1, Ordering::Relaxed);
         }
-        Ok(())
+        true
     }
 
     /// The attached handlers, in attach order.
@@ -584,29 +597,33 @@ fn on_failure(
         consecutive,
         "authtel handler panicked; the event was not handled by it. It stays attached; fix the handler or attach it with a FailurePolicy"
     );
-    let detach = entry
-        .policy
-        .detach_after
-        .is_some_and(|n| consecutive >= n.get());
     // A failure while reporting a failure is counted but not reported again: no loops.
-    if REPORTING_FAILURE.with(|r| r.replace(true)) {
-        return;
-    }
+    let nested = REPORTING_FAILURE.with(|r| r.replace(true));
     let meta = Metadata::new()
         .reason(reason)
         .with_extra("handler", &*entry.id)
         .with_extra("event", record.event.name())
         .with_extra("consecutive_failures", consecutive);
-    let report = EventRecord::signal(
-        &catalogue::PIPELINE_HANDLER_FAILURE,
-        SpanContext::child_of(Some(record.context)),
-        Measurements::new().count(1),
-        &meta,
-    );
-    deliver(inner, snap, &report);
+    if !nested {
+        let report = EventRecord::signal(
+            &catalogue::PIPELINE_HANDLER_FAILURE,
+            SpanContext::child_of(Some(record.context)),
+            Measurements::new().count(1),
+            &meta,
+        );
+        deliver(inner, snap, &report);
+    }
+    // Decided after the report: a panic on the report itself counts as consecutive too.
+    // Checked on nested failures as well, so a handler that only panics on reports still
+    // meets its policy. Each detach removes a handler, so the recursion is bounded.
+    let consecutive = entry.consecutive.load(Ordering::Relaxed);
+    let detach = entry
+        .policy
+        .detach_after
+        .is_some_and(|n| consecutive >= n.get());
     if detach
         && let Some(registry) = entry.registry.upgrade().map(|inner| Registry { inner })
-        && registry.detach(&entry.id).is_ok()
+        && registry.detach_entry(entry)
     {
         #[cfg(feature = "internal-logs")]
         tracing::error!(
@@ -623,5 +640,7 @@ fn on_failure(
         );
         deliver(inner, &registry.inner.snapshot.load(), &report);
     }
-    REPORTING_FAILURE.with(|r| r.set(false));
+    if !nested {
+        REPORTING_FAILURE.with(|r| r.set(false));
+    }
 }

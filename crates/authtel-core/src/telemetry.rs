@@ -572,19 +572,23 @@ impl<'a> SpanGuard<'a> {
             count: None,
         };
         let record = match exception {
-            None => EventRecord {
-                event: self.span.stop(),
-                context: live.context,
-                measurements,
-                metadata: &self.metadata,
-                outcome: Some(self.metadata.get_outcome().unwrap_or(outcome)),
-                error_type: if outcome == Outcome::Success {
-                    None
-                } else {
-                    error_type
-                },
-                exception: None,
-            },
+            None => {
+                // The application's explicit outcome wins; a success never has an error type.
+                let outcome = self.metadata.get_outcome().unwrap_or(outcome);
+                EventRecord {
+                    event: self.span.stop(),
+                    context: live.context,
+                    measurements,
+                    metadata: &self.metadata,
+                    outcome: Some(outcome),
+                    error_type: if outcome == Outcome::Success {
+                        None
+                    } else {
+                        error_type
+                    },
+                    exception: None,
+                }
+            }
             Some((kind, reason)) => EventRecord {
                 event: self.span.exception(),
                 context: live.context,

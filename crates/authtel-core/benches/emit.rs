@@ -1,0 +1,116 @@
+//! What emitting costs on the process-global registry, next to baselines.
+//!
+//! - `event`: a signal with nothing attached, and with one no-op handler, against
+//!   `tracing::info!` with no subscriber (target: nothing attached < 1 ns).
+//! - `event_handler`: a signal with one no-op handler against one `Instant::now()`
+//!   (target: < 10 ns).
+//! - `span`: a closure span with nothing attached, and with one handler hearing start and
+//!   stop, against the clock reads a span must make — two `Instant::now()` and one
+//!   `SystemTime::now()` (target: ≤ 100 ns, ratio ≤ 1.4).
+//!
+//! The global registry is used on purpose: it is the production path (the scoped one is for
+//! tests and slower by design). Handlers are attached only for the cases that need them and
+//! detached right after, so "nothing attached" really means nothing in this process.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant, SystemTime};
+
+use authtel_core::catalogue;
+use authtel_core::metadata::Metadata;
+use authtel_core::registry::{self, Registry, Selection, handler_fn};
+use authtel_core::telemetry::{self, Measurements};
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
+
+fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+}
+
+fn emit_lockout() {
+    telemetry::event(
+        black_box(&catalogue::SECURITY_LOCKOUT),
+        Measurements::new().count(1),
+        Metadata::new().user_id(black_box("u_42")),
+    );
+}
+
+fn login_span() -> bool {
+    telemetry::span(
+        black_box(&catalogue::AUTH_LOGIN),
+        Metadata::new().user_id(black_box("u_42")),
+        || black_box(true),
+    )
+}
+
+/// Runs `f` with one no-op handler attached to `selection` on the global registry.
+fn with_global_handler(selection: impl Into<Selection>, f: impl FnOnce()) {
+    registry::attach(
+        "bench-noop",
+        selection,
+        handler_fn(|r| {
+            black_box(r.event);
+        }),
+    )
+    .expect("the bench owns the global registry: nothing else attaches");
+    f();
+    registry::detach("bench-noop").expect("attached above");
+}
+
+fn assert_nothing_attached() {
+    assert!(
+        Registry::global().handlers().is_empty() && !telemetry::is_active(),
+        "the nothing-attached cases need an empty global registry"
+    );
+}
+
+fn event(c: &mut Criterion) {
+    let mut group = c.benchmark_group("event");
+    short(&mut group);
+    assert_nothing_attached();
+    group.bench_function("nothing_attached", |b| b.iter(emit_lockout));
+    group.bench_function("baseline:tracing_info_no_subscriber", |b| {
+        b.iter(|| tracing::info!(user_id = black_box("u_42"), "security lockout"))
+    });
+    with_global_handler(&catalogue::SECURITY_LOCKOUT, || {
+        group.bench_function("one_noop_handler", |b| b.iter(emit_lockout));
+    });
+    group.finish();
+}
+
+fn event_handler(c: &mut Criterion) {
+    let mut group = c.benchmark_group("event_handler");
+    short(&mut group);
+    with_global_handler(&catalogue::SECURITY_LOCKOUT, || {
+        group.bench_function("one_noop_handler", |b| b.iter(emit_lockout));
+    });
+    group.bench_function("baseline:clock_read_instant_now", |b| {
+        b.iter(|| black_box(Instant::now()))
+    });
+    group.finish();
+}
+
+fn span(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span");
+    short(&mut group);
+    assert_nothing_attached();
+    group.bench_function("nothing_attached", |b| b.iter(login_span));
+    with_global_handler(&catalogue::AUTH_LOGIN, || {
+        group.bench_function("one_handler_start_stop", |b| b.iter(login_span));
+    });
+    group.bench_function("baseline:two_instant_one_systemtime", |b| {
+        b.iter(|| {
+            let start = black_box(Instant::now());
+            let wall = black_box(SystemTime::now());
+            black_box(Instant::now().duration_since(start));
+            wall
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, event, event_handler, span);
+criterion_main!(benches);
