@@ -3,7 +3,13 @@
 //! An [`AuditEvent`] is built from an [`EventRecord`] by [`AuditEvent::from_record`] for the
 //! events [`is_audited`] names (span stops and exceptions, and one-shot signals; never
 //! starts). Its `id` is a UUIDv7: unique, time-ordered, and the idempotency key every sink
-//! deduplicates on. Its JSON shape is stable and versioned by [`SCHEMA_VERSION`].
+//! deduplicates on. Its JSON shape is stable and versioned by [`SCHEMA_VERSION`]; the JSON
+//! Schema is `docs/audit-event.schema.json`.
+//!
+//! Records built elsewhere — an application action through [`AuditEvent::for_action`], a
+//! record read back from a queue — go through [`AuditEvent::sanitize`] before a sink keeps
+//! them: it applies the secret policy at every depth of the metadata and enforces the
+//! [`MAX_METADATA_BYTES`] and [`MAX_METADATA_DEPTH`] bounds.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,13 +19,64 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::catalogue::{Event, EventKind};
-use crate::metadata::Value;
+use crate::catalogue::{self, Event, EventKind, NameError};
+use crate::metadata::{self, REDACTED, Value};
 use crate::outcome::Outcome;
 use crate::telemetry::EventRecord;
 
 /// The version of the audit record's JSON shape. Bumped on any incompatible change.
 pub const SCHEMA_VERSION: u16 = 1;
+
+/// Largest serialized (compact JSON) size of a record's `metadata`, in bytes.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+
+/// Deepest nesting of a record's `metadata`: a top-level value is at depth 1, a value
+/// inside a top-level object or array at depth 2, and so on.
+pub const MAX_METADATA_DEPTH: usize = 4;
+
+/// Why an audit record was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The action is not a valid event name, or an application action uses a prefix
+    /// reserved for the library's catalogue.
+    #[error(transparent)]
+    InvalidAction(#[from] NameError),
+    /// The metadata serializes to more than [`MAX_METADATA_BYTES`].
+    #[error(
+        "audit record {id} carries {bytes} bytes of metadata, over the {max}-byte cap: keep large payloads out of audit records and store a reference to them instead"
+    )]
+    MetadataTooLarge {
+        /// The record's id.
+        id: Uuid,
+        /// Its metadata's serialized size.
+        bytes: usize,
+        /// [`MAX_METADATA_BYTES`].
+        max: usize,
+    },
+    /// The metadata nests deeper than [`MAX_METADATA_DEPTH`].
+    #[error(
+        "audit record {id} nests metadata deeper than {max} levels under key {key:?}: flatten the structure"
+    )]
+    MetadataTooDeep {
+        /// The record's id.
+        id: Uuid,
+        /// The top-level key under which the nesting went too deep.
+        key: String,
+        /// [`MAX_METADATA_DEPTH`].
+        max: usize,
+    },
+    /// The record declares a schema version this build does not read.
+    #[error(
+        "audit record {id} has schema version {found}, this build reads version {SCHEMA_VERSION}: upgrade authtel where the record is read"
+    )]
+    UnsupportedSchemaVersion {
+        /// The record's id.
+        id: Uuid,
+        /// The version it declared.
+        found: u16,
+    },
+}
 
 /// Whether an event becomes an audit record: stops, exceptions and signals do; starts don't.
 ///
@@ -291,6 +348,140 @@ impl AuditEvent {
         }
     }
 
+    /// A record for an application action (`billing.invoice.viewed`), validated against the
+    /// catalogue's name grammar and kept out of the library's reserved prefixes
+    /// ([`catalogue::validate_application_name`]).
+    ///
+    /// ```
+    /// use authtel_core::audit::{AuditError, AuditEvent};
+    /// use authtel_core::outcome::Outcome;
+    /// let e = AuditEvent::for_action("billing.invoice.viewed", Outcome::Success).unwrap();
+    /// assert_eq!(e.action, "billing.invoice.viewed");
+    /// assert!(matches!(
+    ///     AuditEvent::for_action("auth.login.stop", Outcome::Success),
+    ///     Err(AuditError::InvalidAction(_))
+    /// ));
+    /// ```
+    pub fn for_action(action: &str, outcome: Outcome) -> Result<AuditEvent, AuditError> {
+        catalogue::validate_application_name(action)?;
+        Ok(AuditEvent::new(action, outcome))
+    }
+
+    /// Checks the record without changing it: the action is a catalogue event or a valid
+    /// application action, the schema version is [`SCHEMA_VERSION`], and the metadata is
+    /// within [`MAX_METADATA_DEPTH`] and [`MAX_METADATA_BYTES`]. It does not look for
+    /// secrets; [`AuditEvent::sanitize`] does, and validates too.
+    ///
+    /// ```
+    /// use authtel_core::audit::AuditEvent;
+    /// use authtel_core::outcome::Outcome;
+    /// let mut e = AuditEvent::new("security.lockout", Outcome::Failure);
+    /// assert!(e.validate().is_ok());
+    /// e.action = "Not A Name".into();
+    /// assert!(e.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), AuditError> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(AuditError::UnsupportedSchemaVersion {
+                id: self.id,
+                found: self.schema_version,
+            });
+        }
+        if !is_catalogue_name(&self.action) {
+            catalogue::validate_application_name(&self.action)?;
+        }
+        for (key, value) in &self.metadata {
+            if deeper_than(value, MAX_METADATA_DEPTH) {
+                return Err(AuditError::MetadataTooDeep {
+                    id: self.id,
+                    key: metadata::truncate(key, metadata::MAX_KEY_LEN).to_owned(),
+                    max: MAX_METADATA_DEPTH,
+                });
+            }
+        }
+        let bytes = self.metadata_size();
+        if bytes > MAX_METADATA_BYTES {
+            return Err(AuditError::MetadataTooLarge {
+                id: self.id,
+                bytes,
+                max: MAX_METADATA_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies the secret policy to the whole record and then [`validate`]s it: a text field
+    /// or metadata string that looks like a credential, and any metadata value — at any
+    /// depth — under a key that names a secret, becomes `"[REDACTED]"`. Returns how many
+    /// values were redacted; they are also added to [`metadata::redaction_count`].
+    ///
+    /// [`validate`]: AuditEvent::validate
+    ///
+    /// ```
+    /// use authtel_core::audit::AuditEvent;
+    /// use authtel_core::metadata::REDACTED;
+    /// use authtel_core::outcome::Outcome;
+    /// let mut e = AuditEvent::for_action("billing.card.added", Outcome::Success).unwrap();
+    /// e.metadata.insert("card".into(), serde_json::json!({"last4": "4242", "auth": {"api_key": "k_123"}}));
+    /// assert_eq!(e.sanitize().unwrap(), 1);
+    /// assert_eq!(e.metadata["card"]["auth"]["api_key"], REDACTED);
+    /// assert_eq!(e.metadata["card"]["last4"], "4242");
+    /// ```
+    pub fn sanitize(&mut self) -> Result<usize, AuditError> {
+        let mut redacted = 0;
+        let mut screen = |text: &mut String| {
+            if metadata::looks_like_credential(text) {
+                *text = REDACTED.to_owned();
+                redacted += 1;
+            }
+        };
+        for party in [&mut self.actor, &mut self.target].into_iter().flatten() {
+            screen(&mut party.id);
+            screen(&mut party.kind);
+        }
+        for text in [
+            &mut self.session_id,
+            &mut self.user_agent,
+            &mut self.resource,
+            &mut self.operation,
+            &mut self.reason,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            screen(text);
+        }
+        for (key, value) in self.metadata.iter_mut() {
+            redacted += redact_json(key, value, 1);
+        }
+        if redacted > 0 {
+            metadata::note_redactions(redacted as u64);
+        }
+        self.validate()?;
+        Ok(redacted)
+    }
+
+    /// The size of the metadata as compact JSON, in bytes (what [`MAX_METADATA_BYTES`]
+    /// bounds).
+    ///
+    /// ```
+    /// use authtel_core::audit::AuditEvent;
+    /// use authtel_core::outcome::Outcome;
+    /// let mut e = AuditEvent::new("security.lockout", Outcome::Failure);
+    /// assert_eq!(e.metadata_size(), 0);
+    /// e.metadata.insert("k".into(), serde_json::json!(1));
+    /// assert_eq!(e.metadata_size(), r#"{"k":1}"#.len());
+    /// ```
+    pub fn metadata_size(&self) -> usize {
+        if self.metadata.is_empty() {
+            return 0;
+        }
+        let mut counter = ByteCounter(0);
+        // Writing into a counter cannot fail, and a map of JSON values always serializes.
+        let _ = serde_json::to_writer(&mut counter, &self.metadata);
+        counter.0
+    }
+
     /// The audit record for an event, or `None` when the event is not audited
     /// ([`is_audited`]).
     ///
@@ -373,6 +564,72 @@ impl AuditEvent {
     }
 }
 
+/// Counts bytes written, for sizing JSON without building it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn is_catalogue_name(name: &str) -> bool {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| catalogue::all().iter().map(|e| e.name()).collect())
+        .contains(name)
+}
+
+/// Whether a JSON value nests deeper than `max` (scalars and empty containers have depth
+/// 1). Descends at most `max + 1` levels, so a hostile value cannot exhaust the stack.
+fn deeper_than(value: &serde_json::Value, max: usize) -> bool {
+    if max == 0 {
+        return true;
+    }
+    match value {
+        serde_json::Value::Array(items) => items.iter().any(|v| deeper_than(v, max - 1)),
+        serde_json::Value::Object(map) => map.values().any(|v| deeper_than(v, max - 1)),
+        _ => false,
+    }
+}
+
+/// Redacts `value` (stored under `key`) in place; returns how many values it redacted.
+/// Stops descending past [`MAX_METADATA_DEPTH`]: `validate` refuses such a record anyway.
+fn redact_json(key: &str, value: &mut serde_json::Value, depth: usize) -> usize {
+    if metadata::key_names_secret(key) {
+        if value.as_str() == Some(REDACTED) {
+            return 0;
+        }
+        *value = REDACTED.into();
+        return 1;
+    }
+    if depth > MAX_METADATA_DEPTH {
+        return 0;
+    }
+    match value {
+        serde_json::Value::String(s) if metadata::looks_like_credential(s) => {
+            *s = REDACTED.to_owned();
+            1
+        }
+        // Array items are judged under the (non-secret) key that holds them.
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .map(|item| redact_json(key, item, depth + 1))
+            .sum(),
+        serde_json::Value::Object(map) => map
+            .iter_mut()
+            .map(|(k, v)| redact_json(k, v, depth + 1))
+            .sum(),
+        _ => 0,
+    }
+}
+
 fn default_signal_outcome(event: &Event) -> Outcome {
     match event.name() {
         "authorization.denied" => Outcome::Denied,
@@ -420,6 +677,96 @@ mod tests {
         );
         assert!("2026-13-01T00:00:00Z".parse::<Timestamp>().is_err());
         assert!("garbage".parse::<Timestamp>().is_err());
+    }
+
+    #[test]
+    fn application_actions_are_validated_and_kept_out_of_reserved_prefixes() {
+        assert!(AuditEvent::for_action("billing.invoice.viewed", Outcome::Success).is_ok());
+        for (bad, want_reserved) in [
+            ("security.lockout", true),
+            ("authtel.anything", true),
+            ("Billing.Invoice", false),
+            ("billing", false),
+            ("billing..x", false),
+        ] {
+            let err = AuditEvent::for_action(bad, Outcome::Success).unwrap_err();
+            let reserved = matches!(err, AuditError::InvalidAction(NameError::Reserved { .. }));
+            assert_eq!(reserved, want_reserved, "{bad}: {err}");
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn validate_accepts_catalogue_actions_and_refuses_unknown_reserved_ones() {
+        let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
+        assert_eq!(e.validate(), Ok(()));
+        e.action = "auth.not_in_catalogue".into();
+        assert!(matches!(e.validate(), Err(AuditError::InvalidAction(_))));
+        e.action = "auth.login.stop".into();
+        e.schema_version = SCHEMA_VERSION + 1;
+        assert!(matches!(
+            e.validate(),
+            Err(AuditError::UnsupportedSchemaVersion { found, .. }) if found == SCHEMA_VERSION + 1
+        ));
+    }
+
+    #[test]
+    fn sanitize_redacts_secrets_at_every_depth_and_counts_them() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.SflKxwRJSMeKKF2QT4fwpM";
+        let mut e = AuditEvent::for_action("billing.card.added", Outcome::Success).unwrap();
+        e.reason = Some(format!("token={jwt}"));
+        e.metadata
+            .insert("password".into(), serde_json::json!("hunter2"));
+        e.metadata.insert(
+            "request".into(),
+            serde_json::json!({
+                "headers": {"Cookie": "sid=abc", "accept": "json"},
+                "items": [{"refresh_token": "r1"}, "Bearer xyz", "plain"],
+                "nested": {"deeper": {"client_secret": "s3"}}
+            }),
+        );
+        let before = metadata::redaction_count();
+        assert_eq!(e.sanitize(), Ok(6));
+        assert!(metadata::redaction_count() >= before + 6);
+        let text = serde_json::to_string(&e).unwrap();
+        for secret in ["hunter2", "sid=abc", "r1", "xyz", "s3", jwt] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(e.metadata["request"]["headers"]["accept"], "json");
+        assert_eq!(e.metadata["request"]["items"][2], "plain");
+        // Already redacted: a second pass changes nothing.
+        assert_eq!(e.sanitize(), Ok(0));
+    }
+
+    #[test]
+    fn oversized_metadata_is_a_typed_error() {
+        let mut e = AuditEvent::for_action("billing.export.done", Outcome::Success).unwrap();
+        e.metadata.insert(
+            "rows".into(),
+            serde_json::json!("x".repeat(MAX_METADATA_BYTES)),
+        );
+        let err = e.sanitize().unwrap_err();
+        assert!(
+            matches!(err, AuditError::MetadataTooLarge { bytes, max, .. } if bytes > max && max == MAX_METADATA_BYTES),
+            "{err}"
+        );
+        assert!(err.to_string().contains("over the 8192-byte cap"), "{err}");
+    }
+
+    #[test]
+    fn too_deep_metadata_is_a_typed_error() {
+        let mut e = AuditEvent::for_action("billing.export.done", Outcome::Success).unwrap();
+        e.metadata
+            .insert("ok".into(), serde_json::json!({"a": {"b": {"c": 1}}}));
+        assert_eq!(e.validate(), Ok(()));
+        e.metadata.insert(
+            "deep".into(),
+            serde_json::json!({"a": {"b": {"c": {"d": 1}}}}),
+        );
+        assert!(matches!(
+            e.sanitize(),
+            Err(AuditError::MetadataTooDeep { key, max: MAX_METADATA_DEPTH, .. }) if key == "deep"
+        ));
     }
 
     #[test]

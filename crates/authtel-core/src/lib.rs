@@ -10,6 +10,7 @@
 //! - [`registry`]: attach handlers; a panicking handler is isolated and reported.
 //! - [`metadata`]: typed fields and the policy that keeps secrets out.
 //! - [`audit`]: the audit record every sink stores.
+//! - [`authorization`]: audit authorization decisions (allowed, denied, error).
 //! - [`forward`]: the contract sink crates implement.
 //!
 //! # In libraries
@@ -34,6 +35,7 @@
 //! 1.94 and newer.
 
 pub mod audit;
+pub mod authorization;
 pub mod catalogue;
 pub mod forward;
 pub mod metadata;

@@ -66,6 +66,12 @@ pub fn redaction_count() -> u64 {
     REDACTIONS.load(Ordering::Relaxed)
 }
 
+/// Adds redactions made outside [`Metadata`] (the audit record's nested metadata) to the
+/// process-wide count.
+pub(crate) fn note_redactions(n: u64) {
+    REDACTIONS.fetch_add(n, Ordering::Relaxed);
+}
+
 /// How many values the policy has refused in this process (emails as identifiers, invalid
 /// keys, extra fields over the limit).
 pub fn refusal_count() -> u64 {
