@@ -122,6 +122,15 @@ pub(crate) const HANDLER_METRICS: &[Description] = &[
     },
 ];
 
+/// Every metric name this crate exposes (histograms by their base name).
+///
+/// ```
+/// assert!(authtel_prometheus::names::metric_names().any(|n| n == "authtel_span_duration_seconds"));
+/// ```
+pub fn metric_names() -> impl Iterator<Item = &'static str> {
+    all_descriptions().map(|d| d.name)
+}
+
 /// The description of `name`, if it is one of ours.
 pub(crate) fn describe(name: &str) -> Option<&'static Description> {
     all_descriptions().find(|d| d.name == name)
