@@ -1,0 +1,103 @@
+//! Estimated memory of a stored record: what the `max_bytes` bound counts.
+//!
+//! An estimate, not an allocator measurement: the record's inline size, the heap capacity of
+//! its strings and metadata, allocator/node overheads approximated per allocation, and the
+//! record's share of the store's indexes. It errs on the high side so that the bound holds.
+
+use std::mem::size_of;
+
+use authtel_core::audit::{AuditEvent, Party};
+use serde_json::Value;
+
+/// Bookkeeping per heap allocation (allocator header and rounding), approximated.
+const PER_ALLOCATION: usize = 16;
+/// A `BTreeMap`/`serde_json::Map` entry's share of its node, beyond key and value.
+const PER_MAP_ENTRY: usize = 16;
+/// A record's share of its indexes: a sequence number in each of four index queues
+/// (actor, resource, action, outcome), plus a hash-map slot per keyed index.
+const INDEX_SHARE: usize = 4 * size_of::<u64>() + 3 * 48;
+
+/// Estimated bytes one stored record costs, including its index entries.
+pub(crate) fn record_bytes(event: &AuditEvent) -> usize {
+    let texts = [
+        Some(&event.action),
+        event.session_id.as_ref(),
+        event.user_agent.as_ref(),
+        event.resource.as_ref(),
+        event.operation.as_ref(),
+        event.reason.as_ref(),
+        event.span_id.as_ref(),
+        event.trace_id.as_ref(),
+    ];
+    let text_bytes: usize = texts.into_iter().flatten().map(string_heap).sum();
+    let party_bytes: usize = [&event.actor, &event.target]
+        .into_iter()
+        .flatten()
+        .map(|p: &Party| string_heap(&p.id) + string_heap(&p.kind))
+        .sum();
+    let metadata_bytes: usize = event
+        .metadata
+        .iter()
+        .map(|(k, v)| string_heap(k) + PER_MAP_ENTRY + size_of::<String>() + value_bytes(v))
+        .sum();
+    // Index keys are shared by all records with that key; charging each record its key's
+    // length over-counts, which keeps the bound safe.
+    let index_keys = event.actor.as_ref().map_or(0, |a| a.id.len())
+        + event.resource.as_ref().map_or(0, String::len)
+        + event.action.len();
+    size_of::<AuditEvent>()
+        + PER_ALLOCATION
+        + 2 * size_of::<usize>() // the Arc's counts
+        + size_of::<crate::store::Entry>()
+        + text_bytes
+        + party_bytes
+        + metadata_bytes
+        + INDEX_SHARE
+        + index_keys
+}
+
+fn string_heap(s: &String) -> usize {
+    if s.capacity() == 0 {
+        0
+    } else {
+        s.capacity() + PER_ALLOCATION
+    }
+}
+
+/// Inline size of a JSON value plus everything it owns on the heap.
+fn value_bytes(v: &Value) -> usize {
+    size_of::<Value>()
+        + match v {
+            Value::String(s) => string_heap(s),
+            Value::Array(items) => {
+                PER_ALLOCATION
+                    + (items.capacity() - items.len()) * size_of::<Value>()
+                    + items.iter().map(value_bytes).sum::<usize>()
+            }
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| string_heap(k) + size_of::<String>() + PER_MAP_ENTRY + value_bytes(v))
+                .sum(),
+            _ => 0,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authtel_core::outcome::Outcome;
+
+    #[test]
+    fn estimate_grows_with_content() {
+        let small = AuditEvent::new("security.lockout", Outcome::Failure);
+        let mut big = small.clone();
+        big.reason = Some("r".repeat(1000));
+        big.metadata.insert(
+            "detail".into(),
+            serde_json::json!({"list": ["x".repeat(500)]}),
+        );
+        let (s, b) = (record_bytes(&small), record_bytes(&big));
+        assert!(s >= size_of::<AuditEvent>(), "{s}");
+        assert!(b >= s + 1500, "{s} -> {b}");
+    }
+}

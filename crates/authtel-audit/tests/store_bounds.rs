@@ -1,0 +1,224 @@
+//! The store's bounds: eviction order, retention, the memory cap, runtime settings.
+
+use std::time::Duration;
+
+use authtel_audit::{InsertError, Inserted, Reader, RecentAuditStore, SettingsError};
+use authtel_core::audit::{AuditEvent, Party, Timestamp};
+use authtel_core::outcome::Outcome;
+
+fn admin() -> Reader {
+    Reader::new("test").with_role("admin")
+}
+
+fn record(actor: &str, n: usize) -> AuditEvent {
+    let mut e = AuditEvent::new("authorization.allowed", Outcome::Success);
+    e.actor = Some(Party::new(actor, "caller"));
+    e.resource = Some(format!("res.{n}"));
+    e.metadata.insert("n".into(), n.into());
+    e
+}
+
+fn numbers(events: &[std::sync::Arc<AuditEvent>]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e.metadata["n"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn max_entries_evicts_oldest_first_and_counts_it() {
+    let store = RecentAuditStore::builder("s")
+        .with_max_entries(3)
+        .build()
+        .unwrap();
+    for n in 0..5 {
+        assert_eq!(store.insert(record("u1", n)).unwrap(), Inserted::Stored);
+    }
+    assert_eq!(numbers(&store.recent(&admin(), 10).unwrap()), [4, 3, 2]);
+    assert_eq!(
+        numbers(&store.by_actor(&admin(), "u1", 10).unwrap()),
+        [4, 3, 2]
+    );
+    assert!(store.by_resource(&admin(), "res.1", 10).unwrap().is_empty());
+    let stats = store.stats();
+    assert_eq!(stats.entries, 3);
+    assert_eq!(stats.evictions.max_entries, 2);
+    assert_eq!(stats.stored_total, 5);
+}
+
+#[test]
+fn retention_removes_records_older_than_the_window_in_store_order() {
+    let store = RecentAuditStore::builder("s")
+        .with_retention(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let now = Timestamp::now().unix_micros();
+    let at = |secs_ago: i64, n| {
+        let mut e = record("u1", n);
+        e.occurred_at = Timestamp::from_unix_micros(now - secs_ago * 1_000_000);
+        e
+    };
+    store.insert(at(600, 0)).unwrap();
+    store.insert(at(120, 1)).unwrap();
+    store.insert(at(5, 2)).unwrap();
+    store.insert(at(1, 3)).unwrap();
+    assert_eq!(store.cleanup(), 2);
+    assert_eq!(numbers(&store.recent(&admin(), 10).unwrap()), [3, 2]);
+    let stats = store.stats();
+    assert_eq!(stats.evictions.retention, 2);
+    assert_eq!(stats.oldest.map(|t| t.unix_micros()), Some(now - 5_000_000));
+    // After a cleanup the store knows the cutoff: an already-expired record is not kept.
+    assert_eq!(store.insert(at(3600, 4)).unwrap(), Inserted::Expired);
+    assert_eq!(store.stats().entries, 2);
+}
+
+#[test]
+fn retention_is_applied_while_inserting_without_explicit_cleanup() {
+    let store = RecentAuditStore::builder("s")
+        .with_retention(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut old = record("u1", 0);
+    old.occurred_at = Timestamp::from_unix_micros(Timestamp::now().unix_micros() - 3_600_000_000);
+    store.insert(old).unwrap();
+    for n in 1..200 {
+        store.insert(record("u1", n)).unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.evictions.retention, 1);
+    assert_eq!(stats.entries, 199);
+}
+
+#[test]
+fn background_cleanup_removes_expired_records_and_stops_on_request() {
+    let store = RecentAuditStore::builder("s")
+        .with_retention(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut old = record("u1", 0);
+    old.occurred_at = Timestamp::from_unix_micros(Timestamp::now().unix_micros() - 3_600_000_000);
+    store.insert(old).unwrap();
+    let cleaner = store.spawn_cleanup(Duration::from_millis(10)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.stats().entries != 0 {
+        assert!(std::time::Instant::now() < deadline, "cleanup never ran");
+        std::thread::yield_now();
+    }
+    assert!(cleaner.is_running());
+    cleaner.stop();
+    assert_eq!(store.stats().evictions.retention, 1);
+}
+
+#[test]
+fn estimated_bytes_never_exceed_the_memory_cap() {
+    let cap = 64 * 1024;
+    let store = RecentAuditStore::builder("s")
+        .with_max_bytes(cap)
+        .with_max_entries(1_000_000)
+        .build()
+        .unwrap();
+    for n in 0..2_000 {
+        let mut e = record(&format!("u{}", n % 17), n);
+        // Records of varying size, so eviction must free more than one at times.
+        e.reason = Some("x".repeat(n % 700));
+        store.insert(e).unwrap();
+        let stats = store.stats();
+        assert!(
+            stats.estimated_bytes <= cap,
+            "{} > {cap}",
+            stats.estimated_bytes
+        );
+    }
+    let stats = store.stats();
+    assert!(stats.evictions.max_bytes > 0);
+    assert!(stats.entries > 10, "{}", stats.entries);
+    // The newest record is always kept.
+    assert_eq!(numbers(&store.recent(&admin(), 1).unwrap()), [1_999]);
+}
+
+#[test]
+fn a_record_larger_than_the_whole_cap_is_a_typed_error() {
+    let store = RecentAuditStore::builder("tiny")
+        .with_max_bytes(600)
+        .build()
+        .unwrap();
+    let mut e = record("u1", 0);
+    e.reason = Some("x".repeat(2_000));
+    let err = store.insert(e).unwrap_err();
+    assert!(
+        matches!(&err, InsertError::TooLarge { bytes, max: 600, .. } if *bytes > 600),
+        "{err}"
+    );
+    assert!(err.to_string().contains("raise max_bytes"), "{err}");
+    assert_eq!(store.stats().rejected, 1);
+}
+
+#[test]
+fn invalid_records_are_refused_with_the_reason() {
+    let store = RecentAuditStore::new("s").unwrap();
+    let mut e = record("u1", 0);
+    e.action = "auth.made_up".into();
+    let err = store.insert(e).unwrap_err();
+    assert!(matches!(err, InsertError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("auth.made_up"), "{err}");
+    assert_eq!(store.stats().entries, 0);
+}
+
+#[test]
+fn settings_change_at_runtime_and_shrinking_evicts_at_once() {
+    let store = RecentAuditStore::new("s").unwrap();
+    for n in 0..10 {
+        store.insert(record("u1", n)).unwrap();
+    }
+    store.set_max_entries(4).unwrap();
+    assert_eq!(store.settings().max_entries, 4);
+    assert_eq!(numbers(&store.recent(&admin(), 10).unwrap()), [9, 8, 7, 6]);
+    store.set_retention(30).unwrap();
+    assert_eq!(store.settings().retention, Duration::from_secs(30));
+    assert_eq!(
+        store.set_max_entries(0),
+        Err(SettingsError::Zero("max_entries"))
+    );
+    assert_eq!(
+        store.set_max_bytes(0),
+        Err(SettingsError::Zero("max_bytes"))
+    );
+    assert!(
+        store
+            .set_retention(0)
+            .unwrap_err()
+            .to_string()
+            .contains("retention")
+    );
+    assert_eq!(
+        store.settings().max_entries,
+        4,
+        "a refused change leaves settings alone"
+    );
+}
+
+#[test]
+fn clear_empties_the_store_but_keeps_totals() {
+    let store = RecentAuditStore::new("s").unwrap();
+    for n in 0..3 {
+        store.insert(record("u1", n)).unwrap();
+    }
+    store.clear();
+    assert!(store.recent(&admin(), 10).unwrap().is_empty());
+    assert!(store.by_actor(&admin(), "u1", 10).unwrap().is_empty());
+    let stats = store.stats();
+    assert_eq!((stats.entries, stats.estimated_bytes), (0, 0));
+    assert_eq!(stats.evictions.cleared, 3);
+    assert_eq!(stats.stored_total, 3);
+    store.insert(record("u1", 7)).unwrap();
+    assert_eq!(numbers(&store.by_actor(&admin(), "u1", 10).unwrap()), [7]);
+}
+
+#[test]
+fn invalid_names_are_refused() {
+    assert!(matches!(
+        RecentAuditStore::new(""),
+        Err(SettingsError::InvalidName(_))
+    ));
+    assert!(RecentAuditStore::new(&"n".repeat(65)).is_err());
+}
