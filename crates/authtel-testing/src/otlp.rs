@@ -56,6 +56,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
+/// The generated OTLP types the receiver hands out, for assertions.
+pub use opentelemetry_proto as proto;
+
 /// Largest HTTP header block or body the receiver accepts, in bytes.
 const MAX_HTTP_BYTES: usize = 16 * 1024 * 1024;
 
