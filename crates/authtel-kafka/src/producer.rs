@@ -207,8 +207,9 @@ impl KafkaForwarder {
             self.enqueue(&event, &value, &tracker).await;
         }
         tracker.wait().await;
-        self.stats.count_batch(tracker.failures().is_none());
-        match tracker.failures() {
+        let failures = tracker.failures();
+        self.stats.count_batch(failures.is_none());
+        match failures {
             None => Ok(()),
             Some(summary) => {
                 let context = format!(
