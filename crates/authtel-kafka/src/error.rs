@@ -213,7 +213,7 @@ pub enum ProbeError {
         timeout_ms: u128,
         /// librdkafka's error.
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// The brokers answered but do not have the topic.
     #[error("kafka topic {topic:?} does not exist on {bootstrap}: create it or fix the topic name")]

@@ -160,7 +160,7 @@ impl KafkaForwarder {
             .map_err(|source| ProbeError::Unreachable {
                 bootstrap: self.bootstrap.clone(),
                 timeout_ms: timeout.as_millis(),
-                source,
+                source: Box::new(source),
             })?;
         let present = metadata
             .topics()
