@@ -1,0 +1,235 @@
+//! Pipeline throughput: enqueue cost on the async path against a raw tokio mpsc send,
+//! end-to-end delivery to a no-op forwarder, spill (fsync per batch) and replay.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use authtel_core::audit::AuditEvent;
+use authtel_core::forward::{ErrorKind, ForwardError, ForwardFuture, Forwarder};
+use authtel_core::outcome::Outcome;
+use authtel_pipeline::{
+    Backpressure, BreakerConfig, Dispatch, ForwarderConfig, FsyncPolicy, Pipeline, RetryPolicy,
+};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+#[derive(Debug, Default)]
+struct Noop(AtomicU64);
+
+impl Forwarder for Noop {
+    fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[derive(Debug)]
+struct Down;
+
+impl Forwarder for Down {
+    fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> {
+        Box::pin(async {
+            Err(ForwardError::message(
+                ErrorKind::Transient,
+                "bench destination down",
+            ))
+        })
+    }
+}
+
+fn events(n: usize) -> Vec<AuditEvent> {
+    let template = AuditEvent::new("auth.login.stop", Outcome::Success);
+    (0..n).map(|_| template.clone()).collect()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("authtel-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("pipeline");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+
+    // Enqueue from one producer; the worker drains concurrently.
+    let noop = Arc::new(Noop::default());
+    let pipeline = {
+        let _g = rt.enter();
+        Pipeline::builder()
+            .forwarder(
+                ForwarderConfig::from_arc("noop", noop.clone())
+                    .dispatch(Dispatch::Async)
+                    .queue_capacity(1 << 20)
+                    .batch_size(1024),
+            )
+            .build()
+            .unwrap()
+    };
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("enqueue_async", |b| {
+        b.iter_batched(
+            || AuditEvent::new("auth.login.stop", Outcome::Success),
+            |e| pipeline.publish(black_box(e)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    pipeline
+        .flush(Instant::now() + Duration::from_secs(30))
+        .unwrap();
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditEvent>(1 << 20);
+    rt.spawn(async move { while rx.recv().await.is_some() {} });
+    group.bench_function("baseline:tokio_mpsc_send", |b| {
+        b.iter_batched(
+            || AuditEvent::new("auth.login.stop", Outcome::Success),
+            |e| tx.try_send(black_box(e)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+
+    // End to end: publish a batch of records and wait until all are delivered.
+    const N: usize = 20_000;
+    group.throughput(Throughput::Elements(N as u64));
+    group.bench_function("end_to_end_noop", |b| {
+        b.iter_batched(
+            || events(N),
+            |batch| {
+                for e in batch {
+                    pipeline.publish(e).unwrap();
+                }
+                pipeline
+                    .flush(Instant::now() + Duration::from_secs(30))
+                    .unwrap();
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    drop(pipeline);
+
+    // Spill with fsync per batch: the destination is down and the breaker open.
+    const S: usize = 2_000;
+    let spill_root = temp_dir("spill");
+    let spilling = {
+        let _g = rt.enter();
+        Pipeline::builder()
+            .forwarder(
+                ForwarderConfig::new("down", Down)
+                    .dispatch(Dispatch::Async)
+                    .batch_size(256)
+                    .queue_capacity(1 << 16)
+                    .backpressure(Backpressure::Spill)
+                    .breaker(BreakerConfig {
+                        failure_threshold: 1,
+                        open_for: Duration::from_secs(3600),
+                    })
+                    .retry(RetryPolicy {
+                        max_attempts: 1,
+                        base: Duration::ZERO,
+                        max: Duration::ZERO,
+                        jitter: false,
+                    })
+                    .spill_dir(&spill_root)
+                    .spill_max_bytes(u64::MAX / 2)
+                    .fsync(FsyncPolicy::EveryBatch)
+                    .dead_letter_dir(spill_root.join("dead")),
+            )
+            .build()
+            .unwrap()
+    };
+    group.throughput(Throughput::Elements(S as u64));
+    group.bench_function("spill_fsync_per_batch", |b| {
+        b.iter_batched(
+            || events(S),
+            |batch| {
+                for e in batch {
+                    spilling.publish(e).unwrap();
+                }
+                spilling
+                    .flush(Instant::now() + Duration::from_secs(30))
+                    .unwrap();
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    spilling
+        .shutdown(Instant::now() + Duration::from_secs(30))
+        .unwrap();
+    drop(spilling);
+
+    // Replay: a fresh pipeline on a spill directory holding S records, healthy destination.
+    let replay_root = temp_dir("replay");
+    group.bench_function("replay", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let _ = std::fs::remove_dir_all(&replay_root);
+                {
+                    let _g = rt.enter();
+                    let writer = Pipeline::builder()
+                        .forwarder(
+                            ForwarderConfig::new("r", Down)
+                                .dispatch(Dispatch::Sync)
+                                .backpressure(Backpressure::Spill)
+                                .breaker(BreakerConfig {
+                                    failure_threshold: 1,
+                                    open_for: Duration::from_secs(3600),
+                                })
+                                .retry(RetryPolicy {
+                                    max_attempts: 1,
+                                    base: Duration::ZERO,
+                                    max: Duration::ZERO,
+                                    jitter: false,
+                                })
+                                .spill_dir(&replay_root)
+                                .fsync(FsyncPolicy::Never)
+                                .dead_letter_dir(replay_root.join("dead")),
+                        )
+                        .build()
+                        .unwrap();
+                    for e in events(S) {
+                        writer.publish(e).unwrap();
+                    }
+                }
+                let sink = Arc::new(Noop::default());
+                let start = Instant::now();
+                let _g = rt.enter();
+                let reader = Pipeline::builder()
+                    .forwarder(
+                        ForwarderConfig::from_arc("r", sink.clone())
+                            .dispatch(Dispatch::Async)
+                            .batch_size(512)
+                            .spill_dir(&replay_root)
+                            .dead_letter_dir(replay_root.join("dead")),
+                    )
+                    .build()
+                    .unwrap();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while sink.0.load(Ordering::Relaxed) < S as u64 && Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
+                total += start.elapsed();
+                reader
+                    .shutdown(Instant::now() + Duration::from_secs(5))
+                    .unwrap();
+            }
+            total
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&spill_root);
+    let _ = std::fs::remove_dir_all(&replay_root);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,76 @@
+//! The authtel forwarding pipeline: how audit records get from authentication code to the
+//! SQL audit store, Kafka and OTLP without ever making a login wait on, or fail because
+//! of, a slow or broken destination — and without losing a record when one is down.
+//!
+//! Each destination is a [`Forwarder`](authtel_core::forward::Forwarder) registered with a
+//! [`ForwarderConfig`]. Per forwarder the pipeline provides:
+//!
+//! - **dispatch**: [`Dispatch::Sync`] (inline), [`Dispatch::Async`] (bounded queue, worker
+//!   tasks, batches) or [`Dispatch::Auto`] (async inside a tokio runtime, else sync);
+//! - **retries** of transient failures with exponential backoff and full jitter
+//!   ([`RetryPolicy`]); permanent failures and exhausted retries go to a **dead-letter**
+//!   file and the `pipeline.forward.error` signal;
+//! - **backpressure** when the queue is full ([`Backpressure`]): block with a timeout,
+//!   drop (counted; never audit records unless allowed) or **spill** to JSON-lines files
+//!   replayed in order ([`FsyncPolicy`] decides durability);
+//! - a **circuit breaker** ([`BreakerConfig`]): while open, records spill;
+//! - **sampling and rate limiting** for non-security telemetry only
+//!   ([`Pipeline::publish_telemetry`]);
+//! - **self-metrics** ([`Pipeline::metrics`]) and configuration from `AUTHTEL_*`
+//!   variables ([`EnvConfig`]).
+//!
+//! Delivery is at-least-once: a record can arrive twice (after a retry or a crash during
+//! replay) and destinations deduplicate on its id.
+//!
+//! # In applications
+//!
+//! ```no_run
+//! use authtel_core::registry::{Registry, Selection};
+//! use authtel_pipeline::{Backpressure, EnvConfig, ForwarderConfig, Pipeline};
+//! # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
+//! # #[derive(Debug)] struct KafkaForwarder;
+//! # impl Forwarder for KafkaForwarder { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let builder = Pipeline::builder().env(EnvConfig::from_env()?);
+//! let kafka = builder
+//!     .forwarder_config("kafka", KafkaForwarder)
+//!     .backpressure(Backpressure::Spill)
+//!     .spill_dir("/var/lib/myapp/authtel-spill");
+//! let pipeline = builder.forwarder(kafka).build()?;
+//! let _flush_at_exit = pipeline.flush_guard(std::time::Duration::from_secs(5));
+//! Registry::global().attach("pipeline", Selection::All, pipeline.handler())?;
+//! # Ok(()) }
+//! ```
+//!
+//! # In libraries
+//!
+//! Libraries emit events through `authtel_core::telemetry` and never build a pipeline;
+//! the application decides where records go.
+//!
+//! # Feature flags
+//!
+//! None. The crate needs tokio with `rt`, `rt-multi-thread`, `net`, `sync`, `time`.
+//!
+//! # Supported Rust versions
+//!
+//! The workspace's `rust-version` (1.94) and newer.
+
+mod blocking;
+mod breaker;
+mod config;
+mod error;
+mod lane;
+mod limit;
+mod metrics;
+mod pipeline;
+mod redact;
+mod signals;
+mod spill;
+
+pub use config::{
+    Backpressure, BreakerConfig, ConfigError, Dispatch, EnvConfig, ForwarderConfig, FsyncPolicy,
+    RateLimit, RetryPolicy, Settings,
+};
+pub use error::{BuildError, FlushError, PublishError};
+pub use metrics::{BreakerState, ForwarderMetrics, LATENCY_BUCKETS, Latency};
+pub use pipeline::{FlushGuard, Pipeline, PipelineBuilder};

@@ -1,0 +1,390 @@
+//! [`Pipeline`]: the forwarders, their lanes, and the handler that feeds them.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authtel_core::audit::AuditEvent;
+use authtel_core::catalogue;
+use authtel_core::forward::Forwarder;
+use authtel_core::registry::{Handler, Registry};
+use authtel_core::telemetry::EventRecord;
+use tokio::runtime::Handle;
+
+use crate::config::{Dispatch, EnvConfig, ForwarderConfig, Settings};
+use crate::error::{BuildError, FlushError, PublishError};
+use crate::lane::{Class, Lane};
+use crate::metrics::ForwarderMetrics;
+use crate::signals::{self, Signals};
+use crate::spill::{DeadLetter, SpillStore, file_safe};
+
+/// Configures a [`Pipeline`]. See [`Pipeline::builder`].
+#[derive(Debug, Default)]
+pub struct PipelineBuilder {
+    defaults: Settings,
+    expected: Vec<String>,
+    forwarders: Vec<ForwarderConfig>,
+    runtime: Option<Handle>,
+    registry: Option<Registry>,
+}
+
+impl PipelineBuilder {
+    /// Adds a forwarder.
+    #[must_use]
+    pub fn forwarder(mut self, config: ForwarderConfig) -> Self {
+        self.forwarders.push(config);
+        self
+    }
+
+    /// Takes default settings and the expected forwarder kinds from `AUTHTEL_*` variables
+    /// (see [`EnvConfig`]). Use [`forwarder_config`](Self::forwarder_config) to start a
+    /// forwarder's settings from them.
+    ///
+    /// ```
+    /// use authtel_pipeline::{EnvConfig, Pipeline};
+    /// let env = EnvConfig::from_vars([("AUTHTEL_PIPELINE_BATCH_SIZE", "64")]).unwrap();
+    /// let builder = Pipeline::builder().env(env);
+    /// # #[derive(Debug)] struct Noop;
+    /// # impl authtel_core::forward::Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [authtel_core::audit::AuditEvent]) -> authtel_core::forward::ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+    /// assert_eq!(builder.forwarder_config("sql", Noop).settings().batch_size, 64);
+    /// ```
+    #[must_use]
+    pub fn env(mut self, env: EnvConfig) -> Self {
+        self.defaults = env.settings;
+        self.expected = env.forwarders;
+        self
+    }
+
+    /// A forwarder config starting from the builder's default settings.
+    pub fn forwarder_config(
+        &self,
+        id: impl Into<String>,
+        forwarder: impl Forwarder,
+    ) -> ForwarderConfig {
+        ForwarderConfig::new(id, forwarder).settings_from(self.defaults.clone())
+    }
+
+    /// Forwarder ids the application expects (e.g. from `AUTHTEL_FORWARDERS`). Each one no
+    /// forwarder was added for — its crate or feature is not compiled in — produces one
+    /// warning at build; nothing else changes.
+    #[must_use]
+    pub fn expect_forwarders<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.expected.extend(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// The runtime async lanes run on, when building outside it.
+    #[must_use]
+    pub fn runtime(mut self, handle: Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Where the pipeline's own signals go (`pipeline.forward.error`,
+    /// `pipeline.records.dropped`). Default: the registry of the thread that emits.
+    #[must_use]
+    pub fn signals_to(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Validates everything, opens spill and dead-letter directories, starts workers.
+    pub fn build(self) -> Result<Pipeline, BuildError> {
+        let runtime = self.runtime.or_else(|| Handle::try_current().ok());
+        let signals = Arc::new(Signals::new(self.registry));
+        let mut lanes: Vec<Arc<Lane>> = Vec::new();
+        for cfg in self.forwarders {
+            let ForwarderConfig {
+                id,
+                forwarder,
+                settings,
+            } = cfg;
+            if id.is_empty() || lanes.iter().any(|l| l.id == id) {
+                return Err(BuildError::BadId { id });
+            }
+            settings.validate().map_err(|source| BuildError::Config {
+                forwarder: id.clone(),
+                source,
+            })?;
+            let asynchronous = match (settings.dispatch, &runtime) {
+                (Dispatch::Sync, _) | (Dispatch::Auto, None) => false,
+                (Dispatch::Async | Dispatch::Auto, Some(_)) => true,
+                (Dispatch::Async, None) => return Err(BuildError::NoRuntime { forwarder: id }),
+            };
+            if !asynchronous {
+                crate::blocking::ensure_private().map_err(BuildError::Runtime)?;
+            }
+            let dir_error = |path: PathBuf, source| BuildError::Directory {
+                forwarder: id.clone(),
+                path,
+                source,
+            };
+            let spill = match &settings.spill_dir {
+                Some(dir) => {
+                    let dir = dir.join(file_safe(&id));
+                    let store = SpillStore::open(
+                        dir.clone(),
+                        settings.spill_max_bytes,
+                        settings.spill_max_line_bytes,
+                        settings.fsync,
+                    )
+                    .map_err(|e| dir_error(dir.clone(), e))?;
+                    if !store.is_empty() {
+                        tracing::info!(
+                            forwarder = %id,
+                            bytes = store.bytes(),
+                            dir = %dir.display(),
+                            "authtel pipeline found spilled records from an earlier run; replaying them in order"
+                        );
+                    }
+                    Some(store)
+                }
+                None => None,
+            };
+            let dl_dir = settings
+                .dead_letter_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("authtel-dead-letter"));
+            let dead_letter =
+                DeadLetter::open(&dl_dir, &id).map_err(|e| dir_error(dl_dir.clone(), e))?;
+            let lane = Arc::new(Lane::new(
+                id,
+                forwarder,
+                settings,
+                asynchronous,
+                spill,
+                dead_letter,
+                Arc::clone(&signals),
+            ));
+            if asynchronous && let Some(handle) = &runtime {
+                lane.spawn_workers(handle);
+            }
+            lanes.push(lane);
+        }
+        let mut warnings = Vec::new();
+        for kind in self.expected {
+            if !lanes.iter().any(|l| l.id == kind) {
+                let text = format!(
+                    "forwarder {kind:?} is configured (AUTHTEL_FORWARDERS) but not available in this build; enable the authtel feature or add the crate that provides it; the other forwarders run normally"
+                );
+                tracing::warn!(forwarder = %kind, "{text}");
+                warnings.push(text);
+            }
+        }
+        Ok(Pipeline {
+            inner: Arc::new(Inner { lanes, warnings }),
+        })
+    }
+}
+
+struct Inner {
+    lanes: Vec<Arc<Lane>>,
+    warnings: Vec<String>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for lane in &self.lanes {
+            lane.close();
+        }
+    }
+}
+
+/// Routes audit records to forwarders: queues, batches, retries, spills, dead-letters.
+///
+/// Cloning is cheap and shares the pipeline. Attach it to a registry to turn audited
+/// events into [`AuditEvent`]s, or [`publish`](Pipeline::publish) records directly.
+///
+/// ```
+/// use authtel_core::{catalogue, metadata::Metadata, registry::{Registry, Selection}, telemetry};
+/// use authtel_pipeline::{Dispatch, ForwarderConfig, Pipeline};
+/// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
+/// # #[derive(Debug, Default)] struct Count(std::sync::atomic::AtomicUsize);
+/// # impl Forwarder for Count { fn forward<'a>(&'a self, b: &'a [AuditEvent]) -> ForwardFuture<'a> {
+/// #     self.0.fetch_add(b.len(), std::sync::atomic::Ordering::SeqCst); Box::pin(async { Ok(()) }) } }
+/// let pipeline = Pipeline::builder()
+///     .forwarder(ForwarderConfig::new("audit-store", Count::default()).dispatch(Dispatch::Sync))
+///     .build()
+///     .unwrap();
+/// let registry = Registry::new();
+/// registry.attach("pipeline", Selection::All, pipeline.handler()).unwrap();
+/// let _scope = registry.enter();
+/// telemetry::event(&catalogue::SECURITY_LOCKOUT, Default::default(), Metadata::new().user_id("u_1"));
+/// assert_eq!(pipeline.metrics()[0].delivered, 1);
+/// ```
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("forwarders", &self.inner.lanes)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// Starts configuring a pipeline.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// Publishes an audit record to every forwarder. Audit records are never sampled or
+    /// rate limited. Secret-named metadata and credential-looking values are redacted
+    /// first. Returns the first forwarder's refusal, if any; the others still got it.
+    pub fn publish(&self, event: AuditEvent) -> Result<(), PublishError> {
+        self.route(event, Class::Audit, None)
+    }
+
+    /// Publishes a high-volume telemetry record: subject to sampling and rate limiting —
+    /// unless its action names a security signal, which is always treated as audit.
+    ///
+    /// ```
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}, outcome::Outcome};
+    /// # #[derive(Debug)] struct Noop;
+    /// # impl Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+    /// use authtel_pipeline::{Dispatch, ForwarderConfig, Pipeline};
+    /// let p = Pipeline::builder()
+    ///     .forwarder(ForwarderConfig::new("otlp", Noop).dispatch(Dispatch::Sync).sample_rate(0.0))
+    ///     .build().unwrap();
+    /// p.publish_telemetry(AuditEvent::new("auth.token.validate.stop", Outcome::Success)).unwrap();
+    /// p.publish_telemetry(AuditEvent::new("security.lockout", Outcome::Failure)).unwrap();
+    /// let m = &p.metrics()[0];
+    /// assert_eq!((m.sampled_out, m.delivered), (1, 1));
+    /// ```
+    pub fn publish_telemetry(&self, event: AuditEvent) -> Result<(), PublishError> {
+        let class = match catalogue::by_name(&event.action) {
+            Some(e) if e.is_security_signal() => Class::Audit,
+            _ => Class::Telemetry,
+        };
+        self.route(event, class, None)
+    }
+
+    /// Publishes, waiting at most `timeout` for queue room whatever the backpressure
+    /// policy. On timeout the record spills if a spill directory is set (then `Ok`), else
+    /// [`PublishError::Timeout`].
+    pub fn publish_with_timeout(
+        &self,
+        event: AuditEvent,
+        timeout: Duration,
+    ) -> Result<(), PublishError> {
+        self.route(event, Class::Audit, Some(timeout))
+    }
+
+    fn route(
+        &self,
+        mut event: AuditEvent,
+        class: Class,
+        timeout: Option<Duration>,
+    ) -> Result<(), PublishError> {
+        crate::redact::screen(&mut event);
+        let Some((last, rest)) = self.inner.lanes.split_last() else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        for lane in rest {
+            let r = lane.publish(event.clone(), class, timeout);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        let r = last.publish(event, class, timeout);
+        result.and(r)
+    }
+
+    /// Waits until every accepted record is delivered, spilled or dead-lettered, or the
+    /// deadline passes (then what is still queued spills if it can). Blocks the thread:
+    /// from async code call it in `spawn_blocking` or a multi-thread runtime.
+    pub fn flush(&self, deadline: Instant) -> Result<(), FlushError> {
+        let mut result = Ok(());
+        for lane in &self.inner.lanes {
+            let r = lane.flush(deadline);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// Stops accepting records into memory (later ones spill, or are refused), flushes,
+    /// stops the workers and shuts the forwarders down. Idempotent.
+    pub fn shutdown(&self, deadline: Instant) -> Result<(), FlushError> {
+        let mut result = Ok(());
+        for lane in &self.inner.lanes {
+            let r = lane.shutdown(deadline);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// A guard that flushes (waiting at most `timeout`) when dropped; keep it alive in
+    /// `main` so records in memory are not stranded at exit.
+    ///
+    /// ```
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
+    /// # #[derive(Debug)] struct Noop;
+    /// # impl Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+    /// # use authtel_pipeline::{Dispatch, ForwarderConfig, Pipeline};
+    /// let pipeline = Pipeline::builder().forwarder(ForwarderConfig::new("x", Noop).dispatch(Dispatch::Sync)).build().unwrap();
+    /// let _guard = pipeline.flush_guard(std::time::Duration::from_secs(5));
+    /// ```
+    pub fn flush_guard(&self, timeout: Duration) -> FlushGuard {
+        FlushGuard {
+            pipeline: self.clone(),
+            timeout,
+        }
+    }
+
+    /// A handler to attach to a registry: audited events become records (span starts and
+    /// the pipeline's own signals are skipped).
+    pub fn handler(&self) -> Pipeline {
+        self.clone()
+    }
+
+    /// A snapshot of every forwarder's counters, in the order they were added.
+    pub fn metrics(&self) -> Vec<ForwarderMetrics> {
+        self.inner.lanes.iter().map(|l| l.metrics()).collect()
+    }
+
+    /// The warnings printed at build (forwarders configured but not available).
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
+    }
+}
+
+impl Handler for Pipeline {
+    fn handle(&self, record: &EventRecord<'_>) {
+        if signals::emitting() {
+            return;
+        }
+        if let Some(event) = AuditEvent::from_record(record) {
+            // Failures are counted and reported by the lane; a handler has nobody to tell.
+            let _ = self.publish(event);
+        }
+    }
+}
+
+/// Flushes the pipeline when dropped. See [`Pipeline::flush_guard`].
+#[must_use = "the guard flushes when dropped; dropping it at once flushes at once"]
+#[derive(Debug)]
+pub struct FlushGuard {
+    pipeline: Pipeline,
+    timeout: Duration,
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.pipeline.flush(Instant::now() + self.timeout) {
+            tracing::error!(error = %e, "authtel pipeline flush at exit did not finish");
+        }
+    }
+}
