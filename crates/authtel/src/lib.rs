@@ -1,0 +1,76 @@
+//! authtel: authentication telemetry.
+//!
+//! Authentication code says what happened — a login, a token refresh, an MFA lockout, an
+//! OAuth callback, an authorization decision — through one small typed API, and every
+//! sink understands it the same way: structured logs (`tracing`), a SQL audit trail,
+//! Kafka, OTLP and Prometheus. Events come from a typed catalogue
+//! ([`catalogue::AUTH_LOGIN`], [`catalogue::SECURITY_LOCKOUT`], …), so a typo is a compile
+//! error, and a metadata policy keeps passwords, tokens and cookies out of every output.
+//!
+//! # In libraries
+//! Depend on `authtel` with `default-features = false` and only emit: wrap operations in
+//! [`telemetry::span`], send signals with [`telemetry::event`]. With nothing attached an
+//! emit costs one atomic load; the application decides where events go.
+//!
+//! # In applications
+//! Attach sinks once at startup — here the default logger — and install a `tracing`
+//! subscriber to see its output:
+//!
+//! ```
+//! use authtel::{catalogue, metadata::Metadata, telemetry};
+//! # fn check_password(_: &str) -> Result<(), &'static str> { Ok(()) }
+//!
+//! authtel::log::attach_default_logger(authtel::log::LoggerOptions::new())?;
+//!
+//! let login = telemetry::span(&catalogue::AUTH_LOGIN, Metadata::new().user_id("u_42"), || {
+//!     check_password("u_42")
+//! });
+//! assert!(login.is_ok());
+//! # authtel::log::detach_default_logger()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Modules
+//! - [`catalogue`]: every event as a typed `static` with a stable dotted name.
+//! - [`telemetry`]: [`telemetry::span`], [`telemetry::span_async`], [`telemetry::start`],
+//!   [`telemetry::event`].
+//! - [`metadata`]: typed fields and the policy that keeps secrets out.
+//! - [`registry`]: attach and detach handlers; scoped registries for tests.
+//! - [`outcome`]: how an operation ended.
+//! - [`audit`]: the audit record every audit sink stores.
+//! - [`forward`]: the contract sink crates implement.
+//! - [`log`] (feature `log`): the default logger.
+//!
+//! # Feature flags
+//! - `log` (default): the default logger ([`log`]), writing into `tracing`. Needs nothing
+//!   else; install any `tracing` subscriber to see the output.
+//!
+//! Each sink will get a feature of its own name (`sql`, `kafka`, `otlp`, `prometheus`,
+//! `pipeline`); enable only those you deploy — every sink brings its client library.
+//!
+//! # Supported Rust versions
+//! 1.94 and newer (the workspace's `rust-version`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use authtel_core::{Category, Event, Metadata, Outcome, SpanDef};
+pub use authtel_core::{audit, catalogue, forward, metadata, outcome, registry, telemetry};
+
+/// The default logger: span stops, exceptions and signals as structured `tracing` events
+/// under per-category targets (`authtel::auth`, `authtel::security`, …).
+///
+/// ```
+/// use authtel::log::{attach_default_logger, detach_default_logger, LoggerOptions};
+/// use authtel::catalogue::Category;
+/// attach_default_logger(LoggerOptions::new().with_categories([Category::Security]))?;
+/// # detach_default_logger()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "log")))]
+pub mod log {
+    pub use authtel_log::*;
+}
+
+// Sinks, each behind its feature, are re-exported here as they land:
+// `sql`, `kafka`, `otlp`, `prometheus`, `pipeline` (e.g. `pub mod sql { pub use authtel_sql::*; }`).
