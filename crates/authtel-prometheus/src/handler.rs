@@ -44,6 +44,7 @@ impl Target {
             let help = SharedString::const_str(d.help);
             match d.kind {
                 Kind::Counter => recorder.describe_counter(name.into(), d.unit, help),
+                Kind::Gauge => recorder.describe_gauge(name.into(), d.unit, help),
                 Kind::Histogram => recorder.describe_histogram(name.into(), d.unit, help),
             }
         }
@@ -54,6 +55,15 @@ impl Target {
         self.with(|r| {
             self.describe(r, name);
             r.register_counter(&key, &METADATA)
+        })
+    }
+
+    #[cfg_attr(not(feature = "pipeline"), allow(dead_code))]
+    pub(crate) fn gauge(&self, name: &'static str, labels: Vec<Label>) -> metrics::Gauge {
+        let key = Key::from_parts(name, labels);
+        self.with(|r| {
+            self.describe(r, name);
+            r.register_gauge(&key, &METADATA)
         })
     }
 

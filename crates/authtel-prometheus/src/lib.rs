@@ -36,9 +36,16 @@
 //! [`PrometheusSinkBuilder::install_recorder`], or keep everything local with
 //! [`PrometheusSinkBuilder::build`] (what the tests do).
 //!
+//! With the `pipeline` feature, [`PrometheusSink::register_pipeline_metrics`] adds the
+//! pipeline's per-forwarder series: `authtel_pipeline_records_total{forwarder,state}`,
+//! `authtel_pipeline_queue_depth`, `authtel_pipeline_spill_bytes`,
+//! `authtel_pipeline_breaker_open` (gauges by `forwarder`) and
+//! `authtel_pipeline_forwarder_faults_total{forwarder,kind}`.
+//!
 //! # Feature flags
-//! None yet: the HTTP listener is always built (`metrics-exporter-prometheus` with
-//! `http-listener` only; no push gateway, no TLS stack).
+//! - `pipeline`: publish `authtel-pipeline`'s self-metrics (adds that crate and its tokio
+//!   runtime features). The HTTP listener is always built (`metrics-exporter-prometheus`
+//!   with `http-listener` only; no push gateway, no TLS stack).
 //!
 //! # Supported Rust versions
 //! 1.94 and newer.
@@ -46,13 +53,17 @@
 mod error;
 mod handler;
 pub mod names;
+#[cfg(feature = "pipeline")]
+mod pipeline;
 mod sink;
 
 use std::net::SocketAddr;
 
 pub use error::PrometheusError;
 pub use handler::PrometheusHandler;
-pub use sink::{DEFAULT_LISTEN_ADDRESS, HANDLER_ID, PrometheusSink, PrometheusSinkBuilder};
+pub use sink::{
+    COLLECT_INTERVAL, DEFAULT_LISTEN_ADDRESS, HANDLER_ID, PrometheusSink, PrometheusSinkBuilder,
+};
 
 /// Installs the Prometheus recorder globally, serves scrapes on `listen_address` and
 /// attaches the handler to the global authtel registry. Keep the returned sink alive.

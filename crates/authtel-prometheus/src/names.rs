@@ -28,6 +28,30 @@ pub const HANDLERS_DETACHED_TOTAL: &str = "authtel_handlers_detached_total";
 pub const PIPELINE_FORWARD_ERRORS_TOTAL: &str = "authtel_pipeline_forward_errors_total";
 /// Records dropped by a configured drop policy.
 pub const PIPELINE_DROPPED_RECORDS_TOTAL: &str = "authtel_pipeline_dropped_records_total";
+/// Pipeline records per forwarder and state (feature `pipeline`).
+pub const PIPELINE_RECORDS_TOTAL: &str = "authtel_pipeline_records_total";
+/// Records waiting in a forwarder's memory queue (feature `pipeline`).
+pub const PIPELINE_QUEUE_DEPTH: &str = "authtel_pipeline_queue_depth";
+/// Bytes in a forwarder's spill directory (feature `pipeline`).
+pub const PIPELINE_SPILL_BYTES: &str = "authtel_pipeline_spill_bytes";
+/// 1 while a forwarder's circuit breaker is open or half-open, else 0 (feature `pipeline`).
+pub const PIPELINE_BREAKER_OPEN: &str = "authtel_pipeline_breaker_open";
+/// Forwarder calls that panicked or timed out, and breaker openings (feature `pipeline`).
+pub const PIPELINE_FORWARDER_FAULTS_TOTAL: &str = "authtel_pipeline_forwarder_faults_total";
+
+/// The `state` label values of [`PIPELINE_RECORDS_TOTAL`].
+pub const RECORD_STATE_LABELS: [&str; 8] = [
+    "published",
+    "delivered",
+    "retried",
+    "dropped",
+    "sampled_out",
+    "spilled",
+    "replayed",
+    "dead_lettered",
+];
+/// The `kind` label values of [`PIPELINE_FORWARDER_FAULTS_TOTAL`].
+pub const FORWARDER_FAULT_LABELS: [&str; 3] = ["panic", "timeout", "breaker_opened"];
 
 /// The `outcome` label values: the four outcomes, then `none` for signals without one.
 pub const OUTCOME_LABELS: [&str; 5] = ["success", "failure", "denied", "error", "none"];
@@ -52,6 +76,7 @@ pub const DEFAULT_BUCKETS: [f64; 14] = [
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Counter,
+    Gauge,
     Histogram,
 }
 
@@ -122,6 +147,40 @@ pub(crate) const HANDLER_METRICS: &[Description] = &[
     },
 ];
 
+/// The pipeline's per-forwarder self-metrics, published by the `pipeline` feature.
+pub(crate) const PIPELINE_METRICS: &[Description] = &[
+    Description {
+        name: PIPELINE_RECORDS_TOTAL,
+        kind: Kind::Counter,
+        unit: None,
+        help: "audit records per forwarder by state (published, delivered, retried, dropped, sampled_out, spilled, replayed, dead_lettered)",
+    },
+    Description {
+        name: PIPELINE_QUEUE_DEPTH,
+        kind: Kind::Gauge,
+        unit: None,
+        help: "audit records waiting in a forwarder's memory queue",
+    },
+    Description {
+        name: PIPELINE_SPILL_BYTES,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Bytes),
+        help: "bytes in a forwarder's spill directory",
+    },
+    Description {
+        name: PIPELINE_BREAKER_OPEN,
+        kind: Kind::Gauge,
+        unit: None,
+        help: "1 while a forwarder's circuit breaker is open or half-open, else 0",
+    },
+    Description {
+        name: PIPELINE_FORWARDER_FAULTS_TOTAL,
+        kind: Kind::Counter,
+        unit: None,
+        help: "forwarder calls that panicked or timed out, and circuit breaker openings, per forwarder",
+    },
+];
+
 /// Every metric name this crate exposes (histograms by their base name).
 ///
 /// ```
@@ -137,7 +196,7 @@ pub(crate) fn describe(name: &str) -> Option<&'static Description> {
 }
 
 fn all_descriptions() -> impl Iterator<Item = &'static Description> {
-    HANDLER_METRICS.iter()
+    HANDLER_METRICS.iter().chain(PIPELINE_METRICS)
 }
 
 #[cfg(test)]
@@ -158,6 +217,7 @@ mod tests {
             match d.kind {
                 Kind::Counter => assert!(d.name.ends_with("_total"), "{}", d.name),
                 Kind::Histogram => assert!(d.name.ends_with("_seconds"), "{}", d.name),
+                Kind::Gauge => assert!(!d.name.ends_with("_total"), "{}", d.name),
             }
         }
     }

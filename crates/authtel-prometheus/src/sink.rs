@@ -8,9 +8,11 @@
 //! - [`PrometheusSinkBuilder::build`]: nothing global, for tests and for applications that
 //!   keep several recorders; a listener too if an address was given.
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use authtel_core::registry::{Registry, Selection};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
@@ -27,6 +29,10 @@ pub const DEFAULT_LISTEN_ADDRESS: SocketAddr =
 
 /// The id [`PrometheusSinkBuilder::attach`] attaches the handler under.
 pub const HANDLER_ID: &str = "authtel-prometheus";
+
+/// How often the listener's thread refreshes registered collectors (the pipeline's
+/// self-metrics) between scrapes.
+pub const COLLECT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often a port-0 address is re-resolved when the free port was taken in between.
 const FREE_PORT_ATTEMPTS: usize = 5;
@@ -139,10 +145,12 @@ impl PrometheusSinkBuilder {
         global: bool,
         listen: Option<SocketAddr>,
     ) -> Result<PrometheusSink, PrometheusError> {
+        let collectors = Arc::new(Collectors::default());
         let (recorder, listener) = match listen {
             None => (self.exporter_builder()?.build_recorder(), None),
             Some(address) => {
-                let (recorder, listener) = start_listener(|| self.exporter_builder(), address)?;
+                let (recorder, listener) =
+                    start_listener(|| self.exporter_builder(), address, collectors.clone())?;
                 (recorder, Some(listener))
             }
         };
@@ -157,6 +165,7 @@ impl PrometheusSinkBuilder {
         Ok(PrometheusSink {
             handle,
             target,
+            collectors,
             listener,
         })
     }
@@ -205,6 +214,7 @@ impl Drop for Listener {
 fn start_listener(
     exporter: impl Fn() -> Result<PrometheusBuilder, PrometheusError>,
     requested: SocketAddr,
+    collectors: Arc<Collectors>,
 ) -> Result<(metrics_exporter_prometheus::PrometheusRecorder, Listener), PrometheusError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -241,6 +251,12 @@ fn start_listener(
             .name("authtel-prometheus".into())
             .spawn(move || {
                 runtime.spawn(serve);
+                runtime.spawn(async move {
+                    loop {
+                        tokio::time::sleep(COLLECT_INTERVAL).await;
+                        collectors.collect();
+                    }
+                });
                 // Returns on the stop signal or when the sink (and its sender) is dropped;
                 // dropping the runtime then ends the listener and upkeep tasks.
                 let _ = runtime.block_on(stopped);
@@ -274,6 +290,25 @@ fn resolve_port(address: SocketAddr) -> Result<SocketAddr, PrometheusError> {
         })
 }
 
+/// Functions that copy externally kept counters (the pipeline's) into series.
+#[derive(Default)]
+pub(crate) struct Collectors(Mutex<Vec<Box<dyn Fn() + Send + Sync>>>);
+
+impl Collectors {
+    fn collect(&self) {
+        for collect in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            collect();
+        }
+    }
+}
+
+impl fmt::Debug for Collectors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.lock().map(|v| v.len()).unwrap_or(0);
+        write!(f, "Collectors({n})")
+    }
+}
+
 /// A Prometheus recorder, the handle that renders it, and (optionally) the HTTP listener
 /// serving it. Dropping the sink stops the listener; series already registered stay in
 /// the recorder.
@@ -297,6 +332,7 @@ fn resolve_port(address: SocketAddr) -> Result<SocketAddr, PrometheusError> {
 pub struct PrometheusSink {
     handle: PrometheusHandle,
     target: Target,
+    collectors: Arc<Collectors>,
     listener: Option<Listener>,
 }
 
@@ -331,6 +367,7 @@ impl PrometheusSink {
     /// # Ok::<(), authtel_prometheus::PrometheusError>(())
     /// ```
     pub fn render(&self) -> String {
+        self.collectors.collect();
         self.handle.render()
     }
 
@@ -344,6 +381,20 @@ impl PrometheusSink {
     /// ```
     pub fn handle(&self) -> &PrometheusHandle {
         &self.handle
+    }
+
+    #[cfg_attr(not(feature = "pipeline"), allow(dead_code))]
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    #[cfg_attr(not(feature = "pipeline"), allow(dead_code))]
+    pub(crate) fn add_collector(&self, collect: Box<dyn Fn() + Send + Sync>) {
+        self.collectors
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(collect);
     }
 
     /// Where scrapes are served, if a listener runs.
