@@ -345,7 +345,9 @@ impl Default for PrometheusHandler {
 }
 
 impl PrometheusHandler {
-    /// A handler that registers its series with the global `metrics` recorder.
+    /// A handler that registers its series with the global `metrics` recorder. Install
+    /// the recorder first: a series is resolved on its first event, and one first seen
+    /// while no recorder is installed stays bound to the no-op recorder.
     ///
     /// ```
     /// let handler = authtel_prometheus::PrometheusHandler::new();
