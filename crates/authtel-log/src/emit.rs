@@ -54,7 +54,7 @@ macro_rules! event_at {
             $level,
             event = $r.event.name(),
             outcome = $r.outcome.map(|o| o.as_str()),
-            duration_ms = $r.measurements.duration.map(|d| d.as_secs_f64() * 1000.0),
+            duration_ms = $r.measurements.duration.map(duration_ms),
             span_id = tracing::field::display($r.context.span_id),
             parent_id = $r.context.parent_id.map(tracing::field::display),
             root_id = tracing::field::display($r.context.root_id),
@@ -136,6 +136,11 @@ targets! {
     _ => "authtel::app",
 }
 
+/// Milliseconds from whole nanoseconds: one rounding, so `2243ns` prints as `0.002243`.
+fn duration_ms(d: std::time::Duration) -> f64 {
+    d.as_nanos() as f64 / 1_000_000.0
+}
+
 /// The extra fields as `key=value` pairs separated by spaces, written straight into the
 /// subscriber's buffer (no intermediate `String`).
 struct ExtraFields<'m, 'a>(&'m Metadata<'a>);
@@ -195,6 +200,13 @@ mod tests {
             Some("tenant=acme note=\"two words\" retries=2")
         );
         assert!(ExtraFields::of(&Metadata::new()).is_none());
+    }
+
+    #[test]
+    fn durations_print_without_float_noise() {
+        let ms = duration_ms(std::time::Duration::from_nanos(2_243));
+        assert_eq!(ms.to_string(), "0.002243");
+        assert_eq!(duration_ms(std::time::Duration::from_millis(1500)), 1500.0);
     }
 
     #[test]
