@@ -24,9 +24,12 @@
 //!   let m = Metadata::new().reason(&token);
 //!   ```
 //! - **At runtime**: an extra field whose key names a secret (`password`, `token`, `secret`,
-//!   `otp`, `code`, `hash`, `cookie`, `authorization`, `api_key`, `private_key`, …) is stored
-//!   as `"[REDACTED]"`, and so is any text value that looks like a JWT or an HTTP
-//!   `Bearer`/`Basic` credential. Each redaction is counted ([`redaction_count`]).
+//!   `otp`, `code`, `hash`, `cookie`, `authorization`, `api_key`, `private_key`, …) reads
+//!   as `"[REDACTED]"`, and so does any text value that looks like a JWT or an HTTP
+//!   `Bearer`/`Basic` credential. Every read goes through the screen — the fields are
+//!   private and only the getters, [`Metadata::extra`] and [`Metadata::for_each_field`]
+//!   expose them — so screening costs nothing when nobody listens. Each redaction is
+//!   counted ([`redaction_count`]).
 //! - **Identifiers are not emails**: [`Metadata::user_id`] and [`Metadata::caller`] refuse
 //!   values containing `@` (the field stays empty and the refusal is counted);
 //!   [`Metadata::try_user_id`] returns the typed error instead. There is no field for "the
@@ -59,7 +62,8 @@ static REFUSALS: AtomicU64 = AtomicU64::new(0);
 /// ```
 /// use authtel_core::metadata::{redaction_count, Metadata};
 /// let before = redaction_count();
-/// let _m = Metadata::new().with_extra("otp", "123456");
+/// let m = Metadata::new().with_extra("otp", "123456");
+/// let _ = m.extra().count(); // values are screened, and redactions counted, when read
 /// assert!(redaction_count() > before);
 /// ```
 pub fn redaction_count() -> u64 {
@@ -201,9 +205,10 @@ pub struct Metadata<'a> {
     resource: Option<&'a str>,
     rate_limit_key: Option<&'a str>,
     extra_len: u8,
-    redacted: u8,
     refused: u8,
-    extra: [(&'a str, Value<'a>); MAX_EXTRA_FIELDS],
+    // Stored raw and screened when read: building metadata nobody reads costs stores
+    // only, and an empty slot is a null pointer, so `new()` is nearly free.
+    extra: [Option<(&'a str, Value<'a>)>; MAX_EXTRA_FIELDS],
 }
 
 impl Default for Value<'_> {
@@ -217,17 +222,17 @@ macro_rules! text_setters {
         $(
             $(#[$doc])*
             ///
-            /// Screened (JWT/bearer-looking values are redacted) and truncated to
+            /// Screened when read (JWT/bearer-looking values read as redacted) and truncated to
             /// [`MAX_TEXT_LEN`] bytes.
             #[must_use]
             pub fn $field(mut self, value: &'a str) -> Self {
-                self.$field = Some(self.screen(value));
+                self.$field = Some(value);
                 self
             }
 
-            #[doc = concat!("The `", stringify!($field), "` field, if set.")]
+            #[doc = concat!("The `", stringify!($field), "` field, if set (screened).")]
             pub fn $getter(&self) -> Option<&'a str> {
-                self.$field
+                self.$field.map(screen)
             }
         )*
     };
@@ -252,9 +257,8 @@ impl<'a> Metadata<'a> {
             resource: None,
             rate_limit_key: None,
             extra_len: 0,
-            redacted: 0,
             refused: 0,
-            extra: [("", Value::Bool(false)); MAX_EXTRA_FIELDS],
+            extra: [None; MAX_EXTRA_FIELDS],
         }
     }
 
@@ -293,7 +297,7 @@ impl<'a> Metadata<'a> {
 
     /// The user id, if set.
     pub fn get_user_id(&self) -> Option<&'a str> {
-        self.user_id
+        self.user_id.map(screen)
     }
 
     /// Who asked, in an authorization decision (a service or user id, never an email).
@@ -308,7 +312,7 @@ impl<'a> Metadata<'a> {
 
     /// The caller, if set.
     pub fn get_caller(&self) -> Option<&'a str> {
-        self.caller
+        self.caller.map(screen)
     }
 
     text_setters! {
@@ -427,28 +431,54 @@ impl<'a> Metadata<'a> {
                 key: key.to_owned(),
             });
         }
-        let value = if key_names_secret(key) {
-            self.count_redaction();
-            Value::Str(REDACTED)
-        } else {
-            match value {
-                Value::Str(s) => Value::Str(self.screen(s)),
-                other => other,
-            }
-        };
-        self.extra[len] = (key, value);
+        self.extra[len] = Some((key, value));
         self.extra_len += 1;
         Ok(())
     }
 
     /// The extra fields, in insertion order.
+    /// Secret-named keys read as [`REDACTED`]; text values are screened and truncated.
     pub fn extra(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
-        self.extra[..self.extra_len as usize].iter().copied()
+        self.extra.iter().flatten().map(|&(key, value)| {
+            if key_names_secret(key) {
+                REDACTIONS.fetch_add(1, Ordering::Relaxed);
+                (key, Value::Str(REDACTED))
+            } else if let Value::Str(s) = value {
+                (key, Value::Str(screen(s)))
+            } else {
+                (key, value)
+            }
+        })
     }
 
-    /// How many values of this metadata the policy redacted.
+    /// How many values of this metadata the policy redacts when they are read.
     pub fn redacted(&self) -> u32 {
-        u32::from(self.redacted)
+        let texts = [
+            self.user_id,
+            self.session_id,
+            self.user_agent,
+            self.provider,
+            self.method,
+            self.reason,
+            self.operation,
+            self.caller,
+            self.resource,
+            self.rate_limit_key,
+        ];
+        let in_texts = texts
+            .iter()
+            .flatten()
+            .filter(|v| looks_like_credential(v))
+            .count();
+        let in_extra = self
+            .extra
+            .iter()
+            .flatten()
+            .filter(|(k, v)| {
+                key_names_secret(k) || matches!(v, Value::Str(s) if looks_like_credential(s))
+            })
+            .count();
+        (in_texts + in_extra) as u32
     }
 
     /// How many values of this metadata the policy refused.
@@ -481,7 +511,7 @@ impl<'a> Metadata<'a> {
         ];
         for (k, v) in texts {
             if let Some(v) = v {
-                f(k, Value::Str(v));
+                f(k, Value::Str(screen(v)));
             }
         }
         if let Some(ip) = self.client_ip {
@@ -506,30 +536,23 @@ impl<'a> Metadata<'a> {
     }
 
     fn identifier(&mut self, id: &'a str) -> Option<&'a str> {
-        if id.contains('@') {
-            None
-        } else {
-            Some(self.screen(id))
-        }
-    }
-
-    fn screen(&mut self, value: &'a str) -> &'a str {
-        if looks_like_credential(value) {
-            self.count_redaction();
-            return REDACTED;
-        }
-        truncate(value, MAX_TEXT_LEN)
-    }
-
-    fn count_redaction(&mut self) {
-        self.redacted = self.redacted.saturating_add(1);
-        REDACTIONS.fetch_add(1, Ordering::Relaxed);
+        if id.contains('@') { None } else { Some(id) }
     }
 
     fn refuse(&mut self) {
         self.refused = self.refused.saturating_add(1);
         REFUSALS.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Screens a text value as it is read: credential-looking values become [`REDACTED`]
+/// (counted), others are cut to [`MAX_TEXT_LEN`] bytes.
+fn screen(value: &str) -> &str {
+    if looks_like_credential(value) {
+        REDACTIONS.fetch_add(1, Ordering::Relaxed);
+        return REDACTED;
+    }
+    truncate(value, MAX_TEXT_LEN)
 }
 
 impl fmt::Debug for Metadata<'_> {
