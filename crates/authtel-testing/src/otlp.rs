@@ -348,10 +348,11 @@ impl OtlpReceiver {
 ///
 /// ```
 /// use authtel_testing::otlp::attribute;
-/// use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+/// use authtel_testing::otlp::proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 /// let attrs = [KeyValue {
 ///     key: "user.id".into(),
 ///     value: Some(AnyValue { value: Some(any_value::Value::StringValue("u_1".into())) }),
+///     ..Default::default()
 /// }];
 /// assert_eq!(attribute(&attrs, "user.id").as_deref(), Some("u_1"));
 /// assert_eq!(attribute(&attrs, "session.id"), None);
