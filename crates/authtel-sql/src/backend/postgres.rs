@@ -1,0 +1,218 @@
+//! PostgreSQL: what production runs. `occurred_at` is `timestamptz`, ids `uuid`; the tables
+//! may live in their own schema; the relay claims with `FOR UPDATE SKIP LOCKED` so several
+//! application instances share the outbox; batches insert through `UNNEST` arrays.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres};
+
+use super::Dialect;
+use crate::SqlError;
+use crate::row::EventRow;
+
+type Db = Postgres;
+type DbConnection = PgConnection;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "audit_events",
+    include_str!("../../migrations/postgres/0001_audit_events.sql"),
+)];
+
+pub(crate) const DIALECT: Dialect = Dialect {
+    select_columns: "event_id::text, (extract(epoch from occurred_at) * 1000000)::int8, action, \
+         outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, \
+         user_agent, resource, operation, reason, span_id, trace_id, metadata, \
+         schema_version::int8",
+    ts_in: |p| format!("(timestamptz 'epoch' + ({p})::int8 * interval '1 microsecond')"),
+    ts_out: |e| format!("(extract(epoch from {e}) * 1000000)::int8"),
+    id_in: |p| format!("({p})::uuid"),
+    id_out: |e| format!("{e}::text"),
+    id_in_list: |col, p| format!("{col} = ANY(({p})::uuid[])"),
+    int_in_list: |col, p| format!("{col} = ANY({p})"),
+    skip_locked: " FOR UPDATE SKIP LOCKED",
+};
+
+fn table_names(schema: Option<&str>) -> (String, String, String) {
+    let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
+    (
+        format!("{prefix}audit_events"),
+        format!("{prefix}audit_outbox"),
+        format!("{prefix}_sqlx_migrations"),
+    )
+}
+
+fn id_list(ids: &[i64]) -> Vec<i64> {
+    ids.to_vec()
+}
+
+fn uuid_list(ids: &[String]) -> Vec<String> {
+    ids.to_vec()
+}
+
+fn extra_statements(stmts: &mut super::Statements, events: &str, outbox: &str, fwd: &[String]) {
+    stmts.insert_batch = Some(unnest_insert(events));
+    if fwd.is_empty() {
+        return;
+    }
+    let names: Vec<String> = fwd.iter().map(|f| format!("('{f}')")).collect();
+    let cols = crate::row::COLUMNS;
+    stmts.record_with_outbox = Some(super::sql(format!(
+        "WITH ins AS (INSERT INTO {events} ({cols}) VALUES ($1::uuid, \
+         (timestamptz 'epoch' + $2::int8 * interval '1 microsecond'), $3, $4, $5, $6, $7, $8, $9, \
+         $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING RETURNING event_id) \
+         INSERT INTO {outbox} (event_id, forwarder, status, attempts, next_attempt_at, created_at, \
+         updated_at) SELECT ins.event_id, f.name, 'pending', 0, $19, $19, $19 FROM ins \
+         CROSS JOIN (VALUES {}) AS f(name) ON CONFLICT DO NOTHING",
+        names.join(", ")
+    )));
+}
+
+/// Migrations set `search_path` to the store's schema, so they run on a connection that is
+/// closed afterwards instead of going back to the pool.
+const MIGRATE_ON_OWN_CONNECTION: bool = true;
+
+async fn prepare_migration_connection(
+    conn: &mut DbConnection,
+    schema: Option<&str>,
+) -> Result<(), SqlError> {
+    if let Some(schema) = schema {
+        // Validated identifier (see AuditStoreBuilder::with_schema).
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\""
+        )))
+        .execute(&mut *conn)
+        .await
+        .map_err(SqlError::db("create the audit schema"))?;
+    }
+    Ok(())
+}
+
+async fn record_rows_in(
+    store: &crate::AuditStore<Db>,
+    conn: &mut DbConnection,
+    row: &EventRow,
+    now: i64,
+) -> Result<(), SqlError> {
+    match &store.inner.sql.record_with_outbox {
+        Some(stmt) => bind_event(sqlx::query(stmt.clone()), row)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(SqlError::db("insert audit event and outbox entries"))?,
+        None => bind_event(sqlx::query(store.inner.sql.insert_event.clone()), row)
+            .execute(&mut *conn)
+            .await
+            .map_err(SqlError::db("insert audit event"))?,
+    };
+    Ok(())
+}
+
+async fn insert_rows(
+    store: &crate::AuditStore<Db>,
+    conn: &mut DbConnection,
+    rows: &[EventRow],
+) -> Result<u64, SqlError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
+        };
+    }
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome).collect();
+    let stmt = match &store.inner.sql.insert_batch {
+        Some(stmt) => stmt.clone(),
+        None => unnest_insert(&table_names(store.schema()).0),
+    };
+    let result = sqlx::query(stmt)
+        .bind(column!(event_id))
+        .bind(column!(occurred_at))
+        .bind(column!(action))
+        .bind(outcomes)
+        .bind(column!(actor_id))
+        .bind(column!(actor_type))
+        .bind(column!(target_id))
+        .bind(column!(target_type))
+        .bind(column!(session_id))
+        .bind(column!(client_ip))
+        .bind(column!(user_agent))
+        .bind(column!(resource))
+        .bind(column!(operation))
+        .bind(column!(reason))
+        .bind(column!(span_id))
+        .bind(column!(trace_id))
+        .bind(column!(metadata))
+        .bind(column!(schema_version))
+        .execute(&mut *conn)
+        .await
+        .map_err(SqlError::db("insert audit event batch"))?;
+    Ok(result.rows_affected())
+}
+
+pub(crate) fn unnest_insert(events: &str) -> sqlx::SqlStr {
+    super::sql(format!(
+        "INSERT INTO {events} ({}) SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', \
+         action, outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, \
+         user_agent, resource, operation, reason, span_id, trace_id, metadata, sv::int4 \
+         FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+         $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[]) AS u(id, t, action, \
+         outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, user_agent, \
+         resource, operation, reason, span_id, trace_id, metadata, sv) ON CONFLICT DO NOTHING",
+        crate::row::COLUMNS
+    ))
+}
+
+fn push_ts(qb: &mut sqlx::QueryBuilder<Db>, micros: i64) {
+    qb.push("(timestamptz 'epoch' + ");
+    qb.push_bind(micros);
+    qb.push("::int8 * interval '1 microsecond')");
+}
+
+fn push_id(qb: &mut sqlx::QueryBuilder<Db>, id: String) {
+    qb.push_bind(id);
+    qb.push("::uuid");
+}
+
+include!("common.rs");
+
+impl crate::AuditStoreBuilder<Db> {
+    /// Keeps the tables in their own PostgreSQL schema (created by `migrate()`), away from
+    /// the application's hot tables. Statements name it explicitly, so the caller's own
+    /// transactions need no `search_path`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = authtel_sql::postgres::connect("postgres://postgres@127.0.0.1:54329/postgres").await?;
+    /// let store = authtel_sql::AuditStore::builder(pool).with_schema("audit")?.build();
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_schema(mut self, schema: &str) -> Result<Self, SqlError> {
+        crate::store::check_schema_name(schema)?;
+        self.schema = Some(schema.to_owned());
+        Ok(self)
+    }
+}
+
+/// Opens a PostgreSQL pool (at most 8 connections, 10 s acquire timeout).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let pool = authtel_sql::postgres::connect("postgres://postgres@127.0.0.1:54329/postgres").await.unwrap();
+/// # }
+/// ```
+pub async fn connect(url: &str) -> Result<PgPool, SqlError> {
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(SqlError::db("parse the PostgreSQL URL"))?;
+    PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(SqlError::db("connect to PostgreSQL"))
+}

@@ -1,0 +1,195 @@
+//! The outbox relay: claims due outbox entries, delivers them through the forwarder
+//! registered under the entry's forwarder id, then marks them done, reschedules them with
+//! backoff, or dead-letters them with the reason.
+//!
+//! Claiming moves an entry's `next_attempt_at` one lease into the future in the same
+//! statement that selects it; on PostgreSQL the select uses `FOR UPDATE SKIP LOCKED`, so
+//! relays in several processes never hold the same entry at the same time. A relay that
+//! dies mid-batch simply never marks its entries: they come due again when the lease ends
+//! and are delivered again (at least once; forwarders deduplicate on the event id).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use authtel_core::forward::Forwarder;
+use sqlx::Database;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::{AuditStore, RetryPolicy};
+
+/// How a relay works through the outbox.
+///
+/// ```
+/// use std::time::Duration;
+/// let c = authtel_sql::RelayConfig::default().with_batch_size(200).with_lease(Duration::from_secs(10));
+/// assert_eq!(c.batch_size(), 200);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayConfig {
+    pub(crate) batch_size: u32,
+    pub(crate) lease: Duration,
+    pub(crate) forward_timeout: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) retry: RetryPolicy,
+}
+
+impl Default for RelayConfig {
+    /// Batches of 500, a 60 s lease, 30 s forward timeout, polling every 250 ms when idle,
+    /// [`RetryPolicy::default`].
+    fn default() -> RelayConfig {
+        RelayConfig {
+            batch_size: 500,
+            lease: Duration::from_secs(60),
+            forward_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Entries claimed per forwarder per pass (1-10 000).
+    pub fn with_batch_size(mut self, n: u32) -> Self {
+        self.batch_size = n.clamp(1, 10_000);
+        self
+    }
+
+    /// How long a claim holds an entry; after it, another relay may take the entry over.
+    /// Keep it well above the forward timeout. The forward timeout is lowered to half the
+    /// lease if it was longer.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self.forward_timeout = self.forward_timeout.min(lease / 2);
+        self
+    }
+
+    /// How long one forward call may take before it counts as a transient failure.
+    pub fn with_forward_timeout(mut self, t: Duration) -> Self {
+        self.forward_timeout = t.min(self.lease / 2);
+        self
+    }
+
+    /// How often an idle relay looks for due entries (commits through the same store wake
+    /// it at once).
+    pub fn with_poll_interval(mut self, t: Duration) -> Self {
+        self.poll_interval = t;
+        self
+    }
+
+    /// The retry schedule and attempt limit.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Entries claimed per forwarder per pass.
+    pub fn batch_size(&self) -> u32 {
+        self.batch_size
+    }
+}
+
+/// Delivers the outbox of one store to its forwarders. Build it, register a forwarder for
+/// each of the store's forwarder ids, then [`spawn`](Relay::spawn) it or drive it with
+/// `run_once`.
+#[derive(Debug)]
+pub struct Relay<DB: Database> {
+    pub(crate) store: AuditStore<DB>,
+    pub(crate) forwarders: Vec<(String, Arc<dyn Forwarder>)>,
+    pub(crate) config: RelayConfig,
+    pub(crate) stats: Arc<RelayStats>,
+}
+
+impl<DB: Database> Relay<DB> {
+    /// A relay for `store` with no forwarders yet.
+    pub fn new(store: &AuditStore<DB>, config: RelayConfig) -> Relay<DB> {
+        Relay {
+            store: store.clone(),
+            forwarders: Vec::new(),
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Delivers entries of forwarder id `id` through `forwarder`. The id must be one the
+    /// store enqueues for ([`AuditStoreBuilder::with_forwarder`](crate::AuditStoreBuilder)).
+    pub fn with_forwarder(
+        mut self,
+        id: &str,
+        forwarder: Arc<dyn Forwarder>,
+    ) -> Result<Self, crate::SqlError> {
+        if !self.store.forwarders().iter().any(|f| f == id) {
+            return Err(crate::SqlError::UnknownForwarder(id.to_owned()));
+        }
+        self.forwarders.retain(|(f, _)| f != id);
+        self.forwarders.push((id.to_owned(), forwarder));
+        Ok(self)
+    }
+
+    /// Counters since the relay was built.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        self.stats.clone()
+    }
+}
+
+/// Running totals of a relay, readable while it runs.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Entries delivered.
+    pub delivered: AtomicU64,
+    /// Failed attempts rescheduled.
+    pub retried: AtomicU64,
+    /// Entries dead-lettered.
+    pub dead: AtomicU64,
+    /// Passes that failed on the database (logged; the relay keeps going).
+    pub errors: AtomicU64,
+}
+
+/// A spawned relay. Stop it with [`RelayHandle::shutdown`]; dropping the handle aborts the
+/// task, which loses nothing (claimed entries come due again after their lease).
+#[derive(Debug)]
+#[must_use = "dropping a RelayHandle stops the relay"]
+pub struct RelayHandle {
+    pub(crate) task: Option<JoinHandle<()>>,
+    pub(crate) stop: Arc<Notify>,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) stats: Arc<RelayStats>,
+}
+
+impl RelayHandle {
+    /// Makes the relay look for due entries now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The relay's counters.
+    pub fn stats(&self) -> &RelayStats {
+        &self.stats
+    }
+
+    /// Asks the relay to finish its current pass and stop, waiting at most `timeout`;
+    /// returns whether it stopped in time (if not, it is aborted).
+    pub async fn shutdown(mut self, timeout: Duration) -> bool {
+        self.stop.notify_one();
+        let Some(task) = self.task.take() else {
+            return true;
+        };
+        let abort = task.abort_handle();
+        match tokio::time::timeout(timeout, task).await {
+            Ok(_) => true,
+            Err(_) => {
+                abort.abort();
+                false
+            }
+        }
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
