@@ -256,17 +256,12 @@ impl SpillStore {
                 }
                 let _ = fs::remove_file(&front.path);
                 self.total_bytes = self.total_bytes.saturating_sub(front.len);
-                self.segments.pop_front();
-                if let Some(next) = self.segments.front() {
-                    self.read = Cursor {
-                        seq: next.seq,
-                        offset: 0,
-                    };
-                } else {
-                    self.read = Cursor {
-                        seq: self.next_seq,
-                        offset: 0,
-                    };
+                let popped = self.segments.pop_front().map_or(0, |s| s.seq);
+                // Only a cursor inside the deleted segment moves; one already in a later
+                // segment keeps its offset.
+                if self.read.seq <= popped {
+                    let seq = self.segments.front().map_or(self.next_seq, |s| s.seq);
+                    self.read = Cursor { seq, offset: 0 };
                 }
             } else {
                 break;
@@ -431,6 +426,25 @@ mod tests {
         assert!(s.is_empty());
         assert_eq!(s.bytes(), 0);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn batches_crossing_segments_are_read_exactly_once() {
+        let dir = temp("cross");
+        let mut s = SpillStore::open(dir.clone(), 1 << 30, 1 << 20, FsyncPolicy::Never).unwrap();
+        s.segment_bytes = 700;
+        let all = events(60);
+        for chunk in all.chunks(3) {
+            s.append(chunk).unwrap();
+        }
+        let mut seen = Vec::new();
+        while !s.is_empty() {
+            let b = s.read_batch(7).unwrap();
+            seen.extend(b.events.iter().map(|e| e.id));
+            s.commit(&b);
+        }
+        assert_eq!(seen, all.iter().map(|e| e.id).collect::<Vec<_>>());
         fs::remove_dir_all(dir).unwrap();
     }
 
