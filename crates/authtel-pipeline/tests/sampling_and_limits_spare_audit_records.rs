@@ -100,7 +100,8 @@ fn rate_limit_drops_excess_telemetry_and_reports_it() {
             .unwrap();
     }
     let m = &p.metrics()[0];
-    assert!((89..=90).contains(&dropped), "{dropped}");
+    // Burst 10, then 1 token a second: a slow machine may earn a few more.
+    assert!((80..=90).contains(&dropped), "{dropped}");
     assert_eq!(m.dropped, dropped);
     assert_eq!(
         m.delivered,

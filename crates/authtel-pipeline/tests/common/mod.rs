@@ -144,13 +144,3 @@ impl Forwarder for Capture {
         })
     }
 }
-
-/// Shares a forwarder between the test and the pipeline.
-#[derive(Debug)]
-pub struct Shared<F>(pub std::sync::Arc<F>);
-
-impl<F: Forwarder> Forwarder for Shared<F> {
-    fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
-        self.0.forward(batch)
-    }
-}
