@@ -68,6 +68,11 @@ pub enum SqlError {
         /// What did not parse.
         problem: String,
     },
+    /// A partition operation on a store built without monthly partitions.
+    #[error(
+        "this audit store is not partitioned; build it with with_monthly_partitions() before its first migrate(), or use purge_older_than"
+    )]
+    NotPartitioned,
     /// A pagination cursor that this library did not produce.
     #[error(
         "cursor {0:?} is not a cursor returned by AuditStore::query; start again without a cursor"

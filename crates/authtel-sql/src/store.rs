@@ -46,6 +46,7 @@ impl<DB: Database> AuditStore<DB> {
             pool,
             schema: None,
             forwarders: Vec::new(),
+            partitioned: false,
             _db: PhantomData,
         }
     }
@@ -72,6 +73,7 @@ pub struct AuditStoreBuilder<DB: Database> {
     pub(crate) pool: Pool<DB>,
     pub(crate) schema: Option<String>,
     pub(crate) forwarders: Vec<String>,
+    pub(crate) partitioned: bool,
     _db: PhantomData<DB>,
 }
 
@@ -124,6 +126,8 @@ pub(crate) struct StoreInner {
     pub(crate) schema: Option<String>,
     pub(crate) forwarders: Vec<String>,
     pub(crate) sql: crate::backend::Statements,
+    /// PostgreSQL: monthly range partitions (a different first migration).
+    pub(crate) partitioned: bool,
     /// Woken after a commit that enqueued outbox entries, so a relay delivers at once
     /// instead of at its next poll.
     pub(crate) wake: Arc<Notify>,

@@ -133,4 +133,75 @@ mod postgres_suite {
     }
 
     include!("suite/cases.rs");
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn monthly_partitions_route_dedupe_and_drop() {
+        let Some(plain) = fresh_store("parts", &["kafka"]).await else {
+            return;
+        };
+        let schema = plain.schema().unwrap().to_owned();
+        let store = AuditStore::builder(plain.pool().clone())
+            .with_schema(&schema)
+            .unwrap()
+            .with_monthly_partitions()
+            .with_forwarder("kafka")
+            .unwrap()
+            .build();
+        assert!(matches!(
+            plain.create_partitions(1).await,
+            Err(authtel_sql::SqlError::NotPartitioned)
+        ));
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        let created = store.create_partitions(2).await.unwrap();
+        assert_eq!(created.len(), 3, "{created:?}");
+        assert_eq!(
+            store.create_partitions(2).await.unwrap(),
+            created,
+            "idempotent"
+        );
+
+        let now = event("auth.login.stop", Outcome::Success);
+        let old = at(
+            event("auth.login.stop", Outcome::Success),
+            minutes_ago(200 * 24 * 60),
+        );
+        let mut tx = store.begin().await.unwrap();
+        tx.record(&now).await.unwrap();
+        tx.record(&now).await.unwrap();
+        tx.commit().await.unwrap();
+        let writer = BatchWriter::new(&store);
+        writer.forward(&[old.clone(), now.clone()]).await.unwrap();
+        writer.forward(std::slice::from_ref(&old)).await.unwrap();
+        assert_eq!(
+            count_rows(&store).await,
+            (2, 1),
+            "deduplicated across paths"
+        );
+
+        let sql = format!(
+            "SELECT tableoid::regclass::text, event_id::text FROM \"{schema}\".audit_events ORDER BY occurred_at"
+        );
+        let placed: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert!(placed[0].0.ends_with("audit_events_default"), "{placed:?}");
+        assert!(placed[1].0.ends_with(&created[0]), "{placed:?}");
+
+        let recording = shared(Recording::default());
+        let relay = Relay::new(&store, RelayConfig::default())
+            .with_forwarder("kafka", recording.clone())
+            .unwrap();
+        relay.run_once().await.unwrap();
+        assert_eq!(recording.ids(), [now.id]);
+
+        let cutoff =
+            Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 32 * 86_400_000_000);
+        let dropped = store.drop_partitions_older_than(cutoff).await.unwrap();
+        assert!(dropped.contains(&created[0]), "{dropped:?}");
+        assert!(!dropped.contains(&created[2]), "{dropped:?}");
+        let left = store.query(&AuditQuery::new()).await.unwrap().events;
+        assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), [old.id]);
+    }
 }

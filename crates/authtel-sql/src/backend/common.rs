@@ -1,5 +1,5 @@
 // The operations both backends share. This file is `include!`d by `sqlite.rs` and
-// `postgres.rs`; each provides `Db`, `DbConnection`, `DIALECT`, `MIGRATIONS`,
+// `postgres.rs`; each provides `Db`, `DbConnection`, `DIALECT`, `migrations`,
 // `table_names`, `extra_statements`, `id_list`, `uuid_list`, `record_rows_in`,
 // `insert_rows`, `push_ts`, `push_id`, `prepare_migration_connection` and
 // `MIGRATE_ON_OWN_CONNECTION`.
@@ -105,6 +105,7 @@ impl AuditStoreBuilder<Db> {
                 schema: self.schema,
                 forwarders: self.forwarders,
                 sql,
+                partitioned: self.partitioned,
                 wake: CommonArc::default(),
             }),
         }
@@ -115,7 +116,7 @@ impl AuditStore<Db> {
     /// Creates or upgrades the tables (idempotent; safe to run from several instances at
     /// once: sqlx takes a lock). Call it once at startup.
     pub async fn migrate(&self) -> Result<(), SqlError> {
-        let migrations = MIGRATIONS
+        let migrations = migrations(self.inner.partitioned)
             .iter()
             .map(|(version, description, text)| {
                 sqlx::migrate::Migration::new(
@@ -147,7 +148,7 @@ impl AuditStore<Db> {
     /// Checks that `migrate()` has run: [`SqlError::SchemaOutdated`] when the tables are
     /// missing or older than this library.
     pub async fn check_schema(&self) -> Result<(), SqlError> {
-        let expected = MIGRATIONS.last().map_or(0, |m| m.0);
+        let expected = migrations(self.inner.partitioned).last().map_or(0, |m| m.0);
         let found: i64 = sqlx::query_scalar(self.inner.sql.migration_version.clone())
             .fetch_one(&self.pool)
             .await

@@ -20,6 +20,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
     include_str!("../../migrations/sqlite/0001_audit_events.sql"),
 )];
 
+fn migrations(_partitioned: bool) -> &'static [(i64, &'static str, &'static str)] {
+    MIGRATIONS
+}
+
 pub(crate) const DIALECT: Dialect = Dialect {
     select_columns: crate::row::COLUMNS,
     ts_in: |p| p.to_owned(),
