@@ -8,7 +8,7 @@
 //! One `std::sync::Mutex` guards the queue and the indexes: an insert holds it for a few
 //! hash-map operations, and the benchmark shows that meets the two-writer target.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use authtel_core::telemetry::EventRecord;
 use crate::access::{AccessDenied, AccessPolicy, Reader, RequireRole};
 use crate::cleanup::CleanupGuard;
 use crate::estimate::record_bytes;
-use crate::index::{KeyIndex, OutcomeIndex};
+use crate::index::{KeyHasher, KeyIndex, NameCounts, OutcomeIndex};
 
 /// Retention is checked once per this many inserts (and on every [`RecentAuditStore::cleanup`]),
 /// so the hot path reads the clock rarely.
@@ -172,29 +172,32 @@ pub struct StoreStats {
     pub rejected: u64,
 }
 
-/// One stored record and its estimated size.
+/// What the indexes need to know about a record: its keys' hashes (computed before taking
+/// the lock) and which keys it has. Kept in the entry so that evicting a record touches
+/// only the entry, never the old, likely cache-cold record itself.
+#[derive(Clone, Copy, Debug)]
+struct KeyHashes {
+    actor: Option<u64>,
+    resource: Option<u64>,
+    action: u64,
+    operation: Option<u64>,
+    outcome: usize,
+}
+
+/// One stored record, its estimated size and its key hashes.
 #[derive(Debug)]
 pub(crate) struct Entry {
     event: Arc<AuditEvent>,
     bytes: usize,
+    hashes: KeyHashes,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Totals {
     stored: u64,
     by_outcome: [u64; 4],
-    by_operation: HashMap<String, u64>,
-    by_action: HashMap<String, u64>,
-}
-
-fn count_name(map: &mut HashMap<String, u64>, name: &str) {
-    if let Some(n) = map.get_mut(name) {
-        *n += 1;
-    } else if map.len() < MAX_DISTINCT_TOTALS {
-        map.insert(name.to_owned(), 1);
-    } else {
-        *map.entry(OTHER.to_owned()).or_default() += 1;
-    }
+    by_operation: NameCounts,
+    by_action: NameCounts,
 }
 
 fn outcome_slot(outcome: Outcome) -> usize {
@@ -242,7 +245,12 @@ impl Inner {
             by_resource: KeyIndex::default(),
             by_action: KeyIndex::default(),
             by_outcome: OutcomeIndex::default(),
-            totals: Totals::default(),
+            totals: Totals {
+                stored: 0,
+                by_outcome: [0; 4],
+                by_operation: NameCounts::new(MAX_DISTINCT_TOTALS),
+                by_action: NameCounts::new(MAX_DISTINCT_TOTALS),
+            },
             evictions: Evictions::default(),
             inserts_since_cleanup: 0,
             cutoff: None,
@@ -260,63 +268,68 @@ impl Inner {
         seqs.filter_map(|s| self.get(s).cloned()).collect()
     }
 
-    fn push(&mut self, event: Arc<AuditEvent>, bytes: usize) {
+    fn push(&mut self, entry: Entry) {
         let seq = self.first_seq + self.records.len() as u64;
-        if let Some(actor) = &event.actor {
-            self.by_actor.push(&actor.id, seq);
+        let (event, h) = (&entry.event, entry.hashes);
+        if let (Some(actor), Some(hash)) = (&event.actor, h.actor) {
+            self.by_actor.push(&actor.id, hash, seq);
         }
-        if let Some(resource) = &event.resource {
-            self.by_resource.push(resource, seq);
+        if let (Some(resource), Some(hash)) = (&event.resource, h.resource) {
+            self.by_resource.push(resource, hash, seq);
         }
-        self.by_action.push(&event.action, seq);
-        self.by_outcome.push(outcome_slot(event.outcome), seq);
+        self.by_action.push(&event.action, h.action, seq);
+        self.by_outcome.push(h.outcome, seq);
         let totals = &mut self.totals;
         totals.stored += 1;
-        totals.by_outcome[outcome_slot(event.outcome)] += 1;
-        count_name(&mut totals.by_action, &event.action);
-        if let Some(op) = &event.operation {
-            count_name(&mut totals.by_operation, op);
+        totals.by_outcome[h.outcome] += 1;
+        totals.by_action.add(&event.action, h.action);
+        if let (Some(op), Some(hash)) = (&event.operation, h.operation) {
+            totals.by_operation.add(op, hash);
         }
-        self.bytes += bytes;
-        self.records.push_back(Entry { event, bytes });
+        self.bytes += entry.bytes;
+        self.records.push_back(entry);
     }
 
-    fn evict_oldest(&mut self, why: Why) -> bool {
-        let Some(entry) = self.records.pop_front() else {
-            return false;
-        };
+    /// Removes the oldest record and returns it, so the caller can drop it after unlocking.
+    fn evict_oldest(&mut self, why: Why) -> Option<Arc<AuditEvent>> {
+        let entry = self.records.pop_front()?;
         let seq = self.first_seq;
         self.first_seq += 1;
         self.bytes -= entry.bytes;
-        let event = &entry.event;
-        if let Some(actor) = &event.actor {
-            self.by_actor.remove_oldest(&actor.id, seq);
+        let h = entry.hashes;
+        if let Some(hash) = h.actor {
+            self.by_actor.remove_oldest(hash, seq);
         }
-        if let Some(resource) = &event.resource {
-            self.by_resource.remove_oldest(resource, seq);
+        if let Some(hash) = h.resource {
+            self.by_resource.remove_oldest(hash, seq);
         }
-        self.by_action.remove_oldest(&event.action, seq);
-        self.by_outcome
-            .remove_oldest(outcome_slot(event.outcome), seq);
+        self.by_action.remove_oldest(h.action, seq);
+        self.by_outcome.remove_oldest(h.outcome, seq);
         match why {
             Why::MaxEntries => self.evictions.max_entries += 1,
             Why::MaxBytes => self.evictions.max_bytes += 1,
             Why::Retention => self.evictions.retention += 1,
         }
-        true
+        Some(entry.event)
     }
 
     /// Evicts until `extra_entries` more records of `extra_bytes` fit.
-    fn make_room(&mut self, extra_entries: usize, extra_bytes: usize) {
-        while self.records.len() + extra_entries > self.settings.max_entries
-            && self.evict_oldest(Why::MaxEntries)
-        {}
-        while self.bytes + extra_bytes > self.settings.max_bytes && self.evict_oldest(Why::MaxBytes)
-        {
+    fn make_room(&mut self, extra_entries: usize, extra_bytes: usize, evicted: &mut Evicted) {
+        while self.records.len() + extra_entries > self.settings.max_entries {
+            let Some(e) = self.evict_oldest(Why::MaxEntries) else {
+                break;
+            };
+            evicted.keep(e);
+        }
+        while self.bytes + extra_bytes > self.settings.max_bytes {
+            let Some(e) = self.evict_oldest(Why::MaxBytes) else {
+                break;
+            };
+            evicted.keep(e);
         }
     }
 
-    fn cleanup(&mut self, now: Timestamp) -> usize {
+    fn cleanup(&mut self, now: Timestamp, evicted: &mut Evicted) -> usize {
         let retention = i64::try_from(self.settings.retention.as_micros()).unwrap_or(i64::MAX);
         let cutoff = Timestamp::from_unix_micros(now.unix_micros().saturating_sub(retention));
         self.cutoff = Some(cutoff);
@@ -327,15 +340,37 @@ impl Inner {
             .front()
             .is_some_and(|e| e.event.occurred_at < cutoff)
         {
-            self.evict_oldest(Why::Retention);
+            if let Some(e) = self.evict_oldest(Why::Retention) {
+                evicted.keep(e);
+            }
             removed += 1;
         }
         removed
     }
 }
 
+/// Records evicted under the lock, freed after it is released: dropping a record frees
+/// several strings, work the other writer should not wait for. Usually one record, so the
+/// first needs no allocation.
+#[derive(Default)]
+struct Evicted {
+    first: Option<Arc<AuditEvent>>,
+    more: Vec<Arc<AuditEvent>>,
+}
+
+impl Evicted {
+    fn keep(&mut self, event: Arc<AuditEvent>) {
+        if self.first.is_none() {
+            self.first = Some(event);
+        } else {
+            self.more.push(event);
+        }
+    }
+}
+
 struct Shared {
     name: String,
+    hasher: KeyHasher,
     enabled: AtomicBool,
     policy: Box<dyn AccessPolicy>,
     dropped_disabled: AtomicU64,
@@ -440,6 +475,7 @@ impl StoreBuilder {
         Ok(RecentAuditStore {
             shared: Arc::new(Shared {
                 name: self.name,
+                hasher: KeyHasher::default(),
                 enabled: AtomicBool::new(self.enabled),
                 policy: self.policy,
                 dropped_disabled: AtomicU64::new(0),
@@ -528,7 +564,27 @@ impl RecentAuditStore {
     /// Stores an already-sanitized record.
     fn store(&self, event: AuditEvent) -> Result<Inserted, InsertError> {
         let bytes = record_bytes(&event);
-        let event = Arc::new(event);
+        let hasher = &self.shared.hasher;
+        let hashes = KeyHashes {
+            actor: event.actor.as_ref().map(|a| hasher.hash(&a.id)),
+            resource: event.resource.as_deref().map(|r| hasher.hash(r)),
+            action: hasher.hash(&event.action),
+            operation: event.operation.as_deref().map(|o| hasher.hash(o)),
+            outcome: outcome_slot(event.outcome),
+        };
+        let entry = Entry {
+            event: Arc::new(event),
+            bytes,
+            hashes,
+        };
+        let mut evicted = Evicted::default();
+        let result = self.store_entry(entry, &mut evicted);
+        drop(evicted);
+        result
+    }
+
+    fn store_entry(&self, entry: Entry, evicted: &mut Evicted) -> Result<Inserted, InsertError> {
+        let bytes = entry.bytes;
         let mut inner = self.lock();
         if bytes > inner.settings.max_bytes {
             let max = inner.settings.max_bytes;
@@ -542,14 +598,16 @@ impl RecentAuditStore {
         }
         inner.inserts_since_cleanup += 1;
         if inner.inserts_since_cleanup >= CLEANUP_EVERY {
-            inner.cleanup(Timestamp::now());
+            inner.cleanup(Timestamp::now(), evicted);
         }
-        if inner.cutoff.is_some_and(|c| event.occurred_at < c) {
+        if inner.cutoff.is_some_and(|c| entry.event.occurred_at < c) {
             inner.evictions.retention += 1;
+            drop(inner);
+            evicted.keep(entry.event);
             return Ok(Inserted::Expired);
         }
-        inner.make_room(1, bytes);
-        inner.push(event, bytes);
+        inner.make_room(1, bytes, evicted);
+        inner.push(entry);
         Ok(Inserted::Stored)
     }
 
@@ -561,7 +619,10 @@ impl RecentAuditStore {
     /// assert_eq!(store.cleanup(), 0);
     /// ```
     pub fn cleanup(&self) -> usize {
-        self.lock().cleanup(Timestamp::now())
+        let mut evicted = Evicted::default();
+        let removed = self.lock().cleanup(Timestamp::now(), &mut evicted);
+        drop(evicted);
+        removed
     }
 
     /// Starts storing again.
@@ -595,12 +656,14 @@ impl RecentAuditStore {
         let mut inner = self.lock();
         inner.evictions.cleared += inner.records.len() as u64;
         inner.first_seq += inner.records.len() as u64;
-        inner.records.clear();
+        let records = std::mem::take(&mut inner.records);
         inner.bytes = 0;
         inner.by_actor.clear();
         inner.by_resource.clear();
         inner.by_action.clear();
         inner.by_outcome.clear();
+        drop(inner);
+        drop(records);
     }
 
     /// The current bounds.
@@ -618,10 +681,13 @@ impl RecentAuditStore {
     /// ```
     pub fn set_settings(&self, settings: StoreSettings) -> Result<(), SettingsError> {
         settings.check()?;
+        let mut evicted = Evicted::default();
         let mut inner = self.lock();
         inner.settings = settings;
-        inner.make_room(0, 0);
-        inner.cleanup(Timestamp::now());
+        inner.make_room(0, 0, &mut evicted);
+        inner.cleanup(Timestamp::now(), &mut evicted);
+        drop(inner);
+        drop(evicted);
         Ok(())
     }
 
@@ -663,7 +729,7 @@ impl RecentAuditStore {
             .into_iter()
             .map(|o| (o, inner.totals.by_outcome[outcome_slot(o)]))
             .collect();
-        let sorted = |m: &HashMap<String, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let sorted = |m: &NameCounts| m.iter(OTHER).map(|(k, v)| (k.to_owned(), v)).collect();
         StoreStats {
             name: self.shared.name.clone(),
             enabled: self.is_enabled(),
@@ -706,8 +772,9 @@ impl RecentAuditStore {
         actor_id: &str,
         limit: usize,
     ) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
+        let hash = self.shared.hasher.hash(actor_id);
         self.read(reader, |inner| {
-            inner.collect(inner.by_actor.newest(actor_id, limit))
+            inner.collect(inner.by_actor.newest(actor_id, hash, limit))
         })
     }
 
@@ -718,8 +785,9 @@ impl RecentAuditStore {
         resource: &str,
         limit: usize,
     ) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
+        let hash = self.shared.hasher.hash(resource);
         self.read(reader, |inner| {
-            inner.collect(inner.by_resource.newest(resource, limit))
+            inner.collect(inner.by_resource.newest(resource, hash, limit))
         })
     }
 
@@ -731,8 +799,9 @@ impl RecentAuditStore {
         action: &str,
         limit: usize,
     ) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
+        let hash = self.shared.hasher.hash(action);
         self.read(reader, |inner| {
-            inner.collect(inner.by_action.newest(action, limit))
+            inner.collect(inner.by_action.newest(action, hash, limit))
         })
     }
 
