@@ -5,10 +5,11 @@
 //! by two `match`es; the macros below write those calls once.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use authtel_core::catalogue::Category;
 use authtel_core::metadata::{Metadata, Value};
-use authtel_core::telemetry::EventRecord;
+use authtel_core::telemetry::{EventRecord, SpanId};
 use tracing::Level;
 
 /// A `tracing::Level` as a plain enum, so it can be matched on.
@@ -47,37 +48,45 @@ impl From<LogLevel> for Level {
 
 /// One `tracing::event!` with every field the logger may write; absent ones (`None`) are
 /// not recorded. Values are computed only if a subscriber enables the callsite.
+///
+/// Each callsite lives in its own small function: inlined into one `match`, the 80 value
+/// sets would give `emit` a stack frame of many kilobytes, touched on every call.
 macro_rules! event_at {
-    ($target:literal, $level:expr, $r:ident) => {
-        tracing::event!(
-            target: $target,
-            $level,
-            event = $r.event.name(),
-            outcome = $r.outcome.map(|o| o.as_str()),
-            duration_ms = $r.measurements.duration.map(duration_ms),
-            span_id = tracing::field::display($r.context.span_id),
-            parent_id = $r.context.parent_id.map(tracing::field::display),
-            root_id = tracing::field::display($r.context.root_id),
-            error_type = $r.error_type,
-            exception = $r.exception.map(|e| e.kind.as_str()),
-            exception_reason = $r.exception.map(|e| e.reason),
-            count = $r.measurements.count,
-            user_id = $r.metadata.get_user_id(),
-            session_id = $r.metadata.get_session_id(),
-            client_ip = $r.metadata.get_client_ip().map(tracing::field::display),
-            user_agent = $r.metadata.get_user_agent(),
-            provider = $r.metadata.get_provider(),
-            method = $r.metadata.get_method(),
-            reason = $r.metadata.get_reason(),
-            operation = $r.metadata.get_operation(),
-            caller = $r.metadata.get_caller(),
-            resource = $r.metadata.get_resource(),
-            rate_limit_key = $r.metadata.get_rate_limit_key(),
-            attempts_remaining = $r.metadata.get_attempts_remaining(),
-            admin = $r.metadata.get_admin(),
-            extra = ExtraFields::of($r.metadata).map(tracing::field::display),
-        )
-    };
+    ($target:literal, $level:expr, $r:ident) => {{
+        #[inline(never)]
+        fn log(r: &EventRecord<'_>) {
+            let extra = ExtraFields::of(r.metadata).map(ExtraText::render);
+            tracing::event!(
+                target: $target,
+                $level,
+                event = r.event.name(),
+                outcome = r.outcome.map(|o| o.as_str()),
+                duration_ms = r.measurements.duration.map(duration_ms),
+                span_id = HexId::new(r.context.span_id).as_str(),
+                parent_id = r.context.parent_id.map(HexId::new).as_ref().map(HexId::as_str),
+                root_id = HexId::new(r.context.root_id).as_str(),
+                error_type = r.error_type,
+                exception = r.exception.map(|e| e.kind.as_str()),
+                exception_reason = r.exception.map(|e| e.reason),
+                count = r.measurements.count,
+                user_id = r.metadata.get_user_id(),
+                session_id = r.metadata.get_session_id(),
+                client_ip = r.metadata.get_client_ip().map(IpText::new).as_ref().map(IpText::as_str),
+                user_agent = r.metadata.get_user_agent(),
+                provider = r.metadata.get_provider(),
+                method = r.metadata.get_method(),
+                reason = r.metadata.get_reason(),
+                operation = r.metadata.get_operation(),
+                caller = r.metadata.get_caller(),
+                resource = r.metadata.get_resource(),
+                rate_limit_key = r.metadata.get_rate_limit_key(),
+                attempts_remaining = r.metadata.get_attempts_remaining(),
+                admin = r.metadata.get_admin(),
+                extra = extra.as_ref().map(tracing::field::display),
+            )
+        }
+        log($r)
+    }};
 }
 
 /// Picks the level's callsite for one target.
@@ -134,6 +143,100 @@ targets! {
     Pipeline => "authtel::pipeline",
     Custom => "authtel::app",
     _ => "authtel::app",
+}
+
+/// A span id as 16 lowercase hex digits on the stack (as `SpanId`'s `Display`), so the
+/// subscriber records one `&str` instead of formatting a padded integer char by char.
+struct HexId([u8; 16]);
+
+impl HexId {
+    fn new(id: SpanId) -> HexId {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let v = id.get();
+        let mut out = [0u8; 16];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        HexId(out)
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits were written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// An IP address as text on the stack (45 bytes hold the longest IPv6 form).
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> IpText {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        // Cannot fail: the buffer is longer than any address's text.
+        let _ = write!(cursor, "{ip}");
+        let len = cursor.position() as usize;
+        IpText { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+/// The extra fields rendered once on the stack, so the subscriber records one `&str`; when
+/// they do not fit (long values), they are written through `Display` instead.
+enum ExtraText<'m, 'a> {
+    Inline { buf: [u8; EXTRA_INLINE], len: usize },
+    Long(ExtraFields<'m, 'a>),
+}
+
+const EXTRA_INLINE: usize = 256;
+
+impl<'m, 'a> ExtraText<'m, 'a> {
+    fn render(fields: ExtraFields<'m, 'a>) -> Self {
+        struct Fill<'b> {
+            buf: &'b mut [u8; EXTRA_INLINE],
+            len: usize,
+        }
+        impl fmt::Write for Fill<'_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                let end = self.len + s.len();
+                let slot = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+                slot.copy_from_slice(s.as_bytes());
+                self.len = end;
+                Ok(())
+            }
+        }
+        let mut buf = [0u8; EXTRA_INLINE];
+        let mut fill = Fill {
+            buf: &mut buf,
+            len: 0,
+        };
+        match fmt::write(&mut fill, format_args!("{fields}")) {
+            Ok(()) => {
+                let len = fill.len;
+                ExtraText::Inline { buf, len }
+            }
+            Err(fmt::Error) => ExtraText::Long(fields),
+        }
+    }
+}
+
+impl fmt::Display for ExtraText<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Whole `str`s were copied in, so the bytes are valid UTF-8.
+            ExtraText::Inline { buf, len } => {
+                f.write_str(std::str::from_utf8(&buf[..*len]).map_err(|_| fmt::Error)?)
+            }
+            ExtraText::Long(fields) => fields.fmt(f),
+        }
+    }
 }
 
 /// Milliseconds from whole nanoseconds: one rounding, so `2243ns` prints as `0.002243`.
@@ -203,10 +306,45 @@ mod tests {
     }
 
     #[test]
+    fn ids_and_addresses_render_as_their_display() {
+        for v in [1u64, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            let id = SpanId::from_u64(v).expect("non-zero");
+            assert_eq!(HexId::new(id).as_str(), id.to_string());
+        }
+        for ip in [
+            "203.0.113.7",
+            "2001:db8::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+        ] {
+            let ip: IpAddr = ip.parse().expect("valid address");
+            assert_eq!(IpText::new(ip).as_str(), ip.to_string());
+        }
+    }
+
+    #[test]
     fn durations_print_without_float_noise() {
         let ms = duration_ms(std::time::Duration::from_nanos(2_243));
         assert_eq!(ms.to_string(), "0.002243");
         assert_eq!(duration_ms(std::time::Duration::from_millis(1500)), 1500.0);
+    }
+
+    #[test]
+    fn long_extra_fields_are_written_whole() {
+        let long = "x".repeat(200);
+        let m = Metadata::new()
+            .with_extra("first", long.as_str())
+            .with_extra("second", long.as_str());
+        let fields = ExtraFields::of(&m).expect("two extras");
+        let rendered = ExtraText::render(fields);
+        assert!(
+            matches!(rendered, ExtraText::Long(_)),
+            "longer than the inline buffer"
+        );
+        assert_eq!(rendered.to_string(), format!("first={long} second={long}"));
+        let short = Metadata::new().with_extra("tenant", "acme");
+        let rendered = ExtraText::render(ExtraFields::of(&short).expect("one extra"));
+        assert!(matches!(rendered, ExtraText::Inline { .. }));
+        assert_eq!(rendered.to_string(), "tenant=acme");
     }
 
     #[test]
