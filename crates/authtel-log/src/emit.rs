@@ -190,6 +190,8 @@ impl IpText {
 
 /// The extra fields rendered once on the stack, so the subscriber records one `&str`; when
 /// they do not fit (long values), they are written through `Display` instead.
+// Large on purpose: it lives on the stack for one call; boxing would allocate per event.
+#[allow(clippy::large_enum_variant)]
 enum ExtraText<'m, 'a> {
     Inline { buf: [u8; EXTRA_INLINE], len: usize },
     Long(ExtraFields<'m, 'a>),
