@@ -29,7 +29,7 @@ const CLEANUP_EVERY: u32 = 64;
 /// Distinct operation and action names counted in the statistics; further names are
 /// counted under [`OTHER`], so an application cannot grow the statistics without bound.
 const MAX_DISTINCT_TOTALS: usize = 256;
-/// The statistics key for names beyond [`MAX_DISTINCT_TOTALS`].
+/// The statistics key under which names beyond the first 256 distinct ones are counted.
 pub const OTHER: &str = "(other)";
 /// Longest store name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -652,6 +652,20 @@ impl RecentAuditStore {
     }
 
     /// Removes every record (counted as `cleared` evictions); totals are kept.
+    ///
+    /// ```
+    /// # use authtel_audit::{Reader, RecentAuditStore};
+    /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
+    /// let store = RecentAuditStore::new("s").unwrap();
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
+    /// e.actor = Some(Party::new("svc_a", "caller"));
+    /// e.resource = Some("grid.prices".into());
+    /// store.insert(e).unwrap();
+    /// let admin = Reader::new("ops").with_role("admin");
+    /// store.clear();
+    /// assert_eq!(store.stats().entries, 0);
+    /// assert_eq!(store.stats().stored_total, 1);
+    /// ```
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.evictions.cleared += inner.records.len() as u64;
@@ -723,6 +737,21 @@ impl RecentAuditStore {
     }
 
     /// The store's statistics (aggregates only: no reader needed).
+    ///
+    /// ```
+    /// # use authtel_audit::{Reader, RecentAuditStore};
+    /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
+    /// let store = RecentAuditStore::new("s").unwrap();
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
+    /// e.actor = Some(Party::new("svc_a", "caller"));
+    /// e.resource = Some("grid.prices".into());
+    /// store.insert(e).unwrap();
+    /// let admin = Reader::new("ops").with_role("admin");
+    /// let stats = store.stats();
+    /// assert_eq!(stats.entries, 1);
+    /// assert_eq!(stats.by_outcome[&Outcome::Denied], 1);
+    /// assert_eq!(stats.by_action["authorization.denied"], 1);
+    /// ```
     pub fn stats(&self) -> StoreStats {
         let inner = self.lock();
         let by_outcome = Outcome::ALL
@@ -752,6 +781,18 @@ impl RecentAuditStore {
     }
 
     /// The newest `n` records, newest first.
+    ///
+    /// ```
+    /// # use authtel_audit::{Reader, RecentAuditStore};
+    /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
+    /// let store = RecentAuditStore::new("s").unwrap();
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
+    /// e.actor = Some(Party::new("svc_a", "caller"));
+    /// e.resource = Some("grid.prices".into());
+    /// store.insert(e).unwrap();
+    /// let admin = Reader::new("ops").with_role("admin");
+    /// assert_eq!(store.recent(&admin, 10).unwrap().len(), 1);
+    /// ```
     pub fn recent(&self, reader: &Reader, n: usize) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
         self.read(reader, |inner| {
             inner
@@ -766,6 +807,19 @@ impl RecentAuditStore {
 
     /// The newest `limit` records whose actor id is `actor_id` (a user or a caller),
     /// newest first. Uses an index: cost grows with `limit`, not with the store.
+    ///
+    /// ```
+    /// # use authtel_audit::{Reader, RecentAuditStore};
+    /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
+    /// let store = RecentAuditStore::new("s").unwrap();
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
+    /// e.actor = Some(Party::new("svc_a", "caller"));
+    /// e.resource = Some("grid.prices".into());
+    /// store.insert(e).unwrap();
+    /// let admin = Reader::new("ops").with_role("admin");
+    /// assert_eq!(store.by_actor(&admin, "svc_a", 10).unwrap()[0].action, "authorization.denied");
+    /// assert!(store.by_actor(&admin, "svc_b", 10).unwrap().is_empty());
+    /// ```
     pub fn by_actor(
         &self,
         reader: &Reader,
@@ -779,6 +833,18 @@ impl RecentAuditStore {
     }
 
     /// The newest `limit` records about `resource`, newest first (indexed).
+    ///
+    /// ```
+    /// # use authtel_audit::{Reader, RecentAuditStore};
+    /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
+    /// let store = RecentAuditStore::new("s").unwrap();
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
+    /// e.actor = Some(Party::new("svc_a", "caller"));
+    /// e.resource = Some("grid.prices".into());
+    /// store.insert(e).unwrap();
+    /// let admin = Reader::new("ops").with_role("admin");
+    /// assert_eq!(store.by_resource(&admin, "grid.prices", 10).unwrap().len(), 1);
+    /// ```
     pub fn by_resource(
         &self,
         reader: &Reader,
@@ -793,6 +859,18 @@ impl RecentAuditStore {
 
     /// The newest `limit` records of `action` (`authorization.denied`), newest first
     /// (indexed).
+    ///
+    /// ```
+    /// # use authtel_audit::{Reader, RecentAuditStore};
+    /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
+    /// let store = RecentAuditStore::new("s").unwrap();
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
+    /// e.actor = Some(Party::new("svc_a", "caller"));
+    /// e.resource = Some("grid.prices".into());
+    /// store.insert(e).unwrap();
+    /// let admin = Reader::new("ops").with_role("admin");
+    /// assert_eq!(store.by_action(&admin, "authorization.denied", 10).unwrap().len(), 1);
+    /// ```
     pub fn by_action(
         &self,
         reader: &Reader,
@@ -806,6 +884,19 @@ impl RecentAuditStore {
     }
 
     /// The newest `limit` records with `outcome`, newest first (indexed).
+    ///
+    /// ```
+    /// # use authtel_audit::{Reader, RecentAuditStore};
+    /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
+    /// let store = RecentAuditStore::new("s").unwrap();
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
+    /// e.actor = Some(Party::new("svc_a", "caller"));
+    /// e.resource = Some("grid.prices".into());
+    /// store.insert(e).unwrap();
+    /// let admin = Reader::new("ops").with_role("admin");
+    /// assert_eq!(store.by_outcome(&admin, Outcome::Denied, 10).unwrap().len(), 1);
+    /// assert!(store.by_outcome(&admin, Outcome::Success, 10).unwrap().is_empty());
+    /// ```
     pub fn by_outcome(
         &self,
         reader: &Reader,
@@ -820,6 +911,20 @@ impl RecentAuditStore {
     /// The newest `limit` records whose `occurred_at` lies in `from..=to`, newest first in
     /// store order. Scans the store (records may arrive out of time order); meant for
     /// occasional operator queries.
+    ///
+    /// ```
+    /// # use authtel_audit::{Reader, RecentAuditStore};
+    /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
+    /// let store = RecentAuditStore::new("s").unwrap();
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
+    /// e.actor = Some(Party::new("svc_a", "caller"));
+    /// e.resource = Some("grid.prices".into());
+    /// store.insert(e).unwrap();
+    /// let admin = Reader::new("ops").with_role("admin");
+    /// use authtel_core::audit::Timestamp;
+    /// let last_hour = Timestamp::from_unix_micros(Timestamp::now().unix_micros() - 3_600_000_000);
+    /// assert_eq!(store.between(&admin, last_hour, Timestamp::now(), 10).unwrap().len(), 1);
+    /// ```
     pub fn between(
         &self,
         reader: &Reader,
