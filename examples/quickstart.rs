@@ -1,8 +1,12 @@
-//! authtel quickstart: a small auth service's traffic, logged by the default logger.
+//! authtel quickstart: a small auth service's traffic, logged by the default logger,
+//! counted in Prometheus metrics (served on `/metrics` while it runs) and kept in the
+//! in-memory recent-audit store, whose trail and statistics are printed at the end.
 //!
 //! ```text
 //! cargo run --example quickstart
 //! RUST_LOG=authtel::security=warn cargo run --example quickstart   # security signals only
+//! AUTHTEL_METRICS_ADDR=127.0.0.1:9464 cargo run --example quickstart  # fixed metrics port
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 cargo run --example quickstart --features otlp
 //! ```
 //!
 //! `main` sets up where events go; `simulate_traffic` is the auth code, which only emits
@@ -10,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,23 +22,97 @@ use authtel::catalogue::{
     AUTH_LOGIN, AUTHORIZATION_DENIED, JWT_REFRESH, MFA_LOCKOUT, MFA_VERIFY, OAUTH_CALLBACK,
     OAUTH_LINK, SECURITY_LOCKOUT, SECURITY_RATE_LIMITED,
 };
+use authtel::audit_store::{Reader, RecentAuditStore};
 use authtel::log::{LoggerOptions, attach_default_logger};
+use authtel::prometheus::PrometheusSink;
 use authtel::metadata::Metadata;
 use authtel::registry::{self, Selection, handler_fn};
 use authtel::telemetry::{self, Measurements};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    // Show `tracing` output on stderr; RUST_LOG overrides the default `info`.
+    // Show `tracing` output on the terminal; RUST_LOG overrides the default `info`.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
     let events_seen = attach_sinks()?;
+    let (audit, metrics) = attach_audit_and_metrics()?;
+    #[cfg(feature = "otlp")]
+    let otlp = attach_otlp()?;
+
     let traffic = simulate_traffic();
 
+    print_audit_trail(&audit)?;
+    let scraped = metrics.render();
+    let series = scraped.lines().filter(|l| l.starts_with("authtel_")).count();
+    println!(
+        "prometheus: {series} authtel series served at http://{}/metrics",
+        metrics
+            .listen_address()
+            .map_or_else(|| "(no listener)".to_owned(), |a| a.to_string())
+    );
+    #[cfg(feature = "otlp")]
+    if let Some(otlp) = otlp {
+        otlp.flush(std::time::Instant::now() + std::time::Duration::from_secs(5))?;
+        println!("otlp: {:?}", otlp.stats());
+    }
     println!(
         "quickstart: {traffic}; {} events delivered to handlers",
         events_seen.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// The recent-audit store (in memory, bounded) and Prometheus metrics with a scrape
+/// listener (`AUTHTEL_METRICS_ADDR`, default: a free port on 127.0.0.1).
+fn attach_audit_and_metrics() -> anyhow::Result<(RecentAuditStore, PrometheusSink)> {
+    let audit = RecentAuditStore::builder("quickstart")
+        .with_max_entries(10_000)
+        .build()?;
+    registry::attach("quickstart-audit", Selection::All, audit.clone())?;
+
+    let addr: SocketAddr = std::env::var("AUTHTEL_METRICS_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:0".to_owned())
+        .parse()?;
+    let metrics = PrometheusSink::builder().with_listen_address(addr).attach()?;
+    if let Some(addr) = metrics.listen_address() {
+        println!("prometheus: serving http://{addr}/metrics while the simulation runs");
+    }
+    Ok((audit, metrics))
+}
+
+/// OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (feature `otlp`).
+#[cfg(feature = "otlp")]
+fn attach_otlp() -> anyhow::Result<Option<authtel::otlp::OtlpSink>> {
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+        println!("otlp: OTEL_EXPORTER_OTLP_ENDPOINT is not set, not exporting");
+        return Ok(None);
+    }
+    let sink = authtel::otlp::OtlpSink::builder()
+        .with_service_name("authtel-quickstart")
+        .attach()?;
+    Ok(Some(sink))
+}
+
+/// Prints the last audit records and the store's statistics, read as an administrator
+/// (the store's default access policy refuses everyone else).
+fn print_audit_trail(audit: &RecentAuditStore) -> anyhow::Result<()> {
+    let admin = Reader::new("quickstart-operator").with_role("admin");
+    println!("recent audit trail (newest first):");
+    for e in audit.recent(&admin, 10)? {
+        println!(
+            "  {} {:<32} {:<8} actor={} ip={}",
+            e.occurred_at,
+            e.action,
+            e.outcome,
+            e.actor.as_ref().map_or("-", |a| a.id.as_str()),
+            e.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+        );
+    }
+    let stats = audit.stats();
+    println!(
+        "audit store: {} records held (~{} bytes), {} stored in all; by outcome: {:?}",
+        stats.entries, stats.estimated_bytes, stats.stored_total, stats.by_outcome
     );
     Ok(())
 }

@@ -45,8 +45,15 @@
 //! - `log` (default): the default logger ([`log`]), writing into `tracing`. Needs nothing
 //!   else; install any `tracing` subscriber to see the output.
 //!
-//! Each sink will get a feature of its own name (`sql`, `kafka`, `otlp`, `prometheus`,
-//! `pipeline`); enable only those you deploy — every sink brings its client library.
+//! - `audit`: the in-memory recent-audit store ([`audit_store`]).
+//! - `pipeline`: the forwarding pipeline on tokio ([`pipeline`]).
+//! - `sql`: the SQL audit store on SQLite ([`sql`]); `postgres` adds PostgreSQL.
+//! - `kafka`: the Kafka producer and projector ([`kafka`]); compiles librdkafka (needs a C
+//!   compiler, make and zlib).
+//! - `otlp`: OTLP export of spans and signals ([`otlp`]).
+//! - `prometheus`: Prometheus metrics and a scrape listener ([`prometheus`]).
+//!
+//! Enable only the sinks you deploy: every sink brings its client library.
 //!
 //! # Supported Rust versions
 //! 1.94 and newer (the workspace's `rust-version`).
@@ -72,5 +79,35 @@ pub mod log {
     pub use authtel_log::*;
 }
 
-// Sinks, each behind its feature, are re-exported here as they land:
-// `sql`, `kafka`, `otlp`, `prometheus`, `pipeline` (e.g. `pub mod sql { pub use authtel_sql::*; }`).
+/// The README's Rust examples, compiled and run as doctests so they cannot drift.
+#[cfg(all(doctest, feature = "log"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
+macro_rules! sink_module {
+    ($( $(#[$doc:meta])* $feature:literal => $module:ident = $krate:ident; )*) => {
+        $(
+            $(#[$doc])*
+            #[cfg(feature = $feature)]
+            #[cfg_attr(docsrs, doc(cfg(feature = $feature)))]
+            pub mod $module {
+                pub use $krate::*;
+            }
+        )*
+    };
+}
+
+sink_module! {
+    /// The in-memory recent-audit store (`authtel-audit`): bounded, indexed, access-checked.
+    "audit" => audit_store = authtel_audit;
+    /// The forwarding pipeline (`authtel-pipeline`): dispatch, retries, spill, breaker.
+    "pipeline" => pipeline = authtel_pipeline;
+    /// The SQL audit store (`authtel-sql`): SQLite and PostgreSQL, outbox and relay.
+    "sql" => sql = authtel_sql;
+    /// The Kafka producer and projector (`authtel-kafka`).
+    "kafka" => kafka = authtel_kafka;
+    /// OTLP export (`authtel-otlp`).
+    "otlp" => otlp = authtel_otlp;
+    /// Prometheus metrics (`authtel-prometheus`).
+    "prometheus" => prometheus = authtel_prometheus;
+}
