@@ -1,7 +1,9 @@
 //! Pipeline throughput: enqueue cost on the async path against a raw tokio mpsc send,
-//! end-to-end delivery to a no-op forwarder, spill (fsync per batch) and replay.
+//! end-to-end delivery to a no-op forwarder, spill (fsync per batch) against raw synced
+//! writes of the same lines, and replay after a restart.
 
 use std::hint::black_box;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -96,7 +98,7 @@ fn bench(c: &mut Criterion) {
     };
     // Records are built outside the timed loop, in chunks, so only the hand-over is timed.
     group.throughput(Throughput::Elements(1));
-    group.bench_function("enqueue_async", |b| {
+    group.bench_function("enqueue_async@tokio_mpsc_send", |b| {
         b.iter_custom(|iters| {
             timed_in_chunks(iters, |chunk| {
                 for e in chunk {
@@ -171,7 +173,7 @@ fn bench(c: &mut Criterion) {
             .unwrap()
     };
     group.throughput(Throughput::Elements(S as u64));
-    group.bench_function("spill_fsync_per_batch", |b| {
+    group.bench_function("spill_fsync_per_batch@write_fsync_per_batch", |b| {
         b.iter_batched(
             || events(S),
             |batch| {
@@ -181,6 +183,31 @@ fn bench(c: &mut Criterion) {
                 spilling
                     .flush(Instant::now() + Duration::from_secs(30))
                     .unwrap();
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The raw floor for spilling: the same JSON lines, 256 per write, each write synced.
+    let raw_path = spill_root.join("raw.jsonl");
+    group.bench_function("baseline:write_fsync_per_batch", |b| {
+        b.iter_batched(
+            || events(S),
+            |batch| {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&raw_path)
+                    .unwrap();
+                let mut buf = Vec::new();
+                for chunk in batch.chunks(256) {
+                    buf.clear();
+                    for e in chunk {
+                        serde_json::to_writer(&mut buf, e).unwrap();
+                        buf.push(b'\n');
+                    }
+                    f.write_all(&buf).unwrap();
+                    f.sync_data().unwrap();
+                }
             },
             BatchSize::PerIteration,
         )

@@ -20,7 +20,12 @@ use authtel_core::forward::Forwarder;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Dispatch {
     /// Inline in the caller: `publish` returns once the record is delivered, spilled or
-    /// dead-lettered. Works with or without a tokio runtime.
+    /// dead-lettered. Works with or without a tokio runtime: inside a multi-thread runtime
+    /// the call runs under `block_in_place` on that runtime (the forwarder's connections keep
+    /// working); inside a current-thread runtime it runs on a scoped helper thread driven by
+    /// a private current-thread runtime (blocking the only thread would stall it); outside
+    /// any runtime the private runtime drives it on the caller's thread. Retries happen in
+    /// the caller too, so a failing destination delays it by the backoff.
     Sync,
     /// Through a bounded queue and worker tasks, in batches. Needs a tokio runtime when the
     /// pipeline is built (or one given with [`PipelineBuilder::runtime`](crate::PipelineBuilder::runtime));
