@@ -18,14 +18,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use authtel::audit_store::{Reader, RecentAuditStore};
 use authtel::catalogue::{
     AUTH_LOGIN, AUTHORIZATION_DENIED, JWT_REFRESH, MFA_LOCKOUT, MFA_VERIFY, OAUTH_CALLBACK,
     OAUTH_LINK, SECURITY_LOCKOUT, SECURITY_RATE_LIMITED,
 };
-use authtel::audit_store::{Reader, RecentAuditStore};
 use authtel::log::{LoggerOptions, attach_default_logger};
-use authtel::prometheus::PrometheusSink;
 use authtel::metadata::Metadata;
+use authtel::prometheus::PrometheusSink;
 use authtel::registry::{self, Selection, handler_fn};
 use authtel::telemetry::{self, Measurements};
 use tracing_subscriber::EnvFilter;
@@ -44,7 +44,10 @@ fn main() -> anyhow::Result<()> {
 
     print_audit_trail(&audit)?;
     let scraped = metrics.render();
-    let series = scraped.lines().filter(|l| l.starts_with("authtel_")).count();
+    let series = scraped
+        .lines()
+        .filter(|l| l.starts_with("authtel_"))
+        .count();
     println!(
         "prometheus: {series} authtel series served at http://{}/metrics",
         metrics
@@ -74,7 +77,9 @@ fn attach_audit_and_metrics() -> anyhow::Result<(RecentAuditStore, PrometheusSin
     let addr: SocketAddr = std::env::var("AUTHTEL_METRICS_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:0".to_owned())
         .parse()?;
-    let metrics = PrometheusSink::builder().with_listen_address(addr).attach()?;
+    let metrics = PrometheusSink::builder()
+        .with_listen_address(addr)
+        .attach()?;
     if let Some(addr) = metrics.listen_address() {
         println!("prometheus: serving http://{addr}/metrics while the simulation runs");
     }
@@ -106,7 +111,8 @@ fn print_audit_trail(audit: &RecentAuditStore) -> anyhow::Result<()> {
             e.action,
             e.outcome,
             e.actor.as_ref().map_or("-", |a| a.id.as_str()),
-            e.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+            e.client_ip
+                .map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
         );
     }
     let stats = audit.stats();
