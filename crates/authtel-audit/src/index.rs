@@ -90,8 +90,8 @@ impl KeyIndex {
         self.table.clear();
     }
 
-    #[cfg(test)]
-    pub(crate) fn keys(&self) -> usize {
+    /// How many distinct keys have stored records.
+    pub(crate) fn len(&self) -> usize {
         self.table.len()
     }
 }
@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(index.newest("u1", h1, 10).collect::<Vec<_>>(), [2, 0]);
         index.remove_oldest(h1, 0);
         index.remove_oldest(h2, 1);
-        assert_eq!(index.keys(), 1);
+        assert_eq!(index.len(), 1);
         assert_eq!(index.newest("u1", h1, 10).collect::<Vec<_>>(), [2]);
         assert_eq!(index.newest("u2", h2, 10).count(), 0);
     }

@@ -154,6 +154,12 @@ pub struct StoreStats {
     pub entries: usize,
     /// Their estimated bytes.
     pub estimated_bytes: usize,
+    /// Distinct actor ids among the records held (size of the actor index).
+    pub distinct_actors: usize,
+    /// Distinct resources among the records held.
+    pub distinct_resources: usize,
+    /// Distinct actions among the records held.
+    pub distinct_actions: usize,
     /// The `occurred_at` of the oldest record held (the first in store order).
     pub oldest: Option<Timestamp>,
     /// Records stored, all time.
@@ -764,6 +770,9 @@ impl RecentAuditStore {
             enabled: self.is_enabled(),
             entries: inner.records.len(),
             estimated_bytes: inner.bytes,
+            distinct_actors: inner.by_actor.len(),
+            distinct_resources: inner.by_resource.len(),
+            distinct_actions: inner.by_action.len(),
             oldest: inner.records.front().map(|e| e.event.occurred_at),
             stored_total: inner.totals.stored,
             by_outcome,
