@@ -12,7 +12,7 @@ use rdkafka::producer::ProducerContext;
 use tokio::sync::Notify;
 
 use crate::cloudevents;
-use crate::error::DeliveryError;
+use crate::error::{DeliveryError, needs_new_producer};
 use crate::health::ProducerCounters;
 
 /// One record's failure, classified.
@@ -20,12 +20,14 @@ use crate::health::ProducerCounters;
 pub(crate) struct Failure {
     error: DeliveryError,
     transient: bool,
+    producer_broken: bool,
 }
 
 impl From<DeliveryError> for Failure {
     fn from(error: DeliveryError) -> Failure {
         Failure {
             transient: error.is_transient(),
+            producer_broken: matches!(&error, DeliveryError::Refused { code, .. } if needs_new_producer(*code)),
             error,
         }
     }
@@ -37,6 +39,7 @@ impl From<DeliveryError> for Failure {
 pub(crate) struct FailureSummary {
     pub(crate) count: usize,
     pub(crate) any_transient: bool,
+    pub(crate) producer_broken: bool,
     pub(crate) first: DeliveryError,
 }
 
@@ -72,11 +75,13 @@ impl BatchTracker {
                 Some(s) => {
                     s.count += 1;
                     s.any_transient |= failure.transient;
+                    s.producer_broken |= failure.producer_broken;
                 }
                 None => {
                     *summary = Some(FailureSummary {
                         count: 1,
                         any_transient: failure.transient,
+                        producer_broken: failure.producer_broken,
                         first: failure.error,
                     });
                 }
@@ -113,6 +118,7 @@ pub(crate) struct ProducerStats {
     queue_full_waits: AtomicU64,
     scrubbed: AtomicU64,
     broker_errors: AtomicU64,
+    producer_resets: AtomicU64,
     errors_since_ack: AtomicU64,
     last_error: Mutex<Option<String>>,
     queue_waiters: AtomicUsize,
@@ -131,6 +137,7 @@ impl ProducerStats {
             queue_full_waits: get(&self.queue_full_waits),
             records_scrubbed: get(&self.scrubbed),
             broker_errors: get(&self.broker_errors),
+            producer_resets: get(&self.producer_resets),
         }
     }
 
@@ -140,6 +147,10 @@ impl ProducerStats {
 
     pub(crate) fn count_failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_producer_reset(&self) {
+        self.producer_resets.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_scrubbed(&self) {

@@ -63,6 +63,11 @@ pub enum BuildError {
         /// Why it is refused.
         why: &'static str,
     },
+    /// A projector was built outside a tokio runtime.
+    #[error(
+        "the kafka projector must be built inside a tokio runtime: call build() from async code or within Runtime::enter()"
+    )]
+    NoRuntime,
     /// librdkafka rejected the configuration (unknown key, bad value, feature not compiled in).
     #[error(
         "librdkafka rejected the kafka client configuration; check the keys and values passed with with_config"
@@ -161,8 +166,9 @@ impl DeliveryError {
 }
 
 /// Whether a librdkafka error code can go away by itself (broker restart, leader election,
-/// network). Codes that need an operator (size limits, missing topics, authorization, bad
-/// configuration, a fatal idempotence error) are permanent: retrying them would only loop.
+/// network, a producer identity the forwarder replaces). Codes that need an operator (size
+/// limits, missing topics, authorization, bad configuration) are permanent: retrying them
+/// would only loop.
 pub(crate) fn is_transient_code(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode as C;
     !matches!(
@@ -188,7 +194,22 @@ pub(crate) fn is_transient_code(code: RDKafkaErrorCode) -> bool {
             | C::UnsupportedFeature
             | C::InvalidArgument
             | C::InvalidConfig
-            | C::Fatal
+    )
+}
+
+/// Codes after which the idempotent producer's identity (producer id and epoch) is unusable:
+/// the forwarder replaces its producer so the pipeline's retry starts a fresh identity.
+/// Seen with tansu after a broker freeze (every send then fails with `ProducerFenced`).
+pub(crate) fn needs_new_producer(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::Fatal
+            | C::ProducerFenced
+            | C::InvalidProducerEpoch
+            | C::OutOfOrderSequenceNumber
+            | C::UnknownProducerId
+            | C::InvalidProducerIdMapping
     )
 }
 

@@ -45,6 +45,9 @@ pub struct ProducerCounters {
     pub records_scrubbed: u64,
     /// Errors librdkafka reported about brokers (connection refused, all brokers down).
     pub broker_errors: u64,
+    /// Times the producer was replaced because its idempotent identity became unusable
+    /// (fenced, fatal error); the failed batch was handed back for retry.
+    pub producer_resets: u64,
 }
 
 /// Cumulative projector counters, from [`Projector::counters`](crate::Projector::counters).

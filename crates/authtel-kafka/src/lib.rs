@@ -24,9 +24,12 @@
 //! ```
 //!
 //! # Feature flags
-//! None. rdkafka is used with its default features: a bundled librdkafka built with its
-//! own configure script (needs a C compiler, make and zlib; no cmake, no system
-//! librdkafka), gzip, snappy and lz4 compression, plain-text connections.
+//! - `sqlite`: `authtel_sql::AuditStore<Sqlite>` implements [`ProjectionSink`].
+//! - `postgres`: `authtel_sql::AuditStore<Postgres>` implements [`ProjectionSink`].
+//!
+//! rdkafka is used with its default features: a bundled librdkafka built with its own
+//! configure script (needs a C compiler, make and zlib; no cmake, no system librdkafka),
+//! gzip, snappy and lz4 compression, plain-text connections.
 //!
 //! # Supported Rust versions
 //! The workspace's `rust-version` (1.94) and newer.
@@ -38,7 +41,11 @@ mod delivery;
 mod error;
 mod health;
 mod producer;
+mod projector;
 mod scrub;
+mod sink;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 
 pub use admin::{CreateTopicError, create_topic};
 pub use config::Compression;
@@ -47,3 +54,7 @@ pub use health::{
     HealthState, Lag, PartitionLag, ProducerCounters, ProducerHealth, ProjectorCounters,
 };
 pub use producer::{KafkaForwarder, KafkaForwarderBuilder};
+pub use projector::{
+    LagError, Projector, ProjectorBuilder, ProjectorError, ProjectorHealth, ProjectorState,
+};
+pub use sink::{ProjectFuture, ProjectionSink};

@@ -7,8 +7,8 @@
 //! deduplicate on the CloudEvents id, as the [`Projector`](crate::Projector) does).
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use authtel_core::audit::AuditEvent;
@@ -45,7 +45,8 @@ const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(50);
 /// # Ok(()) }
 /// ```
 pub struct KafkaForwarder {
-    producer: ThreadedProducer<DeliveryContext>,
+    producer: RwLock<Arc<ThreadedProducer<DeliveryContext>>>,
+    config: ClientConfig,
     stats: Arc<ProducerStats>,
     topic: String,
     source: String,
@@ -139,7 +140,7 @@ impl KafkaForwarder {
             state,
             consecutive_broker_errors: self.stats.errors_since_ack(),
             last_error: self.stats.last_error(),
-            in_flight: u64::try_from(self.producer.in_flight_count()).unwrap_or(0),
+            in_flight: u64::try_from(self.producer().in_flight_count()).unwrap_or(0),
         }
     }
 
@@ -154,7 +155,7 @@ impl KafkaForwarder {
     /// ```
     pub fn probe(&self, timeout: Duration) -> Result<(), ProbeError> {
         let metadata = self
-            .producer
+            .producer()
             .client()
             .fetch_metadata(Some(&self.topic), timeout)
             .map_err(|source| ProbeError::Unreachable {
@@ -176,6 +177,37 @@ impl KafkaForwarder {
         }
     }
 
+    fn producer(&self) -> Arc<ThreadedProducer<DeliveryContext>> {
+        Arc::clone(&self.producer.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces `broken` with a fresh producer (a new idempotent identity), unless a
+    /// concurrent batch already did. The old one is dropped off the async workers: its drop
+    /// purges and joins librdkafka's threads.
+    fn replace_producer(&self, broken: &Arc<ThreadedProducer<DeliveryContext>>) {
+        let fresh = match new_producer(&self.config, &self.stats, &self.bootstrap, &self.topic) {
+            Ok(p) => Arc::new(p),
+            // The configuration was accepted once; keep the old producer and let the next
+            // failure try again.
+            Err(_) => return,
+        };
+        let old = {
+            let mut current = self
+                .producer
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !Arc::ptr_eq(&current, broken) {
+                return;
+            }
+            std::mem::replace(&mut *current, fresh)
+        };
+        self.stats.count_producer_reset();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || drop(old))),
+            Err(_) => drop(old),
+        }
+    }
+
     async fn deliver(&self, batch: &[AuditEvent]) -> Result<(), ForwardError> {
         if self.shut_down.load(Ordering::Acquire) {
             let err = DeliveryError::ShutDown {
@@ -189,6 +221,7 @@ impl KafkaForwarder {
         if batch.is_empty() {
             return Ok(());
         }
+        let producer = self.producer();
         let tracker = Arc::new(BatchTracker::new(batch.len()));
         let mut value = Vec::with_capacity(512);
         for event in batch {
@@ -204,10 +237,14 @@ impl KafkaForwarder {
                 }));
                 continue;
             }
-            self.enqueue(&event, &value, &tracker).await;
+            self.enqueue(&producer, &event, &value, &tracker).await;
         }
         tracker.wait().await;
         let failures = tracker.failures();
+        let fatal = producer.client().fatal_error().is_some();
+        if fatal || failures.as_ref().is_some_and(|f| f.producer_broken) {
+            self.replace_producer(&producer);
+        }
         self.stats.count_batch(failures.is_none());
         match failures {
             None => Ok(()),
@@ -233,14 +270,20 @@ impl KafkaForwarder {
 
     /// Hands one record to librdkafka, waiting while its queue is full. An immediate refusal
     /// (too large, unknown partition) is recorded against the batch.
-    async fn enqueue(&self, event: &AuditEvent, value: &[u8], tracker: &Arc<BatchTracker>) {
+    async fn enqueue(
+        &self,
+        producer: &ThreadedProducer<DeliveryContext>,
+        event: &AuditEvent,
+        value: &[u8],
+        tracker: &Arc<BatchTracker>,
+    ) {
         let key = event.partition_key();
         let mut record = BaseRecord::with_opaque_to(&self.topic, Arc::clone(tracker))
             .key(key.as_str())
             .payload(value)
             .headers(cloudevents::headers_for(event, &self.source));
         loop {
-            match self.producer.send(record) {
+            match producer.send(record) {
                 Ok(()) => {
                     self.stats.count_enqueued();
                     return;
@@ -271,11 +314,12 @@ impl Forwarder for KafkaForwarder {
     /// Waits until librdkafka has a delivery report for everything queued, or `deadline`.
     fn flush(&self, deadline: Instant) -> Result<(), ForwardError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        self.producer.flush(remaining).map_err(|_| {
+        let producer = self.producer();
+        producer.flush(remaining).map_err(|_| {
             ForwardError::transient(
                 format!("kafka flush of topic {:?}", self.topic),
                 DeliveryError::FlushTimedOut {
-                    pending: self.producer.in_flight_count(),
+                    pending: producer.in_flight_count(),
                     bootstrap: self.bootstrap.clone(),
                 },
             )
@@ -344,13 +388,11 @@ impl KafkaForwarderBuilder {
             .unwrap_or(&self.bootstrap)
             .to_owned();
         let stats = Arc::new(ProducerStats::default());
-        let context =
-            DeliveryContext::new(Arc::clone(&stats), bootstrap.clone(), self.topic.clone());
-        let producer: ThreadedProducer<DeliveryContext> = cfg
-            .create_with_context(context)
-            .map_err(BuildError::Client)?;
+        let producer =
+            new_producer(&cfg, &stats, &bootstrap, &self.topic).map_err(BuildError::Client)?;
         Ok(KafkaForwarder {
-            producer,
+            producer: RwLock::new(Arc::new(producer)),
+            config: cfg,
             stats,
             topic: self.topic,
             source: self.source,
@@ -358,4 +400,14 @@ impl KafkaForwarderBuilder {
             shut_down: AtomicBool::new(false),
         })
     }
+}
+
+fn new_producer(
+    config: &ClientConfig,
+    stats: &Arc<ProducerStats>,
+    bootstrap: &str,
+    topic: &str,
+) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
+    let context = DeliveryContext::new(Arc::clone(stats), bootstrap.to_owned(), topic.to_owned());
+    config.create_with_context(context)
 }

@@ -82,6 +82,21 @@ impl Received {
 /// Reads partitions `0..partitions` of `topic` from the beginning until `want` messages
 /// arrived or `WAIT` passed. Blocking: call from `spawn_blocking`.
 pub fn consume(bootstrap: &str, topic: &str, partitions: i32, want: usize) -> Vec<Received> {
+    read(bootstrap, topic, partitions, want, false)
+}
+
+/// Like [`consume`], then keeps reading until the partitions stay quiet for 2 s: for logs
+/// that may hold duplicates beyond `want`.
+pub fn consume_at_least(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+) -> Vec<Received> {
+    read(bootstrap, topic, partitions, want, true)
+}
+
+fn read(bootstrap: &str, topic: &str, partitions: i32, want: usize, drain: bool) -> Vec<Received> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique_topic("reader"))
@@ -96,8 +111,16 @@ pub fn consume(bootstrap: &str, topic: &str, partitions: i32, want: usize) -> Ve
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + WAIT;
     let mut out = Vec::with_capacity(want);
-    while out.len() < want && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        if out.len() >= want && (!drain || quiet_since.elapsed() > Duration::from_secs(2)) {
+            break;
+        }
+        let polled = consumer.poll(Duration::from_millis(200));
+        if polled.is_some() {
+            quiet_since = Instant::now();
+        }
+        match polled {
             Some(Ok(m)) => out.push(Received {
                 key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 value: m.payload().unwrap_or_default().to_vec(),
@@ -230,6 +253,93 @@ impl Drop for PrivateBroker {
                 .status();
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `WAIT` passes; returns whether it held.
+pub async fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
+
+/// The SQL stores the projector writes into, one suite per backend.
+pub mod stores {
+    use authtel_sql::AuditStore;
+    use authtel_sql::postgres::Postgres;
+    use authtel_sql::sqlite::Sqlite;
+    use authtel_sql::sqlx;
+
+    /// A migrated SQLite store in memory (one connection, shared by test and projector).
+    pub async fn sqlite() -> AuditStore<Sqlite> {
+        let pool = authtel_sql::sqlite::connect("sqlite::memory:")
+            .await
+            .expect("open sqlite");
+        let store = AuditStore::builder(pool).build();
+        store.migrate().await.expect("migrate sqlite");
+        store
+    }
+
+    /// A migrated PostgreSQL store in its own schema, or `None` (skipped) without a database.
+    pub async fn postgres(test: &str) -> Option<AuditStore<Postgres>> {
+        let url = super::service_env("DATABASE_URL", test)?;
+        let pool = authtel_sql::postgres::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: connect to {url}: {e}"));
+        let schema = super::unique_topic("k").replace('-', "_");
+        let store = AuditStore::builder(pool)
+            .with_schema(&schema)
+            .unwrap()
+            .build();
+        store.migrate().await.expect("migrate postgres");
+        Some(store)
+    }
+
+    /// (rows, distinct event ids) in a store.
+    pub trait RowCount {
+        fn rows(&self) -> impl std::future::Future<Output = (i64, i64)> + Send;
+        /// The stored records of one actor, oldest first.
+        fn actor_events(
+            &self,
+            actor: &str,
+        ) -> impl std::future::Future<Output = Vec<authtel_core::audit::AuditEvent>> + Send;
+    }
+
+    impl RowCount for AuditStore<Sqlite> {
+        async fn actor_events(&self, actor: &str) -> Vec<authtel_core::audit::AuditEvent> {
+            let q = authtel_sql::AuditQuery::new().actor(actor).limit(1000);
+            self.query(&q).await.expect("query").events
+        }
+
+        async fn rows(&self) -> (i64, i64) {
+            sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM audit_events")
+                .fetch_one(self.pool())
+                .await
+                .expect("count rows")
+        }
+    }
+
+    impl RowCount for AuditStore<Postgres> {
+        async fn actor_events(&self, actor: &str) -> Vec<authtel_core::audit::AuditEvent> {
+            let q = authtel_sql::AuditQuery::new().actor(actor).limit(1000);
+            self.query(&q).await.expect("query").events
+        }
+
+        async fn rows(&self) -> (i64, i64) {
+            let schema = self.schema().unwrap();
+            // The schema is a validated identifier made by this test.
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM \"{schema}\".audit_events"
+            )))
+            .fetch_one(self.pool())
+            .await
+            .expect("count rows")
         }
     }
 }

@@ -1,0 +1,634 @@
+//! [`Projector`]: a consumer-group member that writes the topic's audit records into a
+//! [`ProjectionSink`] (the SQL audit store) exactly once in effect.
+//!
+//! The order of work per batch is the whole design: read → store in one transaction
+//! (idempotent on the event id) → commit the offsets. A crash before the store commit
+//! stores nothing; a crash between the two redelivers records the store already has, which
+//! it skips. Offsets are never committed for records that are not stored.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use authtel_core::audit::AuditEvent;
+use authtel_core::forward::ForwardError;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use crate::cloudevents;
+use crate::config;
+use crate::error::BuildError;
+use crate::health::{Lag, PartitionLag, ProjectorCounters};
+use crate::sink::ProjectionSink;
+
+const STORE_RETRY_MIN: Duration = Duration::from_millis(100);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Reads audit records from a topic as a member of a consumer group and stores them through
+/// a [`ProjectionSink`]. Cheap to clone (clones share one consumer); run several instances
+/// with the same group id to share the partitions.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use authtel_kafka::{Projector, ProjectionSink};
+/// # async fn demo(sink: Arc<dyn ProjectionSink>) -> Result<(), Box<dyn std::error::Error>> {
+/// let projector = Projector::builder("127.0.0.1:9092", "authtel-projector", "auth-audit")
+///     .build(sink)?;
+/// let task = tokio::spawn({
+///     let p = projector.clone();
+///     async move { p.run().await }
+/// });
+/// // … later
+/// projector.stop();
+/// task.await??;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Projector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    consumer: Arc<StreamConsumer>,
+    sink: Arc<dyn ProjectionSink>,
+    topic: String,
+    bootstrap: String,
+    max_batch: usize,
+    linger: Duration,
+    stop: watch::Sender<bool>,
+    state: AtomicU8,
+    last_error: Mutex<Option<String>>,
+    counters: Counters,
+}
+
+impl fmt::Debug for Projector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Projector")
+            .field("bootstrap", &self.inner.bootstrap)
+            .field("topic", &self.inner.topic)
+            .field("sink", &self.inner.sink)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    consumed: AtomicU64,
+    projected: AtomicU64,
+    duplicates: AtomicU64,
+    decode_errors: AtomicU64,
+    store_commits: AtomicU64,
+    store_failures: AtomicU64,
+    offset_commit_failures: AtomicU64,
+}
+
+/// What a projector is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProjectorState {
+    /// Built, `run` not called yet.
+    Idle,
+    /// Reading and storing.
+    Running,
+    /// The store failed transiently; retrying the same batch with backoff.
+    RetryingStore,
+    /// `run` returned after `stop`.
+    Stopped,
+    /// `run` returned an error (the store refused a batch permanently, or Kafka failed).
+    Failed,
+}
+
+impl ProjectorState {
+    fn from_u8(v: u8) -> ProjectorState {
+        match v {
+            1 => ProjectorState::Running,
+            2 => ProjectorState::RetryingStore,
+            3 => ProjectorState::Stopped,
+            4 => ProjectorState::Failed,
+            _ => ProjectorState::Idle,
+        }
+    }
+}
+
+/// The projector's health, from [`Projector::health`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectorHealth {
+    /// What it is doing.
+    pub state: ProjectorState,
+    /// The last store or Kafka error, if any.
+    pub last_error: Option<String>,
+}
+
+/// Why [`Projector::run`] stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectorError {
+    /// The store refused a batch permanently; its offsets were not committed, so a fixed
+    /// projector resumes with that batch.
+    #[error(
+        "the store refused a batch of {records} records from topic {topic:?} permanently; offsets were not committed: fix the store and restart the projector"
+    )]
+    Store {
+        /// The topic.
+        topic: String,
+        /// The batch size.
+        records: usize,
+        /// The store's error.
+        #[source]
+        source: ForwardError,
+    },
+    /// Subscribing or reading failed.
+    #[error(
+        "kafka consumer for topic {topic:?} on {bootstrap} failed: check the broker and the group id"
+    )]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// The brokers.
+        bootstrap: String,
+        /// librdkafka's error.
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// `run` was called while another `run` of the same projector is active or after it
+    /// stopped.
+    #[error("projector for topic {topic:?} is {state:?}: build a new projector to run again")]
+    NotRunnable {
+        /// The topic.
+        topic: String,
+        /// Its state.
+        state: ProjectorState,
+    },
+}
+
+/// Why [`Projector::lag`] could not be computed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "kafka lag of topic {topic:?} on {bootstrap} could not be read: check that the broker is up"
+)]
+pub struct LagError {
+    topic: String,
+    bootstrap: String,
+    #[source]
+    source: Box<KafkaError>,
+}
+
+/// Configures a [`Projector`]; see [`Projector::builder`].
+#[derive(Debug, Clone)]
+pub struct ProjectorBuilder {
+    bootstrap: String,
+    group_id: String,
+    topic: String,
+    max_batch: usize,
+    linger: Duration,
+    settings: Vec<(String, String)>,
+}
+
+impl ProjectorBuilder {
+    /// The most records stored in one transaction (default 500).
+    pub fn with_max_batch(mut self, records: usize) -> Self {
+        self.max_batch = records.max(1);
+        self
+    }
+
+    /// How long to wait for more records before storing a partial batch (default 50 ms).
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Sets any librdkafka consumer setting, e.g. `session.timeout.ms`. `enable.auto.commit`
+    /// is always `false`: offsets are committed only after the store commit.
+    pub fn with_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((key.into(), value.into()));
+        self
+    }
+
+    /// Validates the configuration and creates the consumer (it subscribes in
+    /// [`Projector::run`]). Call it inside a tokio runtime.
+    pub fn build(self, sink: Arc<dyn ProjectionSink>) -> Result<Projector, BuildError> {
+        config::validate_bootstrap(&self.bootstrap)?;
+        config::validate_topic(&self.topic)?;
+        if self.group_id.trim().is_empty() {
+            return Err(BuildError::EmptyGroupId);
+        }
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", &self.group_id)
+            .set("client.id", "authtel-kafka-projector")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        for (key, value) in &self.settings {
+            cfg.set(key, value);
+        }
+        // Set last: committing before the store commit would lose records on a crash.
+        cfg.set("enable.auto.commit", "false");
+        // rdkafka's stream consumer spawns a tokio task when created.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(BuildError::NoRuntime);
+        }
+        let consumer: StreamConsumer = cfg.create().map_err(BuildError::Client)?;
+        let (stop, _) = watch::channel(false);
+        Ok(Projector {
+            inner: Arc::new(Inner {
+                consumer: Arc::new(consumer),
+                sink,
+                topic: self.topic,
+                bootstrap: self.bootstrap,
+                max_batch: self.max_batch,
+                linger: self.linger,
+                stop,
+                state: AtomicU8::new(0),
+                last_error: Mutex::new(None),
+                counters: Counters::default(),
+            }),
+        })
+    }
+}
+
+/// One batch read from Kafka: the decodable records and the offsets to commit once they
+/// are stored (bad messages included: they are counted and skipped, never retried forever).
+#[derive(Default)]
+struct Batch {
+    events: Vec<AuditEvent>,
+    ids: HashSet<uuid::Uuid>,
+    in_batch_duplicates: u64,
+    next_offsets: BTreeMap<i32, i64>,
+}
+
+impl Projector {
+    /// Starts configuring a projector reading `topic` in consumer group `group_id`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # #[derive(Debug)] struct Nowhere;
+    /// # impl authtel_kafka::ProjectionSink for Nowhere {
+    /// #     fn project<'a>(&'a self, b: &'a [authtel_core::audit::AuditEvent]) -> authtel_kafka::ProjectFuture<'a> {
+    /// #         Box::pin(async move { Ok(b.len() as u64) })
+    /// #     }
+    /// # }
+    /// use authtel_kafka::{Projector, ProjectorState};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let projector = Projector::builder("127.0.0.1:9092", "authtel-projector", "auth-audit")
+    ///     .with_config("session.timeout.ms", "6000")
+    ///     .build(Arc::new(Nowhere))
+    ///     .unwrap();
+    /// assert_eq!(projector.health().state, ProjectorState::Idle);
+    /// # }
+    /// ```
+    pub fn builder(
+        bootstrap: impl Into<String>,
+        group_id: impl Into<String>,
+        topic: impl Into<String>,
+    ) -> ProjectorBuilder {
+        ProjectorBuilder {
+            bootstrap: bootstrap.into(),
+            group_id: group_id.into(),
+            topic: topic.into(),
+            max_batch: 500,
+            linger: Duration::from_millis(50),
+            settings: Vec::new(),
+        }
+    }
+
+    /// A snapshot of the counters, for the pipeline's self-metrics.
+    pub fn counters(&self) -> ProjectorCounters {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ProjectorCounters {
+            consumed: get(&c.consumed),
+            projected: get(&c.projected),
+            duplicates: get(&c.duplicates),
+            decode_errors: get(&c.decode_errors),
+            store_commits: get(&c.store_commits),
+            store_failures: get(&c.store_failures),
+            offset_commit_failures: get(&c.offset_commit_failures),
+        }
+    }
+
+    /// What the projector is doing and its last error.
+    pub fn health(&self) -> ProjectorHealth {
+        ProjectorHealth {
+            state: self.state(),
+            last_error: self
+                .inner
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    fn state(&self) -> ProjectorState {
+        ProjectorState::from_u8(self.inner.state.load(Ordering::Acquire))
+    }
+
+    fn set_state(&self, state: ProjectorState) {
+        self.inner.state.store(state as u8, Ordering::Release);
+    }
+
+    fn note_error(&self, text: String) {
+        *self
+            .inner
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(text);
+    }
+
+    /// Asks [`run`](Self::run) to return after the batch in hand is stored and committed.
+    pub fn stop(&self) {
+        self.inner.stop.send_replace(true);
+    }
+
+    /// How far behind the group's committed offsets are, per partition assigned to this
+    /// instance. Offsets count records on Apache Kafka and record batches on tansu.
+    pub async fn lag(&self, timeout: Duration) -> Result<Lag, LagError> {
+        let inner = Arc::clone(&self.inner);
+        let joined = tokio::task::spawn_blocking(move || read_lag(&inner, timeout)).await;
+        joined.unwrap_or_else(|_| {
+            Err(LagError {
+                topic: self.inner.topic.clone(),
+                bootstrap: self.inner.bootstrap.clone(),
+                source: Box::new(KafkaError::Canceled),
+            })
+        })
+    }
+
+    /// Subscribes and projects until [`stop`](Self::stop). Transient store failures are
+    /// retried with backoff (offsets stay put); a permanent one ends the run with an error.
+    pub async fn run(&self) -> Result<(), ProjectorError> {
+        if self
+            .inner
+            .state
+            .compare_exchange(
+                0,
+                ProjectorState::Running as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return Err(ProjectorError::NotRunnable {
+                topic: self.inner.topic.clone(),
+                state: self.state(),
+            });
+        }
+        let result = self.run_loop().await;
+        self.set_state(if result.is_ok() {
+            ProjectorState::Stopped
+        } else {
+            ProjectorState::Failed
+        });
+        if let Err(e) = &result {
+            self.note_error(e.to_string());
+        }
+        result
+    }
+
+    async fn run_loop(&self) -> Result<(), ProjectorError> {
+        let inner = &self.inner;
+        inner
+            .consumer
+            .subscribe(&[&inner.topic])
+            .map_err(|e| self.kafka_error(e))?;
+        let mut stop = inner.stop.subscribe();
+        loop {
+            let Some(batch) = self.read_batch(&mut stop).await? else {
+                return Ok(());
+            };
+            self.store(&batch, &mut stop).await?;
+            self.commit(&batch).await;
+            if *stop.borrow() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits for a first message (or stop), then gathers more for up to `linger`.
+    async fn read_batch(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Batch>, ProjectorError> {
+        let inner = &self.inner;
+        let mut batch = Batch::default();
+        let first = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+            m = inner.consumer.recv() => m,
+        };
+        self.take(first, &mut batch)?;
+        let deadline = tokio::time::Instant::now() + inner.linger;
+        if batch.next_offsets.is_empty() {
+            // The first read was an error: pause briefly instead of spinning on it.
+            tokio::select! {
+                _ = tokio::time::sleep(STORE_RETRY_MIN) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            return Ok(Some(batch));
+        }
+        while self.batch_len(&batch) < inner.max_batch {
+            match tokio::time::timeout_at(deadline, inner.consumer.recv()).await {
+                Ok(m) => self.take(m, &mut batch)?,
+                Err(_) => break,
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    fn batch_len(&self, batch: &Batch) -> usize {
+        batch.events.len() + batch.in_batch_duplicates as usize
+    }
+
+    /// Adds one message to the batch; a message that is not an audit record is counted and
+    /// skipped (its offset still advances).
+    fn take(
+        &self,
+        message: Result<BorrowedMessage<'_>, KafkaError>,
+        batch: &mut Batch,
+    ) -> Result<(), ProjectorError> {
+        let c = &self.inner.counters;
+        let message = match message {
+            Ok(m) => m,
+            // Broker hiccups surface here; librdkafka reconnects by itself.
+            Err(e) if !is_fatal(&e) => {
+                self.note_error(format!("kafka consumer: {e}"));
+                return Ok(());
+            }
+            Err(e) => return Err(self.kafka_error(e)),
+        };
+        c.consumed.fetch_add(1, Ordering::Relaxed);
+        batch
+            .next_offsets
+            .insert(message.partition(), message.offset() + 1);
+        match cloudevents::decode(message.payload(), message.headers()) {
+            Ok(event) => {
+                if batch.ids.insert(event.id) {
+                    batch.events.push(event);
+                } else {
+                    batch.in_batch_duplicates += 1;
+                }
+            }
+            Err(e) => {
+                c.decode_errors.fetch_add(1, Ordering::Relaxed);
+                self.note_error(format!(
+                    "skipped message at partition {} offset {}: {e}",
+                    message.partition(),
+                    message.offset()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the batch, retrying transient failures until stored or stopped.
+    async fn store(
+        &self,
+        batch: &Batch,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        let c = &self.inner.counters;
+        c.duplicates
+            .fetch_add(batch.in_batch_duplicates, Ordering::Relaxed);
+        if batch.events.is_empty() {
+            return Ok(());
+        }
+        let mut backoff = STORE_RETRY_MIN;
+        loop {
+            match self.inner.sink.project(&batch.events).await {
+                Ok(new) => {
+                    let new = new.min(batch.events.len() as u64);
+                    c.store_commits.fetch_add(1, Ordering::Relaxed);
+                    c.projected.fetch_add(new, Ordering::Relaxed);
+                    c.duplicates
+                        .fetch_add(batch.events.len() as u64 - new, Ordering::Relaxed);
+                    self.set_state(ProjectorState::Running);
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() => {
+                    c.store_failures.fetch_add(1, Ordering::Relaxed);
+                    self.note_error(format!("{e}"));
+                    self.set_state(ProjectorState::RetryingStore);
+                    let waited = tokio::select! {
+                        _ = tokio::time::sleep(backoff) => true,
+                        _ = stop.wait_for(|s| *s) => false,
+                    };
+                    if !waited {
+                        // Stopping with the batch unstored: its offsets stay uncommitted.
+                        return Err(ProjectorError::Store {
+                            topic: self.inner.topic.clone(),
+                            records: batch.events.len(),
+                            source: e,
+                        });
+                    }
+                    backoff = (backoff * 2).min(STORE_RETRY_MAX);
+                }
+                Err(e) => {
+                    c.store_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(ProjectorError::Store {
+                        topic: self.inner.topic.clone(),
+                        records: batch.events.len(),
+                        source: e,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Commits the batch's offsets (synchronously, off the async workers). A failed commit
+    /// is counted: the records will be redelivered and skipped by the store.
+    async fn commit(&self, batch: &Batch) {
+        if batch.next_offsets.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (partition, next) in &batch.next_offsets {
+            if tpl
+                .add_partition_offset(&self.inner.topic, *partition, Offset::Offset(*next))
+                .is_err()
+            {
+                continue;
+            }
+        }
+        let consumer = Arc::clone(&self.inner.consumer);
+        let result =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        let failure = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(text) = failure {
+            self.inner
+                .counters
+                .offset_commit_failures
+                .fetch_add(1, Ordering::Relaxed);
+            self.note_error(format!(
+                "offset commit failed (records will be redelivered and deduplicated): {text}"
+            ));
+        }
+    }
+
+    fn kafka_error(&self, e: KafkaError) -> ProjectorError {
+        ProjectorError::Kafka {
+            topic: self.inner.topic.clone(),
+            bootstrap: self.inner.bootstrap.clone(),
+            source: Box::new(e),
+        }
+    }
+}
+
+/// Errors from `recv` that librdkafka will not recover from by itself.
+fn is_fatal(e: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::Fatal
+                | C::GroupAuthorizationFailed
+                | C::TopicAuthorizationFailed
+                | C::InvalidGroupId
+        )
+    )
+}
+
+fn read_lag(inner: &Inner, timeout: Duration) -> Result<Lag, LagError> {
+    let err = |e: KafkaError| LagError {
+        topic: inner.topic.clone(),
+        bootstrap: inner.bootstrap.clone(),
+        source: Box::new(e),
+    };
+    let started = Instant::now();
+    let assignment = inner.consumer.assignment().map_err(err)?;
+    let committed = inner
+        .consumer
+        .committed_offsets(assignment.clone(), timeout)
+        .map_err(err)?;
+    let mut partitions = Vec::new();
+    for elem in assignment.elements_for_topic(&inner.topic) {
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let (low, high) = inner
+            .consumer
+            .fetch_watermarks(&inner.topic, elem.partition(), remaining)
+            .map_err(err)?;
+        let committed_offset = committed
+            .find_partition(&inner.topic, elem.partition())
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        let from = committed_offset.unwrap_or(low);
+        partitions.push(PartitionLag {
+            partition: elem.partition(),
+            high_watermark: high,
+            committed: committed_offset,
+            lag: (high - from).max(0),
+        });
+    }
+    Ok(Lag { partitions })
+}
