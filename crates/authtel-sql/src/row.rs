@@ -1,6 +1,7 @@
 //! Between [`AuditEvent`] and a table row: validation and secret scrubbing on the way in,
 //! parsing on the way out. Backend-neutral: every column is text or a 64-bit integer here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use authtel_core::audit::{AuditEvent, Party, Timestamp};
@@ -22,42 +23,43 @@ pub(crate) const COLUMNS: &str = "event_id, occurred_at, action, outcome, actor_
      target_id, target_type, session_id, client_ip, user_agent, resource, operation, reason, \
      span_id, trace_id, metadata, schema_version";
 
-/// One audit record ready to bind: validated, with secrets scrubbed.
+/// One audit record ready to bind: validated, with secrets scrubbed. Text borrows from the
+/// record unless it had to be redacted, so a batch costs no per-field copies.
 #[derive(Debug, Clone)]
-pub(crate) struct EventRow {
+pub(crate) struct EventRow<'a> {
     pub(crate) event_id: String,
     pub(crate) occurred_at: i64,
-    pub(crate) action: String,
+    pub(crate) action: Cow<'a, str>,
     pub(crate) outcome: &'static str,
-    pub(crate) actor_id: Option<String>,
-    pub(crate) actor_type: Option<String>,
-    pub(crate) target_id: Option<String>,
-    pub(crate) target_type: Option<String>,
-    pub(crate) session_id: Option<String>,
+    pub(crate) actor_id: Option<Cow<'a, str>>,
+    pub(crate) actor_type: Option<Cow<'a, str>>,
+    pub(crate) target_id: Option<Cow<'a, str>>,
+    pub(crate) target_type: Option<Cow<'a, str>>,
+    pub(crate) session_id: Option<Cow<'a, str>>,
     pub(crate) client_ip: Option<String>,
-    pub(crate) user_agent: Option<String>,
-    pub(crate) resource: Option<String>,
-    pub(crate) operation: Option<String>,
-    pub(crate) reason: Option<String>,
-    pub(crate) span_id: Option<String>,
-    pub(crate) trace_id: Option<String>,
+    pub(crate) user_agent: Option<Cow<'a, str>>,
+    pub(crate) resource: Option<Cow<'a, str>>,
+    pub(crate) operation: Option<Cow<'a, str>>,
+    pub(crate) reason: Option<Cow<'a, str>>,
+    pub(crate) span_id: Option<Cow<'a, str>>,
+    pub(crate) trace_id: Option<Cow<'a, str>>,
     pub(crate) metadata: String,
     pub(crate) schema_version: i64,
 }
 
-impl EventRow {
-    pub(crate) fn from_event(e: &AuditEvent) -> Result<EventRow, SqlError> {
+impl<'a> EventRow<'a> {
+    pub(crate) fn from_event(e: &'a AuditEvent) -> Result<EventRow<'a>, SqlError> {
         let id = e.id;
-        let text = |field: &'static str, v: &str| -> Result<String, SqlError> {
+        let text = |field: &'static str, v: &'a str| -> Result<Cow<'a, str>, SqlError> {
             check_text(id, field, v)?;
             // Free text can carry a pasted token: store the marker instead.
-            Ok(if looks_like_credential(v) {
-                REDACTED.to_owned()
+            Ok(Cow::Borrowed(if looks_like_credential(v) {
+                REDACTED
             } else {
-                v.to_owned()
-            })
+                v
+            }))
         };
-        let opt = |field: &'static str, v: Option<&str>| v.map(|v| text(field, v)).transpose();
+        let opt = |field: &'static str, v: Option<&'a str>| v.map(|v| text(field, v)).transpose();
         if e.action.is_empty() || e.action.len() > 128 {
             return Err(invalid(id, "action", "must be 1-128 bytes long".into()));
         }

@@ -29,7 +29,7 @@ fn micros(d: std::time::Duration) -> i64 {
 
 fn bind_event<'q>(
     q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
-    r: &'q EventRow,
+    r: &'q EventRow<'_>,
 ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
     q.bind(&r.event_id)
         .bind(r.occurred_at)

@@ -106,7 +106,7 @@ async fn prepare_migration_connection(
 async fn record_rows_in(
     store: &crate::AuditStore<Db>,
     conn: &mut DbConnection,
-    row: &EventRow,
+    row: &EventRow<'_>,
     now: i64,
 ) -> Result<(), SqlError> {
     match &store.inner.sql.record_with_outbox {
@@ -126,44 +126,52 @@ async fn record_rows_in(
 async fn insert_rows(
     store: &crate::AuditStore<Db>,
     conn: &mut DbConnection,
-    rows: &[EventRow],
+    rows: &[EventRow<'_>],
 ) -> Result<u64, SqlError> {
     if rows.is_empty() {
         return Ok(0);
     }
-    macro_rules! column {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
-    }
+    // Borrowed columns: one array per column, no per-field copies.
+    let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+    let times: Vec<i64> = rows.iter().map(|r| r.occurred_at).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_ref()).collect();
     let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome).collect();
+    let metadata: Vec<&str> = rows.iter().map(|r| r.metadata.as_str()).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.schema_version).collect();
     let stmt = match &store.inner.sql.insert_batch {
         Some(stmt) => stmt.clone(),
         None => unnest_insert(&table_names(store.schema()).0),
     };
     let result = sqlx::query(stmt)
-        .bind(column!(event_id))
-        .bind(column!(occurred_at))
-        .bind(column!(action))
+        .bind(ids)
+        .bind(times)
+        .bind(actions)
         .bind(outcomes)
-        .bind(column!(actor_id))
-        .bind(column!(actor_type))
-        .bind(column!(target_id))
-        .bind(column!(target_type))
-        .bind(column!(session_id))
-        .bind(column!(client_ip))
-        .bind(column!(user_agent))
-        .bind(column!(resource))
-        .bind(column!(operation))
-        .bind(column!(reason))
-        .bind(column!(span_id))
-        .bind(column!(trace_id))
-        .bind(column!(metadata))
-        .bind(column!(schema_version))
+        .bind(text_column(rows, |r| r.actor_id.as_deref()))
+        .bind(text_column(rows, |r| r.actor_type.as_deref()))
+        .bind(text_column(rows, |r| r.target_id.as_deref()))
+        .bind(text_column(rows, |r| r.target_type.as_deref()))
+        .bind(text_column(rows, |r| r.session_id.as_deref()))
+        .bind(text_column(rows, |r| r.client_ip.as_deref()))
+        .bind(text_column(rows, |r| r.user_agent.as_deref()))
+        .bind(text_column(rows, |r| r.resource.as_deref()))
+        .bind(text_column(rows, |r| r.operation.as_deref()))
+        .bind(text_column(rows, |r| r.reason.as_deref()))
+        .bind(text_column(rows, |r| r.span_id.as_deref()))
+        .bind(text_column(rows, |r| r.trace_id.as_deref()))
+        .bind(metadata)
+        .bind(versions)
         .execute(&mut *conn)
         .await
         .map_err(SqlError::db("insert audit event batch"))?;
     Ok(result.rows_affected())
+}
+
+fn text_column<'r, 'e>(
+    rows: &'r [EventRow<'e>],
+    field: impl Fn(&'r EventRow<'e>) -> Option<&'r str>,
+) -> Vec<Option<&'r str>> {
+    rows.iter().map(field).collect()
 }
 
 pub(crate) fn unnest_insert(events: &str) -> sqlx::SqlStr {

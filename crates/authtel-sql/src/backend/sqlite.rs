@@ -71,7 +71,7 @@ async fn prepare_migration_connection(
 async fn record_rows_in(
     store: &crate::AuditStore<Db>,
     conn: &mut DbConnection,
-    row: &EventRow,
+    row: &EventRow<'_>,
     now: i64,
 ) -> Result<(), SqlError> {
     let inserted = bind_event(sqlx::query(store.inner.sql.insert_event.clone()), row)
@@ -96,7 +96,7 @@ async fn record_rows_in(
 async fn insert_rows(
     store: &crate::AuditStore<Db>,
     conn: &mut DbConnection,
-    rows: &[EventRow],
+    rows: &[EventRow<'_>],
 ) -> Result<u64, SqlError> {
     let mut inserted = 0;
     for chunk in rows.chunks(CHUNK_ROWS) {
