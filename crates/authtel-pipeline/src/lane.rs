@@ -93,12 +93,18 @@ impl Queue {
         Ok(())
     }
 
-    /// Moves up to `max` records into `out`, counting them in flight under the same lock so
-    /// `flush` never sees them in neither place.
-    fn take(&self, out: &mut Vec<AuditEvent>, max: usize, in_flight: &AtomicUsize) -> usize {
+    /// Moves up to `max` records into the empty `out`, counting them in flight under the
+    /// same lock so `flush` never sees them in neither place. When everything queued fits,
+    /// the two deques are swapped: publishers wait for a pointer swap, not a batch copy.
+    fn take(&self, out: &mut VecDeque<AuditEvent>, max: usize, in_flight: &AtomicUsize) -> usize {
+        debug_assert!(out.is_empty());
         let mut q = lock(&self.items);
         let n = q.len().min(max);
-        out.extend(q.drain(..n));
+        if n == q.len() {
+            std::mem::swap(&mut *q, out);
+        } else {
+            out.extend(q.drain(..n));
+        }
         in_flight.fetch_add(n, Ordering::SeqCst);
         let more = !q.is_empty();
         drop(q);
@@ -353,7 +359,7 @@ impl Lane {
     }
 
     async fn run_worker(&self) {
-        let mut batch = Vec::with_capacity(self.settings.batch_size);
+        let mut batch = VecDeque::with_capacity(self.settings.batch_size);
         loop {
             let notified = self.queue.wake.notified();
             tokio::pin!(notified);
@@ -362,7 +368,7 @@ impl Lane {
                 .queue
                 .take(&mut batch, self.settings.batch_size, &self.in_flight);
             if n > 0 {
-                self.process(&batch).await;
+                self.process(batch.make_contiguous()).await;
                 batch.clear();
                 self.in_flight.fetch_sub(n, Ordering::SeqCst);
                 self.notify_idle();
