@@ -67,6 +67,16 @@ fn child(dir: &str) {
     }
 }
 
+/// Kills the child however the test ends, so a failed assertion never leaves it spilling.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn spilled_records_survive_sigkill() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
@@ -74,14 +84,16 @@ fn spilled_records_survive_sigkill() {
         return;
     }
     let dir = TempDir::new("sigkill");
-    let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = proc.stdout.take().unwrap();
+    let mut proc = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = proc.0.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -101,8 +113,8 @@ fn spilled_records_survive_sigkill() {
             Err(e) => panic!("child stopped reporting after {reported} records: {e}"),
         }
     }
-    proc.kill().unwrap(); // SIGKILL on unix
-    proc.wait().unwrap();
+    proc.0.kill().unwrap(); // SIGKILL on unix
+    proc.0.wait().unwrap();
     while let Ok(n) = rx.try_recv() {
         reported = reported.max(n);
     }
