@@ -36,7 +36,7 @@
 //!
 //! # In tests
 //! [`Logger::build`] returns an unattached handler; attach it to a scoped
-//! [`Registry`](authtel_core::registry::Registry) and capture the output with
+//! [`Registry`] and capture the output with
 //! `tracing::subscriber::with_default`, as this crate's own tests do.
 //!
 //! # Supported Rust versions
