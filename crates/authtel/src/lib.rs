@@ -45,13 +45,13 @@
 //! - `log` (default): the default logger ([`log`]), writing into `tracing`. Needs nothing
 //!   else; install any `tracing` subscriber to see the output.
 //!
-//! - `audit`: the in-memory recent-audit store ([`audit_store`]).
-//! - `pipeline`: the forwarding pipeline on tokio ([`pipeline`]).
-//! - `sql`: the SQL audit store on SQLite ([`sql`]); `postgres` adds PostgreSQL.
-//! - `kafka`: the Kafka producer and projector ([`kafka`]); compiles librdkafka (needs a C
+//! - `audit`: the in-memory recent-audit store (`authtel::audit_store`).
+//! - `pipeline`: the forwarding pipeline on tokio (`authtel::pipeline`).
+//! - `sql`: the SQL audit store on SQLite (`authtel::sql`); `postgres` adds PostgreSQL.
+//! - `kafka`: the Kafka producer and projector (`authtel::kafka`); compiles librdkafka (needs a C
 //!   compiler, make and zlib).
-//! - `otlp`: OTLP export of spans and signals ([`otlp`]).
-//! - `prometheus`: Prometheus metrics and a scrape listener ([`prometheus`]).
+//! - `otlp`: OTLP export of spans and signals (`authtel::otlp`).
+//! - `prometheus`: Prometheus metrics and a scrape listener (`authtel::prometheus`).
 //!
 //! Enable only the sinks you deploy: every sink brings its client library.
 //!
