@@ -13,6 +13,36 @@
 //! | `ce_type` | the record's action, e.g. `auth.login.stop` |
 //! | `ce_time` | `occurred_at`, RFC 3339 UTC with microseconds |
 //! | `content-type` | `application/json` |
+//!
+//! # Reading the stream
+//! Any Kafka client can consume it. With rdkafka:
+//!
+//! ```no_run
+//! use authtel_kafka::cloudevents::{self, decode, header_str};
+//! use rdkafka::ClientConfig;
+//! use rdkafka::consumer::{Consumer, StreamConsumer};
+//! use rdkafka::message::Message;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let consumer: StreamConsumer = ClientConfig::new()
+//!     .set("bootstrap.servers", "127.0.0.1:9092")
+//!     .set("group.id", "fraud-scoring")
+//!     .set("enable.auto.commit", "false")
+//!     .create()?;
+//! consumer.subscribe(&["auth-audit"])?;
+//! loop {
+//!     let m = consumer.recv().await?;
+//!     let headers = m.headers();
+//!     // Route on headers without parsing the value.
+//!     if headers.and_then(|h| header_str(h, cloudevents::TYPE)) != Some("security.lockout") {
+//!         continue;
+//!     }
+//!     let event = decode(m.payload(), headers)?; // checks ce_id against the record
+//!     println!("lockout of {:?} at {}", event.actor, event.occurred_at);
+//!     consumer.commit_message(&m, rdkafka::consumer::CommitMode::Async)?;
+//! }
+//! # }
+//! ```
 
 use authtel_core::audit::AuditEvent;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
