@@ -45,24 +45,6 @@ fn events(n: usize) -> Vec<AuditEvent> {
     (0..n).map(|_| template.clone()).collect()
 }
 
-/// Runs `f` on `iters` fresh records, built in untimed chunks; returns the timed total.
-fn timed_in_chunks(iters: u64, mut f: impl FnMut(Vec<AuditEvent>)) -> Duration {
-    const CHUNK: u64 = 10_000;
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(CHUNK);
-        let chunk: Vec<_> = (0..n)
-            .map(|_| AuditEvent::new("auth.login.stop", Outcome::Success))
-            .collect();
-        let start = Instant::now();
-        f(chunk);
-        total += start.elapsed();
-        left -= n;
-    }
-    total
-}
-
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("authtel-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -96,16 +78,21 @@ fn bench(c: &mut Criterion) {
             .build()
             .unwrap()
     };
-    // Records are built outside the timed loop, in chunks, so only the hand-over is timed.
-    group.throughput(Throughput::Elements(1));
+    // Records are built outside the timed loop, a chunk per iteration, so only the
+    // hand-over is timed and one worker wake-up is spread over the whole chunk.
+    const CHUNK: usize = 10_000;
+    let fresh = || events(CHUNK);
+    group.throughput(Throughput::Elements(CHUNK as u64));
     group.bench_function("enqueue_async@tokio_mpsc_send", |b| {
-        b.iter_custom(|iters| {
-            timed_in_chunks(iters, |chunk| {
+        b.iter_batched(
+            fresh,
+            |chunk| {
                 for e in chunk {
                     pipeline.publish(black_box(e)).unwrap();
                 }
-            })
-        })
+            },
+            BatchSize::PerIteration,
+        )
     });
     pipeline
         .flush(Instant::now() + Duration::from_secs(30))
@@ -114,13 +101,15 @@ fn bench(c: &mut Criterion) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditEvent>(1 << 20);
     rt.spawn(async move { while rx.recv().await.is_some() {} });
     group.bench_function("baseline:tokio_mpsc_send", |b| {
-        b.iter_custom(|iters| {
-            timed_in_chunks(iters, |chunk| {
+        b.iter_batched(
+            fresh,
+            |chunk| {
                 for e in chunk {
                     tx.try_send(black_box(e)).unwrap();
                 }
-            })
-        })
+            },
+            BatchSize::PerIteration,
+        )
     });
 
     // End to end: publish a batch of records and wait until all are delivered.

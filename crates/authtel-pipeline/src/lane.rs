@@ -146,6 +146,7 @@ pub(crate) struct Lane {
     queue: Queue,
     in_flight: AtomicUsize,
     idle: (Mutex<()>, Condvar),
+    idle_waiters: AtomicUsize,
     breaker: Breaker,
     spill: Option<Mutex<SpillStore>>,
     spilling: AtomicBool,
@@ -197,6 +198,7 @@ impl Lane {
             counters: Counters::default(),
             in_flight: AtomicUsize::new(0),
             idle: (Mutex::new(()), Condvar::new()),
+            idle_waiters: AtomicUsize::new(0),
             replaying: AtomicBool::new(false),
             dead_letter,
             signals,
@@ -360,37 +362,53 @@ impl Lane {
 
     async fn run_worker(&self) {
         let mut batch = VecDeque::with_capacity(self.settings.batch_size);
+        let max = self.settings.batch_size;
         loop {
-            let notified = self.queue.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let n = self
-                .queue
-                .take(&mut batch, self.settings.batch_size, &self.in_flight);
-            if n > 0 {
-                self.process(batch.make_contiguous()).await;
-                batch.clear();
-                self.in_flight.fetch_sub(n, Ordering::SeqCst);
-                self.notify_idle();
-                continue;
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return;
-            }
-            if self.spilling.load(Ordering::Acquire) {
-                if self.replay_once().await {
+            // Busy path: no wake-up registration while there is work, so publishers and
+            // this worker do not contend on the `Notify`.
+            let mut n = self.queue.take(&mut batch, max, &self.in_flight);
+            if n == 0 {
+                // Register for a wake-up, then look again: a record pushed in between
+                // either is seen now or leaves a permit behind.
+                let notified = self.queue.wake.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                n = self.queue.take(&mut batch, max, &self.in_flight);
+                if n == 0 {
+                    if self.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if self.spilling.load(Ordering::Acquire) {
+                        if !self.replay_once().await {
+                            let _ = tokio::time::timeout(REPLAY_POLL, notified).await;
+                        }
+                    } else {
+                        notified.await;
+                    }
                     continue;
                 }
-                let _ = tokio::time::timeout(REPLAY_POLL, notified).await;
-            } else {
-                notified.await;
             }
+            self.process(batch.make_contiguous()).await;
+            batch.clear();
+            self.in_flight.fetch_sub(n, Ordering::SeqCst);
+            self.notify_idle();
         }
     }
 
+    /// Wakes `flush`/`shutdown` waiters, if any (they also re-check every 10 ms).
     fn notify_idle(&self) {
-        let _g = lock(&self.idle.0);
-        self.idle.1.notify_all();
+        if self.idle_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = lock(&self.idle.0);
+            self.idle.1.notify_all();
+        }
+    }
+
+    /// Waits for a worker to finish a batch, at most `max`.
+    fn wait_idle(&self, max: Duration) {
+        self.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        let g = lock(&self.idle.0);
+        let _ = self.idle.1.wait_timeout(g, max);
+        self.idle_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     async fn process(&self, batch: &[AuditEvent]) {
@@ -684,9 +702,7 @@ impl Lane {
                     })
                 };
             }
-            let g = lock(&self.idle.0);
-            let wait = (deadline - now).min(Duration::from_millis(10));
-            let _ = self.idle.1.wait_timeout(g, wait);
+            self.wait_idle((deadline - now).min(Duration::from_millis(10)));
         }
     }
 
@@ -695,8 +711,7 @@ impl Lane {
         self.queue.wake.notify_waiters();
         let result = self.flush(deadline);
         while self.running_workers.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            let g = lock(&self.idle.0);
-            let _ = self.idle.1.wait_timeout(g, Duration::from_millis(10));
+            self.wait_idle(Duration::from_millis(10));
         }
         if let Err(e) = self.forwarder.shutdown(deadline) {
             tracing::warn!(forwarder = %self.id, error = %e, "forwarder shutdown failed");
