@@ -53,18 +53,13 @@ impl<'a> EventRow<'a> {
         let text = |field: &'static str, v: &'a str| -> Result<Cow<'a, str>, SqlError> {
             check_text(id, field, v)?;
             // Free text can carry a pasted token: store the marker instead.
-            Ok(Cow::Borrowed(if looks_like_credential(v) {
-                REDACTED
-            } else {
-                v
-            }))
+            Ok(Cow::Borrowed(if is_credential(v) { REDACTED } else { v }))
         };
         let opt = |field: &'static str, v: Option<&'a str>| v.map(|v| text(field, v)).transpose();
         if e.action.is_empty() || e.action.len() > 128 {
             return Err(invalid(id, "action", "must be 1-128 bytes long".into()));
         }
-        let metadata = scrub_metadata(&e.metadata);
-        let metadata = serde_json::to_string(&metadata)
+        let metadata = serde_json::to_string(&Scrubbed(&e.metadata))
             .map_err(|err| invalid(id, "metadata", format!("does not serialize: {err}")))?;
         if metadata.len() > MAX_METADATA_BYTES {
             return Err(invalid(
@@ -130,40 +125,49 @@ fn check_text(id: Uuid, field: &'static str, v: &str) -> Result<(), SqlError> {
     Ok(())
 }
 
-/// Replaces values under secret-looking keys, and credential-looking strings anywhere, by
-/// the redaction marker. Core's metadata policy already does this for records built from
-/// events; records built by hand get the same treatment here.
-fn scrub_metadata(m: &BTreeMap<String, serde_json::Value>) -> BTreeMap<String, serde_json::Value> {
-    m.iter()
-        .map(|(k, v)| {
-            let v = if key_names_secret(k) {
-                serde_json::Value::String(REDACTED.to_owned())
-            } else {
-                scrub_value(v)
-            };
-            (k.clone(), v)
-        })
-        .collect()
+/// Core's `looks_like_credential`, behind a cheap test that rules out almost every value:
+/// a JWT contains `eyJ`, and the HTTP schemes are prefixes.
+fn is_credential(v: &str) -> bool {
+    let t = v.trim_start().as_bytes();
+    let prefixed = |p: &[u8]| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
+    (prefixed(b"bearer ") || prefixed(b"basic ") || v.contains("eyJ")) && looks_like_credential(v)
 }
 
-fn scrub_value(v: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::String(s) if looks_like_credential(s) => Value::String(REDACTED.to_owned()),
-        Value::Array(items) => Value::Array(items.iter().map(scrub_value).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if key_names_secret(k) {
-                        Value::String(REDACTED.to_owned())
-                    } else {
-                        scrub_value(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        other => other.clone(),
+/// Serializes metadata with values under secret-looking keys, and credential-looking strings
+/// anywhere, replaced by the redaction marker — without copying the map. Core's metadata
+/// policy already does this for records built from events; records built by hand get the
+/// same treatment here.
+struct Scrubbed<'a>(&'a BTreeMap<String, serde_json::Value>);
+
+impl serde::Serialize for Scrubbed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, ScrubbedValue::under(k, v))))
+    }
+}
+
+struct ScrubbedValue<'a>(Option<&'a serde_json::Value>);
+
+impl<'a> ScrubbedValue<'a> {
+    /// `None` stands for the redaction marker.
+    fn under(key: &str, v: &'a serde_json::Value) -> ScrubbedValue<'a> {
+        ScrubbedValue((!key_names_secret(key)).then_some(v))
+    }
+}
+
+impl serde::Serialize for ScrubbedValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde_json::Value;
+        match self.0 {
+            None => s.serialize_str(REDACTED),
+            Some(Value::String(v)) if is_credential(v) => s.serialize_str(REDACTED),
+            Some(Value::Array(items)) => {
+                s.collect_seq(items.iter().map(|v| ScrubbedValue(Some(v))))
+            }
+            Some(Value::Object(map)) => {
+                s.collect_map(map.iter().map(|(k, v)| (k, ScrubbedValue::under(k, v))))
+            }
+            Some(other) => other.serialize(s),
+        }
     }
 }
 
@@ -263,6 +267,21 @@ mod tests {
         assert!(!row.metadata.contains("r1"));
         assert!(!row.metadata.contains("Bearer"));
         assert_eq!(row.reason.as_deref(), Some(REDACTED));
+    }
+
+    #[test]
+    fn the_prefilter_agrees_with_core() {
+        for v in [
+            "BEARER x",
+            "  basic abc",
+            "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            "eyJ",
+            "Mozilla/5.0",
+            "bearer",
+            "",
+        ] {
+            assert_eq!(is_credential(v), looks_like_credential(v), "{v:?}");
+        }
     }
 
     #[test]
