@@ -290,3 +290,43 @@ impl ProducerContext for DeliveryContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_settles_when_every_record_reported() {
+        let tracker = Arc::new(BatchTracker::new(3));
+        let waiter = tokio::spawn({
+            let t = Arc::clone(&tracker);
+            async move {
+                t.wait().await;
+                t.failures()
+            }
+        });
+        tracker.settled();
+        tracker.record(Failure::from(DeliveryError::TooLarge {
+            event_id: "a".into(),
+            size: 1,
+        }));
+        tracker.record(Failure::from(DeliveryError::Refused {
+            event_id: "b".into(),
+            code: RDKafkaErrorCode::ProducerFenced,
+        }));
+        let summary = waiter.await.unwrap().expect("two failures");
+        assert_eq!(summary.count, 2);
+        assert!(summary.any_transient, "the fenced record can be retried");
+        assert!(summary.producer_broken);
+        assert!(matches!(summary.first, DeliveryError::TooLarge { .. }));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_clean_batch_has_no_failures() {
+        let tracker = BatchTracker::new(2);
+        tracker.settled();
+        tracker.settled();
+        tracker.wait().await;
+        assert!(tracker.failures().is_none());
+    }
+}

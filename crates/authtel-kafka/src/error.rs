@@ -314,3 +314,55 @@ pub enum DecodeError {
         record: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified_for_the_pipeline() {
+        use RDKafkaErrorCode as C;
+        for transient in [
+            C::MessageTimedOut,
+            C::NotEnoughReplicas,
+            C::NotLeaderForPartition,
+            C::BrokerTransportFailure,
+            C::AllBrokersDown,
+            C::QueueFull,
+            C::ProducerFenced,
+        ] {
+            assert!(is_transient_code(transient), "{transient:?}");
+        }
+        for permanent in [
+            C::MessageSizeTooLarge,
+            C::UnknownTopicOrPartition,
+            C::UnknownTopic,
+            C::TopicAuthorizationFailed,
+            C::InvalidConfig,
+        ] {
+            assert!(!is_transient_code(permanent), "{permanent:?}");
+        }
+        assert!(needs_new_producer(C::ProducerFenced));
+        assert!(needs_new_producer(C::Fatal));
+        assert!(!needs_new_producer(C::MessageTimedOut));
+    }
+
+    #[test]
+    fn messages_name_the_value_and_the_fix() {
+        let e = DeliveryError::TooLarge {
+            event_id: "0193".into(),
+            size: 2_000_000,
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("0193") && text.contains("2000000 bytes"),
+            "{text}"
+        );
+        assert!(text.contains("raise message.max.bytes"), "{text}");
+        assert!(!text.ends_with('.'), "{text}");
+        let e = BuildError::InvalidBootstrap {
+            entry: "broker".into(),
+        };
+        assert!(e.to_string().contains("\"broker\""));
+    }
+}
