@@ -69,6 +69,27 @@ mod sqlite_suite {
     }
 
     include!("suite/cases.rs");
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn invalid_utf8_in_a_stored_row_is_a_typed_error() {
+        let store = store("utf8", &[]).await.unwrap();
+        let good = crate::support::event("auth.login.stop", Outcome::Success);
+        BatchWriter::new(&store).forward(&[good]).await.unwrap();
+        sqlx::query("UPDATE audit_events SET reason = CAST(x'ff00fe' AS TEXT)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let err = store.query(&AuditQuery::new()).await.unwrap_err();
+        assert!(matches!(err, SqlError::Database { .. }), "{err}");
+        let mut out = Vec::new();
+        assert!(
+            store
+                .export_ndjson(&AuditQuery::new(), &mut out)
+                .await
+                .is_err()
+        );
+        assert!(out.is_empty());
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -153,6 +174,9 @@ mod postgres_suite {
         ));
         store.migrate().await.unwrap();
         store.migrate().await.unwrap();
+        // The same schema with the other first migration: a typed error, nothing changed.
+        let err = plain.migrate().await.unwrap_err();
+        assert!(matches!(err, authtel_sql::SqlError::Migrate(_)), "{err}");
         let created = store.create_partitions(2).await.unwrap();
         assert_eq!(created.len(), 3, "{created:?}");
         assert_eq!(
