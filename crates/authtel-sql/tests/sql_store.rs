@@ -46,6 +46,14 @@ mod sqlite_suite {
         (row.get(0), row.get(1))
     }
 
+    async fn delete_event(store: &AuditStore<Db>, id: uuid::Uuid) {
+        sqlx::query("DELETE FROM audit_events WHERE event_id = $1")
+            .bind(id.to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+
     async fn dump_tables(store: &AuditStore<Db>) -> String {
         let mut out = String::new();
         for table in ["audit_events", "audit_outbox"] {
@@ -137,6 +145,16 @@ mod postgres_suite {
             .await
             .unwrap();
         (row.get(0), row.get(1))
+    }
+
+    async fn delete_event(store: &AuditStore<Db>, id: uuid::Uuid) {
+        let s = store.schema().unwrap();
+        let sql = format!("DELETE FROM \"{s}\".audit_events WHERE event_id = $1::uuid");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
     }
 
     async fn dump_tables(store: &AuditStore<Db>) -> String {

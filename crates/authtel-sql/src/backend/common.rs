@@ -1,10 +1,9 @@
 // The operations both backends share. This file is `include!`d by `sqlite.rs` and
 // `postgres.rs`; each provides `Db`, `DbConnection`, `DIALECT`, `migrations`,
-// `table_names`, `extra_statements`, `id_list`, `uuid_list`, `record_rows_in`,
+// `table_names`, `extra_statements`, `id_list`, `claim_batch`, `record_rows_in`,
 // `insert_rows`, `push_ts`, `push_id`, `prepare_migration_connection` and
 // `MIGRATE_ON_OWN_CONNECTION`.
 
-use std::collections::HashMap as CommonHashMap;
 use std::sync::Arc as CommonArc;
 use std::sync::atomic::Ordering as AtomicOrdering;
 
@@ -18,6 +17,13 @@ use crate::query::{AuditQuery, Cursor, Page};
 use crate::row::StoredRow;
 use crate::store::{AuditStore, AuditStoreBuilder, StoreInner};
 use crate::{AuditTx, BatchWriter, Relay, RelayHandle};
+
+/// An outbox entry claimed by the relay, with its record (`None` when the row is gone).
+struct ClaimedEntry {
+    entry: i64,
+    attempts: i64,
+    event: Option<AuditEvent>,
+}
 
 fn now_micros() -> i64 {
     Timestamp::now().unix_micros()
@@ -52,25 +58,30 @@ fn bind_event<'q>(
 }
 
 fn stored_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredRow, sqlx::Error> {
+    stored_row_at(row, 0)
+}
+
+/// The event columns of `row` starting at column `base`.
+fn stored_row_at(row: &<Db as sqlx::Database>::Row, base: usize) -> Result<StoredRow, sqlx::Error> {
     Ok(StoredRow {
-        event_id: row.try_get(0)?,
-        occurred_at: row.try_get(1)?,
-        action: row.try_get(2)?,
-        outcome: row.try_get(3)?,
-        actor_id: row.try_get(4)?,
-        actor_type: row.try_get(5)?,
-        target_id: row.try_get(6)?,
-        target_type: row.try_get(7)?,
-        session_id: row.try_get(8)?,
-        client_ip: row.try_get(9)?,
-        user_agent: row.try_get(10)?,
-        resource: row.try_get(11)?,
-        operation: row.try_get(12)?,
-        reason: row.try_get(13)?,
-        span_id: row.try_get(14)?,
-        trace_id: row.try_get(15)?,
-        metadata: row.try_get(16)?,
-        schema_version: row.try_get(17)?,
+        event_id: row.try_get(base)?,
+        occurred_at: row.try_get(base + 1)?,
+        action: row.try_get(base + 2)?,
+        outcome: row.try_get(base + 3)?,
+        actor_id: row.try_get(base + 4)?,
+        actor_type: row.try_get(base + 5)?,
+        target_id: row.try_get(base + 6)?,
+        target_type: row.try_get(base + 7)?,
+        session_id: row.try_get(base + 8)?,
+        client_ip: row.try_get(base + 9)?,
+        user_agent: row.try_get(base + 10)?,
+        resource: row.try_get(base + 11)?,
+        operation: row.try_get(base + 12)?,
+        reason: row.try_get(base + 13)?,
+        span_id: row.try_get(base + 14)?,
+        trace_id: row.try_get(base + 15)?,
+        metadata: row.try_get(base + 16)?,
+        schema_version: row.try_get(base + 17)?,
     })
 }
 
@@ -512,45 +523,6 @@ impl AuditStore<Db> {
         })
     }
 
-    async fn claim(
-        &self,
-        forwarder: &str,
-        limit: u32,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<Vec<(i64, String, i64)>, SqlError> {
-        let rows = sqlx::query(self.inner.sql.claim.clone())
-            .bind(lease_until)
-            .bind(now)
-            .bind(forwarder)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(SqlError::db("claim outbox entries"))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(SqlError::db("read claimed outbox entries"))
-    }
-
-    async fn load_events(
-        &self,
-        ids: &[String],
-    ) -> Result<CommonHashMap<String, AuditEvent>, SqlError> {
-        let rows = sqlx::query(self.inner.sql.load_events.clone())
-            .bind(uuid_list(ids))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(SqlError::db("load audit events for the relay"))?;
-        rows.iter()
-            .map(|r| {
-                let row = stored_row(r).map_err(SqlError::db("read an audit row"))?;
-                let key = row.event_id.clone();
-                Ok((key, row.into_event()?))
-            })
-            .collect()
-    }
-
     async fn update_entries(
         &self,
         ids: &[i64],
@@ -640,28 +612,28 @@ impl Relay<Db> {
     ) -> Result<RelayPass, SqlError> {
         let store = &self.store;
         let now = now_micros();
-        let claimed = store
-            .claim(id, self.config.batch_size, now + micros(self.config.lease), now)
-            .await?;
+        let claimed = claim_batch(
+            store,
+            id,
+            self.config.batch_size,
+            now + micros(self.config.lease),
+            now,
+        )
+        .await?;
         let mut pass = RelayPass {
             claimed: claimed.len() as u64,
             ..RelayPass::default()
         };
-        if claimed.is_empty() {
-            return Ok(pass);
-        }
-        let ids: Vec<String> = claimed.iter().map(|c| c.1.clone()).collect();
-        let mut by_id = store.load_events(&ids).await?;
         let mut batch = Vec::with_capacity(claimed.len());
         let mut entries = Vec::with_capacity(claimed.len());
         let mut orphans = Vec::new();
-        for (entry, event_id, attempts) in claimed {
-            match by_id.remove(&event_id) {
+        for c in claimed {
+            match c.event {
                 Some(event) => {
                     batch.push(event);
-                    entries.push((entry, attempts));
+                    entries.push((c.entry, c.attempts));
                 }
-                None => orphans.push(entry),
+                None => orphans.push(c.entry),
             }
         }
         if !orphans.is_empty() {

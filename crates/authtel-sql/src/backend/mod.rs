@@ -24,8 +24,14 @@ pub(crate) struct Statements {
     /// PostgreSQL: the UNNEST batch insert.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) insert_batch: Option<SqlStr>,
+    /// SQLite: claim, then load the records (PostgreSQL uses `claim_and_load`).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) claim: SqlStr,
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) load_events: SqlStr,
+    /// PostgreSQL: claim and load in one statement.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) claim_and_load: Option<SqlStr>,
     pub(crate) update_entries: SqlStr,
     pub(crate) delivery_state: SqlStr,
     pub(crate) dead_letters: SqlStr,
@@ -98,6 +104,7 @@ impl Dialect {
             insert_outbox,
             record_with_outbox: None,
             insert_batch: None,
+            claim_and_load: None,
             claim: sql(format!(
                 "UPDATE {outbox} SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
                  WHERE id IN (SELECT id FROM {outbox} WHERE forwarder = $3 AND status = 'pending' \

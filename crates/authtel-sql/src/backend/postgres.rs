@@ -61,12 +61,73 @@ fn id_list(ids: &[i64]) -> Vec<i64> {
     ids.to_vec()
 }
 
-fn uuid_list(ids: &[String]) -> Vec<String> {
-    ids.to_vec()
+/// The event columns for the relay's join, prefixed with the events alias `e`.
+const JOINED_EVENT_COLUMNS: &str = "e.event_id::text, \
+     (extract(epoch from e.occurred_at) * 1000000)::int8, e.action, e.outcome, e.actor_id, \
+     e.actor_type, e.target_id, e.target_type, e.session_id, e.client_ip, e.user_agent, \
+     e.resource, e.operation, e.reason, e.span_id, e.trace_id, e.metadata, e.schema_version::int8";
+
+/// Claims due entries with `FOR UPDATE SKIP LOCKED` and returns them joined with their
+/// records, in one round trip.
+async fn claim_batch(
+    store: &crate::AuditStore<Db>,
+    forwarder: &str,
+    limit: u32,
+    lease_until: i64,
+    now: i64,
+) -> Result<Vec<ClaimedEntry>, SqlError> {
+    let stmt = match &store.inner.sql.claim_and_load {
+        Some(stmt) => stmt.clone(),
+        None => claim_and_load(&table_names(store.schema())),
+    };
+    let rows = sqlx::query(stmt)
+        .bind(lease_until)
+        .bind(now)
+        .bind(forwarder)
+        .bind(i64::from(limit))
+        .fetch_all(&store.pool)
+        .await
+        .map_err(SqlError::db("claim outbox entries"))?;
+    rows.iter()
+        .map(|r| {
+            let read = SqlError::db("read claimed outbox entries");
+            let (entry, attempts, found): (i64, i64, Option<String>) =
+                (|| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))().map_err(read)?;
+            let event = match found {
+                Some(_) => Some(
+                    stored_row_at(r, 2)
+                        .map_err(SqlError::db("read an audit row"))?
+                        .into_event()?,
+                ),
+                None => None,
+            };
+            Ok(ClaimedEntry {
+                entry,
+                attempts,
+                event,
+            })
+        })
+        .collect()
+}
+
+fn claim_and_load((events, outbox, _): &(String, String, String)) -> sqlx::SqlStr {
+    super::sql(format!(
+        "WITH claimed AS (UPDATE {outbox} SET attempts = attempts + 1, next_attempt_at = $1, \
+         updated_at = $2 WHERE id IN (SELECT id FROM {outbox} WHERE forwarder = $3 \
+         AND status = 'pending' AND next_attempt_at <= $2 ORDER BY next_attempt_at, id \
+         LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, event_id, attempts) \
+         SELECT c.id, c.attempts, {JOINED_EVENT_COLUMNS} FROM claimed c \
+         LEFT JOIN {events} e ON e.event_id = c.event_id"
+    ))
 }
 
 fn extra_statements(stmts: &mut super::Statements, events: &str, outbox: &str, fwd: &[String]) {
     stmts.insert_batch = Some(unnest_insert(events));
+    stmts.claim_and_load = Some(claim_and_load(&(
+        events.to_owned(),
+        outbox.to_owned(),
+        String::new(),
+    )));
     if fwd.is_empty() {
         return;
     }

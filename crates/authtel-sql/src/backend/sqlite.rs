@@ -57,6 +57,52 @@ fn uuid_list(ids: &[String]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
 }
 
+/// Claims due entries (one UPDATE … RETURNING under SQLite's single writer lock), then loads
+/// their records.
+async fn claim_batch(
+    store: &crate::AuditStore<Db>,
+    forwarder: &str,
+    limit: u32,
+    lease_until: i64,
+    now: i64,
+) -> Result<Vec<ClaimedEntry>, SqlError> {
+    let rows = sqlx::query(store.inner.sql.claim.clone())
+        .bind(lease_until)
+        .bind(now)
+        .bind(forwarder)
+        .bind(i64::from(limit))
+        .fetch_all(&store.pool)
+        .await
+        .map_err(SqlError::db("claim outbox entries"))?;
+    let claimed: Vec<(i64, String, i64)> = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(SqlError::db("read claimed outbox entries"))?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = claimed.iter().map(|c| c.1.clone()).collect();
+    let rows = sqlx::query(store.inner.sql.load_events.clone())
+        .bind(uuid_list(&ids))
+        .fetch_all(&store.pool)
+        .await
+        .map_err(SqlError::db("load audit events for the relay"))?;
+    let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let row = stored_row(r).map_err(SqlError::db("read an audit row"))?;
+        by_id.insert(row.event_id.clone(), row.into_event()?);
+    }
+    Ok(claimed
+        .into_iter()
+        .map(|(entry, event_id, attempts)| ClaimedEntry {
+            entry,
+            attempts,
+            event: by_id.remove(&event_id),
+        })
+        .collect())
+}
+
 /// Migrations run on a pooled connection: an in-memory database lives and dies with its
 /// one connection, so it must not be detached and closed.
 const MIGRATE_ON_OWN_CONNECTION: bool = false;

@@ -1,6 +1,6 @@
 // The one suite, compiled once per backend module (sqlite_suite, postgres_suite), which
-// provide `Db`, `store(name, forwarders)`, `fresh_store(name, forwarders)`, `dump_tables`
-// and `count_rows`.
+// provide `Db`, `store(name, forwarders)`, `fresh_store(name, forwarders)`, `dump_tables`,
+// `count_rows` and `delete_event`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -592,4 +592,29 @@ async fn purge_deletes_old_rows_in_batches_and_spares_pending_ones() {
     assert!(health.ok, "{health:?}");
     let strict = store.health(Duration::ZERO).await.unwrap();
     assert!(!strict.ok || strict.max_lag.is_zero());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_whose_row_vanished_is_dead_lettered_not_lost() {
+    let store = store_or_skip!("orphan", &["kafka"]);
+    let (kept, gone) = (
+        event("auth.login.stop", Outcome::Success),
+        event("auth.login.stop", Outcome::Success),
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.record(&kept).await.unwrap();
+    tx.record(&gone).await.unwrap();
+    tx.commit().await.unwrap();
+    delete_event(&store, gone.id).await;
+    let recording = shared(Recording::default());
+    let relay = Relay::new(&store, RelayConfig::default())
+        .with_forwarder("kafka", recording.clone())
+        .unwrap();
+    let pass = relay.run_once().await.unwrap();
+    assert_eq!((pass.claimed, pass.delivered, pass.dead), (2, 1, 1));
+    assert_eq!(recording.ids(), [kept.id]);
+    let dead = store.dead_letters("kafka", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event_id, gone.id);
+    assert!(dead[0].reason.contains("missing"), "{}", dead[0].reason);
 }
