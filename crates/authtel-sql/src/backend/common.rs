@@ -85,9 +85,10 @@ fn stored_row_at(row: &<Db as sqlx::Database>::Row, base: usize) -> Result<Store
     })
 }
 
+/// Parses a `client_ip` read back by an aggregate query (no single event id to name).
 fn parse_ip(text: String) -> Result<std::net::IpAddr, SqlError> {
     text.parse().map_err(|e| SqlError::CorruptRow {
-        event_id: String::new(),
+        event_id: "(grouped rows)".to_owned(),
         problem: format!("client_ip {text:?} does not parse: {e}"),
     })
 }

@@ -144,7 +144,11 @@ async fn spawned_relay_delivers_every_committed_record() {
         s.iter().all(|f| f.pending == 0 && f.done == 40) && s.len() == 2
     })
     .await;
-    assert_eq!(handle.stats().delivered.load(Ordering::Relaxed), 80);
+    // The counters are bumped at the end of a pass, just after the rows are marked.
+    eventually(WAIT, "relay counters", || async {
+        handle.stats().delivered.load(Ordering::Relaxed) == 80
+    })
+    .await;
     assert!(handle.shutdown(Duration::from_secs(30)).await);
 }
 
