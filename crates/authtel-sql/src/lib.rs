@@ -10,10 +10,15 @@
 //!
 //! - [`AuditStore`]: `migrate()`, `record_in(&mut tx, &event)`, `begin()` → [`AuditTx`],
 //!   `upsert_batch_in`, queries with keyset pagination ([`AuditQuery`], [`Cursor`]), NDJSON
-//!   export, detection queries, retention, delivery state and health.
+//!   export, detection queries ([`detect`]), retention (`purge_older_than`; monthly partitions
+//!   on PostgreSQL), delivery state, dead letters and health.
 //! - [`Relay`]: the outbox relay (a tokio task).
 //! - [`BatchWriter`]: a [`Forwarder`](authtel_core::forward::Forwarder) for records not tied to
 //!   a transaction.
+//!
+//! Every record is validated and scrubbed on the way in: values under secret-looking
+//! metadata keys and credential-looking text (JWTs, `Bearer …`) are stored as `[REDACTED]`;
+//! NUL bytes and oversized fields are refused with [`SqlError::InvalidEvent`].
 //!
 //! # In applications
 //! ```
