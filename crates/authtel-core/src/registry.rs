@@ -551,9 +551,20 @@ fn with_current<R>(f: impl FnOnce(&Inner, &Snapshot) -> R) -> Option<R> {
     Some(f(&global.inner, &snapshot))
 }
 
-/// Whether the current thread's registry has a handler for any of `events`.
-pub(crate) fn current_wants(events: &[&Event]) -> bool {
-    with_current(|_, snap| events.iter().any(|e| snap.wants(e))).unwrap_or(false)
+/// With one load of the current thread's snapshot: if any of `wanted` has a handler, runs
+/// `f` with a function that delivers records to that snapshot, and returns what `f` did.
+/// Spans use it so that checking for listeners and delivering `start` share one load.
+pub(crate) fn with_listeners<T>(
+    wanted: &[&Event],
+    f: impl FnOnce(&dyn Fn(&EventRecord<'_>)) -> T,
+) -> Option<T> {
+    with_current(|inner, snap| {
+        wanted
+            .iter()
+            .any(|e| snap.wants(e))
+            .then(|| f(&|record| deliver(inner, snap, record)))
+    })
+    .flatten()
 }
 
 /// Delivers a record to the current thread's registry.

@@ -468,32 +468,37 @@ impl fmt::Debug for SpanGuard<'_> {
 
 impl<'a> SpanGuard<'a> {
     fn begin(span: &'static SpanDef, metadata: Metadata<'a>, make_current: bool) -> SpanGuard<'a> {
-        if !registry::is_active() || !registry::current_wants(&span.events()) {
-            return SpanGuard {
-                span,
-                metadata,
-                live: None,
-            };
-        }
-        let parent = SpanContext::current();
-        let context = SpanContext::child_of(parent);
-        let started = Instant::now();
-        let started_wall = SystemTime::now();
-        let record = EventRecord {
-            event: span.start(),
-            context,
-            measurements: Measurements {
-                monotonic_time: Some(started),
-                system_time: Some(started_wall),
-                duration: None,
-                count: None,
-            },
-            metadata: &metadata,
-            outcome: None,
-            error_type: None,
-            exception: None,
+        let not_live = |metadata| SpanGuard {
+            span,
+            metadata,
+            live: None,
         };
-        registry::dispatch(&record);
+        if !registry::is_active() {
+            return not_live(metadata);
+        }
+        let started = registry::with_listeners(&span.events(), |deliver| {
+            let context = SpanContext::child_of(SpanContext::current());
+            let started = Instant::now();
+            let started_wall = SystemTime::now();
+            deliver(&EventRecord {
+                event: span.start(),
+                context,
+                measurements: Measurements {
+                    monotonic_time: Some(started),
+                    system_time: Some(started_wall),
+                    duration: None,
+                    count: None,
+                },
+                metadata: &metadata,
+                outcome: None,
+                error_type: None,
+                exception: None,
+            });
+            (context, started, started_wall)
+        });
+        let Some((context, started, started_wall)) = started else {
+            return not_live(metadata);
+        };
         let restore = make_current.then(|| CURRENT.with(|c| c.replace(Some(context))));
         SpanGuard {
             span,
