@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -27,7 +27,12 @@ impl From<DeliveryError> for Failure {
     fn from(error: DeliveryError) -> Failure {
         Failure {
             transient: error.is_transient(),
-            producer_broken: matches!(&error, DeliveryError::Refused { code, .. } if needs_new_producer(*code)),
+            // A timed-out record leaves the idempotent producer's sequence state in doubt:
+            // a broker restarted without its producer state answers UNKNOWN_PRODUCER_ID to
+            // every retry, and librdkafka keeps retrying that identity until each record
+            // times out (seen with tansu after a SIGKILL). A fresh identity ends the loop.
+            producer_broken: matches!(&error, DeliveryError::TimedOut { .. })
+                || matches!(&error, DeliveryError::Refused { code, .. } if needs_new_producer(*code)),
             error,
         }
     }
@@ -120,7 +125,7 @@ pub(crate) struct ProducerStats {
     broker_errors: AtomicU64,
     producer_resets: AtomicU64,
     errors_since_ack: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<(String, Instant)>>,
     queue_waiters: AtomicUsize,
     space_freed: Notify,
 }
@@ -174,7 +179,24 @@ impl ProducerStats {
         self.last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .as_ref()
+            .map(|(error, _)| error.clone())
+    }
+
+    /// The last broker error and how long ago it was reported: an old one did not cause a
+    /// timeout that happened now.
+    fn last_error_with_age(&self) -> String {
+        match &*self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some((error, at)) => format!(
+                "last broker error {:.0} s ago: {error}",
+                at.elapsed().as_secs_f64()
+            ),
+            None => "librdkafka reported no broker error".to_owned(),
+        }
     }
 
     /// Waits until a delivery report frees queue space, or `recheck` passes.
@@ -209,9 +231,7 @@ impl ProducerStats {
             }
             RDKafkaErrorCode::MessageTimedOut => DeliveryError::TimedOut {
                 bootstrap: bootstrap.to_owned(),
-                detail: self
-                    .last_error()
-                    .unwrap_or_else(|| "librdkafka reported no connection error".to_owned()),
+                detail: self.last_error_with_age(),
             },
             code => DeliveryError::Refused {
                 event_id: event_id.to_owned(),
@@ -262,7 +282,8 @@ impl ClientContext for DeliveryContext {
             .stats
             .last_error
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(format!("{error}: {reason}"));
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some((format!("{error}: {reason}"), Instant::now()));
     }
 }
 
@@ -319,6 +340,45 @@ mod tests {
         assert!(summary.any_transient, "the fenced record can be retried");
         assert!(summary.producer_broken);
         assert!(matches!(summary.first, DeliveryError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn a_timed_out_record_asks_for_a_fresh_producer_identity() {
+        let timed_out = Failure::from(DeliveryError::TimedOut {
+            bootstrap: "127.0.0.1:9092".into(),
+            detail: "librdkafka reported no broker error".into(),
+        });
+        assert!(timed_out.transient);
+        assert!(timed_out.producer_broken);
+        let too_large = Failure::from(DeliveryError::TooLarge {
+            event_id: "a".into(),
+            size: 1,
+        });
+        assert!(!too_large.producer_broken);
+    }
+
+    #[test]
+    fn a_timeout_names_the_age_of_the_last_broker_error() {
+        let stats = ProducerStats::default();
+        let err = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let fresh = stats.classify(&err, "id", 10, ("127.0.0.1:9092", "t"));
+        assert!(
+            fresh
+                .to_string()
+                .contains("librdkafka reported no broker error"),
+            "{fresh}"
+        );
+        *stats.last_error.lock().unwrap() = Some((
+            "BrokerTransportFailure: connection refused".into(),
+            Instant::now() - Duration::from_secs(42),
+        ));
+        let stale = stats.classify(&err, "id", 10, ("127.0.0.1:9092", "t"));
+        assert!(
+            stale
+                .to_string()
+                .contains("last broker error 42 s ago: BrokerTransportFailure"),
+            "{stale}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

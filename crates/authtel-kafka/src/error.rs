@@ -114,7 +114,7 @@ pub enum DeliveryError {
     TimedOut {
         /// The brokers asked.
         bootstrap: String,
-        /// librdkafka's last reported connection problem, if any.
+        /// librdkafka's last reported broker problem and its age, if any.
         detail: String,
     },
     /// The broker or librdkafka refused the record for another reason.

@@ -3,36 +3,15 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use authtel_core::audit::{AuditEvent, Party};
 use authtel_core::forward::Forwarder;
-use authtel_core::outcome::Outcome;
-use authtel_kafka::{KafkaForwarder, Projector};
-use common::stores::RowCount;
-
-const RECORDS: usize = 50_000;
-const USERS: usize = 100;
-const BATCH: usize = 500;
-const PARTITIONS: i32 = 2;
-
-fn records() -> Vec<AuditEvent> {
-    (0..RECORDS)
-        .map(|i| {
-            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-            e.actor = Some(Party::new(format!("u_{}", i % USERS), "user"));
-            e.metadata.insert("seq".into(), ((i / USERS) as u64).into());
-            e
-        })
-        .collect()
-}
-
-fn seq_of(e: &AuditEvent) -> u64 {
-    e.metadata["seq"].as_u64().unwrap()
-}
+use common::faults::{
+    BATCH, PARTITIONS, RECORDS, fault_forwarder, ordered_pipeline, records,
+    verify_log_and_projection, wait_drained,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_broker_loses_nothing_and_keeps_per_user_order() {
@@ -42,16 +21,7 @@ async fn frozen_broker_loses_nothing_and_keeps_per_user_order() {
     let bootstrap = broker.bootstrap();
     let topic = common::unique_topic("freeze");
     common::create_topic(&bootstrap, &topic, PARTITIONS).await;
-    // Short timeouts so records fail during the freeze and the retry loop (standing in for
-    // the pipeline) has to resend them.
-    let kafka = Arc::new(
-        KafkaForwarder::builder(&bootstrap, &topic)
-            .with_message_timeout(Duration::from_secs(3))
-            .with_config("request.timeout.ms", "2500")
-            .with_config("reconnect.backoff.max.ms", "500")
-            .build()
-            .unwrap(),
-    );
+    let kafka = Arc::new(fault_forwarder(&bootstrap, &topic));
     let all = Arc::new(records());
     let acked = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
@@ -106,97 +76,18 @@ async fn frozen_broker_loses_nothing_and_keeps_per_user_order() {
     verify_log_and_projection(&bootstrap, &topic, &all).await;
 }
 
-/// Every sent record is on the log, each user's records first appear in order, and the
-/// projector stores each exactly once in SQL (duplicates counted, not stored).
-async fn verify_log_and_projection(bootstrap: &str, topic: &str, all: &[AuditEvent]) {
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    // Order per key on the log itself: first occurrences of each user's seq are 0,1,2,…
-    let (b, t) = (bootstrap.clone(), topic.clone());
-    let min = RECORDS;
-    let log =
-        tokio::task::spawn_blocking(move || common::consume_at_least(&b, &t, PARTITIONS, min))
-            .await
-            .unwrap();
-    let mut seen = HashSet::new();
-    let mut next_seq: HashMap<String, u64> = HashMap::new();
-    for m in &log {
-        let e: AuditEvent = serde_json::from_slice(&m.value).unwrap();
-        if !seen.insert(e.id) {
-            continue;
-        }
-        let key = m.key.clone().unwrap();
-        let expected = next_seq.entry(key.clone()).or_insert(0);
-        assert_eq!(seq_of(&e), *expected, "user {key} out of order");
-        *expected += 1;
-    }
-    assert_eq!(seen.len(), RECORDS, "every record arrived");
-    assert!(
-        all.iter().all(|e| seen.contains(&e.id)),
-        "they are the records sent"
-    );
-
-    // The projector stores each record exactly once in SQL, duplicates counted.
-    let sink = Arc::new(common::stores::sqlite().await);
-    let projector = Projector::builder(&bootstrap, common::unique_topic("group"), &topic)
-        .with_config("session.timeout.ms", "6000")
-        .build(sink.clone())
-        .unwrap();
-    let task = tokio::spawn({
-        let p = projector.clone();
-        async move { p.run().await }
-    });
-    let logged = log.len() as u64;
-    assert!(
-        common::wait_until(|| projector.counters().consumed >= logged).await,
-        "projector read the whole log: {:?}",
-        projector.counters()
-    );
-    projector.stop();
-    task.await.unwrap().expect("projector stopped cleanly");
-    let c = projector.counters();
-    assert_eq!(sink.rows().await, (RECORDS as i64, RECORDS as i64));
-    assert_eq!(c.projected, RECORDS as u64, "{c:?}");
-    assert_eq!(c.projected + c.duplicates, c.consumed, "{c:?}");
-}
-
 /// The same freeze with the real pipeline driving the forwarder: its retries carry the
 /// records across the outage while publishers wait for room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_broker_behind_the_pipeline_loses_nothing() {
-    use authtel_pipeline::{Backpressure, Dispatch, ForwarderConfig, Pipeline, RetryPolicy};
-
     let Some(broker) = common::PrivateBroker::start("frozen_broker_behind_the_pipeline") else {
         return;
     };
     let bootstrap = broker.bootstrap();
     let topic = common::unique_topic("freeze-pipeline");
     common::create_topic(&bootstrap, &topic, PARTITIONS).await;
-    let kafka = KafkaForwarder::builder(&bootstrap, &topic)
-        .with_message_timeout(Duration::from_secs(3))
-        .with_config("request.timeout.ms", "2500")
-        .with_config("reconnect.backoff.max.ms", "500")
-        .build()
-        .unwrap();
     let dir = std::env::temp_dir().join(common::unique_topic("authtel-kafka-pipeline"));
-    let config = ForwarderConfig::new("kafka", kafka)
-        .dispatch(Dispatch::Async)
-        .workers(1)
-        .batch_size(BATCH)
-        .retry(RetryPolicy {
-            max_attempts: 1000,
-            base: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            jitter: true,
-        })
-        // Publishers wait for room instead of spilling. With `Spill`, the pipeline replays
-        // spilled records while the memory queue still drains, so a user's records
-        // interleave out of order (seen here: record 17549 on the log before record 500);
-        // reported to the pipeline's owner.
-        .backpressure(Backpressure::Block {
-            timeout: Duration::from_secs(120),
-        })
-        .dead_letter_dir(dir.join("dead"));
-    let pipeline = Pipeline::builder().forwarder(config).build().unwrap();
+    let pipeline = ordered_pipeline(fault_forwarder(&bootstrap, &topic), &dir);
     let all = Arc::new(records());
 
     let publisher = tokio::task::spawn_blocking({
@@ -214,17 +105,7 @@ async fn frozen_broker_behind_the_pipeline_loses_nothing() {
     broker.thaw();
     publisher.await.unwrap();
 
-    // Bounded wait for the pipeline to drain: delivered, nothing queued or spilled.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let m = pipeline.metrics()[0].clone();
-        if m.delivered >= RECORDS as u64 && m.queue_depth == 0 && m.spill_bytes == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "pipeline did not drain: {m:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let m = pipeline.metrics()[0].clone();
+    let m = wait_drained(&pipeline, String::new).await;
     eprintln!("freeze behind the pipeline: {m:?}");
     assert_eq!(m.dead_lettered, 0, "{m:?}");
     assert_eq!(m.dropped, 0, "{m:?}");

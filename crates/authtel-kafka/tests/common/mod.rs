@@ -147,26 +147,102 @@ fn read(bootstrap: &str, topic: &str, partitions: i32, want: usize, drain: bool)
     out
 }
 
-/// A tansu broker of our own on a free loopback port, so freezing or killing it disturbs
-/// no other test. Killed when dropped.
+/// Where a private broker keeps its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// `memory://`: fast, gone when the process dies.
+    Memory,
+    /// `sqlite://`: a SQLite file in the broker's own directory (tansu built with `libsql`),
+    /// so a broker killed and restarted keeps every topic and record.
+    Sqlite,
+}
+
+/// A tansu broker of our own on a free loopback port with its own directory and log file,
+/// so freezing or killing it disturbs no other test. Killed when dropped.
 pub struct PrivateBroker {
     bin: String,
     port: u16,
+    storage: Storage,
+    dir: std::path::PathBuf,
+    log: std::path::PathBuf,
     child: Option<Child>,
+    starts: u32,
+}
+
+/// The first line of `tansu --help` that lists the storage engines compiled in.
+pub fn storage_engines(bin: &str) -> String {
+    Command::new(bin)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("Storage engines:"))
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// A loopback port that is free now and lies below the kernel's ephemeral range, so no
+/// client's outgoing connection can take it (or connect to itself on it) while the broker
+/// is down between a crash and its restart.
+fn free_port_below_ephemeral_range() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let floor = 20_000u16.min(low.saturating_sub(2_000));
+    let span = u32::from(low - floor);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = floor + ((seed.wrapping_add(n.wrapping_mul(37))) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {floor}..{low}");
 }
 
 impl PrivateBroker {
+    /// A private broker on memory storage; `None` (skipped) without `TANSU_BIN`.
     pub fn start(test: &str) -> Option<PrivateBroker> {
+        PrivateBroker::start_with(test, Storage::Memory)
+    }
+
+    /// A private broker on `storage`. `None` (skipped) when `TANSU_BIN` is unset or lacks
+    /// the engine and services are optional; panics naming the fix when they are required.
+    pub fn start_with(test: &str, storage: Storage) -> Option<PrivateBroker> {
         let bin = service_env("TANSU_BIN", test)?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        if storage == Storage::Sqlite {
+            let engines = storage_engines(&bin);
+            if !engines.contains("libsql") && !engines.contains("sqlite") {
+                let why = format!(
+                    "{test}: {bin} has no persistent storage engine (`tansu --help` lists \
+                     storage engines: {engines:?}); run `cargo xtask services install`, which \
+                     builds tansu with the libsql engine once (12-15 min)"
+                );
+                assert!(!services_required(), "{why}");
+                eprintln!("SKIPPED {why}");
+                return None;
+            }
+        }
+        let port = free_port_below_ephemeral_range();
+        let dir = std::env::temp_dir().join(unique_topic("authtel-tansu"));
+        std::fs::create_dir_all(&dir).expect("create broker dir");
+        let log = dir.join("tansu.log");
         let mut broker = PrivateBroker {
             bin,
             port,
+            storage,
+            dir,
+            log,
             child: None,
+            starts: 0,
         };
         broker.spawn();
         Some(broker)
@@ -180,41 +256,93 @@ impl PrivateBroker {
         self.child.as_ref().expect("broker running").id()
     }
 
+    fn storage_url(&self) -> &'static str {
+        match self.storage {
+            Storage::Memory => "memory://tansu/",
+            // Relative to the broker's working directory (its own temp dir).
+            Storage::Sqlite => "sqlite://tansu.db",
+        }
+    }
+
+    /// The last `lines` lines of the broker's stdout and stderr (all its starts).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        format!(
+            "--- last {lines} lines of {} ---\n{}",
+            self.log.display(),
+            all[all.len().saturating_sub(lines)..].join("\n")
+        )
+    }
+
+    /// Starts the broker and waits, bounded, until it answers a metadata request.
     fn spawn(&mut self) {
+        self.starts += 1;
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open broker log");
+        use std::io::Write;
+        writeln!(
+            log,
+            "=== start {} of tansu on {url} with {} ===",
+            self.starts,
+            self.storage_url()
+        )
+        .unwrap();
+        let child = Command::new(&self.bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", self.storage_url()])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tansu");
+        self.child = Some(child);
+        self.wait_until_answering();
+    }
+
+    /// Bounded wait until the broker answers a metadata request; fails with its log tail if
+    /// it exits or stays silent.
+    fn wait_until_answering(&mut self) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("reconnect.backoff.max.ms", "200")
+            .create()
+            .expect("metadata client");
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let mut child = Command::new(&self.bin)
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &url,
-                    "--advertised-listener-url",
-                    &url,
-                ])
-                .args(["--storage-engine", "memory://tansu/"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn tansu");
-            // Bounded wait for the port; a broker that exits (port still held) is retried.
-            loop {
-                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                    self.child = Some(child);
-                    return;
-                }
-                if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            let child = self.child.as_mut().expect("broker running");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!(
+                    "private tansu on port {} exited ({status}) at start {}\n{}",
+                    self.port,
+                    self.starts,
+                    self.log_tail(30)
+                );
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            if consumer
+                .fetch_metadata(None, Duration::from_millis(500))
+                .is_ok()
+            {
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
-                "private tansu broker did not listen on {} within 30 s",
-                self.port
+                "private tansu on port {} did not answer metadata requests within 60 s\n{}",
+                self.port,
+                self.log_tail(30)
             );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -236,12 +364,34 @@ impl PrivateBroker {
         self.signal("-CONT");
     }
 
-    /// kill -9, then a new broker on the same port (memory storage: topics are gone).
-    pub fn crash_and_restart(&mut self) {
+    /// SIGKILL, and wait until the process is gone (reaped): its port is closed.
+    pub fn kill(&mut self) {
         let mut child = self.child.take().expect("broker running");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill().expect("SIGKILL tansu");
+        child.wait().expect("reap tansu");
+    }
+
+    /// Starts the broker again on the same port and storage, and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart after kill");
         self.spawn();
+    }
+
+    /// "running (pid N, F open files)" or how the broker process ended, for failure messages.
+    pub fn status(&mut self) -> String {
+        match self.child.as_mut() {
+            None => "killed by the test".to_owned(),
+            Some(c) => match c.try_wait() {
+                Ok(None) => {
+                    let fds = std::fs::read_dir(format!("/proc/{}/fd", c.id()))
+                        .map(|d| d.count())
+                        .unwrap_or(0);
+                    format!("running (pid {}, {fds} open files)", c.id())
+                }
+                Ok(Some(status)) => format!("exited: {status}"),
+                Err(e) => format!("unknown: {e}"),
+            },
+        }
     }
 }
 
@@ -253,6 +403,10 @@ impl Drop for PrivateBroker {
                 .status();
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // Keep the directory (log, database) when the test failed, for the post-mortem.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
@@ -341,5 +495,160 @@ pub mod stores {
             .await
             .expect("count rows")
         }
+    }
+}
+
+/// The broker fault tests' workload and checks: 50,000 records of 100 users, each carrying
+/// its per-user sequence number, sent through the real pipeline and verified on the log
+/// and in SQL.
+pub mod faults {
+    use std::collections::{HashMap, HashSet};
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use authtel_core::audit::{AuditEvent, Party};
+    use authtel_core::outcome::Outcome;
+    use authtel_kafka::{KafkaForwarder, Projector};
+    use authtel_pipeline::{
+        Backpressure, Dispatch, ForwarderConfig, ForwarderMetrics, Pipeline, RetryPolicy,
+    };
+
+    use super::stores::RowCount;
+
+    pub const RECORDS: usize = 50_000;
+    pub const USERS: usize = 100;
+    pub const BATCH: usize = 500;
+    pub const PARTITIONS: i32 = 2;
+
+    /// `RECORDS` login records; user `u_{i % USERS}` gets sequence numbers 0, 1, 2, …
+    pub fn records() -> Vec<AuditEvent> {
+        (0..RECORDS)
+            .map(|i| {
+                let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
+                e.actor = Some(Party::new(format!("u_{}", i % USERS), "user"));
+                e.metadata.insert("seq".into(), ((i / USERS) as u64).into());
+                e
+            })
+            .collect()
+    }
+
+    fn seq_of(e: &AuditEvent) -> u64 {
+        e.metadata["seq"].as_u64().unwrap()
+    }
+
+    /// A forwarder with short timeouts, so records fail during an outage and the retries
+    /// (a loop standing in for the pipeline, or the pipeline) have to resend them.
+    pub fn fault_forwarder(bootstrap: &str, topic: &str) -> KafkaForwarder {
+        KafkaForwarder::builder(bootstrap, topic)
+            .with_message_timeout(Duration::from_secs(3))
+            .with_config("request.timeout.ms", "2500")
+            .with_config("reconnect.backoff.max.ms", "500")
+            .build()
+            .unwrap()
+    }
+
+    /// The pipeline as an ordered Kafka lane runs it: one worker, `BATCH`-record batches,
+    /// retries for minutes, publishers blocking for room.
+    pub fn ordered_pipeline(kafka: KafkaForwarder, dir: &Path) -> Pipeline {
+        let config = ForwarderConfig::new("kafka", kafka)
+            .dispatch(Dispatch::Async)
+            .workers(1)
+            .batch_size(BATCH)
+            .retry(RetryPolicy {
+                max_attempts: 1000,
+                base: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+                jitter: true,
+            })
+            // Publishers wait for room instead of spilling. With `Spill`, the pipeline replays
+            // spilled records while the memory queue still drains, so a user's records
+            // interleave out of order (seen here: record 17549 on the log before record 500);
+            // reported to the pipeline's owner.
+            .backpressure(Backpressure::Block {
+                timeout: Duration::from_secs(120),
+            })
+            .dead_letter_dir(dir.join("dead"));
+        Pipeline::builder().forwarder(config).build().unwrap()
+    }
+
+    /// Bounded wait (180 s) until the pipeline delivered `RECORDS` with nothing queued or
+    /// spilled; `context` adds what the test knows (e.g. the broker's log) to a failure.
+    pub async fn wait_drained(
+        pipeline: &Pipeline,
+        context: impl Fn() -> String,
+    ) -> ForwarderMetrics {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let m = pipeline.metrics()[0].clone();
+            if m.delivered >= RECORDS as u64 && m.queue_depth == 0 && m.spill_bytes == 0 {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pipeline did not drain within 180 s: {m:?}\n{}",
+                context()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every sent record is on the log, each user's records first appear in order, and the
+    /// projector stores each exactly once in SQL (duplicates counted, not stored).
+    pub async fn verify_log_and_projection(bootstrap: &str, topic: &str, all: &[AuditEvent]) {
+        let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+        // Order per key on the log itself: first occurrences of each user's seq are 0,1,2,…
+        let (b, t) = (bootstrap.clone(), topic.clone());
+        let log = tokio::task::spawn_blocking(move || {
+            super::consume_at_least(&b, &t, PARTITIONS, RECORDS)
+        })
+        .await
+        .unwrap();
+        let mut seen = HashSet::new();
+        let mut next_seq: HashMap<String, u64> = HashMap::new();
+        for m in &log {
+            let e: AuditEvent = serde_json::from_slice(&m.value).unwrap();
+            if !seen.insert(e.id) {
+                continue;
+            }
+            let key = m.key.clone().unwrap();
+            let expected = next_seq.entry(key.clone()).or_insert(0);
+            assert_eq!(seq_of(&e), *expected, "user {key} out of order");
+            *expected += 1;
+        }
+        assert_eq!(seen.len(), RECORDS, "every record arrived");
+        assert!(
+            all.iter().all(|e| seen.contains(&e.id)),
+            "they are the records sent"
+        );
+        eprintln!(
+            "log: {} messages, {} distinct records, {} duplicates",
+            log.len(),
+            seen.len(),
+            log.len() - seen.len()
+        );
+
+        // The projector stores each record exactly once in SQL, duplicates counted.
+        let sink = Arc::new(super::stores::sqlite().await);
+        let projector = Projector::builder(&bootstrap, super::unique_topic("group"), &topic)
+            .with_config("session.timeout.ms", "6000")
+            .build(sink.clone())
+            .unwrap();
+        let task = tokio::spawn({
+            let p = projector.clone();
+            async move { p.run().await }
+        });
+        let logged = log.len() as u64;
+        assert!(
+            super::wait_until(|| projector.counters().consumed >= logged).await,
+            "projector read the whole log: {:?}",
+            projector.counters()
+        );
+        projector.stop();
+        task.await.unwrap().expect("projector stopped cleanly");
+        let c = projector.counters();
+        assert_eq!(sink.rows().await, (RECORDS as i64, RECORDS as i64));
+        assert_eq!(c.projected, RECORDS as u64, "{c:?}");
+        assert_eq!(c.projected + c.duplicates, c.consumed, "{c:?}");
     }
 }
