@@ -7,6 +7,7 @@
 //! RUST_LOG=authtel::security=warn cargo run --example quickstart   # security signals only
 //! AUTHTEL_METRICS_ADDR=127.0.0.1:9464 cargo run --example quickstart  # fixed metrics port
 //! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 cargo run --example quickstart --features otlp
+//! KAFKA_BOOTSTRAP=127.0.0.1:19092 cargo run --example quickstart --features kafka  # KAFKA_TOPIC=authtel-audit
 //! ```
 //!
 //! `main` sets up where events go; `simulate_traffic` is the auth code, which only emits
@@ -39,6 +40,7 @@ fn main() -> anyhow::Result<()> {
     let (audit, metrics) = attach_audit_and_metrics()?;
     #[cfg(feature = "otlp")]
     let otlp = attach_otlp()?;
+    let kafka = attach_kafka()?;
 
     let traffic = simulate_traffic();
 
@@ -58,6 +60,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(otlp) = otlp {
         otlp.flush(std::time::Instant::now() + std::time::Duration::from_secs(5))?;
         println!("otlp: {:?}", otlp.stats());
+    }
+    if let Some(kafka) = kafka {
+        kafka.finish()?;
     }
     println!(
         "quickstart: {traffic}; {} events delivered to handlers",
@@ -97,6 +102,106 @@ fn attach_otlp() -> anyhow::Result<Option<authtel::otlp::OtlpSink>> {
         .with_service_name("authtel-quickstart")
         .attach()?;
     Ok(Some(sink))
+}
+
+/// Audited events to a Kafka topic through the pipeline when `KAFKA_BOOTSTRAP` is set: one
+/// worker (each user's records stay in order), publishers wait for room rather than drop.
+#[cfg(feature = "kafka")]
+fn attach_kafka() -> anyhow::Result<Option<KafkaLane>> {
+    use authtel::kafka::KafkaForwarder;
+    use authtel::pipeline::{Backpressure, Dispatch, ForwarderConfig, Pipeline};
+    use std::time::Duration;
+
+    let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") else {
+        println!("kafka: KAFKA_BOOTSTRAP is not set, not sending");
+        return Ok(None);
+    };
+    let topic = std::env::var("KAFKA_TOPIC").unwrap_or_else(|_| "authtel-audit".to_owned());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    // Audit topics are created on purpose; an existing one is left as it is.
+    runtime.block_on(authtel::kafka::create_topic(
+        &bootstrap,
+        &topic,
+        1,
+        Duration::from_secs(10),
+    ))?;
+    let kafka = Arc::new(
+        KafkaForwarder::builder(&bootstrap, &topic)
+            .with_source("authtel://quickstart")
+            .build()?,
+    );
+    let lane = ForwarderConfig::from_arc("kafka", kafka.clone())
+        .dispatch(Dispatch::Async)
+        .workers(1)
+        .backpressure(Backpressure::Block {
+            timeout: Duration::from_secs(5),
+        });
+    let pipeline = Pipeline::builder()
+        .runtime(runtime.handle().clone())
+        .forwarder(lane)
+        .build()?;
+    registry::attach("quickstart-kafka", Selection::All, pipeline.handler())?;
+    println!("kafka: sending audited events to topic {topic} at {bootstrap}");
+    Ok(Some(KafkaLane {
+        pipeline,
+        kafka,
+        topic,
+        _runtime: runtime,
+    }))
+}
+
+/// Says how to get the Kafka sink when `KAFKA_BOOTSTRAP` is set in a build without it.
+#[cfg(not(feature = "kafka"))]
+fn attach_kafka() -> anyhow::Result<Option<KafkaLane>> {
+    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
+        println!(
+            "kafka: KAFKA_BOOTSTRAP is set but this build has no Kafka sink; run \
+             KAFKA_BOOTSTRAP={bootstrap} cargo run --example quickstart --features kafka"
+        );
+    }
+    Ok(None)
+}
+
+/// Without the `kafka` feature there is no Kafka lane.
+#[cfg(not(feature = "kafka"))]
+enum KafkaLane {}
+
+#[cfg(not(feature = "kafka"))]
+impl KafkaLane {
+    fn finish(self) -> anyhow::Result<()> {
+        match self {}
+    }
+}
+
+/// The Kafka lane: the pipeline, the forwarder (for its counters) and the runtime the
+/// pipeline's worker runs on.
+#[cfg(feature = "kafka")]
+struct KafkaLane {
+    pipeline: authtel::pipeline::Pipeline,
+    kafka: Arc<authtel::kafka::KafkaForwarder>,
+    topic: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+#[cfg(feature = "kafka")]
+impl KafkaLane {
+    /// Delivers what is queued (bounded), then says how many records the broker acknowledged.
+    fn finish(self) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        self.pipeline.shutdown(deadline)?;
+        let lane = &self.pipeline.metrics()[0];
+        println!(
+            "kafka: {} audited records acknowledged by the broker on topic {} ({} dead-lettered, {} dropped)",
+            self.kafka.counters().records_acked,
+            self.topic,
+            lane.dead_lettered,
+            lane.dropped
+        );
+        Ok(())
+    }
 }
 
 /// Prints the last audit records and the store's statistics, read as an administrator
