@@ -39,13 +39,38 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The bounded in-memory queue of an async lane.
+///
+/// Order rule: records on disk (the spill) are always older than records in the queue,
+/// and a batch a worker took from the queue is older than both. So while the spill holds
+/// anything (`behind_spill`), the queue is never delivered directly: it waits, or joins the
+/// spill's tail, until replay has emptied the spill. Every move of queued records to disk
+/// holds the queue lock and then the spill lock (always in that order), so no record
+/// can slip between the two.
 #[derive(Debug)]
 struct Queue {
-    items: Mutex<VecDeque<AuditEvent>>,
+    state: Mutex<QueueState>,
     capacity: usize,
     not_full: Condvar,
     blocked: AtomicUsize,
     wake: Notify,
+}
+
+#[derive(Debug)]
+struct QueueState {
+    items: VecDeque<AuditEvent>,
+    /// Older records wait in the spill: the queue must not be delivered before them.
+    behind_spill: bool,
+}
+
+/// What a worker found in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// This many records moved into the worker's batch.
+    Batch(usize),
+    /// Records are queued, but older ones are in the spill.
+    BehindSpill,
+    /// Nothing queued.
+    Empty,
 }
 
 // The full queue hands the record back so the caller can apply the backpressure policy;
@@ -53,13 +78,14 @@ struct Queue {
 #[allow(clippy::result_large_err)]
 impl Queue {
     fn try_push(&self, event: AuditEvent) -> Result<(), AuditEvent> {
-        let mut q = lock(&self.items);
+        let mut guard = lock(&self.state);
+        let q = &mut guard.items;
         if q.len() >= self.capacity {
             return Err(event);
         }
         let was_empty = q.is_empty();
         q.push_back(event);
-        drop(q);
+        drop(guard);
         // Workers re-check the queue before sleeping, so only the empty-to-non-empty
         // transition needs a wake-up; a stored permit covers the race.
         if was_empty {
@@ -70,8 +96,8 @@ impl Queue {
 
     fn push_timeout(&self, event: AuditEvent, timeout: Duration) -> Result<(), AuditEvent> {
         let deadline = Instant::now() + timeout;
-        let mut q = lock(&self.items);
-        while q.len() >= self.capacity {
+        let mut q = lock(&self.state);
+        while q.items.len() >= self.capacity {
             let now = Instant::now();
             if now >= deadline {
                 return Err(event);
@@ -84,8 +110,8 @@ impl Queue {
                 .0;
             self.blocked.fetch_sub(1, Ordering::SeqCst);
         }
-        let was_empty = q.is_empty();
-        q.push_back(event);
+        let was_empty = q.items.is_empty();
+        q.items.push_back(event);
         drop(q);
         if was_empty {
             self.wake.notify_one();
@@ -94,11 +120,20 @@ impl Queue {
     }
 
     /// Moves up to `max` records into the empty `out`, counting them in flight under the
-    /// same lock so `flush` never sees them in neither place. When everything queued fits,
-    /// the two deques are swapped: publishers wait for a pointer swap, not a batch copy.
-    fn take(&self, out: &mut VecDeque<AuditEvent>, max: usize, in_flight: &AtomicUsize) -> usize {
+    /// same lock so `flush` never sees them in neither place — unless older records wait in
+    /// the spill. When everything queued fits, the two deques are swapped: publishers wait
+    /// for a pointer swap, not a batch copy.
+    fn take(&self, out: &mut VecDeque<AuditEvent>, max: usize, in_flight: &AtomicUsize) -> Take {
         debug_assert!(out.is_empty());
-        let mut q = lock(&self.items);
+        let mut guard = lock(&self.state);
+        if guard.behind_spill {
+            return if guard.items.is_empty() {
+                Take::Empty
+            } else {
+                Take::BehindSpill
+            };
+        }
+        let q = &mut guard.items;
         let n = q.len().min(max);
         if n == q.len() {
             std::mem::swap(&mut *q, out);
@@ -107,18 +142,29 @@ impl Queue {
         }
         in_flight.fetch_add(n, Ordering::SeqCst);
         let more = !q.is_empty();
-        drop(q);
-        if n > 0 && self.blocked.load(Ordering::SeqCst) > 0 {
-            self.not_full.notify_all();
+        drop(guard);
+        if n > 0 {
+            self.room_made();
         }
         if more {
             self.wake.notify_one();
         }
-        n
+        if n == 0 { Take::Empty } else { Take::Batch(n) }
+    }
+
+    /// Wakes publishers waiting for room, if any.
+    fn room_made(&self) {
+        if self.blocked.load(Ordering::SeqCst) > 0 {
+            self.not_full.notify_all();
+        }
     }
 
     fn len(&self) -> usize {
-        lock(&self.items).len()
+        lock(&self.state).items.len()
+    }
+
+    fn behind_spill(&self) -> bool {
+        lock(&self.state).behind_spill
     }
 }
 
@@ -149,7 +195,6 @@ pub(crate) struct Lane {
     idle_waiters: AtomicUsize,
     breaker: Breaker,
     spill: Option<Mutex<SpillStore>>,
-    spilling: AtomicBool,
     replaying: AtomicBool,
     dead_letter: DeadLetter,
     bucket: Option<TokenBucket>,
@@ -178,10 +223,14 @@ impl Lane {
         dead_letter: DeadLetter,
         signals: Arc<Signals>,
     ) -> Lane {
-        let spilling = spill.as_ref().is_some_and(|s| !s.is_empty());
+        // Records left by an earlier run are older than anything published now.
+        let behind_spill = spill.as_ref().is_some_and(|s| !s.is_empty());
         Lane {
             queue: Queue {
-                items: Mutex::new(VecDeque::with_capacity(settings.queue_capacity.min(4096))),
+                state: Mutex::new(QueueState {
+                    items: VecDeque::with_capacity(settings.queue_capacity.min(4096)),
+                    behind_spill,
+                }),
                 capacity: settings.queue_capacity,
                 not_full: Condvar::new(),
                 blocked: AtomicUsize::new(0),
@@ -190,7 +239,6 @@ impl Lane {
             breaker: Breaker::new(settings.breaker),
             bucket: settings.rate_limit.map(TokenBucket::new),
             spill: spill.map(Mutex::new),
-            spilling: AtomicBool::new(spilling),
             id,
             forwarder,
             settings,
@@ -304,9 +352,10 @@ impl Lane {
         }
     }
 
+    /// The record joins the spill's tail — behind everything queued, which goes first.
     fn spill_or_reject(&self, event: AuditEvent, class: Class) -> Result<(), PublishError> {
-        match self.spill_append(std::slice::from_ref(&event)) {
-            Ok(()) => Ok(()),
+        match self.spill_in_order(&[], Some(&event), false) {
+            Ok(_) => Ok(()),
             Err(SpillError::Full) => {
                 self.drop_records(1, "spill_full", class == Class::Audit);
                 Err(PublishError::SpillFull {
@@ -333,7 +382,7 @@ impl Lane {
     /// one joins them so order holds, and the caller replays a little of the backlog.
     fn publish_sync(&self, event: AuditEvent) {
         let batch = [event];
-        if self.spilling.load(Ordering::Acquire) && self.spill_append(&batch).is_ok() {
+        if self.queue.behind_spill() && self.spill_in_order(&[], Some(&batch[0]), false).is_ok() {
             crate::blocking::block_on(async {
                 for _ in 0..4 {
                     if !self.replay_once().await {
@@ -366,33 +415,49 @@ impl Lane {
         loop {
             // Busy path: no wake-up registration while there is work, so publishers and
             // this worker do not contend on the `Notify`.
-            let mut n = self.queue.take(&mut batch, max, &self.in_flight);
-            if n == 0 {
-                // Register for a wake-up, then look again: a record pushed in between
-                // either is seen now or leaves a permit behind.
-                let notified = self.queue.wake.notified();
-                tokio::pin!(notified);
+            let mut next = self.queue.take(&mut batch, max, &self.in_flight);
+            if let Take::Batch(n) = next {
+                self.process_taken(&mut batch, n).await;
+                continue;
+            }
+            // Register for a wake-up, then look again: a record pushed in between either
+            // is seen now or leaves a permit behind.
+            let notified = self.queue.wake.notified();
+            tokio::pin!(notified);
+            if next == Take::Empty {
                 notified.as_mut().enable();
-                n = self.queue.take(&mut batch, max, &self.in_flight);
-                if n == 0 {
-                    if self.closed.load(Ordering::Acquire) {
-                        return;
-                    }
-                    if self.spilling.load(Ordering::Acquire) {
-                        if !self.replay_once().await {
-                            let _ = tokio::time::timeout(REPLAY_POLL, notified).await;
-                        }
-                    } else {
-                        notified.await;
-                    }
+                next = self.queue.take(&mut batch, max, &self.in_flight);
+            }
+            match next {
+                Take::Batch(n) => {
+                    self.process_taken(&mut batch, n).await;
                     continue;
                 }
+                // Newer records wait in memory behind older ones on disk: they join the
+                // spill's tail, so publishers never wait on a slow replay. A failure is
+                // logged; the records stay queued and backpressure applies.
+                Take::BehindSpill => {
+                    let _ = self.spill_in_order(&[], None, false);
+                    self.notify_idle();
+                }
+                Take::Empty if self.closed.load(Ordering::Acquire) => return,
+                Take::Empty => {}
             }
-            self.process(batch.make_contiguous()).await;
-            batch.clear();
-            self.in_flight.fetch_sub(n, Ordering::SeqCst);
-            self.notify_idle();
+            if self.queue.behind_spill() {
+                if !self.replay_once().await {
+                    let _ = tokio::time::timeout(REPLAY_POLL, notified).await;
+                }
+            } else {
+                notified.await;
+            }
         }
+    }
+
+    async fn process_taken(&self, batch: &mut VecDeque<AuditEvent>, n: usize) {
+        self.process(batch.make_contiguous()).await;
+        batch.clear();
+        self.in_flight.fetch_sub(n, Ordering::SeqCst);
+        self.notify_idle();
     }
 
     /// Wakes `flush`/`shutdown` waiters, if any (they also re-check every 10 ms).
@@ -411,10 +476,12 @@ impl Lane {
         self.idle_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
+    /// A batch taken from the queue: spilled at once while the breaker is open (if it can
+    /// lead the spill), otherwise delivered.
     async fn process(&self, batch: &[AuditEvent]) {
         if self.spill.is_some()
-            && (self.spilling.load(Ordering::Acquire) || self.breaker.is_open())
-            && self.spill_append(batch).is_ok()
+            && self.breaker.is_open()
+            && matches!(self.spill_lead(batch), Ok(true))
         {
             return;
         }
@@ -434,7 +501,7 @@ impl Lane {
                 if replay {
                     return Delivery::Kept;
                 }
-                if self.spill.is_some() && self.spill_append(batch).is_ok() {
+                if matches!(self.spill_lead(batch), Ok(true)) {
                     return Delivery::Spilled;
                 }
                 if !self.asynchronous {
@@ -479,11 +546,14 @@ impl Lane {
                         if replay {
                             return Delivery::Kept;
                         }
-                        if self.spill.is_some()
-                            && self.breaker.is_open()
-                            && self.spill_append(batch).is_ok()
-                        {
-                            return Delivery::Spilled;
+                        if self.spill.is_some() && self.breaker.is_open() {
+                            match self.spill_lead(batch) {
+                                Ok(true) => return Delivery::Spilled,
+                                // Newer records are already on disk: spilling this batch
+                                // would deliver it after them, so it waits for the breaker.
+                                Ok(false) => continue,
+                                Err(_) => {}
+                            }
                         }
                         self.dead_letter(batch, &f.reason, attempt);
                         return Delivery::DeadLettered;
@@ -567,35 +637,71 @@ impl Lane {
 
     // ---- spill --------------------------------------------------------------------------
 
-    fn spill_append(&self, batch: &[AuditEvent]) -> Result<(), SpillError> {
+    /// Spills a batch that is being delivered (older than everything queued): it goes
+    /// first, the queue behind it. An async lane refuses (`Ok(false)`) when newer records
+    /// are already on disk, since the batch would then be replayed after them. A sync lane
+    /// has no queue and its callers run concurrently, so it never refuses.
+    fn spill_lead(&self, batch: &[AuditEvent]) -> Result<bool, SpillError> {
+        self.spill_in_order(batch, None, self.asynchronous)
+    }
+
+    /// Appends `lead`, then everything queued, then `last` to the spill as one write, and
+    /// marks the queue as waiting behind the spill. Holds the queue lock until the write is
+    /// in the file, so nothing published meanwhile can land before these records; the
+    /// fsync waits only under the spill lock. Returns `Ok(false)` without writing when
+    /// `lead_must_be_oldest` and older-than-queue records are already on disk.
+    fn spill_in_order(
+        &self,
+        lead: &[AuditEvent],
+        last: Option<&AuditEvent>,
+        lead_must_be_oldest: bool,
+    ) -> Result<bool, SpillError> {
         let Some(spill) = &self.spill else {
             return Err(SpillError::Io(std::io::Error::other("no spill directory")));
         };
+        let mut q = lock(&self.queue.state);
+        if lead_must_be_oldest && q.behind_spill {
+            return Ok(false);
+        }
         let mut store = lock(spill);
-        match store.append(batch) {
-            Ok(()) => {
-                self.spilling.store(true, Ordering::Release);
+        let written = store.write(lead.iter().chain(q.items.iter()).chain(last));
+        let result = match written {
+            Ok(n) => {
+                let moved = std::mem::take(&mut q.items);
+                q.behind_spill |= n > 0;
+                drop(q);
+                let synced = store.sync_if_due();
                 drop(store);
-                Counters::add(&self.counters.spilled, batch.len());
-                Ok(())
+                drop(moved);
+                Counters::add(&self.counters.spilled, n);
+                if n > 0 {
+                    self.queue.room_made();
+                    // The worker replays the spill now instead of waiting for a publish.
+                    self.queue.wake.notify_one();
+                }
+                synced.map(|()| true).map_err(SpillError::Io)
             }
             Err(e) => {
                 drop(store);
-                match &e {
-                    SpillError::Full => tracing::error!(
-                        forwarder = %self.id,
-                        max_bytes = self.settings.spill_max_bytes,
-                        "authtel pipeline spill directory is full"
-                    ),
-                    SpillError::Io(err) => tracing::error!(
-                        forwarder = %self.id,
-                        error = %err,
-                        "authtel pipeline cannot write its spill file"
-                    ),
-                }
+                drop(q);
                 Err(e)
             }
+        };
+        if let Err(e) = &result {
+            match e {
+                SpillError::Full => tracing::error!(
+                    forwarder = %self.id,
+                    max_bytes = self.settings.spill_max_bytes,
+                    "authtel pipeline spill directory is full"
+                ),
+                SpillError::Io(err) => tracing::error!(
+                    forwarder = %self.id,
+                    error = %err,
+                    "authtel pipeline cannot write its spill file"
+                ),
+            }
         }
+        result
     }
 
     /// Delivers one batch from the spill. True when it made progress.
@@ -603,7 +709,10 @@ impl Lane {
         let Some(spill) = &self.spill else {
             return false;
         };
-        if self.replaying.swap(true, Ordering::AcqRel) {
+        // A batch taken from the queue before anything spilled is older than the spill:
+        // replay waits until it is settled.
+        if self.in_flight.load(Ordering::SeqCst) > 0 || self.replaying.swap(true, Ordering::AcqRel)
+        {
             return false;
         }
         let progress = self.replay_inner(spill).await;
@@ -631,12 +740,15 @@ impl Lane {
         if outcome == Delivery::Kept {
             return false;
         }
+        // Queue lock first (the lock order): once the spill is empty, the queue is next.
+        let mut q = lock(&self.queue.state);
         let mut store = lock(spill);
         store.commit(&batch);
         if store.is_empty() {
-            self.spilling.store(false, Ordering::Release);
+            q.behind_spill = false;
         }
         drop(store);
+        drop(q);
         if batch.skipped > 0 {
             Counters::add(&self.counters.corrupt_spill_lines, batch.skipped as usize);
             tracing::warn!(
@@ -654,7 +766,7 @@ impl Lane {
         let result = if self.asynchronous {
             self.wait_drained(deadline)
         } else {
-            if self.spilling.load(Ordering::Acquire) {
+            if self.queue.behind_spill() {
                 crate::blocking::block_on(async {
                     while Instant::now() < deadline && self.replay_once().await {}
                 });
@@ -684,13 +796,8 @@ impl Lane {
             let now = Instant::now();
             if now >= deadline {
                 let mut left = queued;
-                if self.spill.is_some() {
-                    let items: Vec<_> = lock(&self.queue.items).drain(..).collect();
-                    if self.spill_append(&items).is_ok() {
-                        left = 0;
-                    } else {
-                        lock(&self.queue.items).extend(items);
-                    }
+                if self.spill.is_some() && self.spill_in_order(&[], None, false).is_ok() {
+                    left = 0;
                 }
                 let pending = (left + in_flight) as u64;
                 return if pending == 0 {

@@ -62,6 +62,8 @@ pub(crate) struct SpillStore {
     next_seq: u64,
     read: Cursor,
     total_bytes: u64,
+    /// Written since the last sync.
+    unsynced: bool,
     buf: Vec<u8>,
 }
 
@@ -110,6 +112,7 @@ impl SpillStore {
             next_seq,
             read,
             total_bytes,
+            unsynced: false,
             buf: Vec::new(),
         })
     }
@@ -122,13 +125,31 @@ impl SpillStore {
         self.total_bytes
     }
 
-    /// Appends `events` as one write; all or nothing with respect to the size bound.
+    /// Appends `events` as one write and syncs it as the fsync policy says.
+    #[cfg(test)]
     pub(crate) fn append(&mut self, events: &[AuditEvent]) -> Result<(), SpillError> {
+        self.write(events)?;
+        self.sync_if_due().map_err(SpillError::Io)
+    }
+
+    /// Appends `events` as one write (all or nothing with respect to the size bound) and
+    /// returns how many. The write reaches the operating system; call
+    /// [`sync_if_due`](Self::sync_if_due) afterwards for the fsync policy — separately, so
+    /// a caller can let go of other locks before waiting on the disk.
+    pub(crate) fn write<'e>(
+        &mut self,
+        events: impl IntoIterator<Item = &'e AuditEvent>,
+    ) -> Result<usize, SpillError> {
         self.buf.clear();
+        let mut count = 0;
         for e in events {
             serde_json::to_writer(&mut self.buf, e)
                 .map_err(|e| SpillError::Io(io::Error::other(e)))?;
             self.buf.push(b'\n');
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(0);
         }
         let n = self.buf.len() as u64;
         if self.total_bytes + n > self.max_bytes {
@@ -158,19 +179,27 @@ impl SpillStore {
         }
         let (_, file) = self.writer.as_mut().expect("writer set above");
         file.write_all(&self.buf).map_err(SpillError::Io)?;
-        let sync = match self.fsync {
-            FsyncPolicy::EveryBatch => true,
-            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
-            FsyncPolicy::Never => false,
-        };
-        if sync {
-            file.sync_data().map_err(SpillError::Io)?;
-            self.last_sync = Instant::now();
-        }
         if let Some(last) = self.segments.back_mut() {
             last.len += n;
         }
         self.total_bytes += n;
+        self.unsynced = true;
+        Ok(count)
+    }
+
+    /// Syncs the last writes if the fsync policy asks for it now.
+    pub(crate) fn sync_if_due(&mut self) -> io::Result<()> {
+        let due = self.unsynced
+            && match self.fsync {
+                FsyncPolicy::EveryBatch => true,
+                FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
+                FsyncPolicy::Never => false,
+            };
+        if due && let Some((_, file)) = &self.writer {
+            file.sync_data()?;
+            self.last_sync = Instant::now();
+            self.unsynced = false;
+        }
         Ok(())
     }
 

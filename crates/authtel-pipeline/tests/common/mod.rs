@@ -92,6 +92,8 @@ pub struct Capture {
     pub calls: AtomicU64,
     /// Fail calls whose pseudo-random draw is below this per-mille value.
     pub fail_per_mille: AtomicU64,
+    /// Every call takes this long (microseconds) after taking the batch: a slow destination.
+    pub delay_micros: AtomicU64,
     rng: Mutex<u64>,
 }
 
@@ -132,7 +134,11 @@ impl Forwarder for Capture {
         if !fail {
             self.received.lock().unwrap().extend_from_slice(batch);
         }
+        let delay = Duration::from_micros(self.delay_micros.load(Ordering::SeqCst));
         Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             if fail {
                 Err(ForwardError::message(
                     ErrorKind::Transient,
