@@ -1,31 +1,44 @@
-//! authtel-sql against raw sqlx, in the same run (records of about 650 bytes of JSON).
+//! authtel-sql against raw sqlx, in the same run, on the same records (about 650 bytes of
+//! JSON each). Both sides start from the same `AuditEvent`s and serialise them inside the
+//! timed section: the writer validates, scrubs and encodes; the baseline encodes the same
+//! columns the way a hand-written loader would (no validation, no scrubbing).
 //!
-//! Criterion groups (ns per 500-record batch; ratio = case / baseline, lower is better):
-//! - `sql_sqlite_batch`: `authtel_batch_writer` vs `baseline:raw_multirow_insert_500`
-//!   (target ratio ≤ 1.0), on temporary files in WAL mode with `synchronous = NORMAL`; the
-//!   baseline writes into a second database with the same schema and indexes.
-//! - `sql_pg_batch`: `authtel_batch_writer` (UNNEST, idempotent) vs `baseline:raw_copy`
-//!   (plain `COPY … FROM STDIN` of the same rows into a table `LIKE audit_events INCLUDING
-//!   ALL`, i.e. the same keys and indexes; target ratio ≤ 1.25, i.e. ≥ 0.8x).
+//! Durability, as production runs it: PostgreSQL with `fsync = on`, `full_page_writes = on`
+//! and `synchronous_commit = on`. The test server of `cargo xtask services` runs with all
+//! three off, so the bench turns fsync and full_page_writes on with `ALTER SYSTEM` + reload
+//! (both are reloadable) and restores them at the end; `synchronous_commit = on` is set per
+//! session. `AUTHTEL_BENCH_FSYNC=off` leaves the server alone. SQLite runs as
+//! `authtel_sql::sqlite::connect` opens it: WAL, `synchronous = NORMAL`. The conditions and
+//! the load average are printed and written into every JSON row.
 //!
-//! JSON lines in `$CARGO_TARGET_DIR/authtel-bench/sql.jsonl` (PostgreSQL):
-//! - `sql_pg_tx/record_with_outbox_p50|p99` (µs) vs a bare single audit insert in the same
-//!   kind of transaction (target ratio ≤ 1.15), with the server's default commit settings
-//!   and again with `SET synchronous_commit = on` per session.
+//! Criterion groups (time per 500-record batch; ratio = case / baseline, lower is better):
+//! - `sql_sqlite_batch`: `authtel_batch_writer` vs `baseline:raw_multirow_insert_500` (one
+//!   500-row `INSERT` in one transaction, into a second database with the same schema);
+//!   target ≤ 1.0.
+//! - `sql_pg_batch`: `authtel_batch_writer` vs `baseline:raw_copy` (`COPY … FROM STDIN` of
+//!   the same rows into a table `LIKE audit_events INCLUDING ALL`: same keys and indexes);
+//!   target ≤ 1.25 (the writer at ≥ 0.8x COPY's throughput).
+//!
+//! JSON lines in `$CARGO_TARGET_DIR/authtel-bench/sql.jsonl`:
+//! - `sql_sqlite_batch/paired`, `sql_pg_batch/paired`: the same two cases again, alternated
+//!   batch by batch (so both see the same machine load), medians in ms per batch.
+//! - `sql_pg_tx/record_with_outbox_p50|p99` (µs): `begin` + the crate's in-transaction write
+//!   (audit row + one outbox entry) + `commit`, vs `begin` + a raw single-row audit insert +
+//!   `commit`, alternated; target ratio ≤ 1.15.
 //! - `sql_pg_relay/entries_per_s`: outbox → no-op forwarder (target ≥ 20 000/s).
 //!
 //! PostgreSQL comes from `DATABASE_URL`; without it the PostgreSQL cases are skipped with a
-//! message. Note: the test server started by `cargo xtask services` runs with `fsync = off`.
+//! message.
 
+use std::future::Future;
 use std::hint::black_box;
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authtel_core::audit::{AuditEvent, Party};
-use authtel_core::forward::{ForwardFuture, Forwarder};
+use authtel_core::forward::Forwarder;
 use authtel_core::outcome::Outcome;
-use authtel_sql::{AuditStore, BatchWriter, Relay, RelayConfig};
+use authtel_sql::{AuditStore, BatchWriter};
 use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use tokio::runtime::Runtime;
 
@@ -66,6 +79,10 @@ fn batch() -> Vec<AuditEvent> {
     (0..BATCH).map(|_| record()).collect()
 }
 
+fn quick() -> bool {
+    std::env::var_os("AUTHTEL_BENCH_QUICK").is_some()
+}
+
 fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
     group
         .sample_size(10)
@@ -78,7 +95,102 @@ fn meta_json(e: &AuditEvent) -> String {
     serde_json::to_string(&e.metadata).unwrap_or_default()
 }
 
-fn sqlite_batch(c: &mut Criterion, rt: &Runtime) {
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Runs `a` and `b` on fresh batches in alternation (`a` first on even rounds, `b` first on
+/// odd ones) and returns their times in ms, sorted, after `warm_up` untimed rounds.
+async fn paired<A, B, FA, FB>(rounds: usize, mut a: A, mut b: B) -> (Vec<f64>, Vec<f64>)
+where
+    A: FnMut(Vec<AuditEvent>) -> FA,
+    B: FnMut(Vec<AuditEvent>) -> FB,
+    FA: Future<Output = ()>,
+    FB: Future<Output = ()>,
+{
+    let warm_up = 3;
+    let (mut ta, mut tb) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for i in 0..rounds + warm_up {
+        for first in [i % 2 == 0, i % 2 != 0] {
+            let input = batch();
+            let started = Instant::now();
+            if first {
+                a(input).await
+            } else {
+                b(input).await
+            }
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            if i >= warm_up {
+                if first { ta.push(ms) } else { tb.push(ms) }
+            }
+        }
+    }
+    ta.sort_by(f64::total_cmp);
+    tb.sort_by(f64::total_cmp);
+    (ta, tb)
+}
+
+/// One JSON row in the `cargo xtask bench` format, plus the run's conditions.
+fn json_row(case: &str, value: f64, unit: &str, baseline: &str, base: f64, cond: &str) -> String {
+    serde_json::json!({
+        "case": case,
+        "value": (value * 1000.0).round() / 1000.0,
+        "unit": unit,
+        "baseline": baseline,
+        "baseline_value": (base * 1000.0).round() / 1000.0,
+        "ratio": ((value / base) * 1000.0).round() / 1000.0,
+        "conditions": cond,
+    })
+    .to_string()
+}
+
+fn paired_row(case: &str, baseline: &str, (a, b): &(Vec<f64>, Vec<f64>), cond: &str) -> String {
+    let (ma, mb) = (percentile(a, 0.5), percentile(b, 0.5));
+    let cond = format!("{cond}; {} alternated pairs", a.len());
+    json_row(case, ma, "ms/batch of 500", baseline, mb, &cond)
+}
+
+/// The baseline's raw 500-row insert: the same columns bound straight from the records.
+async fn raw_sqlite_insert(pool: &sqlx::SqlitePool, batch: &[AuditEvent]) {
+    let mut tx = pool.begin().await.expect("begin");
+    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO audit_events (event_id, occurred_at, action, outcome, actor_id, \
+         actor_type, target_id, target_type, session_id, client_ip, user_agent, \
+         resource, operation, reason, span_id, trace_id, metadata, schema_version) ",
+    );
+    qb.push_values(batch, |mut r, e| {
+        let actor = e.actor.as_ref();
+        r.push_bind(e.id.to_string())
+            .push_bind(e.occurred_at.unix_micros())
+            .push_bind(&e.action)
+            .push_bind(e.outcome.as_str())
+            .push_bind(actor.map(|a| &a.id))
+            .push_bind(actor.map(|a| &a.kind))
+            .push_bind(None::<String>)
+            .push_bind(None::<String>)
+            .push_bind(&e.session_id)
+            .push_bind(e.client_ip.map(|ip| ip.to_string()))
+            .push_bind(&e.user_agent)
+            .push_bind(&e.resource)
+            .push_bind(&e.operation)
+            .push_bind(&e.reason)
+            .push_bind(&e.span_id)
+            .push_bind(&e.trace_id)
+            .push_bind(meta_json(e))
+            .push_bind(i64::from(e.schema_version));
+    });
+    qb.build().execute(&mut *tx).await.expect("raw insert");
+    tx.commit().await.expect("commit");
+}
+
+fn sqlite_batch(c: &mut Criterion, rt: &Runtime, rows: &mut Vec<String>) {
     let dir = std::env::temp_dir().join(format!("authtel-sql-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     // The baseline writes into its own database with the very same schema and indexes.
@@ -101,6 +213,11 @@ fn sqlite_batch(c: &mut Criterion, rt: &Runtime) {
             return;
         }
     };
+    let cond = format!(
+        "sqlite WAL synchronous=NORMAL; load1 {} at start",
+        load_average()
+    );
+    eprintln!("sql bench conditions: {cond}");
     let writer = BatchWriter::new(&store);
     let mut group = c.benchmark_group("sql_sqlite_batch");
     short(&mut group);
@@ -124,56 +241,157 @@ fn sqlite_batch(c: &mut Criterion, rt: &Runtime) {
             batch,
             |batch| {
                 let pool = raw.pool().clone();
-                async move {
-                    let mut tx = pool.begin().await.expect("begin");
-                    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                        "INSERT INTO audit_events (event_id, occurred_at, action, outcome, actor_id, \
-                         actor_type, target_id, target_type, session_id, client_ip, user_agent, \
-                         resource, operation, reason, span_id, trace_id, metadata, schema_version) ",
-                    );
-                    qb.push_values(&batch, |mut r, e| {
-                        let actor = e.actor.as_ref();
-                        r.push_bind(e.id.to_string())
-                            .push_bind(e.occurred_at.unix_micros())
-                            .push_bind(&e.action)
-                            .push_bind(e.outcome.as_str())
-                            .push_bind(actor.map(|a| &a.id))
-                            .push_bind(actor.map(|a| &a.kind))
-                            .push_bind(None::<String>)
-                            .push_bind(None::<String>)
-                            .push_bind(&e.session_id)
-                            .push_bind(e.client_ip.map(|ip| ip.to_string()))
-                            .push_bind(&e.user_agent)
-                            .push_bind(&e.resource)
-                            .push_bind(&e.operation)
-                            .push_bind(&e.reason)
-                            .push_bind(&e.span_id)
-                            .push_bind(&e.trace_id)
-                            .push_bind(meta_json(e))
-                            .push_bind(i64::from(e.schema_version));
-                    });
-                    qb.build().execute(&mut *tx).await.expect("raw insert");
-                    tx.commit().await.expect("commit");
-                }
+                async move { raw_sqlite_insert(&pool, black_box(&batch)).await }
             },
             BatchSize::PerIteration,
         )
     });
     group.finish();
+    let times = rt.block_on(paired(
+        if quick() { 40 } else { 150 },
+        |batch| {
+            let writer = &writer;
+            async move { writer.forward(&batch).await.expect("batch write") }
+        },
+        |batch| {
+            let pool = raw.pool().clone();
+            async move { raw_sqlite_insert(&pool, &batch).await }
+        },
+    ));
+    rows.push(paired_row(
+        "sql_sqlite_batch/paired",
+        "raw multi-row insert of 500",
+        &times,
+        &cond,
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(feature = "postgres")]
 mod pg {
     use super::*;
-    use sqlx::PgPool;
+    use std::sync::Arc;
+
+    use authtel_core::forward::ForwardFuture;
+    use authtel_sql::{Relay, RelayConfig};
+    use sqlx::{Connection as _, PgPool};
+
+    /// The server settings this run changed, put back on drop (also when a case panics).
+    pub(super) struct Durability {
+        url: String,
+        changed: Vec<&'static str>,
+        /// What the cases ran under, for the output.
+        pub(super) conditions: String,
+    }
+
+    async fn show(conn: &mut sqlx::PgConnection, name: &str) -> Result<String, sqlx::Error> {
+        sqlx::query_scalar("SELECT current_setting($1)")
+            .bind(name)
+            .fetch_one(conn)
+            .await
+    }
+
+    impl Durability {
+        /// Turns `fsync` and `full_page_writes` on unless `AUTHTEL_BENCH_FSYNC=off`; waits
+        /// until new sessions see them.
+        pub(super) async fn establish(url: &str) -> Result<Durability, sqlx::Error> {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let wanted = std::env::var("AUTHTEL_BENCH_FSYNC").map_or(true, |v| v != "off");
+            let mut changed = Vec::new();
+            for name in ["fsync", "full_page_writes"] {
+                if wanted && show(&mut conn, name).await? != "on" {
+                    // ALTER SYSTEM refuses multi-statement strings: one call each.
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER SYSTEM SET {name} = on")))
+                        .execute(&mut conn)
+                        .await?;
+                    changed.push(name);
+                }
+            }
+            let mut guard = Durability {
+                url: url.to_owned(),
+                changed,
+                conditions: String::new(),
+            };
+            if !guard.changed.is_empty() {
+                sqlx::query("SELECT pg_reload_conf()")
+                    .execute(&mut conn)
+                    .await?;
+                // The postmaster rereads the file asynchronously: poll with fresh sessions.
+                let deadline = Instant::now() + Duration::from_secs(15);
+                loop {
+                    let mut probe = sqlx::PgConnection::connect(url).await?;
+                    let on = show(&mut probe, "fsync").await? == "on"
+                        && show(&mut probe, "full_page_writes").await? == "on";
+                    let _ = probe.close().await;
+                    if on || Instant::now() > deadline {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            let mut session = sqlx::PgConnection::connect(&session_url(url)).await?;
+            guard.conditions = format!(
+                "postgres fsync={} full_page_writes={} synchronous_commit={}",
+                show(&mut session, "fsync").await?,
+                show(&mut session, "full_page_writes").await?,
+                show(&mut session, "synchronous_commit").await?,
+            );
+            Ok(guard)
+        }
+    }
+
+    impl Drop for Durability {
+        fn drop(&mut self) {
+            if self.changed.is_empty() {
+                return;
+            }
+            let (url, changed) = (self.url.clone(), std::mem::take(&mut self.changed));
+            // Drop cannot await, and may run inside the bench's runtime: restore on a thread
+            // with a runtime of its own.
+            let restored = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&url).await?;
+                    for name in &changed {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER SYSTEM RESET {name}")))
+                            .execute(&mut conn)
+                            .await?;
+                    }
+                    sqlx::query("SELECT pg_reload_conf()")
+                        .execute(&mut conn)
+                        .await
+                        .map(|_| ())
+                })
+                .map_err(|e| e.to_string())
+            })
+            .join();
+            match restored {
+                Ok(Ok(())) => eprintln!("sql bench: server settings restored"),
+                other => eprintln!(
+                    "sql bench: could not restore the server settings ({other:?}); run \
+                     `ALTER SYSTEM RESET fsync; ALTER SYSTEM RESET full_page_writes; \
+                     SELECT pg_reload_conf()` as postgres"
+                ),
+            }
+        }
+    }
+
+    /// `url` with `synchronous_commit = on` for every session of the pool.
+    fn session_url(url: &str) -> String {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-c%20synchronous_commit%3Don")
+    }
 
     pub(super) async fn store(
         url: &str,
+        part: &str,
         forwarders: &[&str],
     ) -> Result<AuditStore<sqlx::Postgres>, authtel_sql::SqlError> {
-        let pool = authtel_sql::postgres::connect(url).await?;
-        let schema = format!("bench_{}", std::process::id());
+        let pool = authtel_sql::postgres::connect(&session_url(url)).await?;
+        let schema = format!("bench_{}_{part}", std::process::id());
         let mut b = AuditStore::builder(pool).with_schema(&schema)?;
         for f in forwarders {
             b = b.with_forwarder(f)?;
@@ -183,62 +401,64 @@ mod pg {
         Ok(store)
     }
 
-    pub(super) async fn drop_schema(url: &str) {
-        let sql = format!("DROP SCHEMA IF EXISTS bench_{} CASCADE", std::process::id());
+    pub(super) async fn drop_schemas(url: &str) {
         if let Ok(pool) = authtel_sql::postgres::connect(url).await {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
-        }
-    }
-
-    fn copy_field(out: &mut String, v: Option<&str>) {
-        match v {
-            None => out.push_str("\\N"),
-            Some(v) => {
-                for ch in v.chars() {
-                    match ch {
-                        '\\' => out.push_str("\\\\"),
-                        '\t' => out.push_str("\\t"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        c => out.push(c),
-                    }
-                }
+            for part in ["batch", "tx", "relay"] {
+                let sql = format!(
+                    "DROP SCHEMA IF EXISTS bench_{}_{part} CASCADE",
+                    std::process::id()
+                );
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
             }
         }
     }
 
-    /// The same rows as text COPY data (what a hand-written COPY loader would send).
-    fn copy_rows(batch: &[AuditEvent]) -> String {
-        let mut out = String::with_capacity(batch.len() * 700);
+    fn push_copy_text(out: &mut Vec<u8>, v: &str) {
+        for &b in v.as_bytes() {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b => out.push(b),
+            }
+        }
+    }
+
+    /// The same rows as text COPY data, encoded the way a hand-written loader would: fields
+    /// borrowed from the records, one buffer for the batch.
+    fn copy_rows(batch: &[AuditEvent]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(batch.len() * 768);
         for e in batch {
             let actor = e.actor.as_ref();
+            let ip = e.client_ip.map(|ip| ip.to_string());
+            let meta = meta_json(e);
+            let _ = write!(out, "{}\t{}\t", e.id, e.occurred_at);
             let fields = [
-                Some(e.id.to_string()),
-                Some(e.occurred_at.to_string()),
-                Some(e.action.clone()),
-                Some(e.outcome.as_str().to_owned()),
-                actor.map(|a| a.id.clone()),
-                actor.map(|a| a.kind.clone()),
+                Some(e.action.as_str()),
+                Some(e.outcome.as_str()),
+                actor.map(|a| a.id.as_str()),
+                actor.map(|a| a.kind.as_str()),
                 None,
                 None,
-                e.session_id.clone(),
-                e.client_ip.map(|ip| ip.to_string()),
-                e.user_agent.clone(),
-                e.resource.clone(),
-                e.operation.clone(),
-                e.reason.clone(),
-                e.span_id.clone(),
-                e.trace_id.clone(),
-                Some(meta_json(e)),
-                Some(e.schema_version.to_string()),
+                e.session_id.as_deref(),
+                ip.as_deref(),
+                e.user_agent.as_deref(),
+                e.resource.as_deref(),
+                e.operation.as_deref(),
+                e.reason.as_deref(),
+                e.span_id.as_deref(),
+                e.trace_id.as_deref(),
+                Some(meta.as_str()),
             ];
-            for (i, f) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push('\t');
+            for f in fields {
+                match f {
+                    Some(v) => push_copy_text(&mut out, v),
+                    None => out.extend_from_slice(b"\\N"),
                 }
-                copy_field(&mut out, f.as_deref());
+                out.push(b'\t');
             }
-            out.push('\n');
+            let _ = writeln!(out, "{}", e.schema_version);
         }
         out
     }
@@ -250,13 +470,19 @@ mod pg {
             .copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT text)"))
             .await
             .expect("copy in");
-        copy.send(data.into_bytes()).await.expect("copy send");
+        copy.send(data).await.expect("copy send");
         copy.finish().await.expect("copy finish");
     }
 
-    pub(super) fn batch_group(c: &mut Criterion, rt: &Runtime, url: &str) {
+    pub(super) fn batch_group(
+        c: &mut Criterion,
+        rt: &Runtime,
+        url: &str,
+        d: &Durability,
+        rows: &mut Vec<String>,
+    ) {
         let setup = rt.block_on(async {
-            let store = store(url, &[]).await?;
+            let store = store(url, "batch", &[]).await?;
             let schema = store.schema().unwrap_or("public").to_owned();
             let raw = format!("\"{schema}\".raw_events");
             let ddl = format!(
@@ -304,75 +530,115 @@ mod pg {
             )
         });
         group.finish();
+        let times = rt.block_on(paired(
+            if quick() { 40 } else { 150 },
+            |batch| {
+                let writer = &writer;
+                async move { writer.forward(&batch).await.expect("batch write") }
+            },
+            |batch| {
+                let (pool, raw) = (store.pool().clone(), raw.clone());
+                async move { raw_copy(&pool, &raw, &batch).await }
+            },
+        ));
+        let cond = format!("{}; load1 {}", d.conditions, load_average());
+        rows.push(paired_row(
+            "sql_pg_batch/paired",
+            "raw COPY of the same records",
+            &times,
+            &cond,
+        ));
     }
 
-    fn percentile(sorted: &[f64], p: f64) -> f64 {
-        sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    /// A hand-written single-row audit insert: the baseline of the in-transaction write.
+    async fn raw_insert(
+        conn: &mut sqlx::PgConnection,
+        stmt: &str,
+        e: &AuditEvent,
+    ) -> Result<(), sqlx::Error> {
+        let actor = e.actor.as_ref();
+        sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
+            .bind(e.id.to_string())
+            .bind(e.occurred_at.unix_micros())
+            .bind(&e.action)
+            .bind(e.outcome.as_str())
+            .bind(actor.map(|a| &a.id))
+            .bind(actor.map(|a| &a.kind))
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(&e.session_id)
+            .bind(e.client_ip.map(|ip| ip.to_string()))
+            .bind(&e.user_agent)
+            .bind(&e.resource)
+            .bind(&e.operation)
+            .bind(&e.reason)
+            .bind(&e.span_id)
+            .bind(&e.trace_id)
+            .bind(meta_json(e))
+            .bind(i32::from(e.schema_version))
+            .execute(conn)
+            .await
+            .map(|_| ())
     }
 
-    /// p50/p99 of one audit insert plus its outbox entry plus commit, against a bare audit
-    /// insert plus commit, interleaved so both see the same machine load.
+    /// p50/p99 of `begin` + audit row + its outbox entry + `commit`, against `begin` + a
+    /// raw single-row audit insert + `commit`, alternated so both see the same load.
     pub(super) async fn tx_latency(
         url: &str,
-        sync_commit_on: bool,
+        d: &Durability,
         rows: &mut Vec<String>,
     ) -> Result<(), authtel_sql::SqlError> {
-        let store = store(url, &["kafka"]).await?;
-        let bare = store_without_outbox(&store);
-        let n = if std::env::var_os("AUTHTEL_BENCH_QUICK").is_some() {
-            1000
-        } else {
-            3000
-        };
+        let store = store(url, "tx", &["kafka"]).await?;
+        let schema = store.schema().unwrap_or("public");
+        let insert = format!(
+            "INSERT INTO \"{schema}\".audit_events (event_id, occurred_at, action, outcome, \
+             actor_id, actor_type, target_id, target_type, session_id, client_ip, user_agent, \
+             resource, operation, reason, span_id, trace_id, metadata, schema_version) \
+             VALUES ($1::uuid, timestamptz 'epoch' + $2::int8 * interval '1 microsecond', $3, $4, $5, $6, \
+             $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        );
+        let n = if quick() { 600 } else { 1500 };
+        let warm_up = 100;
         let (mut with, mut without) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let set = if sync_commit_on {
-            "SET LOCAL synchronous_commit = on"
-        } else {
-            "SELECT 1"
-        };
-        for i in 0..n + 100 {
-            for (target, times) in [(&store, &mut with), (&bare, &mut without)] {
+        for i in 0..n + warm_up {
+            for crate_first in [i % 2 == 0, i % 2 != 0] {
                 let e = record();
                 let started = Instant::now();
-                let mut tx = target.pool().begin().await.map_err(bench_err)?;
-                if sync_commit_on {
-                    sqlx::query(set)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(bench_err)?;
+                let mut tx = store.pool().begin().await.map_err(bench_err)?;
+                if crate_first {
+                    store.record_in(&mut tx, &e).await?;
+                } else {
+                    raw_insert(&mut tx, &insert, &e).await.map_err(bench_err)?;
                 }
-                target.record_in(&mut tx, &e).await?;
                 tx.commit().await.map_err(bench_err)?;
-                if i >= 100 {
-                    times.push(started.elapsed().as_secs_f64() * 1e6);
+                let us = started.elapsed().as_secs_f64() * 1e6;
+                if i >= warm_up {
+                    if crate_first {
+                        with.push(us)
+                    } else {
+                        without.push(us)
+                    }
                 }
             }
         }
         with.sort_by(f64::total_cmp);
         without.sort_by(f64::total_cmp);
-        let suffix = if sync_commit_on {
-            "_sync_commit_on"
-        } else {
-            ""
-        };
+        let cond = format!(
+            "{}; load1 {}; {n} alternated pairs",
+            d.conditions,
+            load_average()
+        );
         for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
-            let (a, b) = (percentile(&with, p), percentile(&without, p));
-            rows.push(format!(
-                "{{\"case\":\"sql_pg_tx/record_with_outbox_{name}{suffix}\",\"value\":{a:.1},\"unit\":\"us\",\"baseline\":\"bare single audit insert{suffix}\",\"baseline_value\":{b:.1},\"ratio\":{:.3}}}",
-                a / b
+            rows.push(json_row(
+                &format!("sql_pg_tx/record_with_outbox_{name}"),
+                percentile(&with, p),
+                "us",
+                "raw single audit insert in a transaction",
+                percentile(&without, p),
+                &cond,
             ));
         }
         Ok(())
-    }
-
-    fn store_without_outbox(store: &AuditStore<sqlx::Postgres>) -> AuditStore<sqlx::Postgres> {
-        let mut b = AuditStore::builder(store.pool().clone());
-        if let Some(s) = store.schema() {
-            b = b
-                .with_schema(s)
-                .unwrap_or_else(|_| AuditStore::builder(store.pool().clone()));
-        }
-        b.build()
     }
 
     #[derive(Debug)]
@@ -386,22 +652,26 @@ mod pg {
 
     pub(super) async fn relay_throughput(
         url: &str,
+        d: &Durability,
         rows: &mut Vec<String>,
-    ) -> Result<(), authtel_sql::SqlError> {
-        let store = store(url, &["noop"]).await?;
-        let n = if std::env::var_os("AUTHTEL_BENCH_QUICK").is_some() {
-            20_000
-        } else {
-            50_000
-        };
-        for chunk in 0..n / BATCH {
-            let _ = chunk;
-            let mut tx = store.begin().await?;
-            for e in batch() {
-                tx.record(&e).await?;
-            }
-            tx.commit().await?;
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let store = store(url, "relay", &["noop"]).await?;
+        let n = if quick() { 20_000 } else { 50_000 };
+        // Seed fast: the records through the batch writer, then one pending entry each.
+        let writer = BatchWriter::new(&store);
+        for _ in 0..n / BATCH {
+            writer.forward(&batch()).await?;
         }
+        let schema = store.schema().unwrap_or("public");
+        let seed = format!(
+            "INSERT INTO \"{schema}\".audit_outbox (event_id, forwarder, status, attempts, \
+             next_attempt_at, created_at, updated_at) SELECT event_id, 'noop', 'pending', 0, \
+             0, 0, 0 FROM \"{schema}\".audit_events"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(seed))
+            .execute(store.pool())
+            .await
+            .map_err(bench_err)?;
         let relay = Relay::new(&store, RelayConfig::default().with_batch_size(BATCH as u32))
             .with_forwarder("noop", Arc::new(Noop))?;
         let started = Instant::now();
@@ -414,9 +684,14 @@ mod pg {
             delivered += pass.delivered;
         }
         let rate = delivered as f64 / started.elapsed().as_secs_f64();
-        rows.push(format!(
-            "{{\"case\":\"sql_pg_relay/entries_per_s\",\"value\":{rate:.0},\"unit\":\"entries/s\",\"baseline\":\"target 20000\",\"baseline_value\":20000,\"ratio\":{:.3}}}",
-            rate / 20_000.0
+        let cond = format!("{}; load1 {}", d.conditions, load_average());
+        rows.push(json_row(
+            "sql_pg_relay/entries_per_s",
+            rate.round(),
+            "entries/s",
+            "target 20000",
+            20_000.0,
+            &cond,
         ));
         Ok(())
     }
@@ -453,28 +728,31 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let mut c = Criterion::default().configure_from_args();
-    sqlite_batch(&mut c, &rt);
+    let mut rows = Vec::new();
+    sqlite_batch(&mut c, &rt, &mut rows);
     #[cfg(feature = "postgres")]
     match std::env::var("DATABASE_URL") {
         Err(_) => eprintln!("sql bench: DATABASE_URL is not set; PostgreSQL cases skipped"),
-        Ok(url) => {
-            pg::batch_group(&mut c, &rt, &url);
-            let mut rows = Vec::new();
-            rt.block_on(async {
-                for sync in [false, true] {
-                    if let Err(e) = pg::tx_latency(&url, sync, &mut rows).await {
+        Ok(url) => match rt.block_on(pg::Durability::establish(&url)) {
+            Err(e) => eprintln!("sql bench: PostgreSQL cases skipped: {e}"),
+            Ok(durability) => {
+                eprintln!("sql bench conditions: {}", durability.conditions);
+                pg::batch_group(&mut c, &rt, &url, &durability, &mut rows);
+                rt.block_on(async {
+                    if let Err(e) = pg::tx_latency(&url, &durability, &mut rows).await {
                         eprintln!("sql_pg_tx skipped: {e}");
                     }
-                }
-                if let Err(e) = pg::relay_throughput(&url, &mut rows).await {
-                    eprintln!("sql_pg_relay skipped: {e}");
-                }
-                pg::drop_schema(&url).await;
-            });
-            write_jsonl(&rows);
-        }
+                    if let Err(e) = pg::relay_throughput(&url, &durability, &mut rows).await {
+                        eprintln!("sql_pg_relay skipped: {e}");
+                    }
+                    pg::drop_schemas(&url).await;
+                });
+                drop(durability);
+            }
+        },
     }
     #[cfg(not(feature = "postgres"))]
     eprintln!("sql bench: built without feature `postgres`; PostgreSQL cases skipped");
+    write_jsonl(&rows);
     c.final_summary();
 }

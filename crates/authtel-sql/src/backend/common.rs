@@ -1,7 +1,7 @@
 // The operations both backends share. This file is `include!`d by `sqlite.rs` and
 // `postgres.rs`; each provides `Db`, `DbConnection`, `DIALECT`, `migrations`,
 // `table_names`, `extra_statements`, `id_list`, `claim_batch`, `record_rows_in`,
-// `insert_rows`, `push_ts`, `push_id`, `prepare_migration_connection` and
+// `insert_rows`, `write_batch`, `push_ts`, `push_id`, `prepare_migration_connection` and
 // `MIGRATE_ON_OWN_CONNECTION`.
 
 use std::sync::Arc as CommonArc;
@@ -752,16 +752,11 @@ impl Relay<Db> {
 impl Forwarder for BatchWriter<Db> {
     fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
         Box::pin(async move {
-            let mut tx = self
-                .store
-                .pool
-                .begin()
-                .await
-                .map_err(SqlError::db("begin a batch transaction"))?;
-            self.store.upsert_batch_in(&mut tx, batch).await?;
-            tx.commit()
-                .await
-                .map_err(SqlError::db("commit an audit batch"))?;
+            let rows = batch
+                .iter()
+                .map(EventRow::from_event)
+                .collect::<Result<Vec<_>, _>>()?;
+            write_batch(&self.store, &rows).await?;
             Ok(())
         })
     }

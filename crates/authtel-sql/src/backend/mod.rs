@@ -5,6 +5,8 @@
 use sqlx::SqlStr;
 
 #[cfg(feature = "postgres")]
+mod copy_text;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
@@ -24,6 +26,12 @@ pub(crate) struct Statements {
     /// PostgreSQL: the UNNEST batch insert.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) insert_batch: Option<SqlStr>,
+    /// SQLite: the multi-row insert of one full chunk, built once.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) insert_chunk: Option<SqlStr>,
+    /// PostgreSQL: `COPY <events> (<columns>) FROM STDIN`, the batch writer's fast path.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) copy_batch: Option<String>,
     /// SQLite: claim, then load the records (PostgreSQL uses `claim_and_load`).
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) claim: SqlStr,
@@ -104,6 +112,8 @@ impl Dialect {
             insert_outbox,
             record_with_outbox: None,
             insert_batch: None,
+            copy_batch: None,
+            insert_chunk: None,
             claim_and_load: None,
             claim: sql(format!(
                 "UPDATE {outbox} SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \

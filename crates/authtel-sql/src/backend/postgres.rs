@@ -1,6 +1,7 @@
 //! PostgreSQL: what production runs. `occurred_at` is `timestamptz`, ids `uuid`; the tables
 //! may live in their own schema; the relay claims with `FOR UPDATE SKIP LOCKED` so several
-//! application instances share the outbox; batches insert through `UNNEST` arrays.
+//! application instances share the outbox; the batch writer loads with `COPY` and falls back
+//! to an idempotent `UNNEST` insert when a batch holds ids already stored.
 
 use std::time::Duration;
 
@@ -123,6 +124,10 @@ fn claim_and_load((events, outbox, _): &(String, String, String)) -> sqlx::SqlSt
 
 fn extra_statements(stmts: &mut super::Statements, events: &str, outbox: &str, fwd: &[String]) {
     stmts.insert_batch = Some(unnest_insert(events));
+    stmts.copy_batch = Some(format!(
+        "COPY {events} ({}) FROM STDIN",
+        crate::row::COLUMNS
+    ));
     stmts.claim_and_load = Some(claim_and_load(&(
         events.to_owned(),
         outbox.to_owned(),
@@ -226,6 +231,42 @@ async fn insert_rows(
         .await
         .map_err(SqlError::db("insert audit event batch"))?;
     Ok(result.rows_affected())
+}
+
+/// The batch writer's path: one `COPY` of the whole batch, the cheapest way into PostgreSQL,
+/// on its own (autocommit) so it is atomic. `COPY` cannot skip duplicates: a redelivered
+/// batch fails with a unique violation (23505) and leaves nothing behind, and is then written
+/// with the idempotent `UNNEST … ON CONFLICT DO NOTHING` insert. A value the text format
+/// could not carry (a data exception, class 22: say a timestamp beyond year 9999) takes the
+/// same second path, whose error, if any, is the one reported.
+async fn write_batch(store: &crate::AuditStore<Db>, rows: &[EventRow<'_>]) -> Result<(), SqlError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut conn = store
+        .pool
+        .acquire()
+        .await
+        .map_err(SqlError::db("acquire a connection for an audit batch"))?;
+    let Some(copy) = &store.inner.sql.copy_batch else {
+        return insert_rows(store, &mut conn, rows).await.map(|_| ());
+    };
+    match copy_in(&mut conn, copy, super::copy_text::encode(rows)).await {
+        Ok(()) => Ok(()),
+        Err(sqlx::Error::Database(e))
+            if e.code()
+                .is_some_and(|c| c == "23505" || c.starts_with("22")) =>
+        {
+            insert_rows(store, &mut conn, rows).await.map(|_| ())
+        }
+        Err(e) => Err(SqlError::db("copy an audit batch")(e)),
+    }
+}
+
+async fn copy_in(conn: &mut DbConnection, stmt: &str, data: Vec<u8>) -> Result<(), sqlx::Error> {
+    let mut copy = conn.copy_in_raw(stmt).await?;
+    copy.send(data).await?;
+    copy.finish().await.map(|_| ())
 }
 
 fn text_column<'r, 'e>(

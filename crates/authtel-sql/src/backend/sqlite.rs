@@ -47,7 +47,21 @@ fn table_names(_schema: Option<&str>) -> (String, String, String) {
     )
 }
 
-fn extra_statements(_: &mut super::Statements, _: &str, _: &str, _: &[String]) {}
+fn extra_statements(stmts: &mut super::Statements, events: &str, _: &str, _: &[String]) {
+    stmts.insert_chunk = Some(multirow_insert(events, CHUNK_ROWS));
+}
+
+/// An insert of `rows` rows with positional parameters in `bind_event` order, skipping ids
+/// already stored (`ON CONFLICT DO NOTHING` ignores only the unique key, unlike `OR IGNORE`).
+fn multirow_insert(events: &str, rows: usize) -> sqlx::SqlStr {
+    let columns = crate::row::COLUMNS.split(',').count();
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    super::sql(format!(
+        "INSERT INTO {events} ({}) VALUES {} ON CONFLICT DO NOTHING",
+        crate::row::COLUMNS,
+        vec![row.as_str(); rows].join(", ")
+    ))
+}
 
 fn id_list(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
@@ -146,41 +160,65 @@ async fn insert_rows(
 ) -> Result<u64, SqlError> {
     let mut inserted = 0;
     for chunk in rows.chunks(CHUNK_ROWS) {
-        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-            "INSERT INTO audit_events ({}) ",
-            crate::row::COLUMNS
-        ));
-        qb.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.event_id)
-                .push_bind(r.occurred_at)
-                .push_bind(&r.action)
-                .push_bind(r.outcome)
-                .push_bind(&r.actor_id)
-                .push_bind(&r.actor_type)
-                .push_bind(&r.target_id)
-                .push_bind(&r.target_type)
-                .push_bind(&r.session_id)
-                .push_bind(&r.client_ip)
-                .push_bind(&r.user_agent)
-                .push_bind(&r.resource)
-                .push_bind(&r.operation)
-                .push_bind(&r.reason)
-                .push_bind(&r.span_id)
-                .push_bind(&r.trace_id)
-                .push_bind(&r.metadata)
-                .push_bind(r.schema_version);
-        });
-        qb.push(" ON CONFLICT DO NOTHING");
-        inserted += qb
-            .build()
-            .persistent(true)
+        // Full chunks reuse one statement text (prepared once per connection, cached by
+        // sqlx); only a batch's last, shorter chunk needs its own.
+        let stmt = match &store.inner.sql.insert_chunk {
+            Some(full) if chunk.len() == CHUNK_ROWS => full.clone(),
+            _ => multirow_insert(&table_names(None).0, chunk.len()),
+        };
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(stmt), |q, row| bind_shared(q, row));
+        inserted += query
             .execute(&mut *conn)
             .await
             .map_err(SqlError::db("insert audit event batch"))?
             .rows_affected();
     }
-    let _ = store;
     Ok(inserted)
+}
+
+/// Binds `r` like `bind_event`, with text as `Arc<str>`, which sqlx hands to SQLite without
+/// another copy: one allocation per value where `&str` costs two (a `String`, then its `Arc`).
+fn bind_shared<'q>(
+    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+    r: &EventRow<'_>,
+) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+    let text = |v: &str| -> Arc<str> { Arc::from(v) };
+    let opt = |v: &Option<Cow<'_, str>>| v.as_deref().map(text);
+    q.bind(text(&r.event_id))
+        .bind(r.occurred_at)
+        .bind(text(&r.action))
+        .bind(text(r.outcome))
+        .bind(opt(&r.actor_id))
+        .bind(opt(&r.actor_type))
+        .bind(opt(&r.target_id))
+        .bind(opt(&r.target_type))
+        .bind(opt(&r.session_id))
+        .bind(r.client_ip.as_deref().map(text))
+        .bind(opt(&r.user_agent))
+        .bind(opt(&r.resource))
+        .bind(opt(&r.operation))
+        .bind(opt(&r.reason))
+        .bind(opt(&r.span_id))
+        .bind(opt(&r.trace_id))
+        .bind(text(&r.metadata))
+        .bind(r.schema_version)
+}
+
+/// One transaction per batch: SQLite syncs once, at commit.
+async fn write_batch(store: &crate::AuditStore<Db>, rows: &[EventRow<'_>]) -> Result<(), SqlError> {
+    let mut tx = store
+        .pool
+        .begin()
+        .await
+        .map_err(SqlError::db("begin a batch transaction"))?;
+    insert_rows(store, &mut tx, rows).await?;
+    tx.commit()
+        .await
+        .map_err(SqlError::db("commit an audit batch"))
 }
 
 fn push_ts(qb: &mut sqlx::QueryBuilder<Db>, micros: i64) {

@@ -316,6 +316,46 @@ async fn batch_writer_is_idempotent_on_event_id() {
     assert_eq!(stored, &batch[7], "round trip is exact");
 }
 
+/// PostgreSQL loads batches with text COPY (escaped tabs, newlines, backslashes) and falls
+/// back to an idempotent insert when part of a batch is already stored; SQLite binds. Either
+/// way every value comes back byte for byte and every id is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_writer_round_trips_awkward_text_and_half_stored_batches() {
+    let store = store_or_skip!("batch_text", &[]);
+    let mut awkward = event("auth.login.stop", Outcome::Failure);
+    awkward.actor = Some(authtel_core::audit::Party::new("u\t1", "user\\"));
+    awkward.reason = Some("tab\there\nnewline\r\\N \\ \u{e9}\u{1f980}".into());
+    awkward.user_agent = Some("\\N".into());
+    awkward.resource = Some(String::new());
+    awkward.metadata.insert("quote".into(), "\"\\\"\t\n".into());
+    awkward.metadata.insert(
+        "nested".into(),
+        serde_json::json!({"list": ["\\N", "x\ty"], "n": -1.5}),
+    );
+    let mut batch: Vec<AuditEvent> = (0..40)
+        .map(|_| event("auth.token.issue", Outcome::Success))
+        .collect();
+    let writer = BatchWriter::new(&store);
+    writer.forward(&batch[..15]).await.unwrap();
+    batch.push(awkward.clone());
+    // Half stored already, plus a duplicate inside the batch itself.
+    batch.push(batch[20].clone());
+    writer.forward(&batch).await.unwrap();
+    writer.forward(std::slice::from_ref(&awkward)).await.unwrap();
+    // Year 12000: beyond what the RFC 3339 text form covers.
+    let far = at(
+        event("auth.login.stop", Outcome::Success),
+        Timestamp::from_unix_micros(316_000_000_000_000_000),
+    );
+    writer.forward(std::slice::from_ref(&far)).await.unwrap();
+    assert_eq!(count_rows(&store).await, (42, 0));
+    let stored = store.query(&AuditQuery::new().limit(100)).await.unwrap();
+    let mut expected = batch[..41].to_vec();
+    expected.push(far);
+    expected.sort_by_key(|e| (e.occurred_at, e.id));
+    assert_eq!(stored.events, expected, "every record once, byte for byte");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyset_pagination_returns_every_row_exactly_once() {
     let store = store_or_skip!("keyset", &[]);
