@@ -46,3 +46,27 @@ pub mod telemetry;
 pub use catalogue::{Category, Event, SpanDef};
 pub use metadata::Metadata;
 pub use outcome::Outcome;
+
+/// Emits a one-shot signal, like [`telemetry::event`], but evaluates its arguments only
+/// when a handler could hear it: with nothing attached, the whole statement is one relaxed
+/// atomic load.
+///
+/// Also reachable as `telemetry::event!`.
+///
+/// ```
+/// use authtel_core::{catalogue, event, metadata::Metadata, telemetry::Measurements};
+/// # let registry = authtel_core::registry::Registry::new();
+/// # let _scope = registry.enter();
+/// let user = "u_9";
+/// event!(&catalogue::MFA_LOCKOUT, Measurements::new().count(1), Metadata::new().user_id(user));
+/// ```
+#[macro_export]
+macro_rules! event {
+    ($event:expr, $measurements:expr, $metadata:expr $(,)?) => {
+        if $crate::telemetry::is_active() {
+            // The arguments are built inside an out-of-line function, so the call site
+            // keeps only the load, the branch and a call: cheap, and easy to inline.
+            $crate::telemetry::__event_with(|| ($event, $measurements, $metadata))
+        }
+    };
+}

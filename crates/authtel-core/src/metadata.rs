@@ -39,6 +39,7 @@
 //!   fields beyond [`MAX_EXTRA_FIELDS`] and invalid keys are refused and counted.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -188,27 +189,138 @@ impl From<bool> for Value<'_> {
 /// assert_eq!(m.get_user_id(), Some("u_42"));
 /// assert_eq!(m.extra().next(), Some(("tenant", authtel_core::metadata::Value::Str("acme"))));
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Metadata<'a> {
-    user_id: Option<&'a str>,
-    session_id: Option<&'a str>,
+    texts: TextSlots<'a>,
     client_ip: Option<IpAddr>,
-    user_agent: Option<&'a str>,
-    provider: Option<&'a str>,
-    method: Option<&'a str>,
     outcome: Option<Outcome>,
     attempts_remaining: Option<u32>,
     admin: Option<bool>,
-    reason: Option<&'a str>,
-    operation: Option<&'a str>,
-    caller: Option<&'a str>,
-    resource: Option<&'a str>,
-    rate_limit_key: Option<&'a str>,
-    extra_len: u8,
     refused: u8,
-    // Stored raw and screened when read: building metadata nobody reads costs stores
-    // only, and an empty slot is a null pointer, so `new()` is nearly free.
-    extra: [Option<(&'a str, Value<'a>)>; MAX_EXTRA_FIELDS],
+    extra: ExtraSlots<'a>,
+}
+
+impl Default for Metadata<'_> {
+    fn default() -> Self {
+        Metadata::new()
+    }
+}
+
+/// The standard text fields, in the order [`Metadata::for_each_field`] reports them.
+#[derive(Clone, Copy)]
+enum Text {
+    UserId,
+    SessionId,
+    UserAgent,
+    Provider,
+    Method,
+    Reason,
+    Operation,
+    Caller,
+    Resource,
+    RateLimitKey,
+}
+
+const TEXT_FIELDS: usize = 10;
+
+/// Every standard text field with its key, in reporting order.
+const TEXT_KEYS: [(Text, &str); TEXT_FIELDS] = [
+    (Text::UserId, "user_id"),
+    (Text::SessionId, "session_id"),
+    (Text::UserAgent, "user_agent"),
+    (Text::Provider, "provider"),
+    (Text::Method, "method"),
+    (Text::Reason, "reason"),
+    (Text::Operation, "operation"),
+    (Text::Caller, "caller"),
+    (Text::Resource, "resource"),
+    (Text::RateLimitKey, "rate_limit_key"),
+];
+
+/// The standard text fields: a bit per field says which slots hold a value.
+///
+/// Why not `[Option<&str>; 10]`: metadata is built by the caller whether or not anyone
+/// listens, and ten `None`s are ten stores; an empty bitmask is one. The slots are
+/// written only when set, so emitting with nothing attached touches almost nothing.
+#[derive(Clone, Copy)]
+struct TextSlots<'a> {
+    set: u16,
+    values: MaybeUninit<[&'a str; TEXT_FIELDS]>,
+}
+
+impl<'a> TextSlots<'a> {
+    #[inline]
+    fn set(&mut self, field: Text, value: &'a str) {
+        // SAFETY: `field as usize` < TEXT_FIELDS, so the pointer stays inside the array,
+        // and `write` does not read the (possibly uninitialised) old value.
+        unsafe {
+            self.values
+                .as_mut_ptr()
+                .cast::<&'a str>()
+                .add(field as usize)
+                .write(value);
+        }
+        self.set |= 1 << field as u16;
+    }
+
+    #[inline]
+    fn get(&self, field: Text) -> Option<&'a str> {
+        if self.set & (1 << field as u16) == 0 {
+            return None;
+        }
+        // SAFETY: a field's bit is set only by `set`, right after it writes that slot, and
+        // slots are never un-written.
+        Some(unsafe {
+            self.values
+                .as_ptr()
+                .cast::<&'a str>()
+                .add(field as usize)
+                .read()
+        })
+    }
+}
+
+/// The extra fields: the first `len` slots hold values (same reason as [`TextSlots`]).
+#[derive(Clone, Copy)]
+struct ExtraSlots<'a> {
+    len: u8,
+    values: MaybeUninit<[(&'a str, Value<'a>); MAX_EXTRA_FIELDS]>,
+}
+
+impl<'a> ExtraSlots<'a> {
+    fn is_full(&self) -> bool {
+        self.len as usize >= MAX_EXTRA_FIELDS
+    }
+
+    /// Appends a field; the caller checks [`is_full`](Self::is_full) first (a push onto a
+    /// full set is ignored).
+    fn push(&mut self, key: &'a str, value: Value<'a>) {
+        let slot = self.len as usize;
+        if slot >= MAX_EXTRA_FIELDS {
+            return;
+        }
+        // SAFETY: `slot` < MAX_EXTRA_FIELDS (checked above), so the pointer stays in the
+        // array, and `write` does not read the uninitialised slot.
+        unsafe {
+            self.values
+                .as_mut_ptr()
+                .cast::<(&'a str, Value<'a>)>()
+                .add(slot)
+                .write((key, value));
+        }
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[(&'a str, Value<'a>)] {
+        // SAFETY: the first `len` slots were written by `push` (len only grows after a
+        // write, and never beyond MAX_EXTRA_FIELDS), and they live as long as `self`.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.values.as_ptr().cast::<(&'a str, Value<'a>)>(),
+                self.len as usize,
+            )
+        }
+    }
 }
 
 impl Default for Value<'_> {
@@ -218,21 +330,23 @@ impl Default for Value<'_> {
 }
 
 macro_rules! text_setters {
-    ($( $(#[$doc:meta])* $field:ident, $getter:ident; )*) => {
+    ($( $(#[$doc:meta])* $field:ident, $getter:ident, $slot:ident; )*) => {
         $(
             $(#[$doc])*
             ///
             /// Screened when read (JWT/bearer-looking values read as redacted) and truncated to
             /// [`MAX_TEXT_LEN`] bytes.
             #[must_use]
+            #[inline]
             pub fn $field(mut self, value: &'a str) -> Self {
-                self.$field = Some(value);
+                self.texts.set(Text::$slot, value);
                 self
             }
 
             #[doc = concat!("The `", stringify!($field), "` field, if set (screened).")]
+            #[inline]
             pub fn $getter(&self) -> Option<&'a str> {
-                self.$field.map(screen)
+                self.texts.get(Text::$slot).map(screen)
             }
         )*
     };
@@ -240,25 +354,23 @@ macro_rules! text_setters {
 
 impl<'a> Metadata<'a> {
     /// Empty metadata.
-    pub const fn new() -> Metadata<'a> {
-        Metadata {
-            user_id: None,
-            session_id: None,
-            client_ip: None,
-            user_agent: None,
-            provider: None,
-            method: None,
-            outcome: None,
-            attempts_remaining: None,
-            admin: None,
-            reason: None,
-            operation: None,
-            caller: None,
-            resource: None,
-            rate_limit_key: None,
-            extra_len: 0,
-            refused: 0,
-            extra: [None; MAX_EXTRA_FIELDS],
+    #[inline]
+    pub fn new() -> Metadata<'a> {
+        // Written field by field so the compiler cannot fold the value into one constant:
+        // it would then zero the unset slots too (a ~500-byte memset on every emit).
+        let mut m = MaybeUninit::<Metadata<'a>>::uninit();
+        let p = m.as_mut_ptr();
+        // SAFETY: every field that is not a `MaybeUninit` is written before `assume_init`;
+        // the slot arrays are `MaybeUninit` and may stay uninitialised.
+        unsafe {
+            std::ptr::addr_of_mut!((*p).texts.set).write(0);
+            std::ptr::addr_of_mut!((*p).client_ip).write(None);
+            std::ptr::addr_of_mut!((*p).outcome).write(None);
+            std::ptr::addr_of_mut!((*p).attempts_remaining).write(None);
+            std::ptr::addr_of_mut!((*p).admin).write(None);
+            std::ptr::addr_of_mut!((*p).refused).write(0);
+            std::ptr::addr_of_mut!((*p).extra.len).write(0);
+            m.assume_init()
         }
     }
 
@@ -270,9 +382,10 @@ impl<'a> Metadata<'a> {
     /// assert_eq!(Metadata::new().user_id("alice@example.com").get_user_id(), None);
     /// ```
     #[must_use]
+    #[inline]
     pub fn user_id(mut self, id: &'a str) -> Self {
         match self.identifier(id) {
-            Some(id) => self.user_id = Some(id),
+            Some(id) => self.texts.set(Text::UserId, id),
             None => self.refuse(),
         }
         self
@@ -285,10 +398,11 @@ impl<'a> Metadata<'a> {
     /// let err = Metadata::new().try_user_id("alice@example.com").unwrap_err();
     /// assert_eq!(err, MetadataError::EmailAsIdentifier { field: "user_id" });
     /// ```
+    #[inline]
     pub fn try_user_id(mut self, id: &'a str) -> Result<Self, MetadataError> {
         match self.identifier(id) {
             Some(id) => {
-                self.user_id = Some(id);
+                self.texts.set(Text::UserId, id);
                 Ok(self)
             }
             None => Err(MetadataError::EmailAsIdentifier { field: "user_id" }),
@@ -296,52 +410,57 @@ impl<'a> Metadata<'a> {
     }
 
     /// The user id, if set.
+    #[inline]
     pub fn get_user_id(&self) -> Option<&'a str> {
-        self.user_id.map(screen)
+        self.texts.get(Text::UserId).map(screen)
     }
 
     /// Who asked, in an authorization decision (a service or user id, never an email).
     #[must_use]
+    #[inline]
     pub fn caller(mut self, caller: &'a str) -> Self {
         match self.identifier(caller) {
-            Some(c) => self.caller = Some(c),
+            Some(c) => self.texts.set(Text::Caller, c),
             None => self.refuse(),
         }
         self
     }
 
     /// The caller, if set.
+    #[inline]
     pub fn get_caller(&self) -> Option<&'a str> {
-        self.caller.map(screen)
+        self.texts.get(Text::Caller).map(screen)
     }
 
     text_setters! {
         /// The session's id (an opaque id, never the session cookie itself).
-        session_id, get_session_id;
+        session_id, get_session_id, SessionId;
         /// The client's `User-Agent`.
-        user_agent, get_user_agent;
+        user_agent, get_user_agent, UserAgent;
         /// The identity provider (`github`, `google`, …).
-        provider, get_provider;
+        provider, get_provider, Provider;
         /// The method used (`password`, `totp`, `backup_code`, `webauthn`, …).
-        method, get_method;
+        method, get_method, Method;
         /// Why something failed or was denied (`invalid_password`, `expired`, …).
-        reason, get_reason;
+        reason, get_reason, Reason;
         /// The operation an authorization decision was about (`call`, `publish`, …).
-        operation, get_operation;
+        operation, get_operation, Operation;
         /// The resource an authorization decision was about.
-        resource, get_resource;
+        resource, get_resource, Resource;
         /// The key a rate limit counted on (`ip:203.0.113.7`).
-        rate_limit_key, get_rate_limit_key;
+        rate_limit_key, get_rate_limit_key, RateLimitKey;
     }
 
     /// The client's IP address.
     #[must_use]
+    #[inline]
     pub fn client_ip(mut self, ip: IpAddr) -> Self {
         self.client_ip = Some(ip);
         self
     }
 
     /// The client IP, if set.
+    #[inline]
     pub fn get_client_ip(&self) -> Option<IpAddr> {
         self.client_ip
     }
@@ -349,36 +468,42 @@ impl<'a> Metadata<'a> {
     /// An explicit outcome (a span derives its own from the closure's result; this one
     /// wins when set).
     #[must_use]
+    #[inline]
     pub fn outcome(mut self, outcome: Outcome) -> Self {
         self.outcome = Some(outcome);
         self
     }
 
     /// The explicit outcome, if set.
+    #[inline]
     pub fn get_outcome(&self) -> Option<Outcome> {
         self.outcome
     }
 
     /// Attempts left before a lockout.
     #[must_use]
+    #[inline]
     pub fn attempts_remaining(mut self, n: u32) -> Self {
         self.attempts_remaining = Some(n);
         self
     }
 
     /// Attempts remaining, if set.
+    #[inline]
     pub fn get_attempts_remaining(&self) -> Option<u32> {
         self.attempts_remaining
     }
 
     /// Whether an administrator performed the action.
     #[must_use]
+    #[inline]
     pub fn admin(mut self, admin: bool) -> Self {
         self.admin = Some(admin);
         self
     }
 
     /// The admin flag, if set.
+    #[inline]
     pub fn get_admin(&self) -> Option<bool> {
         self.admin
     }
@@ -397,6 +522,7 @@ impl<'a> Metadata<'a> {
     /// assert_eq!(m.redacted(), 2);
     /// ```
     #[must_use]
+    #[inline]
     pub fn with_extra(mut self, key: &'a str, value: impl Into<Value<'a>>) -> Self {
         if self.push_extra(key, value.into()).is_err() {
             self.refuse();
@@ -411,6 +537,7 @@ impl<'a> Metadata<'a> {
     /// let mut m = Metadata::new();
     /// assert!(matches!(m.try_extra("Bad Key", 1), Err(MetadataError::InvalidKey { .. })));
     /// ```
+    #[inline]
     pub fn try_extra(
         &mut self,
         key: &'a str,
@@ -419,27 +546,27 @@ impl<'a> Metadata<'a> {
         self.push_extra(key, value.into())
     }
 
+    #[inline]
     fn push_extra(&mut self, key: &'a str, value: Value<'a>) -> Result<(), MetadataError> {
         if !valid_key(key) {
             let mut k = key.to_owned();
             truncate_in_place(&mut k, MAX_KEY_LEN);
             return Err(MetadataError::InvalidKey { key: k });
         }
-        let len = self.extra_len as usize;
-        if len >= MAX_EXTRA_FIELDS {
+        if self.extra.is_full() {
             return Err(MetadataError::TooManyFields {
                 key: key.to_owned(),
             });
         }
-        self.extra[len] = Some((key, value));
-        self.extra_len += 1;
+        self.extra.push(key, value);
         Ok(())
     }
 
     /// The extra fields, in insertion order.
     /// Secret-named keys read as [`REDACTED`]; text values are screened and truncated.
+    #[inline]
     pub fn extra(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
-        self.extra.iter().flatten().map(|&(key, value)| {
+        self.extra.as_slice().iter().map(|&(key, value)| {
             if key_names_secret(key) {
                 REDACTIONS.fetch_add(1, Ordering::Relaxed);
                 (key, Value::Str(REDACTED))
@@ -452,28 +579,17 @@ impl<'a> Metadata<'a> {
     }
 
     /// How many values of this metadata the policy redacts when they are read.
+    #[inline]
     pub fn redacted(&self) -> u32 {
-        let texts = [
-            self.user_id,
-            self.session_id,
-            self.user_agent,
-            self.provider,
-            self.method,
-            self.reason,
-            self.operation,
-            self.caller,
-            self.resource,
-            self.rate_limit_key,
-        ];
-        let in_texts = texts
+        let in_texts = TEXT_KEYS
             .iter()
-            .flatten()
+            .filter_map(|&(field, _)| self.texts.get(field))
             .filter(|v| looks_like_credential(v))
             .count();
         let in_extra = self
             .extra
+            .as_slice()
             .iter()
-            .flatten()
             .filter(|(k, v)| {
                 key_names_secret(k) || matches!(v, Value::Str(s) if looks_like_credential(s))
             })
@@ -482,6 +598,7 @@ impl<'a> Metadata<'a> {
     }
 
     /// How many values of this metadata the policy refused.
+    #[inline]
     pub fn refused(&self) -> u32 {
         u32::from(self.refused)
     }
@@ -496,22 +613,11 @@ impl<'a> Metadata<'a> {
     /// m.for_each_field(|k, v| fields.push((k.to_owned(), v.to_string())));
     /// assert_eq!(fields, [("user_id".to_owned(), "u1".to_owned()), ("attempts_remaining".to_owned(), "2".to_owned())]);
     /// ```
+    #[inline]
     pub fn for_each_field(&self, mut f: impl FnMut(&str, Value<'_>)) {
-        let texts = [
-            ("user_id", self.user_id),
-            ("session_id", self.session_id),
-            ("user_agent", self.user_agent),
-            ("provider", self.provider),
-            ("method", self.method),
-            ("reason", self.reason),
-            ("operation", self.operation),
-            ("caller", self.caller),
-            ("resource", self.resource),
-            ("rate_limit_key", self.rate_limit_key),
-        ];
-        for (k, v) in texts {
-            if let Some(v) = v {
-                f(k, Value::Str(screen(v)));
+        for (field, key) in TEXT_KEYS {
+            if let Some(v) = self.texts.get(field) {
+                f(key, Value::Str(screen(v)));
             }
         }
         if let Some(ip) = self.client_ip {
@@ -535,10 +641,12 @@ impl<'a> Metadata<'a> {
         }
     }
 
+    #[inline]
     fn identifier(&mut self, id: &'a str) -> Option<&'a str> {
         if id.contains('@') { None } else { Some(id) }
     }
 
+    #[cold]
     fn refuse(&mut self) {
         self.refused = self.refused.saturating_add(1);
         REFUSALS.fetch_add(1, Ordering::Relaxed);

@@ -290,10 +290,15 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// Scopes entered on any thread: zero keeps the emit path off the thread-local.
 static SCOPES: AtomicUsize = AtomicUsize::new(0);
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
+/// Bumped after each change of the global registry's snapshot: threads compare it with the
+/// generation of their cached snapshot (see `with_global_snapshot`).
+static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static SCOPED: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     static REPORTING_FAILURE: Cell<bool> = const { Cell::new(false) };
+    /// This thread's reference to the global snapshot, with the generation it was loaded at.
+    static GLOBAL_SNAPSHOT: RefCell<Option<(u64, Arc<Snapshot>)>> = const { RefCell::new(None) };
 }
 
 /// Whether any handler could hear an event: one relaxed atomic load.
@@ -400,16 +405,29 @@ impl Registry {
             detached: AtomicBool::new(false),
             registry: Arc::downgrade(&self.inner),
         }));
-        self.inner
-            .snapshot
-            .store(Arc::new(Snapshot::build(&entries)));
+        self.publish(&entries);
         if self.inner.global {
             ACTIVE.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// Detaches the handler with this id.
+    /// Replaces the snapshot emitters read; the caller holds the entries lock.
+    fn publish(&self, entries: &[Arc<Entry>]) {
+        self.inner
+            .snapshot
+            .store(Arc::new(Snapshot::build(entries)));
+        if self.inner.global {
+            GLOBAL_GENERATION.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Detaches the handler with this id. It hears no event after this returns.
+    ///
+    /// On the global registry the handler value itself is dropped a little later: each
+    /// thread that emitted keeps a cached reference to the handler set (so emitting needs
+    /// no fenced atomic operation) and lets go of it at its next emit or when it exits. Do
+    /// not rely on a handler's `Drop` for flushing; sinks have explicit flush/shutdown.
     pub fn detach(&self, id: &str) -> Result<(), DetachError> {
         if self.remove_where(|e| &*e.id == id) {
             Ok(())
@@ -430,9 +448,7 @@ impl Registry {
         };
         let removed = entries.remove(pos);
         removed.detached.store(true, Ordering::Relaxed);
-        self.inner
-            .snapshot
-            .store(Arc::new(Snapshot::build(&entries)));
+        self.publish(&entries);
         if self.inner.global {
             ACTIVE.fetch_sub(1, Ordering::Relaxed);
         }
@@ -539,7 +555,7 @@ pub fn handlers() -> Vec<HandlerInfo> {
 
 /// Runs `f` with the registry the current thread emits to, if anyone listens.
 #[inline]
-fn with_current<R>(f: impl FnOnce(&Inner, &Snapshot) -> R) -> Option<R> {
+fn with_current<R>(mut f: impl FnMut(&Inner, &Snapshot) -> R) -> Option<R> {
     if SCOPES.load(Ordering::Relaxed) != 0
         && let Some(inner) = SCOPED.with(|s| s.borrow().clone())
     {
@@ -547,8 +563,51 @@ fn with_current<R>(f: impl FnOnce(&Inner, &Snapshot) -> R) -> Option<R> {
         return Some(f(&inner, &snapshot));
     }
     let global = GLOBAL.get()?;
-    let snapshot = global.inner.snapshot.load();
-    Some(f(&global.inner, &snapshot))
+    Some(with_global_snapshot(&global.inner, f))
+}
+
+/// Runs `f` with the global registry's current snapshot, through this thread's cached
+/// reference to it.
+///
+/// Why a cache: an `ArcSwap` load costs two fenced atomic operations (its debt slot), which
+/// is most of what a no-op handler costs. The cached `Arc` is revalidated with one load of
+/// [`GLOBAL_GENERATION`]. A nested emit (a handler that emits) while the cache is being
+/// replaced, and an emit during thread teardown, take the `ArcSwap` path instead.
+#[inline]
+fn with_global_snapshot<R>(global: &Inner, mut f: impl FnMut(&Inner, &Snapshot) -> R) -> R {
+    let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
+    GLOBAL_SNAPSHOT
+        .try_with(|cache| {
+            if let Ok(slot) = cache.try_borrow()
+                && let Some((g, snapshot)) = slot.as_ref()
+                && *g == generation
+            {
+                return f(global, snapshot);
+            }
+            refresh_and_run(cache, global, generation, &mut f)
+        })
+        // This thread's locals are being torn down (an emit from a destructor).
+        .unwrap_or_else(|_| f(global, &global.snapshot.load()))
+}
+
+/// The cache is stale (or empty): replace it, unless an outer emit on this thread is
+/// reading it right now (a handler that emits), in which case load without caching.
+#[cold]
+fn refresh_and_run<R>(
+    cache: &RefCell<Option<(u64, Arc<Snapshot>)>>,
+    global: &Inner,
+    generation: u64,
+    f: &mut impl FnMut(&Inner, &Snapshot) -> R,
+) -> R {
+    match cache.try_borrow_mut() {
+        Ok(mut slot) => {
+            let snapshot = global.snapshot.load_full();
+            *slot = Some((generation, Arc::clone(&snapshot)));
+            drop(slot);
+            f(global, &snapshot)
+        }
+        Err(_) => f(global, &global.snapshot.load()),
+    }
 }
 
 /// With one load of the current thread's snapshot: if any of `wanted` has a handler, runs
@@ -556,7 +615,7 @@ fn with_current<R>(f: impl FnOnce(&Inner, &Snapshot) -> R) -> Option<R> {
 /// Spans use it so that checking for listeners and delivering `start` share one load.
 pub(crate) fn with_listeners<T>(
     wanted: &[&Event],
-    f: impl FnOnce(&dyn Fn(&EventRecord<'_>)) -> T,
+    mut f: impl FnMut(&dyn Fn(&EventRecord<'_>)) -> T,
 ) -> Option<T> {
     with_current(|inner, snap| {
         wanted

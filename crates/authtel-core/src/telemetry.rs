@@ -38,6 +38,7 @@ use crate::metadata::{self, Metadata};
 use crate::outcome::{Outcome, SpanOutcome};
 use crate::registry;
 
+pub use crate::event;
 pub use crate::registry::{attach, detach, handlers, is_active};
 
 /// A span's (or signal's) id: 64 random bits, never zero. Usable as a correlation id.
@@ -60,11 +61,16 @@ impl SpanId {
 
     fn random() -> SpanId {
         thread_local! {
-            static STATE: Cell<u64> = Cell::new(seed());
+            // Zero means "not seeded yet": a const initialiser keeps the access a plain
+            // thread-local read, without a lazy-initialisation check.
+            static STATE: Cell<u64> = const { Cell::new(0) };
         }
         STATE.with(|s| {
             // xorshift64*: fast, and good enough for ids that only need to be distinct.
             let mut x = s.get();
+            if x == 0 {
+                x = seed();
+            }
             x ^= x >> 12;
             x ^= x << 25;
             x ^= x >> 27;
@@ -164,6 +170,7 @@ pub struct Measurements {
 
 impl Measurements {
     /// No measurements.
+    #[inline]
     pub const fn new() -> Measurements {
         Measurements {
             monotonic_time: None,
@@ -175,6 +182,7 @@ impl Measurements {
 
     /// With a count.
     #[must_use]
+    #[inline]
     pub const fn count(mut self, n: u64) -> Measurements {
         self.count = Some(n);
         self
@@ -182,6 +190,7 @@ impl Measurements {
 
     /// With a wall clock time.
     #[must_use]
+    #[inline]
     pub const fn at(mut self, time: SystemTime) -> Measurements {
         self.system_time = Some(time);
         self
@@ -189,6 +198,7 @@ impl Measurements {
 
     /// With a duration.
     #[must_use]
+    #[inline]
     pub const fn duration(mut self, d: Duration) -> Measurements {
         self.duration = Some(d);
         self
@@ -295,6 +305,10 @@ impl<'a> EventRecord<'a> {
 
 /// Emits a one-shot signal.
 ///
+/// The arguments are built by the caller before the call, even when nothing is attached
+/// (a few stores); [`event!`](crate::event!) takes the same arguments and builds them only
+/// when a handler could hear the event.
+///
 /// ```
 /// use authtel_core::{catalogue, telemetry::{self, Measurements}, metadata::Metadata};
 /// telemetry::event(&catalogue::MFA_LOCKOUT, Measurements::new(), Metadata::new().user_id("u_9"));
@@ -304,6 +318,16 @@ pub fn event(event: &'static Event, measurements: Measurements, metadata: Metada
     if !registry::is_active() {
         return;
     }
+    emit_signal(event, measurements, &metadata);
+}
+
+/// What [`event!`](crate::event!) calls when someone listens: builds the arguments and
+/// emits. Not inlined, so the macro's call site stays small.
+#[doc(hidden)]
+#[cold]
+#[inline(never)]
+pub fn __event_with<'a>(arguments: impl FnOnce() -> (&'static Event, Measurements, Metadata<'a>)) {
+    let (event, measurements, metadata) = arguments();
     emit_signal(event, measurements, &metadata);
 }
 
@@ -335,17 +359,33 @@ where
     if !registry::is_active() {
         return f();
     }
-    let guard = SpanGuard::begin(span, metadata, true);
-    if guard.live.is_none() {
+    // The metadata stays in this frame and is lent to start/stop: moving it into a guard
+    // would copy a few hundred bytes twice per span.
+    let Some(live) = open(span, &metadata, true) else {
         return f();
-    }
+    };
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => {
-            guard.finish(result.outcome(), result.error_type());
+            close(
+                span,
+                &metadata,
+                live,
+                result.outcome(),
+                result.error_type(),
+                None,
+            );
             result
         }
         Err(payload) => {
-            guard.finish_exception(ExceptionKind::Panic, panic_reason(&*payload));
+            let reason = panic_reason(&*payload);
+            close(
+                span,
+                &metadata,
+                live,
+                Outcome::Error,
+                None,
+                Some((ExceptionKind::Panic, reason)),
+            );
             resume_unwind(payload)
         }
     }
@@ -468,47 +508,15 @@ impl fmt::Debug for SpanGuard<'_> {
 
 impl<'a> SpanGuard<'a> {
     fn begin(span: &'static SpanDef, metadata: Metadata<'a>, make_current: bool) -> SpanGuard<'a> {
-        let not_live = |metadata| SpanGuard {
-            span,
-            metadata,
-            live: None,
+        let live = if registry::is_active() {
+            open(span, &metadata, make_current)
+        } else {
+            None
         };
-        if !registry::is_active() {
-            return not_live(metadata);
-        }
-        let started = registry::with_listeners(&span.events(), |deliver| {
-            let context = SpanContext::child_of(SpanContext::current());
-            let started = Instant::now();
-            let started_wall = SystemTime::now();
-            deliver(&EventRecord {
-                event: span.start(),
-                context,
-                measurements: Measurements {
-                    monotonic_time: Some(started),
-                    system_time: Some(started_wall),
-                    duration: None,
-                    count: None,
-                },
-                metadata: &metadata,
-                outcome: None,
-                error_type: None,
-                exception: None,
-            });
-            (context, started, started_wall)
-        });
-        let Some((context, started, started_wall)) = started else {
-            return not_live(metadata);
-        };
-        let restore = make_current.then(|| CURRENT.with(|c| c.replace(Some(context))));
         SpanGuard {
             span,
             metadata,
-            live: Some(Live {
-                context,
-                started,
-                started_wall,
-                restore,
-            }),
+            live,
         }
     }
 
@@ -544,71 +552,112 @@ impl<'a> SpanGuard<'a> {
         self.end(Outcome::Error, None, Some((ExceptionKind::Error, reason)));
     }
 
-    fn finish(mut self, outcome: Outcome, error_type: Option<&'static str>) {
-        self.end(outcome, error_type, None);
-    }
-
-    fn finish_exception(mut self, kind: ExceptionKind, reason: &str) {
-        self.end(Outcome::Error, None, Some((kind, reason)));
-    }
-
     fn end(
         &mut self,
         outcome: Outcome,
         error_type: Option<&'static str>,
         exception: Option<(ExceptionKind, &str)>,
     ) {
-        let Some(live) = self.live.take() else {
-            return;
-        };
-        if let Some(previous) = live.restore {
-            CURRENT.with(|c| {
-                if c.get().map(|cur| cur.span_id) == Some(live.context.span_id) {
-                    c.set(previous);
-                }
-            });
+        if let Some(live) = self.live.take() {
+            close(
+                self.span,
+                &self.metadata,
+                live,
+                outcome,
+                error_type,
+                exception,
+            );
         }
-        let now = Instant::now();
-        let duration = now.saturating_duration_since(live.started);
-        let measurements = Measurements {
-            monotonic_time: Some(now),
-            system_time: Some(live.started_wall + duration),
-            duration: Some(duration),
-            count: None,
-        };
-        let record = match exception {
-            None => {
-                // The application's explicit outcome wins; a success never has an error type.
-                let outcome = self.metadata.get_outcome().unwrap_or(outcome);
-                EventRecord {
-                    event: self.span.stop(),
-                    context: live.context,
-                    measurements,
-                    metadata: &self.metadata,
-                    outcome: Some(outcome),
-                    error_type: if outcome == Outcome::Success {
-                        None
-                    } else {
-                        error_type
-                    },
-                    exception: None,
-                }
+    }
+}
+
+/// Emits a span's `start` if anyone listens to the span, and returns what its end needs.
+fn open(span: &'static SpanDef, metadata: &Metadata<'_>, make_current: bool) -> Option<Live> {
+    let (context, started, started_wall) = registry::with_listeners(&span.events(), |deliver| {
+        let context = SpanContext::child_of(SpanContext::current());
+        let started = Instant::now();
+        let started_wall = SystemTime::now();
+        deliver(&EventRecord {
+            event: span.start(),
+            context,
+            measurements: Measurements {
+                monotonic_time: Some(started),
+                system_time: Some(started_wall),
+                duration: None,
+                count: None,
+            },
+            metadata,
+            outcome: None,
+            error_type: None,
+            exception: None,
+        });
+        (context, started, started_wall)
+    })?;
+    let restore = make_current.then(|| CURRENT.with(|c| c.replace(Some(context))));
+    Some(Live {
+        context,
+        started,
+        started_wall,
+        restore,
+    })
+}
+
+/// Emits a span's `stop` (or `exception`) and restores the span that was current before it.
+fn close(
+    span: &'static SpanDef,
+    metadata: &Metadata<'_>,
+    live: Live,
+    outcome: Outcome,
+    error_type: Option<&'static str>,
+    exception: Option<(ExceptionKind, &str)>,
+) {
+    if let Some(previous) = live.restore {
+        CURRENT.with(|c| {
+            if c.get().map(|cur| cur.span_id) == Some(live.context.span_id) {
+                c.set(previous);
             }
-            Some((kind, reason)) => EventRecord {
-                event: self.span.exception(),
+        });
+    }
+    let now = Instant::now();
+    let duration = now.saturating_duration_since(live.started);
+    let measurements = Measurements {
+        monotonic_time: Some(now),
+        system_time: Some(live.started_wall + duration),
+        duration: Some(duration),
+        count: None,
+    };
+    let record = match exception {
+        None => {
+            // The application's explicit outcome wins; a success never has an error type.
+            let outcome = metadata.get_outcome().unwrap_or(outcome);
+            EventRecord {
+                event: span.stop(),
                 context: live.context,
                 measurements,
-                metadata: &self.metadata,
-                outcome: Some(Outcome::Error),
-                error_type: Some(kind.as_str()),
-                exception: Some(Exception {
-                    kind,
-                    reason: screen_reason(reason),
-                }),
-            },
-        };
-        registry::dispatch(&record);
-    }
+                metadata,
+                outcome: Some(outcome),
+                error_type: if outcome == Outcome::Success {
+                    None
+                } else {
+                    error_type
+                },
+                exception: None,
+            }
+        }
+        Some((kind, reason)) => EventRecord {
+            event: span.exception(),
+            context: live.context,
+            measurements,
+            metadata,
+            outcome: Some(Outcome::Error),
+            error_type: Some(kind.as_str()),
+            exception: Some(Exception {
+                kind,
+                reason: screen_reason(reason),
+            }),
+        },
+    };
+    registry::dispatch(&record);
 }
 
 impl Drop for SpanGuard<'_> {
