@@ -295,7 +295,12 @@ static GLOBAL: OnceLock<Registry> = OnceLock::new();
 static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
+    /// The registry this thread emits to: the top of `SCOPE_STACK`, kept apart so the emit
+    /// path reads one slot.
     static SCOPED: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    /// Scopes entered on this thread and not yet dropped, oldest first, with their tokens
+    /// (tokens grow, so a stack stays sorted by them).
+    static SCOPE_STACK: RefCell<Vec<(u64, Arc<Inner>)>> = const { RefCell::new(Vec::new()) };
     static REPORTING_FAILURE: Cell<bool> = const { Cell::new(false) };
     /// This thread's reference to the global snapshot, with the generation it was loaded at.
     static GLOBAL_SNAPSHOT: RefCell<Option<(u64, Arc<Snapshot>)>> = const { RefCell::new(None) };
@@ -491,11 +496,17 @@ impl Registry {
     /// assert_eq!(seen.load(Ordering::Relaxed), 1);
     /// ```
     pub fn enter(&self) -> ScopeGuard {
-        let previous = SCOPED.with(|s| s.replace(Some(self.inner.clone())));
+        let token = SCOPE_STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            let token = stack.last().map_or(0, |(t, _)| t + 1);
+            stack.push((token, self.inner.clone()));
+            token
+        });
+        SCOPED.with(|s| s.replace(Some(self.inner.clone())));
         SCOPES.fetch_add(1, Ordering::Relaxed);
         ACTIVE.fetch_add(1, Ordering::Relaxed);
         ScopeGuard {
-            previous,
+            token,
             _not_send: std::marker::PhantomData,
         }
     }
@@ -509,7 +520,8 @@ impl Registry {
 /// the thread that entered it.
 #[must_use = "the scope ends when the guard is dropped"]
 pub struct ScopeGuard {
-    previous: Option<Arc<Inner>>,
+    /// This scope's entry in the thread's scope stack.
+    token: u64,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -521,8 +533,14 @@ impl fmt::Debug for ScopeGuard {
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        SCOPED.with(|s| *s.borrow_mut() = previous);
+        // Remove this scope wherever it is in the stack: guards dropped out of order must
+        // leave the newest scope still alive in force, never one already dropped.
+        let top = SCOPE_STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            stack.retain(|(t, _)| *t != self.token);
+            stack.last().map(|(_, inner)| inner.clone())
+        });
+        SCOPED.with(|s| *s.borrow_mut() = top);
         SCOPES.fetch_sub(1, Ordering::Relaxed);
         ACTIVE.fetch_sub(1, Ordering::Relaxed);
     }

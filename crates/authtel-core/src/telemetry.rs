@@ -150,6 +150,71 @@ thread_local! {
     static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
 }
 
+/// Spans whose guards were stopped while a span opened inside them was still current
+/// (guards stopped out of order), with the span each one had replaced as current.
+///
+/// Bounded and allocation-free: the emit path never allocates. Beyond
+/// [`CAPACITY`](ended_out_of_order::CAPACITY) such spans at once on one thread, the
+/// oldest is forgotten, and an ended span may then become current again until its
+/// parent-most span ends.
+mod ended_out_of_order {
+    use std::cell::{Cell, RefCell};
+
+    use super::{SpanContext, SpanId};
+
+    pub(super) const CAPACITY: usize = 8;
+
+    type Slot = Option<(SpanId, Option<SpanContext>)>;
+
+    thread_local! {
+        static LEN: Cell<usize> = const { Cell::new(0) };
+        static SLOTS: RefCell<[Slot; CAPACITY]> = const { RefCell::new([None; CAPACITY]) };
+    }
+
+    pub(super) fn remember(ended: SpanId, previous: Option<SpanContext>) {
+        SLOTS.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            if LEN.get() == CAPACITY {
+                slots.rotate_left(1);
+                slots[CAPACITY - 1] = None;
+                LEN.set(CAPACITY - 1);
+            }
+            slots[LEN.get()] = Some((ended, previous));
+            LEN.set(LEN.get() + 1);
+        });
+    }
+
+    /// `previous`, or — if that span already ended — what it had replaced, and so on.
+    #[inline]
+    pub(super) fn skip_ended(mut previous: Option<SpanContext>) -> Option<SpanContext> {
+        if LEN.get() == 0 {
+            return previous;
+        }
+        // Each step removes one slot, so this ends within CAPACITY steps.
+        while let Some(ctx) = previous {
+            match take(ctx.span_id) {
+                Some(before) => previous = before,
+                None => break,
+            }
+        }
+        previous
+    }
+
+    fn take(id: SpanId) -> Option<Option<SpanContext>> {
+        SLOTS.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            let len = LEN.get();
+            let pos = slots[..len]
+                .iter()
+                .position(|s| matches!(s, Some((ended, _)) if *ended == id))?;
+            let (_, before) = slots[pos].take()?;
+            slots[pos..len].rotate_left(1);
+            LEN.set(len - 1);
+            Some(before)
+        })
+    }
+}
+
 /// The numbers of an event.
 ///
 /// For span events: `monotonic_time` is when the event happened, `system_time` the wall
@@ -614,7 +679,11 @@ fn close(
     if let Some(previous) = live.restore {
         CURRENT.with(|c| {
             if c.get().map(|cur| cur.span_id) == Some(live.context.span_id) {
-                c.set(previous);
+                c.set(ended_out_of_order::skip_ended(previous));
+            } else {
+                // A span opened inside this one is still current: when it ends, it must
+                // restore what this span replaced, not this ended span.
+                ended_out_of_order::remember(live.context.span_id, previous);
             }
         });
     }

@@ -127,3 +127,64 @@ fn unheard_guard_is_inert() {
     drop(guard);
     assert!(capture.names().is_empty(), "{:?}", capture.names());
 }
+
+#[test]
+fn guards_stopped_out_of_order_never_leave_an_ended_span_current() {
+    let capture = Capture::new();
+    let _scope = capture.enter();
+    let outer = telemetry::start(&catalogue::AUTH_LOGIN, Metadata::new());
+    let middle = telemetry::start(&catalogue::MFA_VERIFY, Metadata::new());
+    let inner = telemetry::start(&catalogue::JWT_ISSUE, Metadata::new());
+    let (outer_ctx, middle_ctx, inner_ctx) = (
+        outer.context().expect("live"),
+        middle.context().expect("live"),
+        inner.context().expect("live"),
+    );
+
+    // The middle span ends first: the innermost stays current.
+    middle.stop(Outcome::Success);
+    assert_eq!(SpanContext::current(), Some(inner_ctx));
+
+    // When the innermost ends, the ended middle span must be skipped.
+    inner.stop(Outcome::Success);
+    assert_eq!(
+        SpanContext::current(),
+        Some(outer_ctx),
+        "the span the ended middle span had replaced is current again"
+    );
+    telemetry::event(
+        &catalogue::SECURITY_LOCKOUT,
+        Default::default(),
+        Metadata::new(),
+    );
+    let lockout = capture.single("security.lockout");
+    assert_eq!(lockout.context.parent_id, Some(outer_ctx.span_id));
+    assert_ne!(lockout.context.parent_id, Some(middle_ctx.span_id));
+
+    outer.stop(Outcome::Success);
+    assert_eq!(SpanContext::current(), None);
+}
+
+#[test]
+fn outer_guard_stopped_first_restores_nothing_when_the_inner_one_ends() {
+    let capture = Capture::new();
+    let _scope = capture.enter();
+    let outer = telemetry::start(&catalogue::AUTH_LOGIN, Metadata::new());
+    let inner = telemetry::start(&catalogue::MFA_VERIFY, Metadata::new());
+    outer.stop(Outcome::Success);
+    inner.stop(Outcome::Success);
+    assert_eq!(
+        SpanContext::current(),
+        None,
+        "both spans ended: no span is current"
+    );
+    assert_eq!(
+        capture.names(),
+        [
+            "auth.login.start",
+            "mfa.verify.start",
+            "auth.login.stop",
+            "mfa.verify.stop"
+        ]
+    );
+}

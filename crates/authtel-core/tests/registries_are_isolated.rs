@@ -100,3 +100,27 @@ fn scopes_nest_and_restore() {
     outer.assert_emitted(&["mfa.lockout", "token.expired"]);
     inner.assert_emitted(&["security.lockout"]);
 }
+
+#[test]
+fn scopes_dropped_out_of_order_never_revive_a_dropped_scope() {
+    let first = Capture::new();
+    let second = Capture::new();
+    let first_scope = first.enter();
+    let second_scope = second.enter();
+
+    // The older scope ends first: the newer one stays in force.
+    drop(first_scope);
+    telemetry::event(&catalogue::MFA_LOCKOUT, Default::default(), Metadata::new());
+    second.assert_emitted(&["mfa.lockout"]);
+
+    // Then the newer one ends: no scope is left, so the dropped first scope must not
+    // come back (events go to the empty global registry).
+    drop(second_scope);
+    telemetry::event(
+        &catalogue::SECURITY_LOCKOUT,
+        Default::default(),
+        Metadata::new(),
+    );
+    assert!(first.events().is_empty(), "{:?}", first.names());
+    second.assert_emitted(&["mfa.lockout"]);
+}
