@@ -57,7 +57,9 @@ pub enum Backpressure {
     /// [`allow_dropping_audit`](ForwarderConfig::allow_dropping_audit) is set: they are
     /// handled as `Block` with [`ForwarderConfig::block_timeout`].
     Drop,
-    /// Write the record to the spill directory; it is replayed in order later.
+    /// Write the record to the spill directory at once, behind the records still queued
+    /// in memory (they go to disk first, in the same write); everything is replayed in
+    /// publish order later.
     Spill,
 }
 
@@ -193,7 +195,9 @@ pub struct Settings {
     pub batch_size: usize,
     /// Records waiting in memory (async).
     pub queue_capacity: usize,
-    /// Worker tasks (async). One worker keeps delivery in publish order.
+    /// Worker tasks (async). One worker delivers in publish order, across spills and
+    /// replays too; several workers deliver batches concurrently, so batches (and records
+    /// of one user) may arrive out of order.
     pub workers: usize,
     /// What happens when the queue is full.
     pub backpressure: Backpressure,
@@ -410,7 +414,7 @@ impl ForwarderConfig {
         batch_size: usize;
         /// Records waiting in memory.
         queue_capacity: usize;
-        /// Worker tasks; one keeps publish order.
+        /// Worker tasks; one delivers in publish order, several deliver batches concurrently.
         workers: usize;
         /// What happens when the queue is full.
         backpressure: Backpressure;

@@ -20,7 +20,9 @@
 //!   variables ([`EnvConfig`]).
 //!
 //! Delivery is at-least-once: a record can arrive twice (after a retry or a crash during
-//! replay) and destinations deduplicate on its id.
+//! replay) and destinations deduplicate on its id. With one worker (the default) records
+//! arrive in the order the pipeline accepted them, whether they went through the spill or
+//! not — so per user too, which audit consumers rely on.
 //!
 //! # In applications
 //!

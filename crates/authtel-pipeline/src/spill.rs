@@ -209,6 +209,8 @@ impl SpillStore {
             && self.fsync != FsyncPolicy::Never
         {
             f.sync_data()?;
+            self.last_sync = Instant::now();
+            self.unsynced = false;
         }
         Ok(())
     }
