@@ -710,36 +710,33 @@ impl IpText {
 /// assert!(!key_names_secret("tenant"));
 /// ```
 pub fn key_names_secret(key: &str) -> bool {
-    const NEEDLES: [&str; 18] = [
-        "password",
-        "passwd",
-        "passphrase",
-        "token",
-        "secret",
-        "otp",
-        "code",
-        "hash",
-        "cookie",
-        "authorization",
-        "api_key",
-        "apikey",
-        "api-key",
-        "private_key",
-        "privatekey",
-        "private-key",
-        "credential",
-        "bearer",
-    ];
-    let mut lower = [0u8; MAX_KEY_LEN * 2];
-    let bytes = key.as_bytes();
-    let n = bytes.len().min(lower.len());
-    for (dst, src) in lower[..n].iter_mut().zip(bytes) {
-        *dst = src.to_ascii_lowercase();
-    }
-    let lower = &lower[..n];
-    NEEDLES
-        .iter()
-        .any(|needle| lower.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    let key = key.as_bytes();
+    // One pass over the key, comparing case-insensitively in place; at each byte only the
+    // words starting with it are tried. This runs on every read of every extra field.
+    (0..key.len()).any(|i| {
+        let rest = &key[i..];
+        let words: &[&[u8]] = match rest[0].to_ascii_lowercase() {
+            b'p' => &[
+                b"password",
+                b"passwd",
+                b"passphrase",
+                b"private_key",
+                b"privatekey",
+                b"private-key",
+            ],
+            b't' => &[b"token"],
+            b's' => &[b"secret"],
+            b'o' => &[b"otp"],
+            b'c' => &[b"code", b"cookie", b"credential"],
+            b'h' => &[b"hash"],
+            b'a' => &[b"authorization", b"api_key", b"apikey", b"api-key"],
+            b'b' => &[b"bearer"],
+            _ => return false,
+        };
+        words
+            .iter()
+            .any(|word| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word))
+    })
 }
 
 /// Whether a text value looks like a credential: a JWT (`eyJ…` with three base64url parts)
@@ -757,6 +754,11 @@ pub fn looks_like_credential(value: &str) -> bool {
         |p: &str| v.len() >= p.len() && v.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
     if has_prefix("bearer ") || has_prefix("basic ") {
         return true;
+    }
+    // Every JWT starts with `eyJ` (base64url of `{"`): values without it, nearly all of
+    // them, are rejected without splitting into tokens.
+    if !v.as_bytes().windows(3).any(|w| w[0] == b'e' && w == b"eyJ") {
+        return false;
     }
     // A JWT anywhere in the value, e.g. "token=eyJ…".
     v.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
@@ -810,6 +812,102 @@ fn truncate_in_place(s: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain definition the fast [`key_names_secret`] must agree with.
+    fn names_secret_reference(key: &str) -> bool {
+        const WORDS: [&str; 18] = [
+            "password",
+            "passwd",
+            "passphrase",
+            "token",
+            "secret",
+            "otp",
+            "code",
+            "hash",
+            "cookie",
+            "authorization",
+            "api_key",
+            "apikey",
+            "api-key",
+            "private_key",
+            "privatekey",
+            "private-key",
+            "credential",
+            "bearer",
+        ];
+        let lower = key.to_ascii_lowercase();
+        WORDS.iter().any(|w| lower.contains(w))
+    }
+
+    #[test]
+    fn fast_secret_key_check_agrees_with_the_plain_definition() {
+        let parts = [
+            "",
+            "x",
+            "pass",
+            "password",
+            "Passwd",
+            "PASSPHRASE",
+            "tok",
+            "token",
+            "sec",
+            "secret",
+            "ot",
+            "otp",
+            "totp",
+            "co",
+            "code",
+            "cookie",
+            "cred",
+            "credential",
+            "ha",
+            "hash",
+            "auth",
+            "authorization",
+            "api",
+            "api_key",
+            "ApiKey",
+            "api-key",
+            "private",
+            "private_key",
+            "privatekey",
+            "private-key",
+            "bear",
+            "bearer",
+            "tenant",
+            "_",
+            ".",
+            "-",
+            "é",
+            "ss",
+        ];
+        let mut checked = 0;
+        for a in parts {
+            for b in parts {
+                for c in ["", "_", "p", "e"] {
+                    let key = format!("{a}{c}{b}");
+                    assert_eq!(
+                        key_names_secret(&key),
+                        names_secret_reference(&key),
+                        "{key:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 5000);
+    }
+
+    #[test]
+    fn jwt_fast_reject_keeps_embedded_tokens_redacted() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.SflKxwRJSMeKKF2QT4fwpM";
+        assert!(looks_like_credential(jwt));
+        assert!(looks_like_credential(&format!("token={jwt}; path=/")));
+        assert!(looks_like_credential(&format!("  {jwt}")));
+        assert!(!looks_like_credential("eyJ-but-not-a-token"));
+        assert!(!looks_like_credential("plain text without the marker"));
+        assert!(!looks_like_credential(""));
+    }
 
     #[test]
     fn secret_keys_are_redacted_and_counted() {

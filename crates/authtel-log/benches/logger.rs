@@ -2,6 +2,7 @@
 //! formatted as JSON by `tracing_subscriber::fmt` into `io::sink()`.
 //!
 //! - `authtel_default_logger`: `telemetry::span` around a login (start skipped, stop logged).
+//! - `authtel_default_logger_signal`: one signal with the same fields (`telemetry::event`).
 //! - `baseline:tracing_fmt_json`: `tracing::info!` with the same fields, straight into the
 //!   same subscriber.
 
@@ -9,10 +10,11 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use authtel_core::catalogue::AUTH_LOGIN;
+use authtel_core::catalogue::{AUTH_LOGIN, SECURITY_SUSPICIOUS_LOGIN};
 use authtel_core::metadata::Metadata;
+use authtel_core::outcome::Outcome;
 use authtel_core::registry::Registry;
-use authtel_core::telemetry;
+use authtel_core::telemetry::{self, Measurements};
 use authtel_log::{Logger, LoggerOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -54,6 +56,24 @@ fn logger_json(c: &mut Criterion) {
                 black_box(telemetry::span(&AUTH_LOGIN, meta, || {
                     Ok::<_, ()>(black_box(1))
                 }))
+            })
+        });
+        // One signal with the same fields: the logging alone, without a span's clocks.
+        group.bench_function("authtel_default_logger_signal", |b| {
+            b.iter(|| {
+                let meta = Metadata::new()
+                    .user_id("u_42")
+                    .session_id("s_9f2c")
+                    .client_ip(CLIENT_IP)
+                    .method("password")
+                    .provider("local")
+                    .outcome(Outcome::Success)
+                    .with_extra("tenant", "acme");
+                telemetry::event(
+                    black_box(&SECURITY_SUSPICIOUS_LOGIN),
+                    Measurements::new(),
+                    meta,
+                );
             })
         });
     });
