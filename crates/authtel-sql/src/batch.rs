@@ -1,15 +1,17 @@
 //! The batch writer: a [`Forwarder`](authtel_core::forward::Forwarder) that stores records
 //! arriving on the asynchronous path (not tied to an application transaction), many rows
-//! per statement, idempotent on the event id.
+//! per statement (or one `COPY` on PostgreSQL), idempotent on the event id.
 
 use sqlx::Database;
 
 use crate::AuditStore;
 
-/// Writes batches of audit records into the store: multi-row inserts of up to 500 rows on
-/// SQLite, one `UNNEST` insert per batch on PostgreSQL. A record whose id is already stored
-/// is skipped, so redelivery is harmless. Failures map to transient (database unreachable
-/// or busy) or permanent (bad record) [`ForwardError`](authtel_core::forward::ForwardError)s.
+/// Writes batches of audit records into the store: one transaction of 500-row inserts on
+/// SQLite; on PostgreSQL one `COPY` of the whole batch, and, when that meets an id already
+/// stored (a redelivered batch), one idempotent `UNNEST … ON CONFLICT DO NOTHING` insert
+/// instead. A record whose id is already stored is skipped, so redelivery is harmless.
+/// Failures map to transient (database unreachable or busy) or permanent (bad record)
+/// [`ForwardError`](authtel_core::forward::ForwardError)s.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -208,8 +208,19 @@ fn bind_shared<'q>(
         .bind(r.schema_version)
 }
 
-/// One transaction per batch: SQLite syncs once, at commit.
+/// A batch that fits one statement runs it on its own: a single statement is atomic and
+/// commits by itself, which spares the `BEGIN` and `COMMIT` trips to the connection's worker
+/// thread. Longer batches take one transaction, so they too are all or nothing and SQLite
+/// syncs once.
 async fn write_batch(store: &crate::AuditStore<Db>, rows: &[EventRow<'_>]) -> Result<(), SqlError> {
+    if rows.len() <= CHUNK_ROWS {
+        let mut conn = store
+            .pool
+            .acquire()
+            .await
+            .map_err(SqlError::db("acquire a connection for an audit batch"))?;
+        return insert_rows(store, &mut conn, rows).await.map(|_| ());
+    }
     let mut tx = store
         .pool
         .begin()
