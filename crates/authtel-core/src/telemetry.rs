@@ -150,6 +150,41 @@ thread_local! {
     static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
 }
 
+/// Wall-clock time for a monotonic reading, without a second clock read per span.
+///
+/// Each thread keeps an anchor — a monotonic reading and the wall time read right after
+/// it — and derives wall time as anchor + elapsed. The anchor is re-read every
+/// [`REANCHOR_AFTER`](wall_clock::REANCHOR_AFTER), so an NTP step of the system clock
+/// shows in span times within that interval, and slewing drift stays in microseconds.
+mod wall_clock {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant, SystemTime};
+
+    pub(super) const REANCHOR_AFTER: Duration = Duration::from_millis(100);
+
+    thread_local! {
+        static ANCHOR: Cell<Option<(Instant, SystemTime)>> = const { Cell::new(None) };
+    }
+
+    #[inline]
+    pub(super) fn at(now: Instant) -> SystemTime {
+        if let Some((mono, wall)) = ANCHOR.get()
+            && let Some(elapsed) = now.checked_duration_since(mono)
+            && elapsed < REANCHOR_AFTER
+        {
+            return wall + elapsed;
+        }
+        reanchor(now)
+    }
+
+    #[cold]
+    fn reanchor(now: Instant) -> SystemTime {
+        let wall = SystemTime::now();
+        ANCHOR.set(Some((now, wall)));
+        wall
+    }
+}
+
 /// Spans whose guards were stopped while a span opened inside them was still current
 /// (guards stopped out of order), with the span each one had replaced as current.
 ///
@@ -641,7 +676,7 @@ fn open(span: &'static SpanDef, metadata: &Metadata<'_>, make_current: bool) -> 
     let (context, started, started_wall) = registry::with_listeners(&span.events(), |deliver| {
         let context = SpanContext::child_of(SpanContext::current());
         let started = Instant::now();
-        let started_wall = SystemTime::now();
+        let started_wall = wall_clock::at(started);
         deliver(&EventRecord {
             event: span.start(),
             context,

@@ -1,7 +1,7 @@
 //! `telemetry::span` emits `start`, then `stop` with an outcome derived from the closure's
 //! return value, its duration covering the work.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use authtel_core::catalogue::{self, EventKind};
 use authtel_core::metadata::Metadata;
@@ -185,4 +185,34 @@ fn nothing_attached_runs_the_closure_and_emits_nothing() {
     assert!(ran);
     assert_eq!(out, Some(5));
     assert!(capture.names().is_empty(), "{:?}", capture.names());
+}
+
+#[test]
+fn span_wall_times_match_the_system_clock() {
+    let capture = Capture::new();
+    let _scope = capture.enter();
+    // Several spans spread over more than the wall-clock anchor's lifetime (100 ms), so
+    // both the derived and the re-anchored paths are checked.
+    let tolerance = Duration::from_millis(5);
+    for _ in 0..6 {
+        let before = SystemTime::now();
+        telemetry::span(&catalogue::TOKEN_VERIFY, Metadata::new(), || true);
+        let after = SystemTime::now();
+        let start = capture
+            .events_named("token.verify.start")
+            .pop()
+            .expect("start");
+        let wall = start
+            .measurements
+            .system_time
+            .expect("start carries wall time");
+        assert!(
+            wall + tolerance >= before && wall <= after + tolerance,
+            "span start {wall:?} outside [{before:?}, {after:?}] ± {tolerance:?}"
+        );
+        let begun = Instant::now();
+        while begun.elapsed() < Duration::from_millis(30) {
+            std::hint::spin_loop();
+        }
+    }
 }
