@@ -355,7 +355,7 @@ macro_rules! text_setters {
 impl<'a> Metadata<'a> {
     /// Empty metadata.
     #[inline]
-    pub fn new() -> Metadata<'a> {
+    pub const fn new() -> Metadata<'a> {
         // Written field by field so the compiler cannot fold the value into one constant:
         // it would then zero the unset slots too (a ~500-byte memset on every emit).
         let mut m = MaybeUninit::<Metadata<'a>>::uninit();
