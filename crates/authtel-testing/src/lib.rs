@@ -39,10 +39,12 @@
 //! # Supported Rust versions
 //! 1.94 and newer.
 
+mod buffer;
 mod capture;
 mod harness;
 #[cfg(feature = "otlp-receiver")]
 pub mod otlp;
 
+pub use buffer::SharedBuffer;
 pub use capture::{CaptureHandler, CapturedEvent, CapturedException};
 pub use harness::{Capture, SecretFound};

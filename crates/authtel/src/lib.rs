@@ -60,9 +60,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub use authtel_core::event;
 pub use authtel_core::{Category, Event, Metadata, Outcome, SpanDef};
 pub use authtel_core::{audit, catalogue, forward, metadata, outcome, registry, telemetry};
-pub use authtel_core::event;
 
 /// The default logger: span stops, exceptions and signals as structured `tracing` events
 /// under per-category targets (`authtel::auth`, `authtel::security`, …).

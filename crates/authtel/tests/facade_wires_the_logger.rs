@@ -3,44 +3,21 @@
 
 #![cfg(feature = "log")]
 
-use std::sync::{Arc, Mutex};
-
 use authtel::catalogue::{AUTH_LOGIN, SECURITY_LOCKOUT};
 use authtel::log::{DEFAULT_LOGGER_ID, Logger, LoggerOptions};
 use authtel::metadata::Metadata;
 use authtel::registry::Registry;
 use authtel::telemetry::{self, Measurements};
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
+use authtel_testing::SharedBuffer;
 
 #[test]
 fn a_login_through_the_facade_is_logged() {
-    let buffer = Buffer::default();
+    let buffer = SharedBuffer::new();
+    let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_writer(buffer.clone())
+        .with_writer(move || writer.clone())
         .finish();
     let registry = Registry::new();
     Logger::build(LoggerOptions::new())
@@ -61,8 +38,7 @@ fn a_login_through_the_facade_is_logged() {
         );
     });
 
-    let text = String::from_utf8(buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
-        .expect("UTF-8");
+    let text = buffer.text();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))

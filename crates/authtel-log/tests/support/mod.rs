@@ -3,37 +3,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::{Arc, Mutex};
-
 use authtel_core::registry::Registry;
 use authtel_log::{Logger, LoggerOptions};
+use authtel_testing::SharedBuffer;
 use serde_json::Value;
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
 
 /// Everything the subscriber wrote during one capture.
 #[derive(Debug)]
@@ -78,13 +53,14 @@ pub fn capture(
     directives: Option<&str>,
     scenario: impl FnOnce(),
 ) -> Captured {
-    let buffer = Buffer::default();
+    let buffer = SharedBuffer::new();
+    let writer = buffer.clone();
     let builder = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
-        .with_writer(buffer.clone());
+        .with_writer(move || writer.clone());
     let dispatch = match directives {
         Some(d) => tracing::Dispatch::new(builder.with_env_filter(EnvFilter::new(d)).finish()),
         None => tracing::Dispatch::new(builder.with_max_level(Level::TRACE).finish()),
@@ -97,8 +73,7 @@ pub fn capture(
         let _scope = registry.enter();
         scenario();
     });
-    let bytes = buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Captured {
-        text: String::from_utf8(bytes).expect("the JSON formatter writes UTF-8"),
+        text: buffer.text(),
     }
 }
