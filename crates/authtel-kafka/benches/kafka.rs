@@ -57,7 +57,11 @@ async fn forwarder_rate(bootstrap: &str, events: &[AuditEvent], batch: usize) ->
     authtel_kafka::create_topic(bootstrap, &topic, 1, Duration::from_secs(30))
         .await
         .expect("create topic");
-    let kafka = KafkaForwarder::builder(bootstrap, &topic).build().unwrap();
+    let mut b = KafkaForwarder::builder(bootstrap, &topic);
+    if let Ok(l) = std::env::var("XL") {
+        b = b.with_config("linger.ms", l);
+    }
+    let kafka = b.build().unwrap();
     kafka.forward(&events[..10]).await.expect("warm-up");
     let started = Instant::now();
     for chunk in events.chunks(batch) {
@@ -248,6 +252,12 @@ fn main() {
             raw.push(raw_rate(&bootstrap, &events).await);
             fwd.push(forwarder_rate(&bootstrap, &events, n).await);
             fwd_256.push(forwarder_rate(&bootstrap, &events, 256).await);
+            for b in [500usize, 2048, 8192] {
+                eprintln!(
+                    "XP batch {b}: {:.0}",
+                    forwarder_rate(&bootstrap, &events, b).await
+                );
+            }
         }
         (median(fwd), median(fwd_256), median(raw))
     });
