@@ -27,6 +27,10 @@
 //!   `commit`, alternated; target ratio ≤ 1.15.
 //! - `sql_pg_relay/entries_per_s`: outbox → no-op forwarder (target ≥ 20 000/s).
 //!
+//! Every measured section starts after a checkpoint (`CHECKPOINT` on PostgreSQL,
+//! `PRAGMA wal_checkpoint(TRUNCATE)` on SQLite), so a checkpoint left over from the previous
+//! section never lands on whichever case happens to run next.
+//!
 //! PostgreSQL comes from `DATABASE_URL`; without it the PostgreSQL cases are skipped with a
 //! message.
 
@@ -190,6 +194,17 @@ async fn raw_sqlite_insert(pool: &sqlx::SqlitePool, batch: &[AuditEvent]) {
     tx.commit().await.expect("commit");
 }
 
+async fn checkpoint_sqlite(stores: &[&AuditStore<sqlx::Sqlite>]) {
+    for store in stores {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(store.pool())
+            .await
+        {
+            eprintln!("sql bench: SQLite checkpoint failed: {e}");
+        }
+    }
+}
+
 fn sqlite_batch(c: &mut Criterion, rt: &Runtime, rows: &mut Vec<String>) {
     let dir = std::env::temp_dir().join(format!("authtel-sql-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
@@ -221,6 +236,7 @@ fn sqlite_batch(c: &mut Criterion, rt: &Runtime, rows: &mut Vec<String>) {
     let writer = BatchWriter::new(&store);
     let mut group = c.benchmark_group("sql_sqlite_batch");
     short(&mut group);
+    rt.block_on(checkpoint_sqlite(&[&store, &raw]));
     group.bench_function("authtel_batch_writer", |b| {
         b.to_async(rt).iter_batched(
             batch,
@@ -236,6 +252,8 @@ fn sqlite_batch(c: &mut Criterion, rt: &Runtime, rows: &mut Vec<String>) {
             BatchSize::PerIteration,
         )
     });
+    // Each case starts with both WAL files checkpointed, so neither inherits the other's.
+    rt.block_on(checkpoint_sqlite(&[&store, &raw]));
     group.bench_function("baseline:raw_multirow_insert_500", |b| {
         b.to_async(rt).iter_batched(
             batch,
@@ -247,6 +265,7 @@ fn sqlite_batch(c: &mut Criterion, rt: &Runtime, rows: &mut Vec<String>) {
         )
     });
     group.finish();
+    rt.block_on(checkpoint_sqlite(&[&store, &raw]));
     let times = rt.block_on(paired(
         if quick() { 40 } else { 150 },
         |batch| {
@@ -379,6 +398,12 @@ mod pg {
         }
     }
 
+    async fn checkpoint(pool: &PgPool) {
+        if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
+            eprintln!("sql bench: CHECKPOINT failed: {e}");
+        }
+    }
+
     /// `url` with `synchronous_commit = on` for every session of the pool.
     fn session_url(url: &str) -> String {
         let sep = if url.contains('?') { '&' } else { '?' };
@@ -504,6 +529,10 @@ mod pg {
         let writer = BatchWriter::new(&store);
         let mut group = c.benchmark_group("sql_pg_batch");
         short(&mut group);
+        // Each case starts right after a checkpoint: a background checkpoint (with fsync on,
+        // and the full-page images that follow one) must not land on whichever case runs
+        // first.
+        rt.block_on(checkpoint(store.pool()));
         group.bench_function("authtel_batch_writer", |b| {
             b.to_async(rt).iter_batched(
                 batch,
@@ -519,6 +548,7 @@ mod pg {
                 BatchSize::PerIteration,
             )
         });
+        rt.block_on(checkpoint(store.pool()));
         group.bench_function("baseline:raw_copy", |b| {
             b.to_async(rt).iter_batched(
                 batch,
@@ -530,6 +560,7 @@ mod pg {
             )
         });
         group.finish();
+        rt.block_on(checkpoint(store.pool()));
         let times = rt.block_on(paired(
             if quick() { 40 } else { 150 },
             |batch| {
@@ -599,6 +630,7 @@ mod pg {
         );
         let n = if quick() { 600 } else { 1500 };
         let warm_up = 100;
+        checkpoint(store.pool()).await;
         let (mut with, mut without) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for i in 0..n + warm_up {
             for crate_first in [i % 2 == 0, i % 2 != 0] {
@@ -672,6 +704,7 @@ mod pg {
             .execute(store.pool())
             .await
             .map_err(bench_err)?;
+        checkpoint(store.pool()).await;
         let relay = Relay::new(&store, RelayConfig::default().with_batch_size(BATCH as u32))
             .with_forwarder("noop", Arc::new(Noop))?;
         let started = Instant::now();

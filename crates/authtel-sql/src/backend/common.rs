@@ -1,7 +1,7 @@
 // The operations both backends share. This file is `include!`d by `sqlite.rs` and
 // `postgres.rs`; each provides `Db`, `DbConnection`, `DIALECT`, `migrations`,
 // `table_names`, `extra_statements`, `id_list`, `claim_batch`, `record_rows_in`,
-// `insert_rows`, `write_batch`, `push_ts`, `push_id`, `prepare_migration_connection` and
+// `insert_rows`, `write_batch`, `execute_bookkeeping`, `push_ts`, `push_id`, `prepare_migration_connection` and
 // `MIGRATE_ON_OWN_CONNECTION`.
 
 use std::sync::Arc as CommonArc;
@@ -534,16 +534,15 @@ impl AuditStore<Db> {
         if ids.is_empty() {
             return Ok(());
         }
-        sqlx::query(self.inner.sql.update_entries.clone())
+        let update = sqlx::query(self.inner.sql.update_entries.clone())
             .bind(status)
             .bind(next_attempt_at)
             .bind(error)
             .bind(now_micros())
-            .bind(id_list(ids))
-            .execute(&self.pool)
+            .bind(id_list(ids));
+        execute_bookkeeping(self, update)
             .await
-            .map_err(SqlError::db("update outbox entries"))?;
-        Ok(())
+            .map_err(SqlError::db("update outbox entries"))
     }
 }
 

@@ -81,14 +81,20 @@ async fn claim_batch(
         Some(stmt) => stmt.clone(),
         None => claim_and_load(&table_names(store.schema())),
     };
+    let mut tx = bookkeeping_transaction(store)
+        .await
+        .map_err(SqlError::db("claim outbox entries"))?;
     let rows = sqlx::query(stmt)
         .bind(lease_until)
         .bind(now)
         .bind(forwarder)
         .bind(i64::from(limit))
-        .fetch_all(&store.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(SqlError::db("claim outbox entries"))?;
+    tx.commit()
+        .await
+        .map_err(SqlError::db("commit claimed outbox entries"))?;
     rows.iter()
         .map(|r| {
             let read = SqlError::db("read claimed outbox entries");
@@ -109,6 +115,33 @@ async fn claim_batch(
             })
         })
         .collect()
+}
+
+/// A transaction for the relay's own bookkeeping (claims, done/retry/dead marks) that
+/// commits without waiting for the WAL flush (`SET LOCAL synchronous_commit = off`; `BEGIN`
+/// and the `SET` travel in one round trip). Safe because every such write may be lost without
+/// losing a record: only a server crash loses the last few hundred milliseconds of them, and
+/// then a claim or a mark is simply redone — the entry is delivered again, which at-least-once
+/// delivery with deduplication by event id already allows. Audit rows and outbox entries
+/// themselves are never written this way.
+async fn bookkeeping_transaction(
+    store: &crate::AuditStore<Db>,
+) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    store
+        .pool
+        .begin_with(super::sql(
+            "BEGIN; SET LOCAL synchronous_commit = off".to_owned(),
+        ))
+        .await
+}
+
+async fn execute_bookkeeping(
+    store: &crate::AuditStore<Db>,
+    statement: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = bookkeeping_transaction(store).await?;
+    statement.execute(&mut *tx).await?;
+    tx.commit().await
 }
 
 fn claim_and_load((events, outbox, _): &(String, String, String)) -> sqlx::SqlStr {

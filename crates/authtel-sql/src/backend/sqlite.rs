@@ -117,6 +117,15 @@ async fn claim_batch(
         .collect())
 }
 
+/// The relay's bookkeeping statements run on their own: SQLite syncs WAL commits only at
+/// checkpoints with `synchronous = NORMAL` anyway.
+async fn execute_bookkeeping(
+    store: &crate::AuditStore<Db>,
+    statement: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
+) -> Result<(), sqlx::Error> {
+    statement.execute(&store.pool).await.map(|_| ())
+}
+
 /// Migrations run on a pooled connection: an in-memory database lives and dies with its
 /// one connection, so it must not be detached and closed.
 const MIGRATE_ON_OWN_CONNECTION: bool = false;
