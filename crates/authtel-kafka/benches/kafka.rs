@@ -6,7 +6,8 @@
 //!   `raw rdkafka FutureProducer` sending the same keys, values and headers, pre-serialized,
 //!   with the same producer settings. Ratio = forwarder throughput / raw throughput.
 //! - `kafka/forwarder_batches_256`: the same records in sequential 256-record batches, the
-//!   way a single pipeline lane drives a forwarder (each batch waits for its acks).
+//!   way a single pipeline lane with the default batch size drives a forwarder (each batch
+//!   waits for its acks); `kafka/forwarder_batches_2048` with a lane's `batch_size(2048)`.
 //! - `kafka/e2e_p50`, `kafka/e2e_p99`: emit → row committed in SQLite by the projector
 //!   (producer `linger.ms=1`, projector linger 5 ms and `fetch.wait.max.ms=10`).
 //!
@@ -57,11 +58,7 @@ async fn forwarder_rate(bootstrap: &str, events: &[AuditEvent], batch: usize) ->
     authtel_kafka::create_topic(bootstrap, &topic, 1, Duration::from_secs(30))
         .await
         .expect("create topic");
-    let mut b = KafkaForwarder::builder(bootstrap, &topic);
-    if let Ok(l) = std::env::var("XL") {
-        b = b.with_config("linger.ms", l);
-    }
-    let kafka = b.build().unwrap();
+    let kafka = KafkaForwarder::builder(bootstrap, &topic).build().unwrap();
     kafka.forward(&events[..10]).await.expect("warm-up");
     let started = Instant::now();
     for chunk in events.chunks(batch) {
@@ -80,6 +77,7 @@ async fn raw_rate(bootstrap: &str, events: &[AuditEvent]) -> f64 {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
+        .set("linger.ms", "1")
         .set("message.timeout.ms", "30000")
         .create()
         .unwrap();
@@ -246,20 +244,16 @@ fn main() {
         .build()
         .unwrap();
     let events = records(n);
-    let (fwd, fwd_256, raw) = rt.block_on(async {
-        let (mut fwd, mut fwd_256, mut raw) = (Vec::new(), Vec::new(), Vec::new());
+    let (fwd, fwd_256, fwd_2048, raw) = rt.block_on(async {
+        let (mut fwd, mut fwd_256, mut fwd_2048, mut raw) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             raw.push(raw_rate(&bootstrap, &events).await);
             fwd.push(forwarder_rate(&bootstrap, &events, n).await);
             fwd_256.push(forwarder_rate(&bootstrap, &events, 256).await);
-            for b in [500usize, 2048, 8192] {
-                eprintln!(
-                    "XP batch {b}: {:.0}",
-                    forwarder_rate(&bootstrap, &events, b).await
-                );
-            }
+            fwd_2048.push(forwarder_rate(&bootstrap, &events, 2048).await);
         }
-        (median(fwd), median(fwd_256), median(raw))
+        (median(fwd), median(fwd_256), median(fwd_2048), median(raw))
     });
     let (p50, p99) = rt.block_on(e2e_latency(&bootstrap, if quick { 300 } else { 1000 }));
 
@@ -288,6 +282,13 @@ fn main() {
         &mut out,
         "kafka/forwarder_batches_256",
         fwd_256,
+        "records/s",
+        raw_base,
+    );
+    row(
+        &mut out,
+        "kafka/forwarder_batches_2048",
+        fwd_2048,
         "records/s",
         raw_base,
     );

@@ -80,8 +80,9 @@ impl KafkaForwarder {
     /// Starts configuring a forwarder for `topic` on the brokers `bootstrap`
     /// (`host:port`, several separated by commas).
     ///
-    /// Defaults: `enable.idempotence=true`, `acks=all`, lz4 compression, source
-    /// `authtel://authtel-kafka`, `message.timeout.ms=30000`.
+    /// Defaults: `enable.idempotence=true`, `acks=all`, lz4 compression, `linger.ms=1`
+    /// (batches come whole from the pipeline), source `authtel://authtel-kafka`,
+    /// `message.timeout.ms=30000`.
     ///
     /// ```
     /// use authtel_kafka::{Compression, KafkaForwarder};
@@ -376,6 +377,10 @@ impl KafkaForwarderBuilder {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", self.compression.as_str())
+            // Batches arrive whole and each waits for its acks, so librdkafka's 5 ms default
+            // linger only delays every batch; 1 ms still coalesces what is being enqueued
+            // (measured: 256-record batches 24-34k -> 82-94k records/s).
+            .set("linger.ms", "1")
             .set(
                 "message.timeout.ms",
                 self.message_timeout.as_millis().to_string(),
