@@ -767,3 +767,46 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
         None => bail!("usage: cargo xtask services install|start|stop|env|restart-kafka"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls_name_the_tansu_feature_they_need() {
+        assert_eq!(engine_feature("sqlite://tansu.db"), "libsql");
+        assert_eq!(engine_feature("postgres://u@h/db"), "postgres");
+        assert_eq!(engine_feature("memory://tansu/"), "dynostore");
+        assert_eq!(engine_feature("s3://bucket/"), "dynostore");
+        assert!(
+            TANSU_FEATURES
+                .split(',')
+                .any(|f| f == engine_feature("sqlite://x")),
+            "the source build has the persistent engine the crash test uses"
+        );
+    }
+
+    #[test]
+    fn a_second_build_waits_for_the_first_and_a_dead_holder_is_taken_over() {
+        let dir = std::env::temp_dir().join(format!("xtask-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("build.lock");
+        let held = BuildLock::acquire(&path)
+            .unwrap()
+            .expect("free lock is taken");
+        assert!(BuildLock::held_by_live_process(&path));
+        assert!(
+            BuildLock::acquire(&path).unwrap().is_none(),
+            "held by a live process (us)"
+        );
+        drop(held);
+        assert!(!path.exists(), "released on drop");
+        // A lock left by a process that no longer exists (pid beyond pid_max) is taken over.
+        fs::write(&path, "4194305\n").unwrap();
+        assert!(!BuildLock::held_by_live_process(&path));
+        let taken = BuildLock::acquire(&path).unwrap();
+        assert!(taken.is_some());
+        drop(taken);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
