@@ -58,6 +58,28 @@ pub trait Forwarder: Send + Sync + fmt::Debug + 'static {
         let _ = deadline;
         Ok(())
     }
+
+    /// How many records per call this destination handles best, if it knows: a pipeline
+    /// uses it as the default batch size (an explicit setting wins). A network producer
+    /// that pipelines sends wants large batches; `None` keeps the pipeline's default.
+    ///
+    /// ```
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
+    /// #[derive(Debug)]
+    /// struct Bulk;
+    /// impl Forwarder for Bulk {
+    ///     fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> {
+    ///         Box::pin(async { Ok(()) })
+    ///     }
+    ///     fn preferred_batch_size(&self) -> Option<usize> {
+    ///         Some(2048)
+    ///     }
+    /// }
+    /// assert_eq!(Bulk.preferred_batch_size(), Some(2048));
+    /// ```
+    fn preferred_batch_size(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Whether retrying can help.

@@ -332,7 +332,17 @@ impl Forwarder for KafkaForwarder {
         self.shut_down.store(true, Ordering::Release);
         self.flush(deadline)
     }
+
+    /// 2048: the producer pipelines a call's records, so a pipeline lane's default of 256
+    /// per call left it waiting on acknowledgements (0.3–0.65x a raw producer here; 2048
+    /// per call matched it).
+    fn preferred_batch_size(&self) -> Option<usize> {
+        Some(PREFERRED_BATCH_SIZE)
+    }
 }
+
+/// What [`KafkaForwarder`] asks a pipeline for per call.
+const PREFERRED_BATCH_SIZE: usize = 2048;
 
 impl KafkaForwarderBuilder {
     /// Sets the CloudEvents `source` attribute, e.g. `authtel://login-service`.

@@ -382,11 +382,20 @@ impl ForwarderConfig {
     }
 
     /// Like [`new`](Self::new) for a forwarder already shared.
+    ///
+    /// The batch size starts at the forwarder's
+    /// [`preferred_batch_size`](Forwarder::preferred_batch_size) when it names one (within
+    /// the queue's capacity); [`batch_size`](Self::batch_size) and
+    /// [`settings_from`](Self::settings_from) override it.
     pub fn from_arc(id: impl Into<String>, forwarder: Arc<dyn Forwarder>) -> ForwarderConfig {
+        let mut settings = Settings::default();
+        if let Some(preferred) = forwarder.preferred_batch_size() {
+            settings.batch_size = preferred.clamp(1, settings.queue_capacity);
+        }
         ForwarderConfig {
             id: id.into(),
             forwarder,
-            settings: Settings::default(),
+            settings,
         }
     }
 
@@ -721,6 +730,55 @@ fn boolean(key: &str, raw: &str) -> Result<bool, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use authtel_core::audit::AuditEvent;
+    use authtel_core::forward::ForwardFuture;
+
+    #[derive(Debug)]
+    struct Prefers(Option<usize>);
+
+    impl Forwarder for Prefers {
+        fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> {
+            Box::pin(async { Ok(()) })
+        }
+        fn preferred_batch_size(&self) -> Option<usize> {
+            self.0
+        }
+    }
+
+    #[test]
+    fn forwarder_preferred_batch_size_is_the_default_and_explicit_settings_win() {
+        assert_eq!(
+            ForwarderConfig::new("none", Prefers(None))
+                .settings()
+                .batch_size,
+            Settings::default().batch_size
+        );
+        assert_eq!(
+            ForwarderConfig::new("bulk", Prefers(Some(2048)))
+                .settings()
+                .batch_size,
+            2048
+        );
+        let huge = ForwarderConfig::new("huge", Prefers(Some(usize::MAX)));
+        assert_eq!(
+            huge.settings().batch_size,
+            Settings::default().queue_capacity
+        );
+        assert!(huge.settings().validate().is_ok());
+        assert_eq!(
+            ForwarderConfig::new("zero", Prefers(Some(0)))
+                .settings()
+                .batch_size,
+            1
+        );
+        assert_eq!(
+            ForwarderConfig::new("set", Prefers(Some(2048)))
+                .batch_size(64)
+                .settings()
+                .batch_size,
+            64
+        );
+    }
 
     #[test]
     fn backoff_grows_and_caps() {
