@@ -578,6 +578,18 @@ impl<'a> Metadata<'a> {
         })
     }
 
+    /// Whether any extra field is set (without reading, so without screening, them).
+    ///
+    /// ```
+    /// use authtel_core::metadata::Metadata;
+    /// assert!(!Metadata::new().has_extra());
+    /// assert!(Metadata::new().with_extra("tenant", "acme").has_extra());
+    /// ```
+    #[inline]
+    pub fn has_extra(&self) -> bool {
+        self.extra.len > 0
+    }
+
     /// How many values of this metadata the policy redacts when they are read.
     #[inline]
     pub fn redacted(&self) -> u32 {
