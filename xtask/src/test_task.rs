@@ -76,6 +76,14 @@ fn steps() -> Vec<Step> {
             ]),
             needs_services: false,
         },
+        Step {
+            name: "docs",
+            // Broken intra-doc links and rustdoc lints fail the run, with every feature on
+            // so feature-gated items are linked too.
+            cmd: Cmd::cargo(["doc", "--workspace", "--no-deps", "--all-features"])
+                .with_env("RUSTDOCFLAGS", "-D warnings"),
+            needs_services: false,
+        },
         if nextest_available() {
             Step {
                 name: "tests (nextest)",

@@ -6,7 +6,7 @@
 //!
 //! - [`catalogue`]: every event as a typed `static` with a stable dotted name.
 //! - [`telemetry`]: [`telemetry::span`], [`telemetry::span_async`], [`telemetry::start`]
-//!   and [`telemetry::event`].
+//!   and [`telemetry::event()`].
 //! - [`registry`]: attach handlers; a panicking handler is isolated and reported.
 //! - [`metadata`]: typed fields and the policy that keeps secrets out.
 //! - [`audit`]: the audit record every sink stores.
@@ -14,7 +14,7 @@
 //! - [`forward`]: the contract sink crates implement.
 //!
 //! # In libraries
-//! Emit only: wrap operations in [`telemetry::span`], send signals with [`telemetry::event`].
+//! Emit only: wrap operations in [`telemetry::span`], send signals with [`telemetry::event()`].
 //! With nothing attached, that costs one atomic load.
 //!
 //! # In applications
@@ -47,7 +47,7 @@ pub use catalogue::{Category, Event, SpanDef};
 pub use metadata::Metadata;
 pub use outcome::Outcome;
 
-/// Emits a one-shot signal, like [`telemetry::event`], but evaluates its arguments only
+/// Emits a one-shot signal, like [`telemetry::event()`], but evaluates its arguments only
 /// when a handler could hear it: with nothing attached, the whole statement is one relaxed
 /// atomic load.
 ///

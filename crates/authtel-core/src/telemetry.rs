@@ -1,4 +1,4 @@
-//! Emitting: [`span`], [`span_async`], [`start`] (a guard) and [`event`].
+//! Emitting: [`span`], [`span_async`], [`start`] (a guard) and [`event()`] (or the [`event!`](crate::event!) macro).
 //!
 //! ```
 //! use authtel_core::{catalogue, telemetry};

@@ -9,7 +9,7 @@
 //!
 //! # In libraries
 //! Depend on `authtel` with `default-features = false` and only emit: wrap operations in
-//! [`telemetry::span`], send signals with [`telemetry::event`]. With nothing attached an
+//! [`telemetry::span`], send signals with [`telemetry::event()`]. With nothing attached an
 //! emit costs one atomic load; the application decides where events go.
 //!
 //! # In applications
@@ -33,7 +33,7 @@
 //! # Modules
 //! - [`catalogue`]: every event as a typed `static` with a stable dotted name.
 //! - [`telemetry`]: [`telemetry::span`], [`telemetry::span_async`], [`telemetry::start`],
-//!   [`telemetry::event`].
+//!   [`telemetry::event()`].
 //! - [`metadata`]: typed fields and the policy that keeps secrets out.
 //! - [`registry`]: attach and detach handlers; scoped registries for tests.
 //! - [`outcome`]: how an operation ended.
