@@ -70,6 +70,7 @@ fn steps() -> Vec<Step> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--",
                 "-D",
                 "warnings",
