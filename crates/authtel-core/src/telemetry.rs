@@ -65,22 +65,24 @@ impl SpanId {
             // thread-local read, without a lazy-initialisation check.
             static STATE: Cell<u64> = const { Cell::new(0) };
         }
-        STATE.with(|s| {
-            // xorshift64*: fast, and good enough for ids that only need to be distinct.
-            let mut x = s.get();
-            if x == 0 {
-                x = seed();
-            }
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            s.set(x);
-            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-            SpanId(NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN))
-        })
+        // xorshift64*: fast, and good enough for ids that only need to be distinct. The
+        // state is read and written with `get`/`set` (inlined) and seeding is out of line,
+        // so drawing an id is a handful of instructions.
+        let mut x = STATE.get();
+        if x == 0 {
+            x = seed();
+        }
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        STATE.set(x);
+        let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        SpanId(NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN))
     }
 }
 
+#[cold]
+#[inline(never)]
 fn seed() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
