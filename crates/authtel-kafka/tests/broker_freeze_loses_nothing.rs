@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use authtel_core::forward::Forwarder;
 use common::faults::{
-    BATCH, PARTITIONS, RECORDS, fault_forwarder, ordered_pipeline, records,
+    BATCH, PARTITIONS, RECORDS, fault_forwarder, ordered_pipeline, records, spilling_pipeline,
     verify_log_and_projection, wait_drained,
 };
 
@@ -112,6 +112,57 @@ async fn frozen_broker_behind_the_pipeline_loses_nothing() {
     assert!(
         m.retried > 0,
         "the freeze made batches fail and be retried: {m:?}"
+    );
+
+    verify_log_and_projection(&bootstrap, &topic, &all).await;
+    let p = pipeline.clone();
+    tokio::task::spawn_blocking(move || p.shutdown(Instant::now() + Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("pipeline shut down");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The freeze behind a pipeline that spills instead of blocking its publishers. The
+/// publisher outruns the broker, so the small queue overflows at once and nearly every
+/// record takes the disk path (spill, then replay, with the broker frozen mid-replay).
+/// Every record still arrives once in the projection and each user's records stay in order
+/// on the log: the spill never reorders (authtel-pipeline's delivery-order rule).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_broker_behind_a_spilling_pipeline_keeps_order() {
+    let Some(broker) = common::PrivateBroker::start("frozen_broker_behind_a_spilling_pipeline")
+    else {
+        return;
+    };
+    let bootstrap = broker.bootstrap();
+    let topic = common::unique_topic("freeze-spill");
+    common::create_topic(&bootstrap, &topic, PARTITIONS).await;
+    let dir = std::env::temp_dir().join(common::unique_topic("authtel-kafka-spill"));
+    let pipeline = spilling_pipeline(fault_forwarder(&bootstrap, &topic), &dir);
+    let all = Arc::new(records());
+
+    let publisher = tokio::task::spawn_blocking({
+        let (pipeline, all) = (pipeline.clone(), all.clone());
+        move || {
+            for e in all.iter() {
+                pipeline.publish(e.clone()).expect("accepted");
+            }
+        }
+    });
+    let delivered = || pipeline.metrics()[0].delivered;
+    assert!(common::wait_until(|| delivered() >= (RECORDS / 10) as u64).await);
+    broker.freeze();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    broker.thaw();
+    publisher.await.unwrap();
+
+    let m = wait_drained(&pipeline, String::new).await;
+    eprintln!("freeze behind a spilling pipeline: {m:?}");
+    assert_eq!(m.dead_lettered, 0, "{m:?}");
+    assert_eq!(m.dropped, 0, "{m:?}");
+    assert!(
+        m.spilled > 0,
+        "the outage overflowed the queue to disk: {m:?}"
     );
 
     verify_log_and_projection(&bootstrap, &topic, &all).await;

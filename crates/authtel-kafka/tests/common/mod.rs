@@ -605,6 +605,26 @@ pub mod faults {
         Pipeline::builder().forwarder(config).build().unwrap()
     }
 
+    /// The same lane with `Backpressure::Spill` and a small queue: an outage overflows it to
+    /// disk, and the records come back from the spill in order when the broker returns.
+    pub fn spilling_pipeline(kafka: KafkaForwarder, dir: &Path) -> Pipeline {
+        let config = ForwarderConfig::new("kafka", kafka)
+            .dispatch(Dispatch::Async)
+            .workers(1)
+            .batch_size(BATCH)
+            .queue_capacity(2 * BATCH)
+            .retry(RetryPolicy {
+                max_attempts: 1000,
+                base: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+                jitter: true,
+            })
+            .backpressure(Backpressure::Spill)
+            .spill_dir(dir.join("spill"))
+            .dead_letter_dir(dir.join("dead"));
+        Pipeline::builder().forwarder(config).build().unwrap()
+    }
+
     /// Bounded wait (180 s) until the pipeline delivered `RECORDS` with nothing queued or
     /// spilled; `context` adds what the test knows (e.g. the broker's log) to a failure.
     pub async fn wait_drained(
