@@ -21,7 +21,7 @@ pub(crate) struct TestOptions {
 /// One check: a name for the summary and the command.
 #[derive(Debug)]
 struct Step {
-    name: &'static str,
+    name: String,
     cmd: Cmd,
     needs_services: bool,
 }
@@ -34,6 +34,28 @@ fn nextest_available() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// The facade's cargo features except `default`, read from its manifest's `[features]`.
+fn facade_features() -> Vec<String> {
+    let manifest = fs::read_to_string(root().join("crates/authtel/Cargo.toml")).unwrap_or_default();
+    features_of(&manifest)
+}
+
+fn features_of(manifest: &str) -> Vec<String> {
+    let mut in_features = false;
+    let mut features = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_features = line == "[features]";
+        } else if in_features && let Some((name, _)) = line.split_once('=') {
+            let name = name.trim();
+            if !name.is_empty() && !name.starts_with('#') && name != "default" {
+                features.push(name.to_owned());
+            }
+        }
+    }
+    features
 }
 
 /// The `docs/ops` files promtool should check: rule files and rule unit tests.
@@ -60,12 +82,12 @@ fn promtool_files() -> (Vec<PathBuf>, Vec<PathBuf>) {
 fn steps() -> Vec<Step> {
     let mut steps = vec![
         Step {
-            name: "fmt",
+            name: "fmt".into(),
             cmd: Cmd::cargo(["fmt", "--all", "--check"]),
             needs_services: false,
         },
         Step {
-            name: "clippy",
+            name: "clippy".into(),
             cmd: Cmd::cargo([
                 "clippy",
                 "--workspace",
@@ -78,7 +100,7 @@ fn steps() -> Vec<Step> {
             needs_services: false,
         },
         Step {
-            name: "docs",
+            name: "docs".into(),
             // Broken intra-doc links and rustdoc lints fail the run, with every feature on
             // so feature-gated items are linked too.
             cmd: Cmd::cargo(["doc", "--workspace", "--no-deps", "--all-features"])
@@ -87,30 +109,51 @@ fn steps() -> Vec<Step> {
         },
         if nextest_available() {
             Step {
-                name: "tests (nextest)",
+                name: "tests (nextest)".into(),
                 cmd: Cmd::cargo(["nextest", "run", "--workspace", "--no-fail-fast"]),
                 needs_services: true,
             }
         } else {
             Step {
-                name: "tests",
+                name: "tests".into(),
                 cmd: Cmd::cargo(["test", "--workspace", "--no-fail-fast"]),
                 needs_services: true,
             }
         },
         Step {
-            name: "doctests",
+            name: "doctests".into(),
             cmd: Cmd::cargo(["test", "--workspace", "--doc"]),
             needs_services: true,
         },
     ];
+    // The facade's features one at a time (`cargo check`, no default features): a sink
+    // that only builds together with another feature fails here.
+    steps.push(Step {
+        name: "features: none".into(),
+        cmd: Cmd::cargo(["check", "-p", "authtel", "--no-default-features"]),
+        needs_services: false,
+    });
+    for feature in facade_features() {
+        steps.push(Step {
+            name: format!("features: {feature}"),
+            cmd: Cmd::cargo([
+                "check",
+                "-p",
+                "authtel",
+                "--no-default-features",
+                "--features",
+            ])
+            .with_args([feature.as_str()]),
+            needs_services: false,
+        });
+    }
     let (rules, tests) = promtool_files();
     let ops = root().join("docs/ops");
     if !rules.is_empty() {
         let mut cmd = Cmd::new("promtool", ["check", "rules"]).with_args(&rules);
         cmd.cwd = Some(ops.clone());
         steps.push(Step {
-            name: "promtool check rules",
+            name: "promtool check rules".into(),
             cmd,
             needs_services: false,
         });
@@ -119,7 +162,7 @@ fn steps() -> Vec<Step> {
         let mut cmd = Cmd::new("promtool", ["test", "rules"]).with_args(&tests);
         cmd.cwd = Some(ops);
         steps.push(Step {
-            name: "promtool test rules",
+            name: "promtool test rules".into(),
             cmd,
             needs_services: false,
         });
@@ -198,8 +241,33 @@ pub(crate) fn run(opts: TestOptions) -> Result<()> {
         results.len(),
         failed
             .iter()
-            .map(|(s, _, _)| s.name)
+            .map(|(s, _, _)| s.name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facade_features_are_read_from_its_manifest() {
+        let features = facade_features();
+        for expected in [
+            "log", "audit", "pipeline", "sql", "postgres", "kafka", "otlp",
+        ] {
+            assert!(
+                features.iter().any(|f| f == expected),
+                "{expected} in {features:?}"
+            );
+        }
+        assert!(!features.iter().any(|f| f == "default"));
+    }
+
+    #[test]
+    fn only_the_features_table_counts() {
+        let manifest = "[package]\nname = \"x\"\n[features]\ndefault = [\"a\"]\n## doc\na = []\nb = [\"dep:c\"]\n[dependencies]\nc = \"1\"\n";
+        assert_eq!(features_of(manifest), ["a", "b"]);
+    }
 }
