@@ -295,11 +295,9 @@ static GLOBAL: OnceLock<Registry> = OnceLock::new();
 static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// The registry this thread emits to: the top of `SCOPE_STACK`, kept apart so the emit
-    /// path reads one slot.
-    static SCOPED: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     /// Scopes entered on this thread and not yet dropped, oldest first, with their tokens
-    /// (tokens grow, so a stack stays sorted by them).
+    /// (tokens grow, so a stack stays sorted by them). The newest is the registry this
+    /// thread emits to.
     static SCOPE_STACK: RefCell<Vec<(u64, Arc<Inner>)>> = const { RefCell::new(Vec::new()) };
     static REPORTING_FAILURE: Cell<bool> = const { Cell::new(false) };
     /// This thread's reference to the global snapshot, with the generation it was loaded at.
@@ -502,7 +500,6 @@ impl Registry {
             stack.push((token, self.inner.clone()));
             token
         });
-        SCOPED.with(|s| s.replace(Some(self.inner.clone())));
         SCOPES.fetch_add(1, Ordering::Relaxed);
         ACTIVE.fetch_add(1, Ordering::Relaxed);
         ScopeGuard {
@@ -535,12 +532,7 @@ impl Drop for ScopeGuard {
     fn drop(&mut self) {
         // Remove this scope wherever it is in the stack: guards dropped out of order must
         // leave the newest scope still alive in force, never one already dropped.
-        let top = SCOPE_STACK.with(|stack| {
-            let mut stack = stack.borrow_mut();
-            stack.retain(|(t, _)| *t != self.token);
-            stack.last().map(|(_, inner)| inner.clone())
-        });
-        SCOPED.with(|s| *s.borrow_mut() = top);
+        SCOPE_STACK.with(|stack| stack.borrow_mut().retain(|(t, _)| *t != self.token));
         SCOPES.fetch_sub(1, Ordering::Relaxed);
         ACTIVE.fetch_sub(1, Ordering::Relaxed);
     }
@@ -575,7 +567,7 @@ pub fn handlers() -> Vec<HandlerInfo> {
 #[inline]
 fn with_current<R>(mut f: impl FnMut(&Inner, &Snapshot) -> R) -> Option<R> {
     if SCOPES.load(Ordering::Relaxed) != 0
-        && let Some(inner) = SCOPED.with(|s| s.borrow().clone())
+        && let Some(inner) = SCOPE_STACK.with(|s| s.borrow().last().map(|(_, i)| i.clone()))
     {
         let snapshot = inner.snapshot.load();
         return Some(f(&inner, &snapshot));

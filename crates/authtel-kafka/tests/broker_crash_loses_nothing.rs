@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::faults::{
-    PARTITIONS, RECORDS, fault_forwarder, ordered_pipeline, records, verify_log_and_projection,
-    wait_drained,
+    PARTITIONS, RECORDS, fault_forwarder, ordered_pipeline, publish_all, records, shut_down,
+    verify_log_and_projection, wait_drained,
 };
 use common::{PrivateBroker, Storage};
 
@@ -37,14 +37,7 @@ async fn crashed_broker_on_persistent_storage_loses_nothing() {
     let pipeline = ordered_pipeline(fault_forwarder(&bootstrap, &topic), &dir);
     let all = Arc::new(records());
 
-    let publisher = tokio::task::spawn_blocking({
-        let (pipeline, all) = (pipeline.clone(), all.clone());
-        move || {
-            for e in all.iter() {
-                pipeline.publish(e.clone()).expect("accepted");
-            }
-        }
-    });
+    let publisher = publish_all(&pipeline, &all);
     let delivered = || pipeline.metrics()[0].delivered;
     assert!(
         common::wait_until(|| delivered() >= (RECORDS / 5) as u64).await,
@@ -85,10 +78,5 @@ async fn crashed_broker_on_persistent_storage_loses_nothing() {
 
     // Records acknowledged before the crash must have survived it: the check covers all.
     verify_log_and_projection(&bootstrap, &topic, &all).await;
-    let p = pipeline.clone();
-    tokio::task::spawn_blocking(move || p.shutdown(Instant::now() + Duration::from_secs(10)))
-        .await
-        .unwrap()
-        .expect("pipeline shut down");
-    let _ = std::fs::remove_dir_all(&dir);
+    shut_down(&pipeline, &dir).await;
 }

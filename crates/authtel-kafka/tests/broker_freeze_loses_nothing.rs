@@ -3,14 +3,17 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use authtel_core::forward::Forwarder;
+use authtel_kafka::KafkaForwarder;
+use authtel_pipeline::{ForwarderMetrics, Pipeline};
 use common::faults::{
-    BATCH, PARTITIONS, RECORDS, fault_forwarder, ordered_pipeline, records, spilling_pipeline,
-    verify_log_and_projection, wait_drained,
+    BATCH, PARTITIONS, RECORDS, fault_forwarder, ordered_pipeline, publish_all, records, shut_down,
+    spilling_pipeline, verify_log_and_projection, wait_drained,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,47 +83,18 @@ async fn frozen_broker_loses_nothing_and_keeps_per_user_order() {
 /// records across the outage while publishers wait for room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_broker_behind_the_pipeline_loses_nothing() {
-    let Some(broker) = common::PrivateBroker::start("frozen_broker_behind_the_pipeline") else {
-        return;
-    };
-    let bootstrap = broker.bootstrap();
-    let topic = common::unique_topic("freeze-pipeline");
-    common::create_topic(&bootstrap, &topic, PARTITIONS).await;
-    let dir = std::env::temp_dir().join(common::unique_topic("authtel-kafka-pipeline"));
-    let pipeline = ordered_pipeline(fault_forwarder(&bootstrap, &topic), &dir);
-    let all = Arc::new(records());
-
-    let publisher = tokio::task::spawn_blocking({
-        let (pipeline, all) = (pipeline.clone(), all.clone());
-        move || {
-            for e in all.iter() {
-                pipeline.publish(e.clone()).expect("accepted");
-            }
-        }
-    });
-    let delivered = || pipeline.metrics()[0].delivered;
-    assert!(common::wait_until(|| delivered() >= (RECORDS / 5) as u64).await);
-    broker.freeze();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    broker.thaw();
-    publisher.await.unwrap();
-
-    let m = wait_drained(&pipeline, String::new).await;
-    eprintln!("freeze behind the pipeline: {m:?}");
-    assert_eq!(m.dead_lettered, 0, "{m:?}");
-    assert_eq!(m.dropped, 0, "{m:?}");
-    assert!(
-        m.retried > 0,
-        "the freeze made batches fail and be retried: {m:?}"
-    );
-
-    verify_log_and_projection(&bootstrap, &topic, &all).await;
-    let p = pipeline.clone();
-    tokio::task::spawn_blocking(move || p.shutdown(Instant::now() + Duration::from_secs(10)))
-        .await
-        .unwrap()
-        .expect("pipeline shut down");
-    let _ = std::fs::remove_dir_all(&dir);
+    freeze_behind_pipeline(
+        "frozen_broker_behind_the_pipeline",
+        ordered_pipeline,
+        (RECORDS / 5) as u64,
+        |m| {
+            assert!(
+                m.retried > 0,
+                "the freeze made batches fail and be retried: {m:?}"
+            )
+        },
+    )
+    .await;
 }
 
 /// The freeze behind a pipeline that spills instead of blocking its publishers. The
@@ -130,46 +104,54 @@ async fn frozen_broker_behind_the_pipeline_loses_nothing() {
 /// on the log: the spill never reorders (authtel-pipeline's delivery-order rule).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_broker_behind_a_spilling_pipeline_keeps_order() {
-    let Some(broker) = common::PrivateBroker::start("frozen_broker_behind_a_spilling_pipeline")
-    else {
+    freeze_behind_pipeline(
+        "frozen_broker_behind_a_spilling_pipeline",
+        spilling_pipeline,
+        (RECORDS / 10) as u64,
+        |m| {
+            assert!(
+                m.spilled > 0,
+                "the outage overflowed the queue to disk: {m:?}"
+            )
+        },
+    )
+    .await;
+}
+
+/// Publishes every record through the pipeline `lane` builds, freezes the broker for 10 s
+/// once `freeze_after` records are delivered, and waits until the pipeline drained. Then:
+/// nothing dead-lettered or dropped, `check` on the metrics, every record on the log in
+/// per-user order and once in the projection.
+async fn freeze_behind_pipeline(
+    test: &str,
+    lane: fn(KafkaForwarder, &Path) -> Pipeline,
+    freeze_after: u64,
+    check: impl FnOnce(&ForwarderMetrics),
+) {
+    let Some(broker) = common::PrivateBroker::start(test) else {
         return;
     };
     let bootstrap = broker.bootstrap();
-    let topic = common::unique_topic("freeze-spill");
+    let topic = common::unique_topic("freeze-pipeline");
     common::create_topic(&bootstrap, &topic, PARTITIONS).await;
-    let dir = std::env::temp_dir().join(common::unique_topic("authtel-kafka-spill"));
-    let pipeline = spilling_pipeline(fault_forwarder(&bootstrap, &topic), &dir);
+    let dir = std::env::temp_dir().join(common::unique_topic("authtel-kafka-pipeline"));
+    let pipeline = lane(fault_forwarder(&bootstrap, &topic), &dir);
     let all = Arc::new(records());
 
-    let publisher = tokio::task::spawn_blocking({
-        let (pipeline, all) = (pipeline.clone(), all.clone());
-        move || {
-            for e in all.iter() {
-                pipeline.publish(e.clone()).expect("accepted");
-            }
-        }
-    });
+    let publisher = publish_all(&pipeline, &all);
     let delivered = || pipeline.metrics()[0].delivered;
-    assert!(common::wait_until(|| delivered() >= (RECORDS / 10) as u64).await);
+    assert!(common::wait_until(|| delivered() >= freeze_after).await);
     broker.freeze();
     tokio::time::sleep(Duration::from_secs(10)).await;
     broker.thaw();
     publisher.await.unwrap();
 
     let m = wait_drained(&pipeline, String::new).await;
-    eprintln!("freeze behind a spilling pipeline: {m:?}");
+    eprintln!("{test}: {m:?}");
     assert_eq!(m.dead_lettered, 0, "{m:?}");
     assert_eq!(m.dropped, 0, "{m:?}");
-    assert!(
-        m.spilled > 0,
-        "the outage overflowed the queue to disk: {m:?}"
-    );
+    check(&m);
 
     verify_log_and_projection(&bootstrap, &topic, &all).await;
-    let p = pipeline.clone();
-    tokio::task::spawn_blocking(move || p.shutdown(Instant::now() + Duration::from_secs(10)))
-        .await
-        .unwrap()
-        .expect("pipeline shut down");
-    let _ = std::fs::remove_dir_all(&dir);
+    shut_down(&pipeline, &dir).await;
 }

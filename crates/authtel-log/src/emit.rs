@@ -5,10 +5,9 @@
 //! by two `match`es; the macros below write those calls once.
 
 use std::fmt;
-use std::net::IpAddr;
 
 use authtel_core::catalogue::Category;
-use authtel_core::metadata::{Metadata, Value};
+use authtel_core::metadata::{IpText, Metadata, Value};
 use authtel_core::telemetry::{EventRecord, SpanId};
 use tracing::Level;
 
@@ -166,54 +165,6 @@ impl HexId {
     }
 }
 
-/// An IP address as text on the stack (45 bytes hold the longest IPv6 form).
-struct IpText {
-    buf: [u8; 48],
-    len: usize,
-}
-
-impl IpText {
-    fn new(ip: IpAddr) -> IpText {
-        let mut buf = [0u8; 48];
-        let len = match ip {
-            // By hand: `Display` for an address goes through the formatting machinery
-            // twice and was the logger's single largest cost per line.
-            IpAddr::V4(v4) => {
-                let mut n = 0;
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        buf[n] = b'.';
-                        n += 1;
-                    }
-                    if octet >= 100 {
-                        buf[n] = b'0' + octet / 100;
-                        n += 1;
-                    }
-                    if octet >= 10 {
-                        buf[n] = b'0' + octet / 10 % 10;
-                        n += 1;
-                    }
-                    buf[n] = b'0' + octet % 10;
-                    n += 1;
-                }
-                n
-            }
-            IpAddr::V6(_) => {
-                use std::io::Write;
-                let mut cursor = std::io::Cursor::new(&mut buf[..]);
-                // Cannot fail: the buffer is longer than any address's text.
-                let _ = write!(cursor, "{ip}");
-                cursor.position() as usize
-            }
-        };
-        IpText { buf, len }
-    }
-
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-    }
-}
-
 /// The extra fields rendered once, so the subscriber records one `&str`: on the stack when
 /// they fit, else in a `String` (long values only).
 // Large on purpose: it lives on the stack for one call; boxing would allocate per event.
@@ -309,6 +260,8 @@ impl fmt::Display for ExtraFields<'_, '_> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     #[test]

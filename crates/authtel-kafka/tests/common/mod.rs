@@ -625,6 +625,29 @@ pub mod faults {
         Pipeline::builder().forwarder(config).build().unwrap()
     }
 
+    /// Publishes every record through `pipeline` on a blocking thread, in order.
+    pub fn publish_all(
+        pipeline: &Pipeline,
+        all: &Arc<Vec<AuditEvent>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (pipeline, all) = (pipeline.clone(), all.clone());
+        tokio::task::spawn_blocking(move || {
+            for e in all.iter() {
+                pipeline.publish(e.clone()).expect("accepted");
+            }
+        })
+    }
+
+    /// Shuts `pipeline` down (10 s budget) and removes the test's directory.
+    pub async fn shut_down(pipeline: &Pipeline, dir: &Path) {
+        let p = pipeline.clone();
+        tokio::task::spawn_blocking(move || p.shutdown(Instant::now() + Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .expect("pipeline shut down");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Bounded wait (180 s) until the pipeline delivered `RECORDS` with nothing queued or
     /// spilled; `context` adds what the test knows (e.g. the broker's log) to a failure.
     pub async fn wait_drained(
