@@ -291,7 +291,7 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 static SCOPES: AtomicUsize = AtomicUsize::new(0);
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 /// Bumped after each change of the global registry's snapshot: threads compare it with the
-/// generation of their cached snapshot (see `with_global_snapshot`).
+/// generation of their cached snapshot (see `global_snapshot`).
 static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
@@ -300,8 +300,6 @@ thread_local! {
     /// thread emits to.
     static SCOPE_STACK: RefCell<Vec<(u64, Arc<Inner>)>> = const { RefCell::new(Vec::new()) };
     static REPORTING_FAILURE: Cell<bool> = const { Cell::new(false) };
-    /// This thread's reference to the global snapshot, with the generation it was loaded at.
-    static GLOBAL_SNAPSHOT: RefCell<Option<(u64, Arc<Snapshot>)>> = const { RefCell::new(None) };
 }
 
 /// Whether any handler could hear an event: one relaxed atomic load.
@@ -563,82 +561,167 @@ pub fn handlers() -> Vec<HandlerInfo> {
     Registry::global().handlers()
 }
 
-/// Runs `f` with the registry the current thread emits to, if anyone listens.
+/// Where the current thread's events go: its registry, and the handlers it had when the
+/// emit began.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    inner: &'a Inner,
+    snapshot: &'a Snapshot,
+}
+
+impl Target<'_> {
+    /// Whether a handler hears any of the span's events. Checked start first: a handler
+    /// that hears a span almost always hears its start, so this is usually one lookup.
+    #[inline]
+    pub(crate) fn wants_span(&self, span: &SpanDef) -> bool {
+        self.snapshot.wants(span.start())
+            || self.snapshot.wants(span.stop())
+            || self.snapshot.wants(span.exception())
+    }
+
+    /// Delivers a record to the handlers that want it.
+    #[inline]
+    pub(crate) fn deliver(&self, record: &EventRecord<'_>) {
+        deliver(self.inner, self.snapshot, record)
+    }
+}
+
+/// Runs `f` once with the registry the current thread emits to (`None` when there is none).
+///
+/// A closure span runs its whole body inside `f`, so its start and its stop go to the same
+/// handlers with one lookup.
 #[inline]
-fn with_current<R>(mut f: impl FnMut(&Inner, &Snapshot) -> R) -> Option<R> {
+pub(crate) fn with_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
     if SCOPES.load(Ordering::Relaxed) != 0
         && let Some(inner) = SCOPE_STACK.with(|s| s.borrow().last().map(|(_, i)| i.clone()))
     {
         let snapshot = inner.snapshot.load();
-        return Some(f(&inner, &snapshot));
+        return f(Some(Target {
+            inner: &inner,
+            snapshot: &snapshot,
+        }));
     }
-    let global = GLOBAL.get()?;
-    Some(with_global_snapshot(&global.inner, f))
+    match GLOBAL.get() {
+        Some(global) => global_snapshot::with(&global.inner, |inner, snapshot| {
+            f(Some(Target { inner, snapshot }))
+        }),
+        None => f(None),
+    }
 }
 
-/// Runs `f` with the global registry's current snapshot, through this thread's cached
-/// reference to it.
+/// Each thread's cached reference to the global registry's snapshot.
 ///
 /// Why a cache: an `ArcSwap` load costs two fenced atomic operations (its debt slot), which
-/// is most of what a no-op handler costs. The cached `Arc` is revalidated with one load of
-/// [`GLOBAL_GENERATION`]. A nested emit (a handler that emits) while the cache is being
-/// replaced, and an emit during thread teardown, take the `ArcSwap` path instead.
-#[inline]
-fn with_global_snapshot<R>(global: &Inner, mut f: impl FnMut(&Inner, &Snapshot) -> R) -> R {
-    let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
-    GLOBAL_SNAPSHOT
-        .try_with(|cache| {
-            if let Ok(slot) = cache.try_borrow()
-                && let Some((g, snapshot)) = slot.as_ref()
-                && *g == generation
-            {
-                return f(global, snapshot);
-            }
-            refresh_and_run(cache, global, generation, &mut f)
-        })
-        // This thread's locals are being torn down (an emit from a destructor).
-        .unwrap_or_else(|_| f(global, &global.snapshot.load()))
-}
+/// is most of what a no-op handler costs. The cached snapshot is revalidated with one load
+/// of [`GLOBAL_GENERATION`] and read through a plain thread-local cell (no `RefCell`, no
+/// destructor-state check on the hot path).
+///
+/// The cache owns one strong reference (`Arc::into_raw`). It is replaced only when no emit
+/// on this thread is reading it (`READERS` is zero), and released when the thread exits.
+mod global_snapshot {
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
-/// The cache is stale (or empty): replace it, unless an outer emit on this thread is
-/// reading it right now (a handler that emits), in which case load without caching.
-#[cold]
-fn refresh_and_run<R>(
-    cache: &RefCell<Option<(u64, Arc<Snapshot>)>>,
-    global: &Inner,
-    generation: u64,
-    f: &mut impl FnMut(&Inner, &Snapshot) -> R,
-) -> R {
-    match cache.try_borrow_mut() {
-        Ok(mut slot) => {
-            let snapshot = global.snapshot.load_full();
-            *slot = Some((generation, Arc::clone(&snapshot)));
-            drop(slot);
-            f(global, &snapshot)
-        }
-        Err(_) => f(global, &global.snapshot.load()),
+    use super::{GLOBAL_GENERATION, Inner, Snapshot};
+
+    /// No generation is ever this: the cache is empty.
+    const EMPTY: u64 = u64::MAX;
+
+    thread_local! {
+        /// The generation the cached snapshot was loaded at, and the snapshot (null when
+        /// the generation is `EMPTY`).
+        static CACHED: Cell<(u64, *const Snapshot)> = const { Cell::new((EMPTY, std::ptr::null())) };
+        /// Emits on this thread reading the cached snapshot right now (a handler that
+        /// emits, or a closure span's body, nests them).
+        static READERS: Cell<u32> = const { Cell::new(0) };
+        /// Releases the cached snapshot when the thread exits.
+        static OWNER: Owner = const { Owner };
     }
-}
 
-/// With one load of the current thread's snapshot: if any of `wanted` has a handler, runs
-/// `f` with a function that delivers records to that snapshot, and returns what `f` did.
-/// Spans use it so that checking for listeners and delivering `start` share one load.
-pub(crate) fn with_listeners<T>(
-    wanted: &[&Event],
-    mut f: impl FnMut(&dyn Fn(&EventRecord<'_>)) -> T,
-) -> Option<T> {
-    with_current(|inner, snap| {
-        wanted
-            .iter()
-            .any(|e| snap.wants(e))
-            .then(|| f(&|record| deliver(inner, snap, record)))
-    })
-    .flatten()
+    struct Owner;
+
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            let (_, cached) = CACHED.replace((EMPTY, std::ptr::null()));
+            // A reader still holding it cannot happen (nothing emits while this destructor
+            // runs); if it did, leaking beats freeing under it.
+            if !cached.is_null() && READERS.get() == 0 {
+                // SAFETY: `cached` came from `Arc::into_raw` in `refresh_and_run`, and this
+                // thread's strong reference is released exactly once: here or on replacement.
+                drop(unsafe { Arc::from_raw(cached) });
+            }
+        }
+    }
+
+    /// Counts a reader for as long as it lives, also when the reader unwinds.
+    struct Reading;
+
+    impl Reading {
+        #[inline]
+        fn begin() -> Reading {
+            READERS.set(READERS.get() + 1);
+            Reading
+        }
+    }
+
+    impl Drop for Reading {
+        #[inline]
+        fn drop(&mut self) {
+            READERS.set(READERS.get() - 1);
+        }
+    }
+
+    /// Runs `f` with the global registry's current snapshot.
+    #[inline]
+    pub(super) fn with<R>(global: &Inner, f: impl FnOnce(&Inner, &Snapshot) -> R) -> R {
+        let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
+        let (cached_generation, cached) = CACHED.get();
+        if cached_generation == generation {
+            let _reading = Reading::begin();
+            // SAFETY: a generation other than EMPTY means `cached` is this thread's strong
+            // reference from `Arc::into_raw`; it is not released while `_reading` lives.
+            return f(global, unsafe { &*cached });
+        }
+        refresh_and_run(global, generation, f)
+    }
+
+    /// The cache is stale or empty: replace it, unless an emit on this thread is reading it
+    /// (a handler that emits) or the thread is exiting; then load without caching.
+    #[cold]
+    #[inline(never)]
+    fn refresh_and_run<R>(
+        global: &Inner,
+        generation: u64,
+        f: impl FnOnce(&Inner, &Snapshot) -> R,
+    ) -> R {
+        // Touching OWNER registers its destructor; it fails once the thread is exiting.
+        if READERS.get() != 0 || OWNER.try_with(|_| ()).is_err() {
+            return f(global, &global.snapshot.load());
+        }
+        // Counted as reading before the old snapshot is dropped: dropping it may drop a
+        // detached handler whose `Drop` emits, and that emit must not replace `fresh`.
+        let _reading = Reading::begin();
+        let fresh = Arc::into_raw(global.snapshot.load_full());
+        let (_, old) = CACHED.replace((generation, fresh));
+        if !old.is_null() {
+            // SAFETY: `old` came from `Arc::into_raw` here and was just removed from the
+            // cache, so this releases this thread's reference exactly once.
+            drop(unsafe { Arc::from_raw(old) });
+        }
+        // SAFETY: `fresh` is this thread's strong reference; it is replaced only when no
+        // reader is counted, and `_reading` counts this one.
+        f(global, unsafe { &*fresh })
+    }
 }
 
 /// Delivers a record to the current thread's registry.
 pub(crate) fn dispatch(record: &EventRecord<'_>) {
-    with_current(|inner, snap| deliver(inner, snap, record));
+    with_target(|target| {
+        if let Some(target) = target {
+            target.deliver(record);
+        }
+    });
 }
 
 fn deliver(inner: &Inner, snap: &Snapshot, record: &EventRecord<'_>) {

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::catalogue::{Event, SpanDef};
 use crate::metadata::{self, Metadata};
 use crate::outcome::{Outcome, SpanOutcome};
-use crate::registry;
+use crate::registry::{self, Target};
 
 pub use crate::event;
 pub use crate::registry::{attach, detach, handlers, is_active};
@@ -463,14 +463,27 @@ where
     }
     // The metadata stays in this frame and is lent to start/stop: moving it into a guard
     // would copy a few hundred bytes twice per span.
-    let Some(live) = open(span, &metadata, true) else {
-        return f();
-    };
+    registry::with_target(|target| match target {
+        Some(target) if target.wants_span(span) => run_span(target, span, &metadata, f),
+        _ => f(),
+    })
+}
+
+/// A closure span someone listens to: start, the body, then stop or exception. Start and
+/// end go to the handlers attached when the span started (one registry lookup per span);
+/// a handler detached meanwhile is skipped, one attached meanwhile hears neither.
+fn run_span<R, F>(target: Target<'_>, span: &'static SpanDef, metadata: &Metadata<'_>, f: F) -> R
+where
+    R: SpanOutcome,
+    F: FnOnce() -> R,
+{
+    let live = emit_start(target, span, metadata, true);
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => {
-            close(
+            emit_end(
+                target,
                 span,
-                &metadata,
+                metadata,
                 live,
                 result.outcome(),
                 result.error_type(),
@@ -480,9 +493,10 @@ where
         }
         Err(payload) => {
             let reason = panic_reason(&*payload);
-            close(
+            emit_end(
+                target,
                 span,
-                &metadata,
+                metadata,
                 live,
                 Outcome::Error,
                 None,
@@ -675,36 +689,13 @@ impl<'a> SpanGuard<'a> {
 
 /// Emits a span's `start` if anyone listens to the span, and returns what its end needs.
 fn open(span: &'static SpanDef, metadata: &Metadata<'_>, make_current: bool) -> Option<Live> {
-    let (context, started, started_wall) = registry::with_listeners(&span.events(), |deliver| {
-        let context = SpanContext::child_of(SpanContext::current());
-        let started = Instant::now();
-        let started_wall = wall_clock::at(started);
-        deliver(&EventRecord {
-            event: span.start(),
-            context,
-            measurements: Measurements {
-                monotonic_time: Some(started),
-                system_time: Some(started_wall),
-                duration: None,
-                count: None,
-            },
-            metadata,
-            outcome: None,
-            error_type: None,
-            exception: None,
-        });
-        (context, started, started_wall)
-    })?;
-    let restore = make_current.then(|| CURRENT.with(|c| c.replace(Some(context))));
-    Some(Live {
-        context,
-        started,
-        started_wall,
-        restore,
+    registry::with_target(|target| {
+        let target = target.filter(|t| t.wants_span(span))?;
+        Some(emit_start(target, span, metadata, make_current))
     })
 }
 
-/// Emits a span's `stop` (or `exception`) and restores the span that was current before it.
+/// Emits a span's `stop` (or `exception`) to the current thread's registry.
 fn close(
     span: &'static SpanDef,
     metadata: &Metadata<'_>,
@@ -713,17 +704,59 @@ fn close(
     error_type: Option<&'static str>,
     exception: Option<(ExceptionKind, &str)>,
 ) {
-    if let Some(previous) = live.restore {
-        CURRENT.with(|c| {
-            if c.get().map(|cur| cur.span_id) == Some(live.context.span_id) {
-                c.set(ended_out_of_order::skip_ended(previous));
-            } else {
-                // A span opened inside this one is still current: when it ends, it must
-                // restore what this span replaced, not this ended span.
-                ended_out_of_order::remember(live.context.span_id, previous);
-            }
-        });
+    registry::with_target(|target| match target {
+        Some(target) => emit_end(target, span, metadata, live, outcome, error_type, exception),
+        None => restore_current(&live),
+    });
+}
+
+/// Reads the clocks, delivers `start`, and makes the span current if asked.
+#[inline]
+fn emit_start(
+    target: Target<'_>,
+    span: &'static SpanDef,
+    metadata: &Metadata<'_>,
+    make_current: bool,
+) -> Live {
+    let context = SpanContext::child_of(SpanContext::current());
+    let started = Instant::now();
+    let started_wall = wall_clock::at(started);
+    target.deliver(&EventRecord {
+        event: span.start(),
+        context,
+        measurements: Measurements {
+            monotonic_time: Some(started),
+            system_time: Some(started_wall),
+            duration: None,
+            count: None,
+        },
+        metadata,
+        outcome: None,
+        error_type: None,
+        exception: None,
+    });
+    let restore = make_current.then(|| CURRENT.replace(Some(context)));
+    Live {
+        context,
+        started,
+        started_wall,
+        restore,
     }
+}
+
+/// Restores the span that was current before this one, and delivers its `stop` (or
+/// `exception`).
+#[inline]
+fn emit_end(
+    target: Target<'_>,
+    span: &'static SpanDef,
+    metadata: &Metadata<'_>,
+    live: Live,
+    outcome: Outcome,
+    error_type: Option<&'static str>,
+    exception: Option<(ExceptionKind, &str)>,
+) {
+    restore_current(&live);
     let now = Instant::now();
     let duration = now.saturating_duration_since(live.started);
     let measurements = Measurements {
@@ -763,7 +796,21 @@ fn close(
             }),
         },
     };
-    registry::dispatch(&record);
+    target.deliver(&record);
+}
+
+/// Makes current again what was current before the span (when it had made itself current).
+#[inline]
+fn restore_current(live: &Live) {
+    if let Some(previous) = live.restore {
+        if CURRENT.get().map(|cur| cur.span_id) == Some(live.context.span_id) {
+            CURRENT.set(ended_out_of_order::skip_ended(previous));
+        } else {
+            // A span opened inside this one is still current: when it ends, it must
+            // restore what this span replaced, not this ended span.
+            ended_out_of_order::remember(live.context.span_id, previous);
+        }
+    }
 }
 
 impl Drop for SpanGuard<'_> {
