@@ -180,14 +180,10 @@ fn full_record(event: &'static catalogue::Event) -> Option<AuditEvent> {
         .rate_limit_key("ip:2001:db8::7")
         .with_extra("tenant", "acme")
         .with_extra("ratio", 0.5);
-    let mut record = EventRecord::signal(
-        event,
-        SpanContext::child_of(None),
-        Measurements::new()
-            .at(SystemTime::UNIX_EPOCH + Duration::from_micros(1_790_000_000_123_456))
-            .duration(Duration::from_millis(12)),
-        &meta,
-    );
+    let measurements = Measurements::new()
+        .at(SystemTime::UNIX_EPOCH + Duration::from_micros(1_790_000_000_123_456))
+        .duration(Duration::from_millis(12));
+    let mut record = EventRecord::signal(event, SpanContext::child_of(None), &measurements, &meta);
     if event.kind() == EventKind::SpanStop {
         record.outcome = Some(Outcome::Failure);
     }

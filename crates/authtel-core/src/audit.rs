@@ -490,7 +490,8 @@ impl AuditEvent {
     /// use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
     /// use authtel_core::{catalogue, metadata::Metadata};
     /// let meta = Metadata::new().user_id("u_1").reason("too_many_attempts");
-    /// let record = EventRecord::signal(&catalogue::SECURITY_LOCKOUT, SpanContext::child_of(None), Measurements::new(), &meta);
+    /// let measurements = Measurements::new();
+    /// let record = EventRecord::signal(&catalogue::SECURITY_LOCKOUT, SpanContext::child_of(None), &measurements, &meta);
     /// let audit = AuditEvent::from_record(&record).unwrap();
     /// assert_eq!(audit.action, "security.lockout");
     /// assert_eq!(audit.actor.unwrap().id, "u_1");

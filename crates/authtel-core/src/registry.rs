@@ -256,7 +256,7 @@ impl Snapshot {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn for_each(&self, event: &Event, mut f: impl FnMut(&Arc<Entry>)) {
         let id = event.assigned_id() as usize;
         if id != 0 && id < self.table.len() {
@@ -601,12 +601,7 @@ pub(crate) fn with_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
             snapshot: &snapshot,
         }));
     }
-    match GLOBAL.get() {
-        Some(global) => global_snapshot::with(&global.inner, |inner, snapshot| {
-            f(Some(Target { inner, snapshot }))
-        }),
-        None => f(None),
-    }
+    global_snapshot::with(f)
 }
 
 /// Each thread's cached reference to the global registry's snapshot.
@@ -623,15 +618,20 @@ mod global_snapshot {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
-    use super::{GLOBAL_GENERATION, Inner, Snapshot};
+    use super::{GLOBAL, GLOBAL_GENERATION, Inner, Snapshot, Target};
 
     /// No generation is ever this: the cache is empty.
     const EMPTY: u64 = u64::MAX;
 
+    /// The generation the snapshot was loaded at, the snapshot, and the global registry's
+    /// state it belongs to (kept here so the hot path does not touch `GLOBAL` either).
+    type Cached = (u64, *const Snapshot, *const Inner);
+
+    const NOTHING: Cached = (EMPTY, std::ptr::null(), std::ptr::null());
+
     thread_local! {
-        /// The generation the cached snapshot was loaded at, and the snapshot (null when
-        /// the generation is `EMPTY`).
-        static CACHED: Cell<(u64, *const Snapshot)> = const { Cell::new((EMPTY, std::ptr::null())) };
+        /// This thread's cache; the pointers are null when the generation is `EMPTY`.
+        static CACHED: Cell<Cached> = const { Cell::new(NOTHING) };
         /// Emits on this thread reading the cached snapshot right now (a handler that
         /// emits, or a closure span's body, nests them).
         static READERS: Cell<u32> = const { Cell::new(0) };
@@ -643,7 +643,7 @@ mod global_snapshot {
 
     impl Drop for Owner {
         fn drop(&mut self) {
-            let (_, cached) = CACHED.replace((EMPTY, std::ptr::null()));
+            let (_, cached, _) = CACHED.replace(NOTHING);
             // A reader still holding it cannot happen (nothing emits while this destructor
             // runs); if it did, leaking beats freeing under it.
             if !cached.is_null() && READERS.get() == 0 {
@@ -672,38 +672,46 @@ mod global_snapshot {
         }
     }
 
-    /// Runs `f` with the global registry's current snapshot.
+    /// Runs `f` with the global registry and its current snapshot (`None` when the global
+    /// registry was never used).
     #[inline]
-    pub(super) fn with<R>(global: &Inner, f: impl FnOnce(&Inner, &Snapshot) -> R) -> R {
+    pub(super) fn with<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
         let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
-        let (cached_generation, cached) = CACHED.get();
+        let (cached_generation, snapshot, inner) = CACHED.get();
         if cached_generation == generation {
             let _reading = Reading::begin();
-            // SAFETY: a generation other than EMPTY means `cached` is this thread's strong
-            // reference from `Arc::into_raw`; it is not released while `_reading` lives.
-            return f(global, unsafe { &*cached });
+            // SAFETY: a generation other than EMPTY means `snapshot` is this thread's strong
+            // reference from `Arc::into_raw`, not released while `_reading` lives, and
+            // `inner` points into the global registry, which lives for the whole process.
+            return f(Some(Target {
+                inner: unsafe { &*inner },
+                snapshot: unsafe { &*snapshot },
+            }));
         }
-        refresh_and_run(global, generation, f)
+        refresh_and_run(generation, f)
     }
 
     /// The cache is stale or empty: replace it, unless an emit on this thread is reading it
     /// (a handler that emits) or the thread is exiting; then load without caching.
     #[cold]
     #[inline(never)]
-    fn refresh_and_run<R>(
-        global: &Inner,
-        generation: u64,
-        f: impl FnOnce(&Inner, &Snapshot) -> R,
-    ) -> R {
+    fn refresh_and_run<R>(generation: u64, f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
+        let Some(global) = GLOBAL.get() else {
+            return f(None);
+        };
+        let inner: &'static Inner = &global.inner;
         // Touching OWNER registers its destructor; it fails once the thread is exiting.
         if READERS.get() != 0 || OWNER.try_with(|_| ()).is_err() {
-            return f(global, &global.snapshot.load());
+            return f(Some(Target {
+                inner,
+                snapshot: &inner.snapshot.load(),
+            }));
         }
         // Counted as reading before the old snapshot is dropped: dropping it may drop a
         // detached handler whose `Drop` emits, and that emit must not replace `fresh`.
         let _reading = Reading::begin();
-        let fresh = Arc::into_raw(global.snapshot.load_full());
-        let (_, old) = CACHED.replace((generation, fresh));
+        let fresh = Arc::into_raw(inner.snapshot.load_full());
+        let (_, old, _) = CACHED.replace((generation, fresh, inner));
         if !old.is_null() {
             // SAFETY: `old` came from `Arc::into_raw` here and was just removed from the
             // cache, so this releases this thread's reference exactly once.
@@ -711,19 +719,14 @@ mod global_snapshot {
         }
         // SAFETY: `fresh` is this thread's strong reference; it is replaced only when no
         // reader is counted, and `_reading` counts this one.
-        f(global, unsafe { &*fresh })
+        f(Some(Target {
+            inner,
+            snapshot: unsafe { &*fresh },
+        }))
     }
 }
 
-/// Delivers a record to the current thread's registry.
-pub(crate) fn dispatch(record: &EventRecord<'_>) {
-    with_target(|target| {
-        if let Some(target) = target {
-            target.deliver(record);
-        }
-    });
-}
-
+#[inline(always)]
 fn deliver(inner: &Inner, snap: &Snapshot, record: &EventRecord<'_>) {
     snap.for_each(record.event, |entry| {
         if entry.detached.load(Ordering::Relaxed) {
@@ -767,11 +770,12 @@ fn on_failure(
         .with_extra("handler", &*entry.id)
         .with_extra("event", record.event.name())
         .with_extra("consecutive_failures", consecutive);
+    let once = Measurements::new().count(1);
     if !nested {
         let report = EventRecord::signal(
             &catalogue::PIPELINE_HANDLER_FAILURE,
             SpanContext::child_of(Some(record.context)),
-            Measurements::new().count(1),
+            &once,
             &meta,
         );
         deliver(inner, snap, &report);
@@ -798,7 +802,7 @@ fn on_failure(
         let report = EventRecord::signal(
             &catalogue::PIPELINE_HANDLER_DETACHED,
             SpanContext::child_of(Some(record.context)),
-            Measurements::new().count(1),
+            &once,
             &meta,
         );
         deliver(inner, &registry.inner.snapshot.load(), &report);

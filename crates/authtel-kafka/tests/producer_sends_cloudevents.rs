@@ -90,10 +90,11 @@ async fn planted_secrets_never_reach_the_topic() {
         .with_extra("password", "hunter2-PLANTED")
         .with_extra("refresh_token", "rt-PLANTED")
         .with_extra("note", JWT);
+    let measurements = Measurements::new();
     let record = EventRecord::signal(
         &catalogue::SECURITY_LOCKOUT,
         SpanContext::child_of(None),
-        Measurements::new(),
+        &measurements,
         &meta,
     );
     let from_emit = AuditEvent::from_record(&record).unwrap();

@@ -159,7 +159,8 @@ pub struct TraceIds {
 /// use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
 /// use authtel_core::{catalogue, metadata::Metadata};
 /// let meta = Metadata::new();
-/// let record = EventRecord::signal(&catalogue::SECURITY_LOCKOUT, SpanContext::child_of(None), Measurements::new(), &meta);
+/// let measurements = Measurements::new();
+/// let record = EventRecord::signal(&catalogue::SECURITY_LOCKOUT, SpanContext::child_of(None), &measurements, &meta);
 /// let ids = authtel_otlp::trace_ids(&record);
 /// assert_eq!(ids.trace_id.len(), 32);
 /// assert_eq!(ids.span_id, record.context.span_id.to_string());
@@ -216,7 +217,8 @@ pub fn current_trace_ids() -> Option<TraceIds> {
 /// use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
 /// use authtel_core::{catalogue, metadata::Metadata};
 /// let meta = Metadata::new().user_id("u_1");
-/// let record = EventRecord::signal(&catalogue::SECURITY_LOCKOUT, SpanContext::child_of(None), Measurements::new(), &meta);
+/// let measurements = Measurements::new();
+/// let record = EventRecord::signal(&catalogue::SECURITY_LOCKOUT, SpanContext::child_of(None), &measurements, &meta);
 /// let mut audit = AuditEvent::from_record(&record).unwrap();
 /// authtel_otlp::stamp_trace_ids(&mut audit, &record);
 /// assert_eq!(audit.trace_id.as_ref().map(String::len), Some(32));

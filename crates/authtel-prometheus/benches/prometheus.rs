@@ -54,10 +54,11 @@ fn span_stop(c: &mut Criterion) {
     let handled_handle = handled.handle();
     let handler = PrometheusHandler::with_recorder(Arc::new(handled));
     let meta = Metadata::new().user_id("u_1");
+    let measurements = Measurements::new().duration(Duration::from_millis(180));
     let mut record = EventRecord::signal(
         catalogue::AUTH_LOGIN.stop(),
         SpanContext::child_of(None),
-        Measurements::new().duration(Duration::from_millis(180)),
+        &measurements,
         &meta,
     );
     record.outcome = Some(Outcome::Success);

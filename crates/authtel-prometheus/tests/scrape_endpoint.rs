@@ -158,10 +158,11 @@ fn duration_lands_in_the_right_bucket() {
     let handler = sink.handler();
     let meta = Metadata::new();
     // A synthetic stop record: 300 ms, success.
+    let measurements = Measurements::new().duration(Duration::from_millis(300));
     let mut record = telemetry::EventRecord::signal(
         catalogue::AUTH_LOGIN.stop(),
         telemetry::SpanContext::child_of(None),
-        Measurements::new().duration(Duration::from_millis(300)),
+        &measurements,
         &meta,
     );
     record.outcome = Some(Outcome::Success);

@@ -19,7 +19,8 @@ use authtel_core::telemetry::{EventRecord, ExceptionKind, Measurements, SpanCont
 /// use authtel_testing::CapturedEvent;
 ///
 /// let meta = Metadata::new().user_id("u_7").attempts_remaining(2);
-/// let record = EventRecord::signal(&catalogue::MFA_LOCKOUT, SpanContext::child_of(None), Measurements::new().count(1), &meta);
+/// let numbers = Measurements::new().count(1);
+/// let record = EventRecord::signal(&catalogue::MFA_LOCKOUT, SpanContext::child_of(None), &numbers, &meta);
 /// let captured = CapturedEvent::from_record(&record);
 /// assert_eq!(captured.name, "mfa.lockout");
 /// assert_eq!(captured.field("user_id"), Some("u_7"));
@@ -80,7 +81,7 @@ impl CapturedEvent {
             kind: record.event.kind(),
             category: record.event.category(),
             context: record.context,
-            measurements: record.measurements,
+            measurements: *record.measurements,
             outcome: record.outcome,
             error_type: record.error_type,
             exception: record.exception.map(|e| CapturedException {
@@ -106,8 +107,8 @@ impl CapturedEvent {
     /// # use authtel_core::{catalogue, metadata::Metadata};
     /// # use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
     /// # use authtel_testing::CapturedEvent;
-    /// let meta = Metadata::new().reason("expired");
-    /// let record = EventRecord::signal(&catalogue::TOKEN_EXPIRED, SpanContext::child_of(None), Measurements::new(), &meta);
+    /// let (meta, numbers) = (Metadata::new().reason("expired"), Measurements::new());
+    /// let record = EventRecord::signal(&catalogue::TOKEN_EXPIRED, SpanContext::child_of(None), &numbers, &meta);
     /// let captured = CapturedEvent::from_record(&record);
     /// let texts: Vec<&str> = captured.texts().collect();
     /// assert_eq!(texts, ["token.expired", "reason", "expired"]);
@@ -210,10 +211,11 @@ mod tests {
                 .reason(&reason)
                 .client_ip("203.0.113.7".parse().unwrap())
                 .with_extra("tenant", "acme");
+            let measurements = Measurements::new().count(3);
             let record = EventRecord::signal(
                 &catalogue::SECURITY_INVALID_CREDENTIALS,
                 SpanContext::child_of(None),
-                Measurements::new().count(3),
+                &measurements,
                 &meta,
             );
             CapturedEvent::from_record(&record)
@@ -241,7 +243,7 @@ mod tests {
         b.handle(&EventRecord::signal(
             &catalogue::MFA_LOCKOUT,
             SpanContext::child_of(None),
-            Measurements::new(),
+            &Measurements::new(),
             &meta,
         ));
         assert_eq!(a.names(), ["mfa.lockout"]);

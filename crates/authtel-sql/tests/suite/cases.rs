@@ -533,10 +533,11 @@ async fn planted_secrets_never_reach_any_row() {
         .with_extra("password", "hunter2-pass")
         .with_extra("refresh_token", "rt_4f9c-refresh")
         .with_extra("note", JWT);
+    let measurements = Measurements::new();
     let record = EventRecord::signal(
         &authtel_core::catalogue::SECURITY_INVALID_CREDENTIALS,
         SpanContext::child_of(None),
-        Measurements::new(),
+        &measurements,
         &meta,
     );
     let from_api = AuditEvent::from_record(&record).unwrap();
