@@ -592,16 +592,25 @@ impl Target<'_> {
 /// handlers with one lookup.
 #[inline]
 pub(crate) fn with_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
-    if SCOPES.load(Ordering::Relaxed) != 0
-        && let Some(inner) = SCOPE_STACK.with(|s| s.borrow().last().map(|(_, i)| i.clone()))
-    {
-        let snapshot = inner.snapshot.load();
-        return f(Some(Target {
-            inner: &inner,
-            snapshot: &snapshot,
-        }));
+    if SCOPES.load(Ordering::Relaxed) != 0 {
+        return with_scoped_target(f);
     }
     global_snapshot::with(f)
+}
+
+/// Some thread entered a scope (tests): this thread's newest scope, else the global
+/// registry. Out of line, so production emits (no scopes) keep a small hot path.
+#[cold]
+#[inline(never)]
+fn with_scoped_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
+    let Some(inner) = SCOPE_STACK.with(|s| s.borrow().last().map(|(_, i)| i.clone())) else {
+        return global_snapshot::with(f);
+    };
+    let snapshot = inner.snapshot.load();
+    f(Some(Target {
+        inner: &inner,
+        snapshot: &snapshot,
+    }))
 }
 
 /// Each thread's cached reference to the global registry's snapshot.
