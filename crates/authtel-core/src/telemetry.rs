@@ -65,18 +65,18 @@ impl SpanId {
             // thread-local read, without a lazy-initialisation check.
             static STATE: Cell<u64> = const { Cell::new(0) };
         }
-        // xorshift64*: fast, and good enough for ids that only need to be distinct. The
-        // state is read and written with `get`/`set` (inlined) and seeding is out of line,
-        // so drawing an id is a handful of instructions.
+        // A Weyl sequence (add an odd constant: period 2^64) through a bijective mix
+        // (xor-shift, then multiply by an odd constant): no id repeats on a thread before
+        // 2^64 draws, threads start at random points, and drawing is a handful of
+        // instructions. The state is read and written with `get`/`set` (inlined); seeding
+        // is out of line.
         let mut x = STATE.get();
         if x == 0 {
             x = seed();
         }
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
         STATE.set(x);
-        let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let v = (x ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
         SpanId(NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN))
     }
 }
@@ -437,7 +437,7 @@ pub fn __event_with<'a>(arguments: impl FnOnce() -> (&'static Event, Measurement
 
 #[inline(never)]
 fn emit_signal(event: &'static Event, measurements: &Measurements, metadata: &Metadata<'_>) {
-    registry::with_target(|target| {
+    registry::with_target(move |target| {
         if let Some(target) = target {
             target.deliver(&EventRecord::signal(
                 event,
