@@ -911,11 +911,7 @@ mod tests {
                     if let Some(i) = at {
                         bytes[i] = b'@';
                     }
-                    assert_eq!(
-                        contains_at_sign(&bytes),
-                        bytes.contains(&b'@'),
-                        "{bytes:?}"
-                    );
+                    assert_eq!(contains_at_sign(&bytes), bytes.contains(&b'@'), "{bytes:?}");
                     checked += 1;
                 }
             }

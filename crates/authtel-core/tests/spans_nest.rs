@@ -157,3 +157,62 @@ fn async_spans_nest_across_polls() {
         "stop carries the start's context"
     );
 }
+
+/// Ids are correlation ids, so they must not repeat: 4 threads × 50,000 signals and spans,
+/// every id distinct and non-zero, and a signal outside any span is its own root.
+#[test]
+fn ids_do_not_repeat_across_threads() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    use authtel_core::registry::{Registry, Selection, handler_fn};
+    use authtel_core::telemetry::Measurements;
+
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let ids = ids.clone();
+            std::thread::spawn(move || {
+                let seen = Arc::new(Mutex::new(Vec::with_capacity(75_000)));
+                let registry = Registry::new();
+                let sink = seen.clone();
+                registry
+                    .attach(
+                        "ids",
+                        Selection::All,
+                        handler_fn(move |r| {
+                            assert!(
+                                r.context.parent_id.is_some()
+                                    || r.context.root_id == r.context.span_id
+                            );
+                            sink.lock().unwrap().push(r.context.span_id.get());
+                        }),
+                    )
+                    .unwrap();
+                let _scope = registry.enter();
+                for i in 0..50_000 {
+                    if i % 2 == 0 {
+                        telemetry::event(
+                            &catalogue::SECURITY_LOCKOUT,
+                            Measurements::new(),
+                            Metadata::new(),
+                        );
+                    } else {
+                        telemetry::span(&catalogue::AUTH_LOGIN, Metadata::new(), || true);
+                    }
+                }
+                let mut seen = seen.lock().unwrap();
+                ids.lock().unwrap().append(&mut seen);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let ids = ids.lock().unwrap();
+    // Signals: one record each; spans: start and stop share their id.
+    assert_eq!(ids.len(), 4 * (25_000 + 2 * 25_000));
+    let distinct: HashSet<u64> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), 4 * 50_000, "an id repeated");
+    assert!(!distinct.contains(&0));
+}
