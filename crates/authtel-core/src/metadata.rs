@@ -700,7 +700,13 @@ fn contains_at_sign(bytes: &[u8]) -> bool {
         return word_has_at(u64::from(u32::from_le_bytes(*head)), ONES_32, HIGHS_32)
             || word_has_at(u64::from(u32::from_le_bytes(*tail)), ONES_32, HIGHS_32);
     }
-    bytes.iter().any(|&b| b == b'@')
+    // Fewer than four bytes.
+    match *bytes {
+        [a] => a == b'@',
+        [a, b] => a == b'@' || b == b'@',
+        [a, b, c] => a == b'@' || b == b'@' || c == b'@',
+        _ => false,
+    }
 }
 
 /// Screens a text value as it is read: credential-looking values become [`REDACTED`]
