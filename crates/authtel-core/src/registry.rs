@@ -287,8 +287,6 @@ struct Inner {
 
 /// Global handlers attached plus scopes entered: zero means nobody listens anywhere.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-/// Scopes entered on any thread: zero keeps the emit path off the thread-local.
-static SCOPES: AtomicUsize = AtomicUsize::new(0);
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 /// Bumped after each change of the global registry's snapshot: threads compare it with the
 /// generation of their cached snapshot (see `global_snapshot`).
@@ -498,7 +496,9 @@ impl Registry {
             stack.push((token, self.inner.clone()));
             token
         });
-        SCOPES.fetch_add(1, Ordering::Relaxed);
+        // While this thread is in a scope, its cached global snapshot must not be used:
+        // invalidating it sends every emit here through the scope lookup.
+        global_snapshot::invalidate();
         ACTIVE.fetch_add(1, Ordering::Relaxed);
         ScopeGuard {
             token,
@@ -531,7 +531,6 @@ impl Drop for ScopeGuard {
         // Remove this scope wherever it is in the stack: guards dropped out of order must
         // leave the newest scope still alive in force, never one already dropped.
         SCOPE_STACK.with(|stack| stack.borrow_mut().retain(|(t, _)| *t != self.token));
-        SCOPES.fetch_sub(1, Ordering::Relaxed);
         ACTIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -592,19 +591,16 @@ impl Target<'_> {
 /// handlers with one lookup.
 #[inline]
 pub(crate) fn with_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
-    if SCOPES.load(Ordering::Relaxed) != 0 {
-        return with_scoped_target(f);
-    }
     global_snapshot::with(f)
 }
 
-/// Some thread entered a scope (tests): this thread's newest scope, else the global
-/// registry. Out of line, so production emits (no scopes) keep a small hot path.
+/// The thread's cache was not valid: the thread's newest scope if it entered one (tests),
+/// else the global registry's snapshot, refreshing the cache.
 #[cold]
 #[inline(never)]
-fn with_scoped_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
+fn with_uncached_target<R>(generation: u64, f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
     let Some(inner) = SCOPE_STACK.with(|s| s.borrow().last().map(|(_, i)| i.clone())) else {
-        return global_snapshot::with(f);
+        return global_snapshot::refresh_and_run(generation, f);
     };
     let snapshot = inner.snapshot.load();
     f(Some(Target {
@@ -627,7 +623,7 @@ mod global_snapshot {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
-    use super::{GLOBAL, GLOBAL_GENERATION, Inner, Snapshot, Target};
+    use super::{GLOBAL, GLOBAL_GENERATION, Inner, Snapshot, Target, with_uncached_target};
 
     /// No generation is ever this: the cache is empty.
     const EMPTY: u64 = u64::MAX;
@@ -639,7 +635,8 @@ mod global_snapshot {
     const NOTHING: Cached = (EMPTY, std::ptr::null(), std::ptr::null());
 
     thread_local! {
-        /// This thread's cache; the pointers are null when the generation is `EMPTY`.
+        /// This thread's cache; valid only when its generation is the current one (never
+        /// `EMPTY`). An invalidated cache keeps its reference until the next refresh.
         static CACHED: Cell<Cached> = const { Cell::new(NOTHING) };
         /// Emits on this thread reading the cached snapshot right now (a handler that
         /// emits, or a closure span's body, nests them).
@@ -681,8 +678,16 @@ mod global_snapshot {
         }
     }
 
+    /// Makes this thread's cache invalid (it entered a scope), keeping its reference to be
+    /// released or replaced by the next refresh.
+    pub(super) fn invalidate() {
+        let (_, snapshot, inner) = CACHED.get();
+        CACHED.set((EMPTY, snapshot, inner));
+    }
+
     /// Runs `f` with the global registry and its current snapshot (`None` when the global
-    /// registry was never used).
+    /// registry was never used), or with the thread's scope if it entered one: a valid cache
+    /// means the thread is in no scope.
     #[inline]
     pub(super) fn with<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
         let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
@@ -697,14 +702,15 @@ mod global_snapshot {
                 snapshot: unsafe { &*snapshot },
             }));
         }
-        refresh_and_run(generation, f)
+        with_uncached_target(generation, f)
     }
 
     /// The cache is stale or empty: replace it, unless an emit on this thread is reading it
     /// (a handler that emits) or the thread is exiting; then load without caching.
-    #[cold]
-    #[inline(never)]
-    fn refresh_and_run<R>(generation: u64, f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
+    pub(super) fn refresh_and_run<R>(
+        generation: u64,
+        f: impl FnOnce(Option<Target<'_>>) -> R,
+    ) -> R {
         let Some(global) = GLOBAL.get() else {
             return f(None);
         };

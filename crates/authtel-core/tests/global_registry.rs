@@ -195,4 +195,60 @@ fn global_registry_follows_attach_and_detach() {
     lockout();
     assert_eq!(second.load(Ordering::Relaxed), 403);
     assert!(registry::handlers().is_empty());
+
+    // 7. A thread whose global cache is valid enters a scope: its events go to the scope
+    // until the scope ends, then to the global registry again. Also inside a closure span
+    // that started on the global registry: the body's events go to the scope, the span's
+    // stop to the handlers that heard its start.
+    let global = counter();
+    let g = global.clone();
+    registry::attach(
+        "global",
+        Selection::All,
+        handler_fn(move |_| {
+            g.fetch_add(1, Ordering::Relaxed);
+        }),
+    )
+    .unwrap();
+    lockout();
+    lockout(); // the cache is valid now
+    assert_eq!(global.load(Ordering::Relaxed), 2);
+    let scoped = counter();
+    let sc = scoped.clone();
+    let scope_registry = registry::Registry::new();
+    scope_registry
+        .attach(
+            "scoped",
+            Selection::All,
+            handler_fn(move |_| {
+                sc.fetch_add(1, Ordering::Relaxed);
+            }),
+        )
+        .unwrap();
+    {
+        let _scope = scope_registry.enter();
+        lockout();
+        lockout();
+    }
+    assert_eq!(scoped.load(Ordering::Relaxed), 2);
+    assert_eq!(
+        global.load(Ordering::Relaxed),
+        2,
+        "a scoped event reached the global registry"
+    );
+    lockout();
+    assert_eq!(global.load(Ordering::Relaxed), 3);
+    telemetry::span(&catalogue::AUTH_LOGIN, Metadata::new(), || {
+        let _scope = scope_registry.enter();
+        lockout();
+    });
+    assert_eq!(scoped.load(Ordering::Relaxed), 3, "the body's lockout");
+    assert_eq!(
+        global.load(Ordering::Relaxed),
+        5,
+        "the span's start and stop"
+    );
+    lockout();
+    assert_eq!(global.load(Ordering::Relaxed), 6);
+    registry::detach("global").unwrap();
 }
