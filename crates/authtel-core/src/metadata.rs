@@ -31,7 +31,8 @@
 //!   expose them — so screening costs nothing when nobody listens. Each redaction is
 //!   counted ([`redaction_count`]).
 //! - **Identifiers are not emails**: [`Metadata::user_id`] and [`Metadata::caller`] refuse
-//!   values containing `@` (the field stays empty and the refusal is counted);
+//!   values containing `@`: like the screen, the check runs on every read, so the field
+//!   reads as empty to every getter and sink and the refusal is counted when read;
 //!   [`Metadata::try_user_id`] returns the typed error instead. There is no field for "the
 //!   identifier that was typed" at a failed login: it may be a password typed into the
 //!   wrong box, so it is never recorded.
@@ -78,7 +79,8 @@ pub(crate) fn note_redactions(n: u64) {
 }
 
 /// How many values the policy has refused in this process (emails as identifiers, invalid
-/// keys, extra fields over the limit).
+/// keys, extra fields over the limit). Extra fields are counted when added; an email in an
+/// identifier field is counted each time it is read (it reads as absent), as redactions are.
 pub fn refusal_count() -> u64 {
     REFUSALS.load(Ordering::Relaxed)
 }
@@ -346,7 +348,7 @@ macro_rules! text_setters {
             #[doc = concat!("The `", stringify!($field), "` field, if set (screened).")]
             #[inline]
             pub fn $getter(&self) -> Option<&'a str> {
-                self.texts.get(Text::$slot).map(screen)
+                self.read_text(Text::$slot)
             }
         )*
     };
@@ -374,8 +376,9 @@ impl<'a> Metadata<'a> {
         }
     }
 
-    /// The account's opaque id. An email is refused (the field stays empty, the refusal is
-    /// counted); use [`Metadata::try_user_id`] to get the error.
+    /// The account's opaque id. An email is refused: the field reads as empty, and the
+    /// refusal is counted when it is read (the check runs on read, so setting a field costs
+    /// nothing when nobody listens); use [`Metadata::try_user_id`] to get the error instead.
     ///
     /// ```
     /// use authtel_core::metadata::Metadata;
@@ -384,10 +387,7 @@ impl<'a> Metadata<'a> {
     #[must_use]
     #[inline]
     pub fn user_id(mut self, id: &'a str) -> Self {
-        match self.identifier(id) {
-            Some(id) => self.texts.set(Text::UserId, id),
-            None => self.refuse(),
-        }
+        self.texts.set(Text::UserId, id);
         self
     }
 
@@ -412,24 +412,22 @@ impl<'a> Metadata<'a> {
     /// The user id, if set.
     #[inline]
     pub fn get_user_id(&self) -> Option<&'a str> {
-        self.texts.get(Text::UserId).map(screen)
+        self.read_text(Text::UserId)
     }
 
-    /// Who asked, in an authorization decision (a service or user id, never an email).
+    /// Who asked, in an authorization decision (a service or user id, never an email: an
+    /// email is refused as for [`Metadata::user_id`]).
     #[must_use]
     #[inline]
     pub fn caller(mut self, caller: &'a str) -> Self {
-        match self.identifier(caller) {
-            Some(c) => self.texts.set(Text::Caller, c),
-            None => self.refuse(),
-        }
+        self.texts.set(Text::Caller, caller);
         self
     }
 
     /// The caller, if set.
     #[inline]
     pub fn get_caller(&self) -> Option<&'a str> {
-        self.texts.get(Text::Caller).map(screen)
+        self.read_text(Text::Caller)
     }
 
     text_setters! {
@@ -595,7 +593,7 @@ impl<'a> Metadata<'a> {
     pub fn redacted(&self) -> u32 {
         let in_texts = TEXT_KEYS
             .iter()
-            .filter_map(|&(field, _)| self.texts.get(field))
+            .filter_map(|&(field, _)| self.texts.get(field).filter(|v| !refuses(field, v)))
             .filter(|v| looks_like_credential(v))
             .count();
         let in_extra = self
@@ -609,10 +607,33 @@ impl<'a> Metadata<'a> {
         (in_texts + in_extra) as u32
     }
 
-    /// How many values of this metadata the policy refused.
+    /// How many values of this metadata the policy refused: extra fields refused when
+    /// added, and identifier fields holding an email.
+    ///
+    /// ```
+    /// use authtel_core::metadata::Metadata;
+    /// let m = Metadata::new().user_id("alice@example.com").session_id("s_1");
+    /// assert_eq!(m.refused(), 1);
+    /// ```
     #[inline]
     pub fn refused(&self) -> u32 {
-        u32::from(self.refused)
+        let identifiers = TEXT_KEYS
+            .iter()
+            .filter(|&&(field, _)| self.texts.get(field).is_some_and(|v| refuses(field, v)))
+            .count();
+        u32::from(self.refused) + identifiers as u32
+    }
+
+    /// A standard text field as every reader sees it: an email in an identifier field is
+    /// refused (reads as absent, counted), anything else is screened and truncated.
+    #[inline]
+    fn read_text(&self, field: Text) -> Option<&'a str> {
+        let value = self.texts.get(field)?;
+        if refuses(field, value) {
+            REFUSALS.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(screen(value))
     }
 
     /// Every set field as `(key, value)`, standard fields first, for sinks that write
@@ -628,8 +649,8 @@ impl<'a> Metadata<'a> {
     #[inline]
     pub fn for_each_field(&self, mut f: impl FnMut(&str, Value<'_>)) {
         for (field, key) in TEXT_KEYS {
-            if let Some(v) = self.texts.get(field) {
-                f(key, Value::Str(screen(v)));
+            if let Some(v) = self.read_text(field) {
+                f(key, Value::Str(v));
             }
         }
         if let Some(ip) = self.client_ip {
@@ -665,6 +686,13 @@ impl<'a> Metadata<'a> {
         self.refused = self.refused.saturating_add(1);
         REFUSALS.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Whether the policy refuses `value` in `field`: an email where an identifier belongs
+/// (user id, caller). Checked when the field is read, not when it is set.
+#[inline]
+fn refuses(field: Text, value: &str) -> bool {
+    matches!(field, Text::UserId | Text::Caller) && contains_at_sign(value.as_bytes())
 }
 
 /// Whether `bytes` contains `@`. Identifiers are short, and this runs on every emit that

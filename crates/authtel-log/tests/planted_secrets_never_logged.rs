@@ -22,7 +22,12 @@ const CLIENT_SECRET: &str = "cs_oauth_planted_7d3e9f1a2b";
 const COOKIE: &str = "session=ck_planted_77aa99bb";
 const PASSWORD_HASH: &str = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHBsYW50ZWQ$aGFzaHBsYW50ZWQ";
 
-const SECRETS: [&str; 10] = [
+/// Not a secret but personal data: an email given where an identifier belongs.
+const EMAIL: &str = "alice.planted@example.com";
+
+const SECRETS: [&str; 12] = [
+    EMAIL,
+    "planted@example",
     PASSWORD,
     BEARER,
     BEARER_SECRET_PART,
@@ -63,6 +68,12 @@ fn planted_secrets_never_reach_the_log() {
             Measurements::new().count(1),
             leaky_metadata(),
         );
+        // An email as user id and as caller: refused, so neither is logged.
+        telemetry::event(
+            &SECURITY_SUSPICIOUS_LOGIN,
+            Measurements::new().count(1),
+            Metadata::new().user_id(EMAIL).caller(EMAIL).reason("email_as_id"),
+        );
         // Exception reasons are free text: a panic message or an explicit reason carrying
         // a credential must not leak either.
         let panicked = std::panic::catch_unwind(|| {
@@ -75,7 +86,8 @@ fn planted_secrets_never_reach_the_log() {
     });
 
     // The scenario really logged, with the fields the secrets were planted in.
-    assert_eq!(out.lines().len(), 6, "{}", out.text);
+    assert_eq!(out.lines().len(), 7, "{}", out.text);
+    assert!(out.text.contains("email_as_id"), "{}", out.text);
     assert!(out.text.contains("password=[REDACTED]"), "{}", out.text);
     assert!(out.text.contains("u_planted"));
     assert!(out.text.contains(REDACTED));
