@@ -618,7 +618,7 @@ fn with_uncached_target<R>(generation: u64, f: impl FnOnce(Option<Target<'_>>) -
 ///
 /// The cache owns one strong reference (`Arc::into_raw`). It is replaced only when no emit
 /// on this thread is reading it (`READERS` is zero), and released when the thread exits.
-mod global_snapshot {
+pub(crate) mod global_snapshot {
     use std::cell::Cell;
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
@@ -703,6 +703,42 @@ mod global_snapshot {
             }));
         }
         with_uncached_target(generation, f)
+    }
+
+    /// The thread's cached global snapshot, while it is valid: held for one emit.
+    pub(crate) struct CachedTarget {
+        snapshot: *const Snapshot,
+        inner: *const Inner,
+        _reading: Reading,
+    }
+
+    impl CachedTarget {
+        /// The target this cache stands for.
+        #[inline]
+        pub(crate) fn target(&self) -> Target<'_> {
+            // SAFETY: as in `with`: the snapshot is this thread's strong reference, kept
+            // while `_reading` counts this reader; the registry lives for the process.
+            Target {
+                inner: unsafe { &*self.inner },
+                snapshot: unsafe { &*self.snapshot },
+            }
+        }
+    }
+
+    /// The cached target if the cache is valid (the thread is in no scope and nothing was
+    /// attached or detached since it was filled); `None` sends the caller to [`with`].
+    #[inline]
+    pub(crate) fn cached() -> Option<CachedTarget> {
+        let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
+        let (cached_generation, snapshot, inner) = CACHED.get();
+        if cached_generation != generation {
+            return None;
+        }
+        Some(CachedTarget {
+            snapshot,
+            inner,
+            _reading: Reading::begin(),
+        })
     }
 
     /// The cache is stale or empty: replace it, unless an emit on this thread is reading it

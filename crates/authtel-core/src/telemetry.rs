@@ -437,16 +437,40 @@ pub fn __event_with<'a>(arguments: impl FnOnce() -> (&'static Event, Measurement
 
 #[inline(never)]
 fn emit_signal(event: &'static Event, measurements: &Measurements, metadata: &Metadata<'_>) {
-    registry::with_target(move |target| {
+    match registry::global_snapshot::cached() {
+        Some(cached) => deliver_signal(cached.target(), event, measurements, metadata),
+        None => emit_signal_uncached(event, measurements, metadata),
+    }
+}
+
+/// The thread's cached handlers were stale, or it is in a scope.
+#[cold]
+#[inline(never)]
+fn emit_signal_uncached(
+    event: &'static Event,
+    measurements: &Measurements,
+    metadata: &Metadata<'_>,
+) {
+    registry::with_target(|target| {
         if let Some(target) = target {
-            target.deliver(&EventRecord::signal(
-                event,
-                SpanContext::child_of(SpanContext::current()),
-                measurements,
-                metadata,
-            ));
+            deliver_signal(target, event, measurements, metadata);
         }
     });
+}
+
+#[inline(always)]
+fn deliver_signal(
+    target: Target<'_>,
+    event: &'static Event,
+    measurements: &Measurements,
+    metadata: &Metadata<'_>,
+) {
+    target.deliver(&EventRecord::signal(
+        event,
+        SpanContext::child_of(SpanContext::current()),
+        measurements,
+        metadata,
+    ));
 }
 
 /// Runs `f` inside a span: emits `start`, then `stop` with the outcome of `f`'s return

@@ -72,7 +72,10 @@ fn planted_secrets_never_reach_the_log() {
         telemetry::event(
             &SECURITY_SUSPICIOUS_LOGIN,
             Measurements::new().count(1),
-            Metadata::new().user_id(EMAIL).caller(EMAIL).reason("email_as_id"),
+            Metadata::new()
+                .user_id(EMAIL)
+                .caller(EMAIL)
+                .reason("email_as_id"),
         );
         // Exception reasons are free text: a panic message or an explicit reason carrying
         // a credential must not leak either.
