@@ -43,7 +43,7 @@ fn emit_lockout() {
     telemetry::event(
         black_box(&catalogue::SECURITY_LOCKOUT),
         Measurements::new().count(1),
-        Metadata::new().user_id(*black_box(&USER_ID)),
+        Metadata::new().user_id(black_box(&USER_ID)),
     );
 }
 
@@ -52,7 +52,7 @@ fn emit_lockout_macro() {
     authtel_core::event!(
         black_box(&catalogue::SECURITY_LOCKOUT),
         Measurements::new().count(1),
-        Metadata::new().user_id(*black_box(&USER_ID)),
+        Metadata::new().user_id(black_box(&USER_ID)),
     );
 }
 
@@ -74,7 +74,7 @@ fn login_span_empty() -> bool {
 fn login_span() -> bool {
     telemetry::span(
         black_box(&catalogue::AUTH_LOGIN),
-        Metadata::new().user_id(*black_box(&USER_ID)),
+        Metadata::new().user_id(black_box(&USER_ID)),
         || black_box(true),
     )
 }
