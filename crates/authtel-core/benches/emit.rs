@@ -32,6 +32,13 @@ use criterion::{
 /// artefact of `black_box`, not a cost real callers pay.)
 static USER_ID: &str = "u_42";
 
+/// [`USER_ID`], loaded through an opaque pointer so the compiler cannot fold it.
+#[inline(always)]
+fn user_id() -> &'static str {
+    let id: &&'static str = black_box(&USER_ID);
+    id
+}
+
 fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
     group
         .sample_size(20)
@@ -43,7 +50,7 @@ fn emit_lockout() {
     telemetry::event(
         black_box(&catalogue::SECURITY_LOCKOUT),
         Measurements::new().count(1),
-        Metadata::new().user_id(black_box(&USER_ID)),
+        Metadata::new().user_id(user_id()),
     );
 }
 
@@ -52,7 +59,7 @@ fn emit_lockout_macro() {
     authtel_core::event!(
         black_box(&catalogue::SECURITY_LOCKOUT),
         Measurements::new().count(1),
-        Metadata::new().user_id(black_box(&USER_ID)),
+        Metadata::new().user_id(user_id()),
     );
 }
 
@@ -74,7 +81,7 @@ fn login_span_empty() -> bool {
 fn login_span() -> bool {
     telemetry::span(
         black_box(&catalogue::AUTH_LOGIN),
-        Metadata::new().user_id(black_box(&USER_ID)),
+        Metadata::new().user_id(user_id()),
         || black_box(true),
     )
 }
@@ -112,7 +119,7 @@ fn event(c: &mut Criterion) {
         b.iter(emit_lockout_macro)
     });
     group.bench_function("baseline:tracing_info_no_subscriber", |b| {
-        b.iter(|| tracing::info!(user_id = *black_box(&USER_ID), "security lockout"))
+        b.iter(|| tracing::info!(user_id = user_id(), "security lockout"))
     });
     with_global_handler(&catalogue::SECURITY_LOCKOUT, || {
         group.bench_function("one_noop_handler", |b| b.iter(emit_lockout));
