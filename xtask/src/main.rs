@@ -18,8 +18,9 @@ cargo xtask <command>
 Commands:
   test [--no-services]      the one test command: install and start PostgreSQL + tansu (Kafka),
                             then fmt check, clippy -D warnings, rustdoc -D warnings, all tests
-                            (nextest if installed), doctests, the facade with each feature
-                            alone, promtool on docs/ops; stops the services at the end
+                            (nextest if installed), doctests, the core without default
+                            features, the facade with each feature alone, promtool on
+                            docs/ops; stops the services at the end
   bench [--quick] [--no-services] [-- <bench args>]
                             run all benches, print a markdown table of medians and ratios to
                             baselines (also written to $CARGO_TARGET_DIR/bench-table.md);

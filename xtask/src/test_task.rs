@@ -126,6 +126,13 @@ fn steps() -> Vec<Step> {
             needs_services: true,
         },
     ];
+    // The core without its one optional feature (`internal-logs`, the `tracing` report of a
+    // panicking handler): the `#[cfg]`-gated code must build both ways.
+    steps.push(Step {
+        name: "core: no default features".into(),
+        cmd: Cmd::cargo(["check", "-p", "authtel-core", "--no-default-features"]),
+        needs_services: false,
+    });
     // The facade's features one at a time (`cargo check`, no default features): a sink
     // that only builds together with another feature fails here.
     steps.push(Step {
