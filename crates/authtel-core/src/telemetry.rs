@@ -476,6 +476,11 @@ fn deliver_signal(
 /// Runs `f` inside a span: emits `start`, then `stop` with the outcome of `f`'s return
 /// value, or `exception` (kind `panic`) if `f` panics — and then the panic continues.
 ///
+/// Start and end go to the handlers attached when the span started (one registry lookup
+/// per span). Meant for operations (a login, a token check): a span around a thread's whole
+/// run loop would keep that thread on a slower path after handlers change; use [`start`]
+/// for that.
+///
 /// ```
 /// use authtel_core::{catalogue, telemetry, metadata::Metadata};
 /// let ok: bool = telemetry::span(&catalogue::MFA_VERIFY, Metadata::new().method("totp"), || true);
