@@ -129,7 +129,7 @@ fn steps() -> Vec<Step> {
     // The core without its one optional feature (`internal-logs`, the `tracing` report of a
     // panicking handler): the `#[cfg]`-gated code must build both ways.
     steps.push(Step {
-        name: "core: no default features".into(),
+        name: "core: no defaults".into(),
         cmd: Cmd::cargo(["check", "-p", "authtel-core", "--no-default-features"]),
         needs_services: false,
     });
