@@ -423,9 +423,10 @@ impl Registry {
 
     /// Detaches the handler with this id. It hears no event after this returns.
     ///
-    /// On the global registry the handler value itself is dropped a little later: each
-    /// thread that emitted keeps a cached reference to the handler set (so emitting needs
-    /// no fenced atomic operation) and lets go of it at its next emit or when it exits. Do
+    /// On the global registry the handler value itself may be dropped later: each thread
+    /// that emitted keeps a cached reference to the handler set (so emitting needs no
+    /// fenced atomic operation). The thread calling `detach` lets go at once; another
+    /// thread lets go at its next emit while some handler is attached, or when it exits. Do
     /// not rely on a handler's `Drop` for flushing; sinks have explicit flush/shutdown.
     pub fn detach(&self, id: &str) -> Result<(), DetachError> {
         if self.remove_where(|e| &*e.id == id) {
@@ -451,6 +452,15 @@ impl Registry {
         if self.inner.global {
             ACTIVE.fetch_sub(1, Ordering::Relaxed);
         }
+        // Unlocked first: dropping a handler runs its `Drop`, which may use the registry.
+        drop(entries);
+        if self.inner.global {
+            // This thread lets go of its cached snapshot now. Without this, detaching the
+            // last handler would leave it alive in the cache for as long as the thread runs:
+            // with nothing attached, emits return before they look at the cache.
+            global_snapshot::release();
+        }
+        drop(removed);
         true
     }
 
@@ -675,6 +685,21 @@ pub(crate) mod global_snapshot {
         #[inline]
         fn drop(&mut self) {
             READERS.set(READERS.get() - 1);
+        }
+    }
+
+    /// Drops this thread's cached snapshot now (the thread detached a handler), unless an
+    /// emit on this thread is reading it; then it only invalidates it.
+    pub(super) fn release() {
+        if READERS.get() != 0 {
+            invalidate();
+            return;
+        }
+        let (_, cached, _) = CACHED.replace(NOTHING);
+        if !cached.is_null() {
+            // SAFETY: `cached` came from `Arc::into_raw` in `refresh_and_run` and was just
+            // removed from the cache; no reader is counted, so nothing borrows it.
+            drop(unsafe { Arc::from_raw(cached) });
         }
     }
 

@@ -251,4 +251,42 @@ fn global_registry_follows_attach_and_detach() {
     lockout();
     assert_eq!(global.load(Ordering::Relaxed), 6);
     registry::detach("global").unwrap();
+
+    // 8. Detaching the last handler: the detaching thread lets go of its cached snapshot at
+    // once (with nothing attached, emits never look at the cache again, so waiting for the
+    // next emit would keep the handler alive for the thread's lifetime). Before that, a
+    // closure span's body panics and unwinds out of the cached lookup: had it left the
+    // reader count raised, the release would be refused and the handler stay alive.
+    let heard = counter();
+    let alive = Arc::new(());
+    registry::attach(
+        "panicky-span",
+        Selection::All,
+        Counting {
+            heard: heard.clone(),
+            _alive: alive.clone(),
+        },
+    )
+    .unwrap();
+    lockout(); // fills this thread's cache with the snapshot holding the handler
+    let unwound = std::panic::catch_unwind(|| {
+        telemetry::span(&catalogue::AUTH_LOGIN, Metadata::new(), || -> bool {
+            panic!("body failed")
+        })
+    });
+    assert!(unwound.is_err());
+    assert_eq!(
+        heard.load(Ordering::Relaxed),
+        3,
+        "lockout, start, exception"
+    );
+    registry::detach("panicky-span").unwrap();
+    assert_eq!(
+        Arc::strong_count(&alive),
+        1,
+        "the detaching thread still holds the detached handler"
+    );
+    lockout(); // nothing attached: not heard, nothing cached
+    assert_eq!(heard.load(Ordering::Relaxed), 3);
+    assert!(registry::handlers().is_empty());
 }
