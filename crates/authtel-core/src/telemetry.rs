@@ -552,6 +552,9 @@ where
 /// guard.metadata_mut().try_extra("device", "phone").unwrap();
 /// guard.stop(Outcome::Success);
 /// ```
+// Inlined, like `SpanGuard::begin`, so the caller's metadata is built straight into the
+// guard instead of being copied into it (a few hundred bytes).
+#[inline]
 pub fn start<'a>(span: &'static SpanDef, metadata: Metadata<'a>) -> SpanGuard<'a> {
     SpanGuard::begin(span, metadata, true)
 }
@@ -657,6 +660,7 @@ impl fmt::Debug for SpanGuard<'_> {
 }
 
 impl<'a> SpanGuard<'a> {
+    #[inline]
     fn begin(span: &'static SpanDef, metadata: Metadata<'a>, make_current: bool) -> SpanGuard<'a> {
         let live = if registry::is_active() {
             open(span, &metadata, make_current)
@@ -681,6 +685,7 @@ impl<'a> SpanGuard<'a> {
     }
 
     /// Ends the span with `outcome`.
+    #[inline] // taking `self` by value must not copy the guard's metadata
     pub fn stop(mut self, outcome: Outcome) {
         self.end(outcome, None, None);
     }
@@ -693,11 +698,13 @@ impl<'a> SpanGuard<'a> {
     /// let result: Result<u32, String> = Err("expired".into());
     /// guard.stop_with(&result);
     /// ```
+    #[inline]
     pub fn stop_with<R: SpanOutcome + ?Sized>(mut self, result: &R) {
         self.end(result.outcome(), result.error_type(), None);
     }
 
     /// Ends the span with an exception of kind [`ExceptionKind::Error`] and a reason.
+    #[inline]
     pub fn exception(mut self, reason: &str) {
         self.end(Outcome::Error, None, Some((ExceptionKind::Error, reason)));
     }
