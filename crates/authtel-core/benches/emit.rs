@@ -9,7 +9,8 @@
 //!   (target: < 10 ns), with a user id built by the caller and with no field.
 //! - `span`: a closure span with nothing attached, and with one handler hearing start and
 //!   stop, against the clock reads a span must make — two `Instant::now()` and one
-//!   `SystemTime::now()` (target: ≤ 100 ns, ratio ≤ 1.4).
+//!   `SystemTime::now()` (target: ≤ 100 ns, ratio ≤ 1.4). The guard and async forms with one
+//!   handler are measured next to it.
 //!
 //! The global registry is used on purpose: it is the production path (the scoped one is for
 //! tests and slower by design). Handlers are attached only for the cases that need them and
@@ -86,6 +87,26 @@ fn login_span() -> bool {
     )
 }
 
+fn login_guard() {
+    let guard = telemetry::start(
+        black_box(&catalogue::AUTH_LOGIN),
+        Metadata::new().user_id(user_id()),
+    );
+    guard.stop(authtel_core::outcome::Outcome::Success);
+}
+
+/// A future that is ready at its first poll, polled once: the span's own cost.
+fn login_async() -> bool {
+    let future = telemetry::span_async(
+        black_box(&catalogue::AUTH_LOGIN),
+        Metadata::new().user_id(user_id()),
+        async { black_box(true) },
+    );
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    matches!(future.as_mut().poll(&mut cx), std::task::Poll::Ready(true))
+}
+
 /// Runs `f` with one no-op handler attached to `selection` on the global registry.
 fn with_global_handler(selection: impl Into<Selection>, f: impl FnOnce()) {
     registry::attach(
@@ -150,6 +171,10 @@ fn span(c: &mut Criterion) {
     group.bench_function("nothing_attached_user_id", |b| b.iter(login_span));
     with_global_handler(&catalogue::AUTH_LOGIN, || {
         group.bench_function("one_handler_start_stop", |b| b.iter(login_span));
+        // The other two forms: they keep the metadata in a guard (or the future) between
+        // start and stop, so they pay a copy of it and a second registry lookup.
+        group.bench_function("guard_one_handler_start_stop", |b| b.iter(login_guard));
+        group.bench_function("async_one_handler_start_stop", |b| b.iter(login_async));
     });
     group.bench_function("baseline:two_instant_one_systemtime", |b| {
         b.iter(|| {
