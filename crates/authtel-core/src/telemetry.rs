@@ -435,6 +435,8 @@ pub fn __event_with<'a>(arguments: impl FnOnce() -> (&'static Event, Measurement
     emit_signal(event, &measurements, &metadata);
 }
 
+/// A signal when someone may listen: straight to the thread's cached handlers when they are
+/// current (the hot path: nothing spilled, nothing else inlined), else the cold path.
 #[inline(never)]
 fn emit_signal(event: &'static Event, measurements: &Measurements, metadata: &Metadata<'_>) {
     match registry::global_snapshot::cached() {
@@ -458,6 +460,7 @@ fn emit_signal_uncached(
     });
 }
 
+/// Builds the signal's record (its id, its parent span) and delivers it.
 #[inline(always)]
 fn deliver_signal(
     target: Target<'_>,
@@ -552,8 +555,8 @@ where
 /// guard.metadata_mut().try_extra("device", "phone").unwrap();
 /// guard.stop(Outcome::Success);
 /// ```
-// Inlined, like `SpanGuard::begin`, so the caller's metadata is built straight into the
-// guard instead of being copied into it (a few hundred bytes).
+// Inlined, like `SpanGuard::begin`: otherwise the metadata (a few hundred bytes) is copied
+// once more on its way into the guard.
 #[inline]
 pub fn start<'a>(span: &'static SpanDef, metadata: Metadata<'a>) -> SpanGuard<'a> {
     SpanGuard::begin(span, metadata, true)
