@@ -626,8 +626,9 @@ fn with_uncached_target<R>(generation: u64, f: impl FnOnce(Option<Target<'_>>) -
 /// of [`GLOBAL_GENERATION`] and read through a plain thread-local cell (no `RefCell`, no
 /// destructor-state check on the hot path).
 ///
-/// The cache owns one strong reference (`Arc::into_raw`). It is replaced only when no emit
-/// on this thread is reading it (`READERS` is zero), and released when the thread exits.
+/// The cache owns one strong reference (`Arc::into_raw`). It is replaced or released only
+/// when no emit on this thread is reading it (`READERS` is zero): at a refresh, when the
+/// thread detaches a handler, and when the thread exits.
 pub(crate) mod global_snapshot {
     use std::cell::Cell;
     use std::sync::Arc;
