@@ -400,13 +400,11 @@ impl<'a> Metadata<'a> {
     /// ```
     #[inline]
     pub fn try_user_id(mut self, id: &'a str) -> Result<Self, MetadataError> {
-        match self.identifier(id) {
-            Some(id) => {
-                self.texts.set(Text::UserId, id);
-                Ok(self)
-            }
-            None => Err(MetadataError::EmailAsIdentifier { field: "user_id" }),
+        if refuses(Text::UserId, id) {
+            return Err(MetadataError::EmailAsIdentifier { field: "user_id" });
         }
+        self.texts.set(Text::UserId, id);
+        Ok(self)
     }
 
     /// The user id, if set.
@@ -669,15 +667,6 @@ impl<'a> Metadata<'a> {
         }
         for (k, v) in self.extra() {
             f(k, v);
-        }
-    }
-
-    #[inline]
-    fn identifier(&mut self, id: &'a str) -> Option<&'a str> {
-        if contains_at_sign(id.as_bytes()) {
-            None
-        } else {
-            Some(id)
         }
     }
 

@@ -608,9 +608,9 @@ pub(crate) fn with_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
 /// else the global registry's snapshot, refreshing the cache.
 #[cold]
 #[inline(never)]
-fn with_uncached_target<R>(generation: u64, f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
+pub(crate) fn with_uncached_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
     let Some(inner) = SCOPE_STACK.with(|s| s.borrow().last().map(|(_, i)| i.clone())) else {
-        return global_snapshot::refresh_and_run(generation, f);
+        return global_snapshot::refresh_and_run(f);
     };
     let snapshot = inner.snapshot.load();
     f(Some(Target {
@@ -660,14 +660,10 @@ pub(crate) mod global_snapshot {
 
     impl Drop for Owner {
         fn drop(&mut self) {
-            let (_, cached, _) = CACHED.replace(NOTHING);
             // A reader still holding it cannot happen (nothing emits while this destructor
-            // runs); if it did, leaking beats freeing under it.
-            if !cached.is_null() && READERS.get() == 0 {
-                // SAFETY: `cached` came from `Arc::into_raw` in `refresh_and_run`, and this
-                // thread's strong reference is released exactly once: here or on replacement.
-                drop(unsafe { Arc::from_raw(cached) });
-            }
+            // runs); if it did, `release` leaves the reference alone: leaking beats freeing
+            // under it.
+            release();
         }
     }
 
@@ -689,8 +685,8 @@ pub(crate) mod global_snapshot {
         }
     }
 
-    /// Drops this thread's cached snapshot now (the thread detached a handler), unless an
-    /// emit on this thread is reading it; then it only invalidates it.
+    /// Drops this thread's cached snapshot now (the thread detached a handler, or is
+    /// exiting), unless an emit on this thread is reading it; then it only invalidates it.
     pub(super) fn release() {
         if READERS.get() != 0 {
             invalidate();
@@ -699,7 +695,8 @@ pub(crate) mod global_snapshot {
         let (_, cached, _) = CACHED.replace(NOTHING);
         if !cached.is_null() {
             // SAFETY: `cached` came from `Arc::into_raw` in `refresh_and_run` and was just
-            // removed from the cache; no reader is counted, so nothing borrows it.
+            // removed from the cache, so this thread's reference is released exactly once;
+            // no reader is counted, so nothing borrows it.
             drop(unsafe { Arc::from_raw(cached) });
         }
     }
@@ -716,19 +713,10 @@ pub(crate) mod global_snapshot {
     /// means the thread is in no scope.
     #[inline]
     pub(super) fn with<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
-        let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
-        let (cached_generation, snapshot, inner) = CACHED.get();
-        if cached_generation == generation {
-            let _reading = Reading::begin();
-            // SAFETY: a generation other than EMPTY means `snapshot` is this thread's strong
-            // reference from `Arc::into_raw`, not released while `_reading` lives, and
-            // `inner` points into the global registry, which lives for the whole process.
-            return f(Some(Target {
-                inner: unsafe { &*inner },
-                snapshot: unsafe { &*snapshot },
-            }));
+        match cached() {
+            Some(cached) => f(Some(cached.target())),
+            None => with_uncached_target(f),
         }
-        with_uncached_target(generation, f)
     }
 
     /// The thread's cached global snapshot, while it is valid: held for one emit.
@@ -742,8 +730,10 @@ pub(crate) mod global_snapshot {
         /// The target this cache stands for.
         #[inline]
         pub(crate) fn target(&self) -> Target<'_> {
-            // SAFETY: as in `with`: the snapshot is this thread's strong reference, kept
-            // while `_reading` counts this reader; the registry lives for the process.
+            // SAFETY: `cached` built this only from a valid cache (generation not EMPTY), so
+            // `snapshot` is this thread's strong reference from `Arc::into_raw`, not released
+            // while `_reading` counts this reader; `inner` points into the global registry,
+            // which lives for the whole process.
             Target {
                 inner: unsafe { &*self.inner },
                 snapshot: unsafe { &*self.snapshot },
@@ -752,7 +742,8 @@ pub(crate) mod global_snapshot {
     }
 
     /// The cached target if the cache is valid (the thread is in no scope and nothing was
-    /// attached or detached since it was filled); `None` sends the caller to [`with`].
+    /// attached or detached since it was filled); `None` sends the caller to
+    /// `with_uncached_target`.
     #[inline]
     pub(crate) fn cached() -> Option<CachedTarget> {
         let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
@@ -769,10 +760,9 @@ pub(crate) mod global_snapshot {
 
     /// The cache is stale or empty: replace it, unless an emit on this thread is reading it
     /// (a handler that emits) or the thread is exiting; then load without caching.
-    pub(super) fn refresh_and_run<R>(
-        generation: u64,
-        f: impl FnOnce(Option<Target<'_>>) -> R,
-    ) -> R {
+    pub(super) fn refresh_and_run<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
+        // Read before the snapshot: a cache stamped with it is at worst refreshed once more.
+        let generation = GLOBAL_GENERATION.load(Ordering::Acquire);
         let Some(global) = GLOBAL.get() else {
             return f(None);
         };

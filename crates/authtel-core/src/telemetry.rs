@@ -453,7 +453,7 @@ fn emit_signal_uncached(
     measurements: &Measurements,
     metadata: &Metadata<'_>,
 ) {
-    registry::with_target(|target| {
+    registry::with_uncached_target(|target| {
         if let Some(target) = target {
             deliver_signal(target, event, measurements, metadata);
         }
@@ -517,28 +517,13 @@ where
     let live = emit_start(target, span, metadata, true);
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => {
-            emit_end(
-                target,
-                span,
-                metadata,
-                live,
-                result.outcome(),
-                result.error_type(),
-                None,
-            );
+            emit_end(target, span, metadata, live, Ending::stop_with(&result));
             result
         }
         Err(payload) => {
             let reason = panic_reason(&*payload);
-            emit_end(
-                target,
-                span,
-                metadata,
-                live,
-                Outcome::Error,
-                None,
-                Some((ExceptionKind::Panic, reason)),
-            );
+            let ending = Ending::Exception(ExceptionKind::Panic, reason);
+            emit_end(target, span, metadata, live, ending);
             resume_unwind(payload)
         }
     }
@@ -624,13 +609,13 @@ where
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
-                this.guard.end(output.outcome(), output.error_type(), None);
+                this.guard.end(Ending::stop_with(&output));
                 Poll::Ready(output)
             }
             Err(payload) => {
                 let reason = panic_reason(&*payload);
                 this.guard
-                    .end(Outcome::Error, None, Some((ExceptionKind::Panic, reason)));
+                    .end(Ending::Exception(ExceptionKind::Panic, reason));
                 resume_unwind(payload)
             }
         }
@@ -690,7 +675,7 @@ impl<'a> SpanGuard<'a> {
     /// Ends the span with `outcome`.
     #[inline] // taking `self` by value must not copy the guard's metadata
     pub fn stop(mut self, outcome: Outcome) {
-        self.end(outcome, None, None);
+        self.end(Ending::Stop(outcome, None));
     }
 
     /// Ends the span with the outcome of `result`.
@@ -703,30 +688,18 @@ impl<'a> SpanGuard<'a> {
     /// ```
     #[inline]
     pub fn stop_with<R: SpanOutcome + ?Sized>(mut self, result: &R) {
-        self.end(result.outcome(), result.error_type(), None);
+        self.end(Ending::stop_with(result));
     }
 
     /// Ends the span with an exception of kind [`ExceptionKind::Error`] and a reason.
     #[inline]
     pub fn exception(mut self, reason: &str) {
-        self.end(Outcome::Error, None, Some((ExceptionKind::Error, reason)));
+        self.end(Ending::Exception(ExceptionKind::Error, reason));
     }
 
-    fn end(
-        &mut self,
-        outcome: Outcome,
-        error_type: Option<&'static str>,
-        exception: Option<(ExceptionKind, &str)>,
-    ) {
+    fn end(&mut self, ending: Ending<'_>) {
         if let Some(live) = self.live.take() {
-            close(
-                self.span,
-                &self.metadata,
-                live,
-                outcome,
-                error_type,
-                exception,
-            );
+            close(self.span, &self.metadata, live, ending);
         }
     }
 }
@@ -740,18 +713,29 @@ fn open(span: &'static SpanDef, metadata: &Metadata<'_>, make_current: bool) -> 
 }
 
 /// Emits a span's `stop` (or `exception`) to the current thread's registry.
-fn close(
-    span: &'static SpanDef,
-    metadata: &Metadata<'_>,
-    live: Live,
-    outcome: Outcome,
-    error_type: Option<&'static str>,
-    exception: Option<(ExceptionKind, &str)>,
-) {
+fn close(span: &'static SpanDef, metadata: &Metadata<'_>, live: Live, ending: Ending<'_>) {
     registry::with_target(|target| match target {
-        Some(target) => emit_end(target, span, metadata, live, outcome, error_type, exception),
+        Some(target) => emit_end(target, span, metadata, live, ending),
         None => restore_current(&live),
     });
+}
+
+/// How a span ended: the one thing its end event is built from.
+#[derive(Clone, Copy)]
+enum Ending<'r> {
+    /// A `stop`: the outcome, and for a failure a low-cardinality error type if known.
+    Stop(Outcome, Option<&'static str>),
+    /// An `exception` (its outcome is always [`Outcome::Error`]): what happened, and the
+    /// reason, screened when the event is built.
+    Exception(ExceptionKind, &'r str),
+}
+
+impl Ending<'_> {
+    /// A stop with the outcome (and error type) a result reports.
+    #[inline]
+    fn stop_with<R: SpanOutcome + ?Sized>(result: &R) -> Self {
+        Ending::Stop(result.outcome(), result.error_type())
+    }
 }
 
 /// Reads the clocks, delivers `start`, and makes the span current if asked.
@@ -796,9 +780,7 @@ fn emit_end(
     span: &'static SpanDef,
     metadata: &Metadata<'_>,
     live: Live,
-    outcome: Outcome,
-    error_type: Option<&'static str>,
-    exception: Option<(ExceptionKind, &str)>,
+    ending: Ending<'_>,
 ) {
     restore_current(&live);
     let now = Instant::now();
@@ -809,8 +791,8 @@ fn emit_end(
         duration: Some(duration),
         count: None,
     };
-    let record = match exception {
-        None => {
+    let record = match ending {
+        Ending::Stop(outcome, error_type) => {
             // The application's explicit outcome wins; a success never has an error type.
             let outcome = metadata.get_outcome().unwrap_or(outcome);
             EventRecord {
@@ -827,7 +809,7 @@ fn emit_end(
                 exception: None,
             }
         }
-        Some((kind, reason)) => EventRecord {
+        Ending::Exception(kind, reason) => EventRecord {
             event: span.exception(),
             context: live.context,
             measurements: &measurements,
@@ -862,19 +844,11 @@ impl Drop for SpanGuard<'_> {
         if self.live.is_none() {
             return;
         }
-        if std::thread::panicking() {
-            self.end(
-                Outcome::Error,
-                None,
-                Some((ExceptionKind::Panic, "panicked while the span was open")),
-            );
+        self.end(if std::thread::panicking() {
+            Ending::Exception(ExceptionKind::Panic, "panicked while the span was open")
         } else {
-            self.end(
-                Outcome::Error,
-                None,
-                Some((ExceptionKind::Cancelled, "dropped before completion")),
-            );
-        }
+            Ending::Exception(ExceptionKind::Cancelled, "dropped before completion")
+        });
     }
 }
 
