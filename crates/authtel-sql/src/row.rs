@@ -103,6 +103,31 @@ impl<'a> EventRow<'a> {
     }
 }
 
+/// How many optional text columns a row has: `actor_id` through `trace_id`.
+pub(crate) const OPTIONAL_TEXT_COLUMNS: usize = 12;
+
+impl EventRow<'_> {
+    /// The optional text columns, `actor_id` through `trace_id`, in [`COLUMNS`] order: the
+    /// one list every encoder walks (statement binds, column arrays, COPY text).
+    #[inline]
+    pub(crate) fn optional_texts(&self) -> [Option<&str>; OPTIONAL_TEXT_COLUMNS] {
+        [
+            self.actor_id.as_deref(),
+            self.actor_type.as_deref(),
+            self.target_id.as_deref(),
+            self.target_type.as_deref(),
+            self.session_id.as_deref(),
+            self.client_ip.as_deref(),
+            self.user_agent.as_deref(),
+            self.resource.as_deref(),
+            self.operation.as_deref(),
+            self.reason.as_deref(),
+            self.span_id.as_deref(),
+            self.trace_id.as_deref(),
+        ]
+    }
+}
+
 fn invalid(event_id: Uuid, field: &'static str, problem: String) -> SqlError {
     SqlError::InvalidEvent {
         event_id,

@@ -37,22 +37,14 @@ fn bind_event<'q>(
     q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
     r: &'q EventRow<'_>,
 ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
-    q.bind(&r.event_id)
+    let q = q
+        .bind(&r.event_id)
         .bind(r.occurred_at)
         .bind(&r.action)
-        .bind(r.outcome)
-        .bind(&r.actor_id)
-        .bind(&r.actor_type)
-        .bind(&r.target_id)
-        .bind(&r.target_type)
-        .bind(&r.session_id)
-        .bind(&r.client_ip)
-        .bind(&r.user_agent)
-        .bind(&r.resource)
-        .bind(&r.operation)
-        .bind(&r.reason)
-        .bind(&r.span_id)
-        .bind(&r.trace_id)
+        .bind(r.outcome);
+    r.optional_texts()
+        .into_iter()
+        .fold(q, |q, v| q.bind(v))
         .bind(&r.metadata)
         .bind(r.schema_version)
 }

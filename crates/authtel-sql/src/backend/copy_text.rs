@@ -24,28 +24,9 @@ pub(crate) fn encode(rows: &[EventRow<'_>]) -> Vec<u8> {
         push_text(&mut out, &r.action);
         out.push(b'\t');
         push_text(&mut out, r.outcome);
-        for v in [
-            &r.actor_id,
-            &r.actor_type,
-            &r.target_id,
-            &r.target_type,
-            &r.session_id,
-        ] {
+        for v in r.optional_texts() {
             out.push(b'\t');
-            push_opt(&mut out, v.as_deref());
-        }
-        out.push(b'\t');
-        push_opt(&mut out, r.client_ip.as_deref());
-        for v in [
-            &r.user_agent,
-            &r.resource,
-            &r.operation,
-            &r.reason,
-            &r.span_id,
-            &r.trace_id,
-        ] {
-            out.push(b'\t');
-            push_opt(&mut out, v.as_deref());
+            push_opt(&mut out, v);
         }
         out.push(b'\t');
         push_text(&mut out, &r.metadata);

@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool, Postgres};
 
 use super::Dialect;
 use crate::SqlError;
-use crate::row::EventRow;
+use crate::row::{EventRow, OPTIONAL_TEXT_COLUMNS};
 
 type Db = Postgres;
 type DbConnection = PgConnection;
@@ -241,23 +241,21 @@ async fn insert_rows(
         Some(stmt) => stmt.clone(),
         None => unnest_insert(&table_names(store.schema()).0),
     };
-    let result = sqlx::query(stmt)
+    let mut texts: [Vec<Option<&str>>; OPTIONAL_TEXT_COLUMNS] =
+        std::array::from_fn(|_| Vec::with_capacity(rows.len()));
+    for r in rows {
+        for (column, v) in texts.iter_mut().zip(r.optional_texts()) {
+            column.push(v);
+        }
+    }
+    let q = sqlx::query(stmt)
         .bind(ids)
         .bind(times)
         .bind(actions)
-        .bind(outcomes)
-        .bind(text_column(rows, |r| r.actor_id.as_deref()))
-        .bind(text_column(rows, |r| r.actor_type.as_deref()))
-        .bind(text_column(rows, |r| r.target_id.as_deref()))
-        .bind(text_column(rows, |r| r.target_type.as_deref()))
-        .bind(text_column(rows, |r| r.session_id.as_deref()))
-        .bind(text_column(rows, |r| r.client_ip.as_deref()))
-        .bind(text_column(rows, |r| r.user_agent.as_deref()))
-        .bind(text_column(rows, |r| r.resource.as_deref()))
-        .bind(text_column(rows, |r| r.operation.as_deref()))
-        .bind(text_column(rows, |r| r.reason.as_deref()))
-        .bind(text_column(rows, |r| r.span_id.as_deref()))
-        .bind(text_column(rows, |r| r.trace_id.as_deref()))
+        .bind(outcomes);
+    let result = texts
+        .into_iter()
+        .fold(q, |q, column| q.bind(column))
         .bind(metadata)
         .bind(versions)
         .execute(&mut *conn)
@@ -300,13 +298,6 @@ async fn copy_in(conn: &mut DbConnection, stmt: &str, data: Vec<u8>) -> Result<(
     let mut copy = conn.copy_in_raw(stmt).await?;
     copy.send(data).await?;
     copy.finish().await.map(|_| ())
-}
-
-fn text_column<'r, 'e>(
-    rows: &'r [EventRow<'e>],
-    field: impl Fn(&'r EventRow<'e>) -> Option<&'r str>,
-) -> Vec<Option<&'r str>> {
-    rows.iter().map(field).collect()
 }
 
 pub(crate) fn unnest_insert(events: &str) -> sqlx::SqlStr {

@@ -193,26 +193,16 @@ fn bind_shared<'q>(
     q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
     r: &EventRow<'_>,
 ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
-    use std::borrow::Cow;
     use std::sync::Arc;
     let text = |v: &str| -> Arc<str> { Arc::from(v) };
-    let opt = |v: &Option<Cow<'_, str>>| v.as_deref().map(text);
-    q.bind(text(&r.event_id))
+    let q = q
+        .bind(text(&r.event_id))
         .bind(r.occurred_at)
         .bind(text(&r.action))
-        .bind(text(r.outcome))
-        .bind(opt(&r.actor_id))
-        .bind(opt(&r.actor_type))
-        .bind(opt(&r.target_id))
-        .bind(opt(&r.target_type))
-        .bind(opt(&r.session_id))
-        .bind(r.client_ip.as_deref().map(text))
-        .bind(opt(&r.user_agent))
-        .bind(opt(&r.resource))
-        .bind(opt(&r.operation))
-        .bind(opt(&r.reason))
-        .bind(opt(&r.span_id))
-        .bind(opt(&r.trace_id))
+        .bind(text(r.outcome));
+    r.optional_texts()
+        .into_iter()
+        .fold(q, |q, v| q.bind(v.map(text)))
         .bind(text(&r.metadata))
         .bind(r.schema_version)
 }
