@@ -87,6 +87,27 @@ fn quick() -> bool {
     std::env::var_os("AUTHTEL_BENCH_QUICK").is_some()
 }
 
+/// The `authtel_batch_writer` case of a batch group: one fresh batch per iteration through
+/// the writer's `Forwarder` interface, as a pipeline lane calls it.
+fn bench_batch_writer(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    writer: &impl Forwarder,
+) {
+    group.bench_function("authtel_batch_writer", |b| {
+        b.to_async(rt).iter_batched(
+            batch,
+            |batch| async move {
+                writer
+                    .forward(black_box(&batch))
+                    .await
+                    .expect("batch write")
+            },
+            BatchSize::PerIteration,
+        )
+    });
+}
+
 fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
     group
         .sample_size(10)
@@ -237,21 +258,7 @@ fn sqlite_batch(c: &mut Criterion, rt: &Runtime, rows: &mut Vec<String>) {
     let mut group = c.benchmark_group("sql_sqlite_batch");
     short(&mut group);
     rt.block_on(checkpoint_sqlite(&[&store, &raw]));
-    group.bench_function("authtel_batch_writer", |b| {
-        b.to_async(rt).iter_batched(
-            batch,
-            |batch| {
-                let writer = &writer;
-                async move {
-                    writer
-                        .forward(black_box(&batch))
-                        .await
-                        .expect("batch write")
-                }
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    bench_batch_writer(&mut group, rt, &writer);
     // Each case starts with both WAL files checkpointed, so neither inherits the other's.
     rt.block_on(checkpoint_sqlite(&[&store, &raw]));
     group.bench_function("baseline:raw_multirow_insert_500", |b| {
@@ -533,21 +540,7 @@ mod pg {
         // and the full-page images that follow one) must not land on whichever case runs
         // first.
         rt.block_on(checkpoint(store.pool()));
-        group.bench_function("authtel_batch_writer", |b| {
-            b.to_async(rt).iter_batched(
-                batch,
-                |batch| {
-                    let writer = &writer;
-                    async move {
-                        writer
-                            .forward(black_box(&batch))
-                            .await
-                            .expect("batch write")
-                    }
-                },
-                BatchSize::PerIteration,
-            )
-        });
+        bench_batch_writer(&mut group, rt, &writer);
         rt.block_on(checkpoint(store.pool()));
         group.bench_function("baseline:raw_copy", |b| {
             b.to_async(rt).iter_batched(
