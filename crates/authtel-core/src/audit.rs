@@ -11,6 +11,7 @@
 //! them: it applies the secret policy at every depth of the metadata and enforces the
 //! [`MAX_METADATA_BYTES`] and [`MAX_METADATA_DEPTH`] bounds.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -22,17 +23,18 @@ use uuid::Uuid;
 use crate::catalogue::{self, Event, EventKind, NameError};
 use crate::metadata::{self, REDACTED, Value};
 use crate::outcome::Outcome;
+use crate::policy;
 use crate::telemetry::EventRecord;
 
 /// The version of the audit record's JSON shape. Bumped on any incompatible change.
 pub const SCHEMA_VERSION: u16 = 1;
 
 /// Largest serialized (compact JSON) size of a record's `metadata`, in bytes.
-pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+pub const MAX_METADATA_BYTES: usize = policy::LIMITS.metadata_bytes;
 
 /// Deepest nesting of a record's `metadata`: a top-level value is at depth 1, a value
 /// inside a top-level object or array at depth 2, and so on.
-pub const MAX_METADATA_DEPTH: usize = 4;
+pub const MAX_METADATA_DEPTH: usize = policy::LIMITS.metadata_depth;
 
 /// Why an audit record was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -410,10 +412,17 @@ impl AuditEvent {
         Ok(())
     }
 
-    /// Applies the secret policy to the whole record and then [`validate`]s it: a text field
-    /// or metadata string that looks like a credential, and any metadata value — at any
-    /// depth — under a key that names a secret, becomes `"[REDACTED]"`. Returns how many
-    /// values were redacted; they are also added to [`metadata::redaction_count`].
+    /// Applies the secret policy ([`crate::policy`]) to the whole record and then
+    /// [`validate`]s it. Text fields and metadata strings with a credential or an email in
+    /// them become `"[REDACTED]"`, and so does any metadata value — at any depth — under a
+    /// key that names a secret (booleans excepted); an identifier (actor or target id,
+    /// session id, the `rate_limit_key`) holding an email or a credential is redacted (a
+    /// party) or dropped (the others); span and trace ids that are not lowercase hex of the
+    /// right length are dropped; metadata entries whose key is a value are removed. Returns
+    /// how many values were changed; they are added to [`crate::policy::redaction_count`]
+    /// once. Idempotent: a sanitized record sanitizes to itself and returns 0.
+    ///
+    /// Records decoded from JSON ([`Deserialize`]) are sanitized on the way in.
     ///
     /// [`validate`]: AuditEvent::validate
     ///
@@ -423,24 +432,31 @@ impl AuditEvent {
     /// use authtel_core::outcome::Outcome;
     /// let mut e = AuditEvent::for_action("billing.card.added", Outcome::Success).unwrap();
     /// e.metadata.insert("card".into(), serde_json::json!({"last4": "4242", "auth": {"api_key": "k_123"}}));
-    /// assert_eq!(e.sanitize().unwrap(), 1);
+    /// e.reason = Some("verify failed: password=hunter2".into());
+    /// assert_eq!(e.sanitize().unwrap(), 2);
     /// assert_eq!(e.metadata["card"]["auth"]["api_key"], REDACTED);
     /// assert_eq!(e.metadata["card"]["last4"], "4242");
+    /// assert_eq!(e.reason.as_deref(), Some(REDACTED));
+    /// assert_eq!(e.sanitize().unwrap(), 0);
     /// ```
     pub fn sanitize(&mut self) -> Result<usize, AuditError> {
-        let mut redacted = 0;
-        let mut screen = |text: &mut String| {
-            if metadata::looks_like_credential(text) {
-                *text = REDACTED.to_owned();
-                redacted += 1;
-            }
-        };
+        let mut changed = 0;
         for party in [&mut self.actor, &mut self.target].into_iter().flatten() {
-            screen(&mut party.id);
-            screen(&mut party.kind);
+            if policy::check_identifier(&party.id).is_err() {
+                REDACTED.clone_into(&mut party.id);
+                changed += 1;
+            }
+            changed += screen_string(&mut party.kind);
+        }
+        if self
+            .session_id
+            .as_deref()
+            .is_some_and(|id| policy::check_identifier(id).is_err())
+        {
+            self.session_id = None;
+            changed += 1;
         }
         for text in [
-            &mut self.session_id,
             &mut self.user_agent,
             &mut self.resource,
             &mut self.operation,
@@ -449,16 +465,96 @@ impl AuditEvent {
         .into_iter()
         .flatten()
         {
-            screen(text);
+            changed += screen_string(text);
         }
+        for (id, hex_len) in [
+            (&mut self.span_id, &[16][..]),
+            (&mut self.trace_id, &[16, 32][..]),
+        ] {
+            if id.as_deref().is_some_and(|v| !is_lowercase_hex(v, hex_len)) {
+                *id = None;
+                changed += 1;
+            }
+        }
+        let before = self.metadata.len();
+        self.metadata
+            .retain(|k, v| !policy::key_is_a_value(k, v) && !refused_identifier(k, v));
+        changed += before - self.metadata.len();
         for (key, value) in self.metadata.iter_mut() {
-            redacted += redact_json(key, value, 1);
+            changed += policy::screen_json(key, value, 1);
         }
-        if redacted > 0 {
-            metadata::note_redactions(redacted as u64);
-        }
+        policy::note(changed as u64, 0);
         self.validate()?;
-        Ok(redacted)
+        Ok(changed)
+    }
+
+    /// Whether [`sanitize`](AuditEvent::sanitize) would change nothing (checked without
+    /// copying the record).
+    ///
+    /// ```
+    /// use authtel_core::audit::AuditEvent;
+    /// use authtel_core::outcome::Outcome;
+    /// let mut e = AuditEvent::new("security.lockout", Outcome::Failure);
+    /// assert!(e.is_screened());
+    /// e.user_agent = Some("Bearer 8fK2xQ9aB7".into());
+    /// assert!(!e.is_screened());
+    /// ```
+    pub fn is_screened(&self) -> bool {
+        let parties_ok = [&self.actor, &self.target].into_iter().flatten().all(|p| {
+            (p.id == REDACTED || policy::check_identifier(&p.id).is_ok())
+                && string_is_screened(&p.kind)
+        });
+        let texts_ok = [
+            &self.user_agent,
+            &self.resource,
+            &self.operation,
+            &self.reason,
+        ]
+        .into_iter()
+        .flatten()
+        .all(|t| string_is_screened(t));
+        parties_ok
+            && texts_ok
+            && self
+                .session_id
+                .as_deref()
+                .is_none_or(|id| policy::check_identifier(id).is_ok())
+            && self
+                .span_id
+                .as_deref()
+                .is_none_or(|v| is_lowercase_hex(v, &[16]))
+            && self
+                .trace_id
+                .as_deref()
+                .is_none_or(|v| is_lowercase_hex(v, &[16, 32]))
+            && self.metadata.iter().all(|(k, v)| {
+                !policy::key_is_a_value(k, v)
+                    && !refused_identifier(k, v)
+                    && policy::json_is_screened(k, v, 1)
+            })
+    }
+
+    /// This record as sinks may write it: borrowed when it is already screened (the
+    /// common case: records built by [`AuditEvent::from_record`] or decoded from JSON), else
+    /// a sanitized copy. The one call every sink makes before it writes a record.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use authtel_core::audit::AuditEvent;
+    /// use authtel_core::outcome::Outcome;
+    /// let mut e = AuditEvent::new("security.lockout", Outcome::Failure);
+    /// assert!(matches!(e.screened(), Ok(Cow::Borrowed(_))));
+    /// e.metadata.insert("pw".into(), "hunter2".into());
+    /// assert_eq!(e.screened().unwrap().metadata["pw"], "[REDACTED]");
+    /// ```
+    pub fn screened(&self) -> Result<Cow<'_, AuditEvent>, AuditError> {
+        if self.is_screened() {
+            self.validate()?;
+            return Ok(Cow::Borrowed(self));
+        }
+        let mut copy = self.clone();
+        copy.sanitize()?;
+        Ok(Cow::Owned(copy))
     }
 
     /// The size of the metadata as compact JSON, in bytes (what [`MAX_METADATA_BYTES`]
@@ -521,7 +617,7 @@ impl AuditEvent {
         audit.reason = m
             .get_reason()
             .map(str::to_owned)
-            .or_else(|| record.exception.map(|e| e.reason.to_owned()));
+            .or_else(|| record.exception.and_then(|e| e.reason).map(str::to_owned));
         audit.span_id = Some(record.context.span_id.to_string());
         audit.trace_id = Some(record.context.root_id.to_string());
         let mut put = |k: &str, v: serde_json::Value| {
@@ -628,35 +724,36 @@ fn deeper_than(value: &serde_json::Value, max: usize) -> bool {
     }
 }
 
-/// Redacts `value` (stored under `key`) in place; returns how many values it redacted.
-/// Stops descending past [`MAX_METADATA_DEPTH`]: `validate` refuses such a record anyway.
-fn redact_json(key: &str, value: &mut serde_json::Value, depth: usize) -> usize {
-    if metadata::key_names_secret(key) {
-        if value.as_str() == Some(REDACTED) {
-            return 0;
+/// Screens a text field in place; returns 1 when it was redacted.
+fn screen_string(text: &mut String) -> usize {
+    match policy::screen(text) {
+        Some(kept) => {
+            let keep = kept.len();
+            text.truncate(keep);
+            0
         }
-        *value = REDACTED.into();
-        return 1;
-    }
-    if depth > MAX_METADATA_DEPTH {
-        return 0;
-    }
-    match value {
-        serde_json::Value::String(s) if metadata::looks_like_credential(s) => {
-            *s = REDACTED.to_owned();
+        None => {
+            REDACTED.clone_into(text);
             1
         }
-        // Array items are judged under the (non-secret) key that holds them.
-        serde_json::Value::Array(items) => items
-            .iter_mut()
-            .map(|item| redact_json(key, item, depth + 1))
-            .sum(),
-        serde_json::Value::Object(map) => map
-            .iter_mut()
-            .map(|(k, v)| redact_json(k, v, depth + 1))
-            .sum(),
-        _ => 0,
     }
+}
+
+fn string_is_screened(text: &str) -> bool {
+    policy::text_is_screened(text)
+}
+
+/// Whether a metadata entry is an identifier the policy refuses (`rate_limit_key`).
+fn refused_identifier(key: &str, value: &serde_json::Value) -> bool {
+    key == "rate_limit_key"
+        && value
+            .as_str()
+            .is_some_and(|v| policy::check_identifier(v).is_err())
+}
+
+/// Whether `v` is lowercase hex of one of the lengths in `lens` (span and trace ids).
+fn is_lowercase_hex(v: &str, lens: &[usize]) -> bool {
+    lens.contains(&v.len()) && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn default_signal_outcome(event: &Event) -> Outcome {
@@ -770,10 +867,10 @@ mod tests {
     #[test]
     fn oversized_metadata_is_a_typed_error() {
         let mut e = AuditEvent::for_action("billing.export.done", Outcome::Success).unwrap();
-        e.metadata.insert(
-            "rows".into(),
-            serde_json::json!("x".repeat(MAX_METADATA_BYTES)),
-        );
+        for i in 0..64 {
+            e.metadata
+                .insert(format!("row{i}"), serde_json::json!("x".repeat(200)));
+        }
         let err = e.sanitize().unwrap_err();
         assert!(
             matches!(err, AuditError::MetadataTooLarge { bytes, max, .. } if bytes > max && max == MAX_METADATA_BYTES),

@@ -8,7 +8,8 @@
 //! - [`telemetry`]: [`telemetry::span`], [`telemetry::span_async`], [`telemetry::start`]
 //!   and [`telemetry::event()`].
 //! - [`registry`]: attach handlers; a panicking handler is isolated and reported.
-//! - [`metadata`]: typed fields and the policy that keeps secrets out.
+//! - [`metadata`]: typed fields, read only through the policy.
+//! - [`policy`]: the one screen that keeps secrets out of every sink, and the limits table.
 //! - [`audit`]: the audit record every sink stores.
 //! - [`authorization`]: audit authorization decisions (allowed, denied, error).
 //! - [`forward`]: the contract sink crates implement.
@@ -40,6 +41,7 @@ pub mod catalogue;
 pub mod forward;
 pub mod metadata;
 pub mod outcome;
+pub mod policy;
 pub mod registry;
 pub mod telemetry;
 

@@ -820,7 +820,9 @@ fn on_failure(
 ) {
     entry.failures.fetch_add(1, Ordering::Relaxed);
     let consecutive = entry.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-    let reason = crate::telemetry::panic_reason(payload);
+    // The panic text goes out only as the policy allows (not at all by default).
+    let reason = crate::telemetry::screen_reason(crate::telemetry::panic_reason(payload))
+        .unwrap_or("the handler panicked");
     #[cfg(feature = "internal-logs")]
     tracing::error!(
         target: "authtel::pipeline",

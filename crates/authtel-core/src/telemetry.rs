@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::catalogue::{Event, SpanDef};
-use crate::metadata::{self, Metadata};
+use crate::metadata::Metadata;
 use crate::outcome::{Outcome, SpanOutcome};
 use crate::registry::{self, Target};
 
@@ -335,8 +335,10 @@ impl ExceptionKind {
 pub struct Exception<'a> {
     /// What happened.
     pub kind: ExceptionKind,
-    /// The panic message or reason, screened by the metadata policy and truncated.
-    pub reason: &'a str,
+    /// The panic message or reason: `None` unless the application opted in with
+    /// [`policy::set_exception_messages`](crate::policy::set_exception_messages) (messages
+    /// often quote the input that failed); then screened by the policy and truncated.
+    pub reason: Option<&'a str>,
 }
 
 /// One event as handlers see it.
@@ -852,22 +854,20 @@ impl Drop for SpanGuard<'_> {
     }
 }
 
-fn screen_reason(reason: &str) -> &str {
-    if metadata::looks_like_credential(reason) {
-        metadata::REDACTED
-    } else {
-        metadata::truncate(reason, metadata::MAX_TEXT_LEN)
-    }
+/// What sinks may see of an exception's message: nothing unless the application opted in,
+/// else the screened text.
+pub(crate) fn screen_reason(reason: &str) -> Option<&str> {
+    crate::policy::exception_messages().then(|| crate::policy::screen_text(reason))
 }
 
-/// The text of a panic payload, screened and truncated (panic messages can carry secrets).
+/// The text of a panic payload. It reaches sinks only through [`screen_reason`]: panic
+/// messages can carry secrets.
 pub(crate) fn panic_reason(payload: &(dyn std::any::Any + Send)) -> &str {
-    let text = if let Some(s) = payload.downcast_ref::<&'static str>() {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.as_str()
     } else {
         "panic with a non-string payload"
-    };
-    screen_reason(text)
+    }
 }

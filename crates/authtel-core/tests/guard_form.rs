@@ -71,6 +71,8 @@ fn stop_with_reads_the_outcome_and_error_type() {
 
 #[test]
 fn exception_reports_kind_error_with_reason() {
+    // This binary's tests that read messages opt in; none expects them absent.
+    authtel_core::policy::set_exception_messages(true);
     let capture = Capture::new();
     let _scope = capture.enter();
     let guard = telemetry::start(&catalogue::API_TOKEN_USE, Metadata::new());
@@ -81,7 +83,7 @@ fn exception_reports_kind_error_with_reason() {
     assert_eq!(exception.error_type, Some("error"));
     let details = exception.exception.unwrap();
     assert_eq!(details.kind, ExceptionKind::Error);
-    assert_eq!(details.reason, "token store unreachable");
+    assert_eq!(details.reason.as_deref(), Some("token store unreachable"));
 }
 
 #[test]

@@ -18,6 +18,8 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
 
 #[test]
 fn panic_emits_exception_with_message_and_keeps_unwinding() {
+    // This binary's tests that read messages opt in; none expects them absent.
+    authtel_core::policy::set_exception_messages(true);
     let capture = Capture::new();
     let _scope = capture.enter();
     let caught = catch_unwind(AssertUnwindSafe(|| {
@@ -49,13 +51,18 @@ fn panic_emits_exception_with_message_and_keeps_unwinding() {
     assert_eq!(exception.error_type, Some("panic"));
     let details = exception.exception.expect("exception details");
     assert_eq!(details.kind, ExceptionKind::Panic);
-    assert_eq!(details.reason, "state mismatch for provider github");
+    assert_eq!(
+        details.reason.as_deref(),
+        Some("state mismatch for provider github")
+    );
     assert!(exception.measurements.duration.is_some());
     capture.assert_field("oauth.callback.exception", "provider", "github");
 }
 
 #[test]
 fn static_str_and_non_string_payloads_are_described() {
+    // This binary's tests that read messages opt in; none expects them absent.
+    authtel_core::policy::set_exception_messages(true);
     let capture = Capture::new();
     let _scope = capture.enter();
     let _ = catch_unwind(|| {
@@ -68,7 +75,7 @@ fn static_str_and_non_string_payloads_are_described() {
             panic_any(42u32)
         })
     });
-    let reason = |name| capture.single(name).exception.unwrap().reason;
+    let reason = |name| capture.single(name).exception.unwrap().reason.unwrap();
     assert_eq!(reason("mfa.enroll.exception"), "static message");
     assert_eq!(
         reason("mfa.disable.exception"),
@@ -98,6 +105,8 @@ fn after_a_panic_the_current_span_is_restored() {
 
 #[test]
 fn guard_dropped_while_unwinding_reports_a_panic() {
+    // This binary's tests that read messages opt in; none expects them absent.
+    authtel_core::policy::set_exception_messages(true);
     let capture = Capture::new();
     let _scope = capture.enter();
     let caught = catch_unwind(AssertUnwindSafe(|| {
@@ -108,6 +117,9 @@ fn guard_dropped_while_unwinding_reports_a_panic() {
     let exception = capture.single("session.create.exception");
     let details = exception.exception.unwrap();
     assert_eq!(details.kind, ExceptionKind::Panic);
-    assert_eq!(details.reason, "panicked while the span was open");
+    assert_eq!(
+        details.reason.as_deref(),
+        Some("panicked while the span was open")
+    );
     assert_eq!(SpanContext::current(), None);
 }

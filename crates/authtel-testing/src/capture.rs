@@ -57,15 +57,16 @@ pub struct CapturedEvent {
 /// ```
 /// use authtel_core::telemetry::ExceptionKind;
 /// use authtel_testing::CapturedException;
-/// let e = CapturedException { kind: ExceptionKind::Cancelled, reason: "dropped before completion".into() };
+/// let e = CapturedException { kind: ExceptionKind::Cancelled, reason: None };
 /// assert_eq!(e.kind.as_str(), "cancelled");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapturedException {
     /// Panic, cancellation or reported error.
     pub kind: ExceptionKind,
-    /// The screened reason.
-    pub reason: String,
+    /// The screened reason, when the application opted in to exception messages
+    /// (`policy::set_exception_messages`).
+    pub reason: Option<String>,
 }
 
 impl CapturedEvent {
@@ -86,7 +87,7 @@ impl CapturedEvent {
             error_type: record.error_type,
             exception: record.exception.map(|e| CapturedException {
                 kind: e.kind,
-                reason: e.reason.to_owned(),
+                reason: e.reason.map(str::to_owned),
             }),
             fields,
         }
@@ -121,7 +122,7 @@ impl CapturedEvent {
                     .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
             )
             .chain(self.error_type)
-            .chain(self.exception.as_ref().map(|e| e.reason.as_str()))
+            .chain(self.exception.as_ref().and_then(|e| e.reason.as_deref()))
     }
 }
 

@@ -1,0 +1,71 @@
+//! The value of an extra field.
+
+use std::fmt;
+
+/// An extra field's value. Converts from text, integers, floats and booleans — and from
+/// nothing else, so secret wrapper types cannot become a value.
+///
+/// ```
+/// use authtel_core::metadata::Value;
+/// assert_eq!(Value::from("totp"), Value::Str("totp"));
+/// assert_eq!(Value::from(3u32), Value::U64(3));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// Text (already screened and truncated when stored in [`Metadata`]).
+    Str(&'a str),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => f.write_str(s),
+            Value::I64(v) => write!(f, "{v}"),
+            Value::U64(v) => write!(f, "{v}"),
+            Value::F64(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Str(v)
+    }
+}
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(v: &'a String) -> Self {
+        Value::Str(v)
+    }
+}
+macro_rules! value_from {
+    ($variant:ident as $target:ty: $($t:ty),*) => {
+        $(impl From<$t> for Value<'_> {
+            fn from(v: $t) -> Self {
+                Value::$variant(v as $target)
+            }
+        })*
+    };
+}
+value_from!(I64 as i64: i8, i16, i32, i64, isize);
+value_from!(U64 as u64: u8, u16, u32, u64, usize);
+value_from!(F64 as f64: f32, f64);
+impl From<bool> for Value<'_> {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl Default for Value<'_> {
+    fn default() -> Self {
+        Value::Bool(false)
+    }
+}

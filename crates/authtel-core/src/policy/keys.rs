@@ -1,0 +1,332 @@
+//! What a key says about the value stored under it.
+//!
+//! A key is split into segments at `_`, `.`, `-`, spaces and lower-to-upper case changes
+//! (`newPassword` → `new`, `password`). It names a secret when a segment is a secret's name
+//! (`pw`, `pin`, `sid`, `jwt`, `key`, …) or contains a long one (`newpassword`,
+//! `refreshtoken`), unless its last segments say the value is *about* the secret rather
+//! than the secret itself (`token_type`, `hash_algorithm`, `otp_enabled`,
+//! `password_age_days`, `key_id`, `error_code`).
+
+/// What a key says about its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyClass {
+    /// An ordinary field: its value is screened like any text.
+    Plain,
+    /// The value is a secret (or personal data such as an email address): it is redacted
+    /// whatever it looks like, unless it is a boolean.
+    Secret,
+}
+
+/// Segments that name a secret by themselves.
+const SECRET_SEGMENTS: [&str; 47] = [
+    "password",
+    "passwords",
+    "passwd",
+    "passphrase",
+    "passcode",
+    "pass",
+    "pwd",
+    "pw",
+    "pin",
+    "secret",
+    "secrets",
+    "token",
+    "tokens",
+    "otp",
+    "totp",
+    "hotp",
+    "mfa",
+    "code",
+    "codes",
+    "hash",
+    "cookie",
+    "cookies",
+    "sid",
+    "sessid",
+    "jsessionid",
+    "phpsessid",
+    "auth",
+    "authorization",
+    "bearer",
+    "credential",
+    "credentials",
+    "creds",
+    "jwt",
+    "key",
+    "keys",
+    "apikey",
+    "signature",
+    "salt",
+    "seed",
+    "csrf",
+    "xsrf",
+    "assertion",
+    "mnemonic",
+    "cvv",
+    "cvc",
+    "email",
+    "mail",
+];
+
+/// Words long enough to be recognised inside an unsegmented key (`newpassword`).
+const SECRET_WORDS: [&str; 11] = [
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "credential",
+    "cookie",
+    "authorization",
+    "bearer",
+];
+
+/// Last segments that make a key describe a secret instead of holding one.
+const SAFE_LAST: [&str; 62] = [
+    "type",
+    "types",
+    "algorithm",
+    "algorithms",
+    "alg",
+    "enabled",
+    "disabled",
+    "required",
+    "configured",
+    "present",
+    "set",
+    "count",
+    "counts",
+    "length",
+    "len",
+    "size",
+    "id",
+    "ids",
+    "kid",
+    "expiry",
+    "expires",
+    "expired",
+    "ttl",
+    "lifetime",
+    "age",
+    "days",
+    "seconds",
+    "secs",
+    "ms",
+    "minutes",
+    "hours",
+    "at",
+    "time",
+    "ts",
+    "timestamp",
+    "policy",
+    "strength",
+    "score",
+    "version",
+    "kind",
+    "format",
+    "status",
+    "method",
+    "methods",
+    "scheme",
+    "source",
+    "name",
+    "provider",
+    "issuer",
+    "scope",
+    "scopes",
+    "audience",
+    "attempts",
+    "remaining",
+    "rotated",
+    "revoked",
+    "changed",
+    "reset",
+    "valid",
+    "verified",
+    "confirmed",
+    "domain",
+];
+
+/// Segments before `code` that make it a code of something else (`error_code`).
+const NOT_A_SECRET_CODE: [&str; 22] = [
+    "error", "status", "country", "currency", "language", "lang", "locale", "http", "response",
+    "reason", "result", "exit", "return", "zip", "postal", "area", "region", "iso", "dial",
+    "event", "deny", "failure",
+];
+
+/// Classifies a key.
+///
+/// ```
+/// use authtel_core::policy::{classify_key, KeyClass};
+/// for secret in ["pw", "pin", "mfa", "key", "auth", "sid", "jwt", "newPassword", "connect.sid", "X-Api-Key"] {
+///     assert_eq!(classify_key(secret), KeyClass::Secret, "{secret}");
+/// }
+/// for plain in ["error_code", "country_code", "token_type", "hash_algorithm", "password_age_days",
+///               "footprint", "otp_enabled", "key_id", "tenant"] {
+///     assert_eq!(classify_key(plain), KeyClass::Plain, "{plain}");
+/// }
+/// ```
+pub fn classify_key(key: &str) -> KeyClass {
+    let mut buf = [""; 16];
+    let mut lowered = [0u8; 128];
+    let Some(segments) = split_segments(key, &mut lowered, &mut buf) else {
+        // Keys longer than the buffer are not keys anyone writes by hand: treat as secret.
+        return KeyClass::Secret;
+    };
+    let Some(&last) = segments.last() else {
+        return KeyClass::Plain;
+    };
+    if SAFE_LAST.contains(&last) {
+        return KeyClass::Plain;
+    }
+    if last == "code"
+        && segments.len() >= 2
+        && NOT_A_SECRET_CODE.contains(&segments[segments.len() - 2])
+    {
+        return KeyClass::Plain;
+    }
+    let secret = segments.iter().any(|segment| {
+        SECRET_SEGMENTS.contains(segment) || SECRET_WORDS.iter().any(|w| segment.contains(w))
+    });
+    if secret {
+        KeyClass::Secret
+    } else {
+        KeyClass::Plain
+    }
+}
+
+/// Whether `key` names a secret ([`classify_key`] is [`KeyClass::Secret`]).
+///
+/// ```
+/// use authtel_core::policy::key_names_secret;
+/// assert!(key_names_secret("refresh_token"));
+/// assert!(!key_names_secret("token_type"));
+/// ```
+pub fn key_names_secret(key: &str) -> bool {
+    classify_key(key) == KeyClass::Secret
+}
+
+/// Splits `key` into lowercase segments stored in `lowered`, or `None` when it has more than
+/// 128 bytes or 16 segments.
+fn split_segments<'b>(
+    key: &str,
+    lowered: &'b mut [u8; 128],
+    out: &'b mut [&'b str; 16],
+) -> Option<&'b [&'b str]> {
+    let bytes = key.as_bytes();
+    if bytes.len() > lowered.len() {
+        return None;
+    }
+    // Boundaries first, then the lowered copy, so the segments can borrow it.
+    let mut bounds = [(0usize, 0usize); 16];
+    let mut n = 0;
+    let mut start = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        let word_char = b.is_ascii_alphanumeric() || !b.is_ascii();
+        let camel_break = i > 0 && b.is_ascii_uppercase() && bytes[i - 1].is_ascii_lowercase();
+        if (!word_char || camel_break)
+            && let Some(s) = start.take()
+        {
+            *bounds.get_mut(n)? = (s, i);
+            n += 1;
+        }
+        if word_char && start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        *bounds.get_mut(n)? = (s, bytes.len());
+        n += 1;
+    }
+    for (dst, src) in lowered.iter_mut().zip(bytes) {
+        *dst = src.to_ascii_lowercase();
+    }
+    let lowered: &'b [u8] = lowered;
+    for (slot, &(s, e)) in out.iter_mut().zip(&bounds[..n]) {
+        // Only ASCII bytes were lowered, so boundaries that were valid in `key` still are.
+        *slot = std::str::from_utf8(&lowered[s..e]).unwrap_or("");
+    }
+    Some(&out[..n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaked_key_names_are_secret() {
+        for key in [
+            "password",
+            "pw",
+            "pin",
+            "mfa",
+            "key",
+            "auth",
+            "sid",
+            "jwt",
+            "api_key",
+            "apiKey",
+            "x-api-key",
+            "refresh_token",
+            "refreshtoken",
+            "newpassword",
+            "client_secret",
+            "totp_code",
+            "backup_codes",
+            "recovery_code",
+            "password_hash",
+            "Set-Cookie",
+            "PHPSESSID",
+            "connect.sid",
+            "private_key",
+            "email",
+            "new_email",
+            "csrf_token",
+            "saml_assertion",
+            "authorization",
+        ] {
+            assert_eq!(classify_key(key), KeyClass::Secret, "{key}");
+        }
+    }
+
+    #[test]
+    fn legitimate_key_names_are_plain() {
+        for key in [
+            "error_code",
+            "country_code",
+            "status_code",
+            "token_type",
+            "hash_algorithm",
+            "password_age_days",
+            "footprint",
+            "otp_enabled",
+            "key_id",
+            "tenant",
+            "pinned",
+            "keyboard_layout",
+            "auth_method",
+            "mfa_enabled",
+            "password_changed_at",
+            "session_id",
+            "token_expires_at",
+            "email_verified",
+            "email_domain",
+            "",
+            "passport",
+            "compass",
+            "keystone",
+            "monkey",
+        ] {
+            assert_eq!(classify_key(key), KeyClass::Plain, "{key}");
+        }
+    }
+
+    #[test]
+    fn oversized_keys_are_secret_and_never_panic() {
+        assert_eq!(classify_key(&"a_".repeat(40)), KeyClass::Secret);
+        assert_eq!(classify_key(&"a".repeat(200)), KeyClass::Secret);
+        assert_eq!(classify_key("é_ü-😀.x"), KeyClass::Plain);
+    }
+}
