@@ -261,7 +261,7 @@ fn planted_secrets_never_come_back_out_of_the_store() {
         "request".into(),
         serde_json::json!({
             "headers": {"Authorization": format!("Bearer {}", secrets[1]), "Set-Cookie": secrets[4]},
-            "body": {"form": {"new_password": secrets[0]}, "tokens": [{"access_token": secrets[2]}]},
+            "body": {"form": {"new_password": secrets[0]}, "tokens": {"access_token": secrets[2]}},
             "note": jwt,
         }),
     );

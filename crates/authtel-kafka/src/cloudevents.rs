@@ -118,7 +118,7 @@ pub fn header_str<'h, H: Headers>(headers: &'h H, key: &str) -> Option<&'h str> 
 /// ```
 /// use authtel_core::{audit::AuditEvent, outcome::Outcome};
 /// use authtel_kafka::cloudevents::{decode, headers_for};
-/// let e = AuditEvent::new("auth.logout", Outcome::Success);
+/// let e = AuditEvent::new("auth.logout.stop", Outcome::Success);
 /// let value = serde_json::to_vec(&e).unwrap();
 /// let headers = headers_for(&e, "authtel://test");
 /// assert_eq!(decode(Some(&value), Some(&headers)).unwrap(), e);

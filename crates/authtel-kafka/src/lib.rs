@@ -42,7 +42,6 @@ mod error;
 mod health;
 mod producer;
 mod projector;
-mod scrub;
 mod sink;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;

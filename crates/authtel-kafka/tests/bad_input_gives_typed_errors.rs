@@ -31,12 +31,15 @@ async fn oversized_record_fails_permanently_and_its_neighbours_are_delivered() {
     let topic = common::unique_topic("oversized");
     common::create_topic(&bootstrap, &topic, 1).await;
     let kafka = KafkaForwarder::builder(&bootstrap, &topic)
-        .with_config("message.max.bytes", "10000")
+        .with_config("message.max.bytes", "2000")
         .build()
         .unwrap();
+    // Within core's bounds (texts of 200 bytes, 4 KiB of metadata), over the producer's.
     let mut big = event("u_big");
-    big.metadata
-        .insert("blob".into(), "x".repeat(20_000).into());
+    for i in 0..20 {
+        big.metadata
+            .insert(format!("blob{i}"), "x".repeat(200).into());
+    }
 
     let err = kafka
         .forward(&[event("u_1"), big.clone(), event("u_2")])
@@ -46,7 +49,7 @@ async fn oversized_record_fails_permanently_and_its_neighbours_are_delivered() {
     let text = format!("{err}: {}", delivery_error(&err));
     assert!(text.contains("1 of 3 records"), "{text}");
     assert!(
-        matches!(delivery_error(&err), DeliveryError::TooLarge { event_id, size } if *event_id == big.id.to_string() && *size > 20_000),
+        matches!(delivery_error(&err), DeliveryError::TooLarge { event_id, size } if *event_id == big.id.to_string() && *size > 4_000),
         "{text}"
     );
     assert!(

@@ -16,7 +16,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 fn batch(n: usize) -> Vec<AuditEvent> {
     (0..n)
         .map(|i| {
-            let mut e = AuditEvent::new("auth.mfa.verify", Outcome::Success);
+            let mut e = AuditEvent::new("mfa.verify.stop", Outcome::Success);
             e.actor = Some(Party::new(format!("u_{i}"), "user"));
             e
         })

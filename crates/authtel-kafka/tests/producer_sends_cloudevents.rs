@@ -99,7 +99,7 @@ async fn planted_secrets_never_reach_the_topic() {
     );
     let from_emit = AuditEvent::from_record(&record).unwrap();
     // Built by hand, bypassing the metadata policy: the forwarder must still scrub it.
-    let mut by_hand = AuditEvent::new("auth.token.refresh", Outcome::Failure);
+    let mut by_hand = AuditEvent::new("jwt.refresh.stop", Outcome::Failure);
     by_hand.actor = Some(Party::new("u_42", "user"));
     by_hand
         .metadata

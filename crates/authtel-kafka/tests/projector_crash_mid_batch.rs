@@ -49,7 +49,7 @@ where
     let kafka = KafkaForwarder::builder(&bootstrap, &topic).build().unwrap();
     let sent: Vec<_> = (0..300)
         .map(|i| {
-            let mut e = AuditEvent::new("auth.session.refresh", Outcome::Success);
+            let mut e = AuditEvent::new("jwt.refresh.stop", Outcome::Success);
             e.actor = Some(Party::new(format!("u_{}", i % 10), "user"));
             e
         })

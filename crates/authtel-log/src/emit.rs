@@ -66,7 +66,7 @@ macro_rules! event_at {
                 root_id = HexId::new(r.context.root_id).as_str(),
                 error_type = r.error_type,
                 exception = r.exception.map(|e| e.kind.as_str()),
-                exception_reason = r.exception.map(|e| e.reason),
+                exception_reason = r.exception.and_then(|e| e.reason),
                 count = r.measurements.count,
                 user_id = r.metadata.get_user_id(),
                 session_id = r.metadata.get_session_id(),

@@ -133,6 +133,8 @@ fn nested_spans_and_signals_carry_their_parent() {
 
 #[test]
 fn exceptions_are_logged_at_error_with_their_kind() {
+    // Exception messages are opt-in; no test in this binary expects them absent.
+    authtel_core::policy::set_exception_messages(true);
     let out = capture(LoggerOptions::new(), None, || {
         let panicked = std::panic::catch_unwind(|| {
             telemetry::span(

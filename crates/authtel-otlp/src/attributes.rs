@@ -6,7 +6,7 @@
 //! the application's values — and free-text reasons get one more screening here, because
 //! a panic message or a reason can quote a secret by name (`password=…`).
 
-use authtel_core::metadata::{self, Metadata, Value};
+use authtel_core::metadata::{Metadata, Value};
 use authtel_core::telemetry::EventRecord;
 use opentelemetry::{Key, KeyValue, StringValue};
 
@@ -48,33 +48,9 @@ pub const AUTH_EXTRA_PREFIX: &str = "auth.extra.";
 pub const EVENT_NAME: &str = "event.name";
 /// `exception.type` on the `exception` span event: `panic` or `error`.
 pub const EXCEPTION_TYPE: &str = "exception.type";
-/// `exception.message` on the `exception` span event: the screened reason.
+/// `exception.message` on the `exception` span event: the screened reason, present only
+/// when the application opted in to exception messages (`authtel_core::policy`).
 pub const EXCEPTION_MESSAGE: &str = "exception.message";
-
-/// Screens free text once more. The core policy redacts tokens, JWTs and bearer values;
-/// here a text of several words that mentions a secret by name (`password=hunter2`,
-/// `bad totp 123456`) is dropped whole, since what follows the name may be the secret. A
-/// single low-cardinality token such as `invalid_password` is kept.
-///
-/// ```
-/// use authtel_otlp::attributes::screen_text;
-/// assert_eq!(screen_text("password=hunter2"), "[REDACTED]");
-/// assert_eq!(screen_text("invalid_password"), "invalid_password");
-/// assert_eq!(screen_text("db timeout after 3s"), "db timeout after 3s");
-/// ```
-pub fn screen_text(text: &str) -> &str {
-    let mut words = text
-        .split(|c: char| c.is_whitespace() || matches!(c, '=' | ':' | ',' | ';' | '&' | '"'))
-        .filter(|w| !w.is_empty());
-    let several_words = words.clone().nth(1).is_some();
-    if metadata::looks_like_credential(text)
-        || (several_words && words.any(metadata::key_names_secret))
-    {
-        metadata::REDACTED
-    } else {
-        metadata::truncate(text, metadata::MAX_TEXT_LEN)
-    }
-}
 
 fn text(key: &'static str, value: &str) -> KeyValue {
     KeyValue::new(key, StringValue::from(value.to_owned()))
@@ -113,7 +89,8 @@ pub(crate) fn record_attributes(record: &EventRecord<'_>, out: &mut Vec<KeyValue
         out.push(KeyValue::new(AUTH_ATTEMPTS_REMAINING, i64::from(n)));
     }
     if let Some(v) = m.get_reason() {
-        out.push(text(AUTH_REASON, screen_text(v)));
+        // Screened by core's policy when read from the metadata.
+        out.push(text(AUTH_REASON, v));
     }
     if let Some(v) = m.get_operation() {
         out.push(text(AUTH_OPERATION, v));
@@ -139,25 +116,5 @@ pub(crate) fn record_attributes(record: &EventRecord<'_>, out: &mut Vec<KeyValue
             Value::F64(n) => KeyValue::new(key, n),
             Value::Bool(b) => KeyValue::new(key, b),
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secret_mentions_are_dropped_whole() {
-        for t in [
-            "password=hunter2",
-            "bad totp 123456",
-            "cookie sid=abc",
-            "Bearer abc",
-            "refresh_token: r1",
-        ] {
-            assert_eq!(screen_text(t), metadata::REDACTED, "{t}");
-        }
-        assert_eq!(screen_text("user not found"), "user not found");
-        assert_eq!(screen_text("expired_token"), "expired_token");
     }
 }

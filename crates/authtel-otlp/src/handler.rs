@@ -15,7 +15,7 @@ use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::logs::SdkLogger;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks, SpanProcessor};
 
-use crate::attributes::{self, record_attributes, screen_text};
+use crate::attributes::{self, record_attributes};
 use crate::correlation::{self, otel_span_id};
 
 /// The instrumentation scope of everything authtel exports.
@@ -126,13 +126,15 @@ impl OtlpHandler {
             events.events.push(opentelemetry::trace::Event::new(
                 "exception",
                 end_time,
-                vec![
-                    KeyValue::new(attributes::EXCEPTION_TYPE, exception.kind.as_str()),
-                    KeyValue::new(
-                        attributes::EXCEPTION_MESSAGE,
-                        screen_text(exception.reason).to_owned(),
-                    ),
-                ],
+                std::iter::once(KeyValue::new(
+                    attributes::EXCEPTION_TYPE,
+                    exception.kind.as_str(),
+                ))
+                .chain(exception.reason.map(|message| {
+                    // Screened by core's policy (and absent unless the application opted in).
+                    KeyValue::new(attributes::EXCEPTION_MESSAGE, message.to_owned())
+                }))
+                .collect(),
                 0,
             ));
         }
@@ -185,10 +187,12 @@ impl OtlpHandler {
                 attributes::EXCEPTION_TYPE,
                 exception.kind.as_str(),
             ));
-            attrs.push(KeyValue::new(
-                attributes::EXCEPTION_MESSAGE,
-                screen_text(exception.reason).to_owned(),
-            ));
+            if let Some(message) = exception.reason {
+                attrs.push(KeyValue::new(
+                    attributes::EXCEPTION_MESSAGE,
+                    message.to_owned(),
+                ));
+            }
         }
         log.add_attributes(attrs.into_iter().map(|kv| (kv.key, any_value(kv.value))));
         logger.emit(log);

@@ -14,6 +14,8 @@ use authtel_testing::otlp::proto::tonic::trace::v1::{Span, status::StatusCode};
 use authtel_testing::otlp::{OtlpReceiver, Transport, any_value_text, attribute};
 
 async fn spans_and_logs_arrive_over(protocol: Protocol) {
+    // Exception messages are opt-in; this binary's tests all opt in.
+    authtel_core::policy::set_exception_messages(true);
     let receiver = OtlpReceiver::start().await.expect("receiver starts");
     let sink = common::sink_for(&receiver, protocol);
     let registry = Registry::new();

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use authtel_core::audit::AuditEvent;
 use authtel_core::forward::{ErrorKind, Forwarder};
-use authtel_core::metadata::{REDACTED, looks_like_credential};
 use tokio::sync::Notify;
 
 use crate::breaker::{Breaker, Permit};
@@ -835,11 +834,7 @@ impl Lane {
 
 /// Error text can carry whatever a destination echoed back; screen it like metadata.
 fn screen_reason(reason: &str) -> String {
-    if looks_like_credential(reason) {
-        REDACTED.to_owned()
-    } else {
-        authtel_core::metadata::truncate(reason, 500).to_owned()
-    }
+    authtel_core::policy::screen_text(reason).to_owned()
 }
 
 /// Polls a future, turning a panic into an `Err` instead of unwinding into the worker.

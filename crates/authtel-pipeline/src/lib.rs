@@ -65,7 +65,6 @@ mod lane;
 mod limit;
 mod metrics;
 mod pipeline;
-mod redact;
 mod signals;
 mod spill;
 

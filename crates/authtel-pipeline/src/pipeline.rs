@@ -254,7 +254,7 @@ impl Pipeline {
     /// let p = Pipeline::builder()
     ///     .forwarder(ForwarderConfig::new("otlp", Noop).dispatch(Dispatch::Sync).sample_rate(0.0))
     ///     .build().unwrap();
-    /// p.publish_telemetry(AuditEvent::new("auth.token.validate.stop", Outcome::Success)).unwrap();
+    /// p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success)).unwrap();
     /// p.publish_telemetry(AuditEvent::new("security.lockout", Outcome::Failure)).unwrap();
     /// let m = &p.metrics()[0];
     /// assert_eq!((m.sampled_out, m.delivered), (1, 1));
@@ -284,7 +284,9 @@ impl Pipeline {
         class: Class,
         timeout: Option<Duration>,
     ) -> Result<(), PublishError> {
-        crate::redact::screen(&mut event);
+        // Core's one policy, before the record reaches a queue, a spill file or a
+        // dead-letter file (records from `AuditEvent::from_record` pass unchanged).
+        event.sanitize()?;
         let Some((last, rest)) = self.inner.lanes.split_last() else {
             return Ok(());
         };

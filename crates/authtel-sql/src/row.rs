@@ -1,19 +1,18 @@
-//! Between [`AuditEvent`] and a table row: validation and secret scrubbing on the way in,
-//! parsing on the way out. Backend-neutral: every column is text or a 64-bit integer here.
+//! Between [`AuditEvent`] and a table row: core's policy ([`AuditEvent::screened`]) and
+//! validation on the way in, parsing on the way out. Backend-neutral: every column is text or a 64-bit integer here.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use authtel_core::audit::{AuditEvent, Party, Timestamp};
-use authtel_core::metadata::{REDACTED, key_names_secret, looks_like_credential};
 use authtel_core::outcome::Outcome;
 use uuid::Uuid;
 
 use crate::SqlError;
 
-/// The largest metadata JSON a row may carry, in bytes. Larger records are refused with
+/// The largest metadata JSON a row may carry, in bytes: core's one limit
+/// ([`authtel_core::policy::LIMITS`]). Larger records are refused with
 /// [`SqlError::InvalidEvent`] rather than truncated silently.
-pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+pub const MAX_METADATA_BYTES: usize = authtel_core::policy::LIMITS.metadata_bytes;
 
 /// The longest text a single column may carry, in bytes.
 pub const MAX_TEXT_BYTES: usize = 4 * 1024;
@@ -23,8 +22,8 @@ pub(crate) const COLUMNS: &str = "event_id, occurred_at, action, outcome, actor_
      target_id, target_type, session_id, client_ip, user_agent, resource, operation, reason, \
      span_id, trace_id, metadata, schema_version";
 
-/// One audit record ready to bind: validated, with secrets scrubbed. Text borrows from the
-/// record unless it had to be redacted, so a batch costs no per-field copies.
+/// One audit record ready to bind: screened by core's policy (see [`screen`]) and
+/// validated. Text borrows from the record, so a batch costs no per-field copies.
 #[derive(Debug, Clone)]
 pub(crate) struct EventRow<'a> {
     pub(crate) event_id: String,
@@ -50,20 +49,16 @@ pub(crate) struct EventRow<'a> {
 impl<'a> EventRow<'a> {
     pub(crate) fn from_event(e: &'a AuditEvent) -> Result<EventRow<'a>, SqlError> {
         let id = e.id;
+        debug_assert!(e.is_screened(), "rows are built from screened records");
         let text = |field: &'static str, v: &'a str| -> Result<Cow<'a, str>, SqlError> {
             check_text(id, field, v)?;
-            // Free text can carry a pasted token: store the marker instead.
-            Ok(Cow::Borrowed(if looks_like_credential(v) {
-                REDACTED
-            } else {
-                v
-            }))
+            Ok(Cow::Borrowed(v))
         };
         let opt = |field: &'static str, v: Option<&'a str>| v.map(|v| text(field, v)).transpose();
         if e.action.is_empty() || e.action.len() > 128 {
             return Err(invalid(id, "action", "must be 1-128 bytes long".into()));
         }
-        let metadata = serde_json::to_string(&Scrubbed(&e.metadata))
+        let metadata = serde_json::to_string(&e.metadata)
             .map_err(|err| invalid(id, "metadata", format!("does not serialize: {err}")))?;
         if metadata.len() > MAX_METADATA_BYTES {
             return Err(invalid(
@@ -154,42 +149,17 @@ fn check_text(id: Uuid, field: &'static str, v: &str) -> Result<(), SqlError> {
     Ok(())
 }
 
-/// Serializes metadata with values under secret-looking keys, and credential-looking strings
-/// anywhere, replaced by the redaction marker — without copying the map. Core's metadata
-/// policy already does this for records built from events; records built by hand get the
-/// same treatment here.
-struct Scrubbed<'a>(&'a BTreeMap<String, serde_json::Value>);
-
-impl serde::Serialize for Scrubbed<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, ScrubbedValue::under(k, v))))
-    }
+/// `event` as the policy lets it be stored: borrowed when already screened, else a
+/// screened copy; a record over a bound is refused with [`SqlError::InvalidEvent`].
+pub(crate) fn screen(event: &AuditEvent) -> Result<Cow<'_, AuditEvent>, SqlError> {
+    event
+        .screened()
+        .map_err(|err| invalid(event.id, "record", err.to_string()))
 }
 
-struct ScrubbedValue<'a>(Option<&'a serde_json::Value>);
-
-impl<'a> ScrubbedValue<'a> {
-    /// `None` stands for the redaction marker.
-    fn under(key: &str, v: &'a serde_json::Value) -> ScrubbedValue<'a> {
-        ScrubbedValue((!key_names_secret(key)).then_some(v))
-    }
-}
-
-impl serde::Serialize for ScrubbedValue<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde_json::Value;
-        match self.0 {
-            None => s.serialize_str(REDACTED),
-            Some(Value::String(v)) if looks_like_credential(v) => s.serialize_str(REDACTED),
-            Some(Value::Array(items)) => {
-                s.collect_seq(items.iter().map(|v| ScrubbedValue(Some(v))))
-            }
-            Some(Value::Object(map)) => {
-                s.collect_map(map.iter().map(|(k, v)| (k, ScrubbedValue::under(k, v))))
-            }
-            Some(other) => other.serialize(s),
-        }
-    }
+/// [`screen`] for a batch.
+pub(crate) fn screen_all(events: &[AuditEvent]) -> Result<Vec<Cow<'_, AuditEvent>>, SqlError> {
+    events.iter().map(screen).collect()
 }
 
 /// A row as read back, before parsing: the columns of [`COLUMNS`] as text and integers.
@@ -273,6 +243,7 @@ impl StoredRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use authtel_core::metadata::REDACTED;
 
     #[test]
     fn secrets_in_metadata_and_text_are_scrubbed() {
@@ -283,6 +254,7 @@ mod tests {
             serde_json::json!({"refresh_token": "r1", "list": ["Bearer abc"]}),
         );
         e.reason = Some("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl".into());
+        let e = screen(&e).unwrap();
         let row = EventRow::from_event(&e).unwrap();
         assert!(!row.metadata.contains("hunter2"));
         assert!(!row.metadata.contains("r1"));
@@ -302,12 +274,14 @@ mod tests {
             })
         ));
         let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-        e.metadata
-            .insert("blob".into(), "x".repeat(MAX_METADATA_BYTES).into());
+        for i in 0..64 {
+            e.metadata
+                .insert(format!("blob{i}"), "x".repeat(200).into());
+        }
         assert!(matches!(
-            EventRow::from_event(&e),
+            screen(&e),
             Err(SqlError::InvalidEvent {
-                field: "metadata",
+                field: "record",
                 ..
             })
         ));

@@ -171,7 +171,8 @@ impl AuditStore<Db> {
         conn: &mut DbConnection,
         event: &AuditEvent,
     ) -> Result<(), SqlError> {
-        let row = EventRow::from_event(event)?;
+        let event = crate::row::screen(event)?;
+        let row = EventRow::from_event(&event)?;
         record_rows_in(self, conn, &row, now_micros()).await
     }
 
@@ -183,9 +184,10 @@ impl AuditStore<Db> {
         conn: &mut DbConnection,
         events: &[AuditEvent],
     ) -> Result<u64, SqlError> {
+        let events = crate::row::screen_all(events)?;
         let rows = events
             .iter()
-            .map(EventRow::from_event)
+            .map(|e| EventRow::from_event(e))
             .collect::<Result<Vec<_>, _>>()?;
         insert_rows(self, conn, &rows).await
     }
@@ -743,9 +745,10 @@ impl Relay<Db> {
 impl Forwarder for BatchWriter<Db> {
     fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
         Box::pin(async move {
+            let batch = crate::row::screen_all(batch)?;
             let rows = batch
                 .iter()
-                .map(EventRow::from_event)
+                .map(|e| EventRow::from_event(e))
                 .collect::<Result<Vec<_>, _>>()?;
             write_batch(&self.store, &rows).await?;
             Ok(())

@@ -292,7 +292,7 @@ async fn concurrent_relays_share_work_without_double_delivery() {
 async fn batch_writer_is_idempotent_on_event_id() {
     let store = store_or_skip!("batch", &[]);
     let batch: Vec<AuditEvent> = (0..1203)
-        .map(|_| event("token.refresh.stop", Outcome::Success))
+        .map(|_| event("jwt.refresh.stop", Outcome::Success))
         .collect();
     let writer = BatchWriter::new(&store);
     writer.forward(&batch).await.unwrap();
@@ -300,7 +300,7 @@ async fn batch_writer_is_idempotent_on_event_id() {
     writer.forward(&batch[..10]).await.unwrap();
     assert_eq!(count_rows(&store).await, (1203, 0));
     let mut tx = store.pool().begin().await.unwrap();
-    let fresh = event("token.refresh.stop", Outcome::Success);
+    let fresh = event("jwt.refresh.stop", Outcome::Success);
     let n = store
         .upsert_batch_in(&mut tx, &[batch[0].clone(), fresh.clone(), fresh])
         .await
@@ -323,7 +323,8 @@ async fn batch_writer_is_idempotent_on_event_id() {
 async fn batch_writer_round_trips_awkward_text_and_half_stored_batches() {
     let store = store_or_skip!("batch_text", &[]);
     let mut awkward = event("auth.login.stop", Outcome::Failure);
-    awkward.actor = Some(authtel_core::audit::Party::new("u\t1", "user\\"));
+    // Identifiers refuse control characters (core policy); text columns keep them.
+    awkward.actor = Some(authtel_core::audit::Party::new("u\\1", "user\t\\"));
     awkward.reason = Some("tab\there\nnewline\r\\N \\ \u{e9}\u{1f980}".into());
     awkward.user_agent = Some("\\N".into());
     awkward.resource = Some(String::new());
@@ -333,7 +334,7 @@ async fn batch_writer_round_trips_awkward_text_and_half_stored_batches() {
         serde_json::json!({"list": ["\\N", "x\ty"], "n": -1.5}),
     );
     let mut batch: Vec<AuditEvent> = (0..40)
-        .map(|_| event("auth.token.issue", Outcome::Success))
+        .map(|_| event("token.generate.stop", Outcome::Success))
         .collect();
     let writer = BatchWriter::new(&store);
     writer.forward(&batch[..15]).await.unwrap();
@@ -580,16 +581,16 @@ async fn planted_secrets_never_reach_any_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_typed_error() {
     let store = store_or_skip!("badinput", &["kafka"]);
-    let mut nul = event("auth.login.stop", Outcome::Failure);
-    nul.session_id = Some("s\0x".into());
+    let mut nul_reason = event("auth.login.stop", Outcome::Failure);
+    nul_reason.reason = Some("bad\0reason".into());
+    // Over core's metadata bound (each text is within the text bound, so nothing is cut).
     let mut big = event("auth.login.stop", Outcome::Failure);
-    big.metadata.insert(
-        "blob".into(),
-        "x".repeat(authtel_sql::MAX_METADATA_BYTES + 1).into(),
-    );
+    for i in 0..(authtel_sql::MAX_METADATA_BYTES / 200 + 1) {
+        big.metadata.insert(format!("blob{i}"), "x".repeat(200).into());
+    }
     let mut nul_key = event("auth.login.stop", Outcome::Failure);
     nul_key.metadata.insert("k\0".into(), 1.into());
-    for bad in [&nul, &big, &nul_key] {
+    for bad in [&nul_reason, &big, &nul_key] {
         let mut tx = store.begin().await.unwrap();
         let err = tx.record(bad).await.unwrap_err();
         assert!(matches!(err, SqlError::InvalidEvent { event_id, .. } if event_id == bad.id), "{err}");
@@ -599,6 +600,14 @@ async fn bad_input_is_a_typed_error() {
         assert_eq!(err.kind(), ErrorKind::Permanent);
     }
     assert_eq!(count_rows(&store).await, (0, 0));
+    // An identifier with a control character is refused by core's policy: the record is
+    // stored without it (and the refusal counted), not lost.
+    let mut nul_session = event("auth.login.stop", Outcome::Failure);
+    nul_session.session_id = Some("s\0x".into());
+    let mut tx = store.begin().await.unwrap();
+    tx.record(&nul_session).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count_rows(&store).await.0, 1);
     assert!(authtel_sql::AuditStore::builder(store.pool().clone())
         .with_forwarder("no spaces")
         .is_err());
