@@ -1,0 +1,250 @@
+//! Brute force: failed logins per address and account (Auth0), per account (Keycloak's
+//! growing wait), per address (Rauthy's ladder).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authtel_core::catalogue::AUTH_LOGIN;
+use authtel_core::outcome::Outcome;
+use authtel_core::registry::Handler;
+use authtel_core::telemetry::EventRecord;
+
+use super::{Shared, Sliding, dedupe, ms, outcome};
+use crate::config::{BruteForceConfig, Mode};
+use crate::keys::KeyCache;
+use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
+use crate::table::{Table, TableStats};
+use crate::verdict::PenaltyKey;
+
+/// Per address: failures (a success forgives one) and the last signal.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IpState {
+    failures: Sliding,
+    last_signal: u64,
+}
+
+/// Per address and account: failures since the last success, in the window.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PairState {
+    failures: Sliding,
+    last_signal: u64,
+}
+
+/// Per account: failures since the last success (Keycloak's counter).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdentifierState {
+    failures: u32,
+    /// Last failure plus one (0: none).
+    last_failure: u64,
+    last_signal: u64,
+}
+
+/// The brute-force detector. Hears `auth.login.stop`: failures count, a success resets the
+/// account's and the pair's counts and forgives one of the address's.
+#[derive(Debug)]
+pub struct BruteForce {
+    shared: Arc<Shared>,
+    config: BruteForceConfig,
+    ip: Table<IpState>,
+    pair: Table<PairState>,
+    identifier: Table<IdentifierState>,
+}
+
+impl BruteForce {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        config: BruteForceConfig,
+        ip: Table<IpState>,
+        pair: Table<PairState>,
+        identifier: Table<IdentifierState>,
+    ) -> BruteForce {
+        BruteForce {
+            shared,
+            config,
+            ip,
+            pair,
+            identifier,
+        }
+    }
+
+    pub(crate) fn tables(&self) -> [TableStats; 3] {
+        [self.ip.stats(), self.pair.stats(), self.identifier.stats()]
+    }
+
+    fn enforce(&self) -> bool {
+        self.config.mode == Mode::Enforce
+    }
+
+    fn failure(&self, record: &EventRecord<'_>) {
+        let c = &self.config;
+        let now = self.shared.now();
+        let keys = KeyCache::new(&self.shared.hasher, record);
+        let meta = record.metadata;
+        let signal = |kind: KeyKind| {
+            Signal::new(
+                event_of(DetectorKind::BruteForce, Rule::Failures),
+                DetectorKind::BruteForce,
+                Rule::Failures,
+                SignalKey::new(kind)
+                    .user(meta.get_user_id().filter(|_| kind != KeyKind::Ip))
+                    .ip(meta.get_client_ip().filter(|_| kind != KeyKind::Identifier)),
+                c.mode,
+            )
+        };
+        let mut raised: [Option<Signal<'_>>; 3] = [None, None, None];
+
+        if let Some(ip) = keys.ip() {
+            let window = ms(c.ip_window);
+            let (count, signal_now) = self.ip.with(ip, |s, _, _| {
+                let count = s.failures.add(now, window);
+                let first = c.ip_ladder[0].failures;
+                (count, count >= first && dedupe(&mut s.last_signal, now, window))
+            });
+            if let Some(rung) = c.ip_ladder.iter().rev().find(|r| count >= r.failures) {
+                if self.enforce() {
+                    self.shared
+                        .penalties
+                        .impose(PenaltyKey::Ip, ip, now, rung.block, true);
+                }
+                if signal_now {
+                    raised[0] = Some(
+                        signal(KeyKind::Ip)
+                            .counts(count.into(), c.ip_ladder[0].failures.into(), c.ip_window)
+                            .action(Action::Block, rung.block),
+                    );
+                }
+            }
+        }
+
+        if let Some(pair) = keys.pair() {
+            let window = ms(c.ip_identifier_window);
+            let (count, signal_now) = self.pair.with(pair, |s, _, _| {
+                let count = s.failures.add(now, window);
+                let over = count >= c.ip_identifier_threshold;
+                (count, over && dedupe(&mut s.last_signal, now, window))
+            });
+            if count >= c.ip_identifier_threshold {
+                if self.enforce() {
+                    self.shared.penalties.impose(
+                        PenaltyKey::Pair,
+                        pair,
+                        now,
+                        c.ip_identifier_block,
+                        true,
+                    );
+                }
+                if signal_now {
+                    raised[1] = Some(
+                        signal(KeyKind::IpIdentifier)
+                            .counts(
+                                count.into(),
+                                c.ip_identifier_threshold.into(),
+                                c.ip_identifier_window,
+                            )
+                            .action(Action::Block, c.ip_identifier_block),
+                    );
+                }
+            }
+        }
+
+        if let Some(user) = keys.user() {
+            let reset = ms(c.identifier_failure_reset);
+            let quick = ms(c.quick_login_check);
+            let (failures, wait, signal_now) = self.identifier.with(user, |s, _, _| {
+                let previous = s.last_failure.checked_sub(1);
+                if previous.is_some_and(|t| now.saturating_sub(t) > reset) {
+                    s.failures = 0;
+                }
+                let quick_retry = !c.quick_login_check.is_zero()
+                    && previous.is_some_and(|t| now.saturating_sub(t) < quick);
+                s.failures = s.failures.saturating_add(1);
+                s.last_failure = now + 1;
+                let steps = s.failures / c.identifier_failure_factor;
+                let mut wait = (c.identifier_wait_increment * steps).min(c.identifier_max_wait);
+                if quick_retry {
+                    wait = wait.max(c.min_quick_login_wait);
+                }
+                let over = s.failures >= c.identifier_failure_factor;
+                (s.failures, wait, over && dedupe(&mut s.last_signal, now, reset))
+            });
+            if !wait.is_zero() && self.enforce() {
+                self.shared
+                    .penalties
+                    .impose(PenaltyKey::Identifier, user, now, wait, false);
+            }
+            if signal_now {
+                raised[2] = Some(
+                    signal(KeyKind::Identifier)
+                        .counts(
+                            failures.into(),
+                            c.identifier_failure_factor.into(),
+                            c.identifier_failure_reset,
+                        )
+                        .action(Action::SlowDown, wait),
+                );
+            }
+        }
+
+        for s in raised.iter().flatten() {
+            self.shared.count_signal(DetectorKind::BruteForce);
+            s.emit();
+        }
+    }
+
+    fn success(&self, record: &EventRecord<'_>) {
+        let c = &self.config;
+        let now = self.shared.now();
+        let keys = KeyCache::new(&self.shared.hasher, record);
+        if let Some(ip) = keys.ip() {
+            let window = ms(c.ip_window);
+            self.ip
+                .with_existing(ip, |s| s.failures.forgive(now, window));
+        }
+        if let Some(pair) = keys.pair() {
+            self.pair.with_existing(pair, |s| s.failures.reset());
+            self.shared.penalties.lift(PenaltyKey::Pair, pair, now);
+        }
+        if let Some(user) = keys.user() {
+            self.identifier.with_existing(user, |s| {
+                s.failures = 0;
+                s.last_failure = 0;
+            });
+            self.shared.penalties.lift(PenaltyKey::Identifier, user, now);
+        }
+    }
+
+    /// How long an account must wait after `failures` failures (Keycloak's rule).
+    #[cfg(test)]
+    pub(crate) fn wait_after(config: &BruteForceConfig, failures: u32) -> Duration {
+        (config.identifier_wait_increment * (failures / config.identifier_failure_factor))
+            .min(config.identifier_max_wait)
+    }
+}
+
+impl Handler for BruteForce {
+    fn handle(&self, record: &EventRecord<'_>) {
+        if !std::ptr::eq(record.event, AUTH_LOGIN.stop()) {
+            return;
+        }
+        match outcome(record) {
+            Some(Outcome::Failure) => self.failure(record),
+            Some(Outcome::Success) => self.success(record),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keycloak_wait_grows_by_increment_per_factor_up_to_the_max() {
+        let c = BruteForceConfig::default();
+        let m = Duration::from_secs(60);
+        assert_eq!(BruteForce::wait_after(&c, 29), Duration::ZERO);
+        assert_eq!(BruteForce::wait_after(&c, 30), m);
+        assert_eq!(BruteForce::wait_after(&c, 95), 3 * m);
+        assert_eq!(BruteForce::wait_after(&c, 10_000), 15 * m);
+    }
+}
