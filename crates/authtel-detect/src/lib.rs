@@ -33,22 +33,32 @@
 //!
 //! ```
 //! use authtel_core::{catalogue, metadata::Metadata, registry::Registry, telemetry};
-//! use authtel_detect::{DetectConfig, Detectors, Verdict};
+//! use authtel_detect::{clock::ManualClock, DetectConfig, Detectors, Verdict};
+//! use std::time::Duration;
 //!
 //! let registry = Registry::new(); // in an application: Registry::global()
-//! let detectors = Detectors::new(DetectConfig::from_env()?)?;
+//! let clock = ManualClock::new(); // in an application: leave the default system clock
+//! let detectors = Detectors::builder()
+//!     .with_config(DetectConfig::from_env()?)
+//!     .with_clock(clock.clone())
+//!     .build()?;
 //! detectors.attach(&registry)?;
 //! let _scope = registry.enter();
 //!
 //! let ip = "198.51.100.23".parse()?;
+//! let mut refused = None;
 //! for _ in 0..10 {
-//!     if !detectors.verdict(Some(ip), Some("u_42")).is_allow() {
-//!         break; // refuse the attempt: HTTP 429 with Retry-After
+//!     clock.advance(Duration::from_secs(3));
+//!     let verdict = detectors.verdict(Some(ip), Some("u_42"));
+//!     if !verdict.is_allow() {
+//!         refused = Some(verdict); // refuse the attempt: HTTP 429, Retry-After
+//!         break;
 //!     }
 //!     let meta = Metadata::new().user_id("u_42").client_ip(ip).method("password");
 //!     let _ = telemetry::span(&catalogue::AUTH_LOGIN, meta, || Err::<(), _>("wrong password"));
 //! }
-//! assert!(matches!(detectors.verdict(Some(ip), Some("u_42")), Verdict::Block(_)));
+//! // Rauthy's first step: 7 failures from one address block it for a minute.
+//! assert_eq!(refused, Some(Verdict::Block(Duration::from_secs(57))));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -2,6 +2,7 @@
 //! growing wait), per address (Rauthy's ladder).
 
 use std::sync::Arc;
+#[cfg(test)]
 use std::time::Duration;
 
 use authtel_core::catalogue::AUTH_LOGIN;
