@@ -2,9 +2,14 @@
 //! over many accounts and addresses; or a burst of failures for accounts that do not exist.
 //!
 //! State is fixed-size: counters of the current window (windows are fixed, `window` long)
-//! and two 1024-bit linear-counting sketches of the distinct accounts and addresses that
-//! failed in it. The baseline is a running average of the ratio of quiet windows only (a
-//! window that raised a signal does not teach the detector that attacks are normal).
+//! and two sets of the distinct accounts and addresses that failed in it (64-bit keyed
+//! digests in fixed open-addressing tables, exact up to 3,072 each, saturating after).
+//!
+//! The baseline is a running average of the failure ratio of normal windows only: a window
+//! that raised a signal, or whose ratio reached `min_failure_pct`, does not teach the
+//! detector that attacks are normal (a slow spraying run would otherwise lift the baseline
+//! until stuffing could never fire). The limit a window must reach is
+//! `max(min_failure_pct, min(baseline × baseline_factor, 95))`.
 
 use std::mem::size_of;
 use std::sync::{Arc, Mutex};
@@ -20,38 +25,71 @@ use crate::keys::KeyCache;
 use crate::reasons;
 use crate::signal::{DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 
-const SKETCH_WORDS: usize = 16;
-const SKETCH_BITS: f64 = (SKETCH_WORDS * 64) as f64;
+const SET_SLOTS: usize = 4096;
+/// The most items a set counts exactly; it saturates there (¾ full keeps probes short).
+const SET_MAX: u32 = (SET_SLOTS / 4 * 3) as u32;
+/// The highest limit a baseline can push the ratio to: stuffing fails nearly every attempt.
+const MAX_LIMIT_PCT: f64 = 95.0;
 
 /// Bytes of the detector's state.
-pub(crate) const FIXED_BYTES: usize = size_of::<Mutex<Window>>();
+pub(crate) const FIXED_BYTES: usize = size_of::<Mutex<Window>>() + 2 * SET_SLOTS * size_of::<u64>();
 
-/// A linear-counting sketch: distinct items ≈ −m·ln(zero bits / m).
-#[derive(Clone, Copy, Debug, Default)]
-struct Sketch([u64; SKETCH_WORDS]);
+/// Distinct digests seen in a window, exactly up to [`SET_MAX`].
+#[derive(Clone, Debug)]
+struct DistinctSet {
+    slots: Box<[u64]>,
+    len: u32,
+}
 
-impl Sketch {
-    fn insert(&mut self, fp: u64) {
-        let bit = (fp >> 20) as usize % (SKETCH_WORDS * 64);
-        self.0[bit / 64] |= 1 << (bit % 64);
-    }
-
-    fn estimate(&self) -> u64 {
-        let zeros: u32 = self.0.iter().map(|w| w.count_zeros()).sum();
-        let zeros = f64::from(zeros.max(1));
-        (-SKETCH_BITS * (zeros / SKETCH_BITS).ln()).round() as u64
+impl Default for DistinctSet {
+    fn default() -> Self {
+        DistinctSet {
+            slots: vec![0; SET_SLOTS].into_boxed_slice(),
+            len: 0,
+        }
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+impl DistinctSet {
+    fn insert(&mut self, fp: u64) {
+        if self.len >= SET_MAX {
+            return;
+        }
+        let fp = fp | 1;
+        let mask = SET_SLOTS - 1;
+        let mut i = fp as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => {
+                    self.slots[i] = fp;
+                    self.len += 1;
+                    return;
+                }
+                x if x == fp => return,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.len.into()
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(0);
+        self.len = 0;
+    }
+}
+
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Window {
     /// Which window (time / window length) these counts are of; `u64::MAX`: none yet.
     id: u64,
     attempts: u32,
     failures: u32,
     unknown: u32,
-    identifiers: Sketch,
-    ips: Sketch,
+    identifiers: DistinctSet,
+    ips: DistinctSet,
     ratio_signalled: bool,
     unknown_signalled: bool,
     /// Baseline failure ratio, in percent.
@@ -101,11 +139,14 @@ impl CredentialStuffing {
             let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
             if w.id != id {
                 Self::close(&mut w, c);
-                *w = Window {
-                    id,
-                    baseline_pct: w.baseline_pct,
-                    ..Window::default()
-                };
+                w.id = id;
+                w.attempts = 0;
+                w.failures = 0;
+                w.unknown = 0;
+                w.identifiers.clear();
+                w.ips.clear();
+                w.ratio_signalled = false;
+                w.unknown_signalled = false;
             }
             w.attempts = w.attempts.saturating_add(1);
             if failed {
@@ -126,8 +167,9 @@ impl CredentialStuffing {
             if failed && !w.ratio_signalled && w.attempts >= c.min_attempts {
                 let ratio = f64::from(w.failures) * 100.0 / f64::from(w.attempts);
                 let limit = (w.baseline_pct * f64::from(c.baseline_factor))
+                    .min(MAX_LIMIT_PCT)
                     .max(f64::from(c.min_failure_pct));
-                let (ids, ips) = (w.identifiers.estimate(), w.ips.estimate());
+                let (ids, ips) = (w.identifiers.len(), w.ips.len());
                 if ratio >= limit
                     && ids >= u64::from(c.min_distinct_identifiers)
                     && ips >= u64::from(c.min_distinct_ips)
@@ -159,7 +201,7 @@ impl CredentialStuffing {
                     )
                     .counts(w.unknown.into(), c.unknown_user_threshold.into(), c.window)
                     .extra("attempts", w.attempts.into())
-                    .extra("distinct_ips", w.ips.estimate()),
+                    .extra("distinct_ips", w.ips.len()),
                 );
             }
         }
@@ -169,15 +211,17 @@ impl CredentialStuffing {
         }
     }
 
-    /// Folds a finished window into the baseline, if it was quiet and busy enough to mean
-    /// something.
+    /// Folds a finished window into the baseline, if it was normal (no signal, a ratio
+    /// under `min_failure_pct`) and busy enough to mean something.
     fn close(w: &mut Window, c: &StuffingConfig) {
         if w.id == u64::MAX || w.ratio_signalled || w.unknown_signalled {
             return;
         }
         if w.attempts >= (c.min_attempts / 4).max(1) {
             let ratio = f64::from(w.failures) * 100.0 / f64::from(w.attempts);
-            w.baseline_pct = 0.8 * w.baseline_pct + 0.2 * ratio;
+            if ratio < f64::from(c.min_failure_pct) {
+                w.baseline_pct = 0.8 * w.baseline_pct + 0.2 * ratio;
+            }
         }
     }
 }
@@ -201,15 +245,18 @@ mod tests {
     use crate::keys::mix;
 
     #[test]
-    fn sketch_estimates_distinct_counts() {
-        for n in [10u64, 100, 500, 2000] {
-            let mut s = Sketch::default();
-            for i in 0..n {
-                s.insert(mix(i));
-                s.insert(mix(i));
-            }
-            let e = s.estimate() as f64;
-            assert!((e - n as f64).abs() <= n as f64 * 0.15 + 2.0, "{n}: {e}");
+    fn sets_count_exactly_then_saturate() {
+        let mut s = DistinctSet::default();
+        for i in 0..2000u64 {
+            s.insert(mix(i));
+            s.insert(mix(i));
         }
+        assert_eq!(s.len(), 2000);
+        for i in 0..10_000u64 {
+            s.insert(mix(i));
+        }
+        assert_eq!(s.len(), u64::from(SET_MAX));
+        s.clear();
+        assert_eq!(s.len(), 0);
     }
 }
