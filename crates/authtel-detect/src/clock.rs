@@ -72,8 +72,7 @@ impl ManualClock {
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.now
-            .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+        self.now.fetch_add(by.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Sets the time since the origin. Going backwards is ignored: the clock is monotonic.

@@ -89,10 +89,18 @@ pub struct BruteForceConfig {
     pub ip_identifier_window: Duration,
     /// How long the pair is blocked; each further failure starts it again.
     pub ip_identifier_block: Duration,
-    /// The window an address's failures are counted over (a success forgives one).
+    /// The window an address's failures are counted over.
     pub ip_window: Duration,
+    /// A success from the address clears its count (on by default, as shared addresses —
+    /// office NATs, carrier-grade NAT — see failures of many people between successes).
+    /// Off: a success only takes one failure back.
+    pub ip_reset_on_success: bool,
     /// The per-address ladder (Rauthy: 7 → 1 min, 10 → 10 min, 15 → 15 min, 20 → 1 h, 25 → 1 day).
     pub ip_ladder: Vec<Rung>,
+    /// Failures from one address that raise the signal (default 10, the ladder's second
+    /// step): one person who mistypes the account name and then forgets the password reaches
+    /// the first step (7) without any attack, and gets a one-minute block but no alert.
+    pub ip_signal_threshold: u32,
     /// Every this many failures of one account add one wait increment (Keycloak: 30).
     pub identifier_failure_factor: u32,
     /// The wait per `identifier_failure_factor` failures (Keycloak: 1 minute).
@@ -115,6 +123,7 @@ impl Default for BruteForceConfig {
             ip_identifier_window: DAY,
             ip_identifier_block: HOUR,
             ip_window: DAY,
+            ip_reset_on_success: true,
             ip_ladder: vec![
                 Rung {
                     failures: 7,
@@ -137,6 +146,7 @@ impl Default for BruteForceConfig {
                     block: DAY,
                 },
             ],
+            ip_signal_threshold: 10,
             identifier_failure_factor: 30,
             identifier_wait_increment: MIN,
             identifier_max_wait: 15 * MIN,
@@ -473,7 +483,9 @@ impl DetectConfig {
     /// let err = DetectConfig::from_vars([("AUTHTEL_DETECT_BRUTEFORCE_MODE", "off")]).unwrap_err();
     /// assert!(matches!(err, ConfigError::UnknownVariable { .. }));
     /// ```
-    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<DetectConfig, ConfigError>
+    pub fn from_vars<K, V>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<DetectConfig, ConfigError>
     where
         K: AsRef<str>,
         V: AsRef<str>,
@@ -535,7 +547,11 @@ impl DetectConfig {
             "BRUTE_FORCE_IP_IDENTIFIER_WINDOW" => b.ip_identifier_window = dur()?,
             "BRUTE_FORCE_IP_IDENTIFIER_BLOCK" => b.ip_identifier_block = dur()?,
             "BRUTE_FORCE_IP_WINDOW" => b.ip_window = dur()?,
-            "BRUTE_FORCE_IP_LADDER" => b.ip_ladder = parse_ladder(value).ok_or_else(|| bad(LADDER))?,
+            "BRUTE_FORCE_IP_RESET_ON_SUCCESS" => b.ip_reset_on_success = boolean()?,
+            "BRUTE_FORCE_IP_SIGNAL_THRESHOLD" => b.ip_signal_threshold = num()?,
+            "BRUTE_FORCE_IP_LADDER" => {
+                b.ip_ladder = parse_ladder(value).ok_or_else(|| bad(LADDER))?
+            }
             "BRUTE_FORCE_IDENTIFIER_FAILURE_FACTOR" => b.identifier_failure_factor = num()?,
             "BRUTE_FORCE_IDENTIFIER_WAIT_INCREMENT" => b.identifier_wait_increment = dur()?,
             "BRUTE_FORCE_IDENTIFIER_MAX_WAIT" => b.identifier_max_wait = dur()?,
@@ -622,11 +638,27 @@ impl DetectConfig {
         let ms = |d: Duration| d.as_millis() as u64;
         let b = &self.brute_force;
         if b.mode != Mode::Off {
-            zero("brute_force.ip_identifier_threshold", b.ip_identifier_threshold.into())?;
-            zero("brute_force.ip_identifier_window", ms(b.ip_identifier_window))?;
+            zero(
+                "brute_force.ip_identifier_threshold",
+                b.ip_identifier_threshold.into(),
+            )?;
+            zero(
+                "brute_force.ip_identifier_window",
+                ms(b.ip_identifier_window),
+            )?;
             zero("brute_force.ip_window", ms(b.ip_window))?;
-            zero("brute_force.identifier_failure_factor", b.identifier_failure_factor.into())?;
-            zero("brute_force.identifier_failure_reset", ms(b.identifier_failure_reset))?;
+            zero(
+                "brute_force.ip_signal_threshold",
+                b.ip_signal_threshold.into(),
+            )?;
+            zero(
+                "brute_force.identifier_failure_factor",
+                b.identifier_failure_factor.into(),
+            )?;
+            zero(
+                "brute_force.identifier_failure_reset",
+                ms(b.identifier_failure_reset),
+            )?;
             if b.ip_ladder.is_empty() {
                 return Err(ConfigError::LadderNotIncreasing { step: 0 });
             }
@@ -652,9 +684,16 @@ impl DetectConfig {
             zero("stuffing.window", ms(st.window))?;
             zero("stuffing.min_attempts", st.min_attempts.into())?;
             zero("stuffing.min_failure_pct", st.min_failure_pct.into())?;
-            zero("stuffing.unknown_user_threshold", st.unknown_user_threshold.into())?;
+            zero(
+                "stuffing.unknown_user_threshold",
+                st.unknown_user_threshold.into(),
+            )?;
             at_most("stuffing.min_failure_pct", st.min_failure_pct.into(), 100)?;
-            at_most("stuffing.initial_baseline_pct", st.initial_baseline_pct.into(), 100)?;
+            at_most(
+                "stuffing.initial_baseline_pct",
+                st.initial_baseline_pct.into(),
+                100,
+            )?;
         }
         let m = &self.mfa;
         if m.mode != Mode::Off {
@@ -664,7 +703,11 @@ impl DetectConfig {
             zero("mfa.deny_window", ms(m.deny_window))?;
             zero("mfa.code_threshold", m.code_threshold.into())?;
             zero("mfa.code_window", ms(m.code_window))?;
-            at_most("mfa.denials_before_accept", m.denials_before_accept.into(), 255)?;
+            at_most(
+                "mfa.denials_before_accept",
+                m.denials_before_accept.into(),
+                255,
+            )?;
         }
         let n = &self.new_location;
         if n.mode != Mode::Off {
@@ -742,7 +785,11 @@ mod tests {
         ];
         let c = DetectConfig::from_vars(vars).unwrap();
         assert_eq!(c.memory_bytes, 32 << 20);
-        assert_eq!(c.brute_force.mode, Mode::Monitor, "own mode wins over the global one");
+        assert_eq!(
+            c.brute_force.mode,
+            Mode::Monitor,
+            "own mode wins over the global one"
+        );
         assert_eq!(c.spraying.mode, Mode::Off);
         assert_eq!(c.travel.mode, Mode::Enforce);
         assert_eq!(c.brute_force.ip_ladder.len(), 2);
@@ -753,9 +800,13 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = DetectConfig::from_vars([("AUTHTEL_DETECT_SPRAYING_IP_THRESHOLD", "-3")])
-            .unwrap_err();
-        assert!(err.to_string().contains("AUTHTEL_DETECT_SPRAYING_IP_THRESHOLD"), "{err}");
+        let err =
+            DetectConfig::from_vars([("AUTHTEL_DETECT_SPRAYING_IP_THRESHOLD", "-3")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("AUTHTEL_DETECT_SPRAYING_IP_THRESHOLD"),
+            "{err}"
+        );
         let err = DetectConfig::from_vars([("AUTHTEL_DETECT_BRUTE_FORCE_IP_LADDER", "10:1m,7:1h")])
             .unwrap_err();
         assert_eq!(err, ConfigError::LadderNotIncreasing { step: 1 });

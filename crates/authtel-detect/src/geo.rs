@@ -121,11 +121,19 @@ impl FixedGeo {
 fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
     match (net, ip.to_canonical()) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             u32::from(n) & mask == u32::from(a) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             u128::from(n) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -161,7 +169,15 @@ mod tests {
         assert_eq!(at("::ffff:10.9.2.3"), Some(1.0));
         assert_eq!(at("2001:db8:5::1"), Some(3.0));
         assert_eq!(at("11.0.0.1"), None);
-        assert!(FixedGeo::new().with_network("10.0.0.0/33", GeoPoint::new(0.0, 0.0, 0)).is_err());
-        assert!(FixedGeo::new().with_network("nope", GeoPoint::new(0.0, 0.0, 0)).is_err());
+        assert!(
+            FixedGeo::new()
+                .with_network("10.0.0.0/33", GeoPoint::new(0.0, 0.0, 0))
+                .is_err()
+        );
+        assert!(
+            FixedGeo::new()
+                .with_network("nope", GeoPoint::new(0.0, 0.0, 0))
+                .is_err()
+        );
     }
 }

@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(h.prefix(plain), h.prefix("203.0.113.200".parse().unwrap()));
         assert_ne!(h.prefix(plain), h.prefix("203.0.114.7".parse().unwrap()));
         let v6: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        assert_eq!(h.prefix(v6), h.prefix("2001:db8:1:ffff::9".parse().unwrap()));
+        assert_eq!(
+            h.prefix(v6),
+            h.prefix("2001:db8:1:ffff::9".parse().unwrap())
+        );
         assert_ne!(h.prefix(v6), h.prefix("2001:db8:2::1".parse().unwrap()));
     }
 

@@ -72,8 +72,8 @@
 //! # Supported Rust versions
 //! 1.94 and newer.
 
-pub mod clock;
 mod budget;
+pub mod clock;
 mod config;
 mod detectors;
 pub mod geo;
@@ -236,7 +236,11 @@ impl DetectorsBuilder {
                 shared.clone(),
                 c.brute_force.clone(),
                 table(&c, TableId::BruteForceIp, "brute_force.ip")?,
-                table(&c, TableId::BruteForceIpIdentifier, "brute_force.ip_identifier")?,
+                table(
+                    &c,
+                    TableId::BruteForceIpIdentifier,
+                    "brute_force.ip_identifier",
+                )?,
                 table(&c, TableId::BruteForceIdentifier, "brute_force.identifier")?,
             )))
         } else {
@@ -408,7 +412,11 @@ impl Detectors {
         push(
             DetectorKind::RefreshReuse,
             "authtel-detect.refresh_reuse",
-            vec![JWT_REFRESH.stop(), SESSION_DELETE.stop(), AUTH_LOGOUT.stop()],
+            vec![
+                JWT_REFRESH.stop(),
+                SESSION_DELETE.stop(),
+                AUTH_LOGOUT.stop(),
+            ],
             dyn_handler(&i.refresh),
         );
         out

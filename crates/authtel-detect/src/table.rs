@@ -82,7 +82,7 @@ impl<V: Copy + Default> Table<V> {
     /// number of `u32`s each entry carries beside its value. `None` when the budget cannot
     /// hold even a minimal table.
     pub(crate) fn new(name: &'static str, budget: usize, stride: usize) -> Option<Table<V>> {
-        let limits = Self::limits_for(budget / SHARDS, stride)?;
+        let limits = Self::limits_for(budget.checked_sub(Self::fixed_bytes())? / SHARDS, stride)?;
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
@@ -102,28 +102,35 @@ impl<V: Copy + Default> Table<V> {
         })
     }
 
-    /// The largest power-of-two index whose full table (¾ of its slots used) fits `budget`.
+    /// The limits that hold the most entries within `budget`: for each power-of-two index
+    /// size, as many nodes as the rest of the budget pays for, at most ¾ of the slots.
     fn limits_for(budget: usize, stride: usize) -> Option<Limits> {
         let per_node = size_of::<Node<V>>() + stride * size_of::<u32>();
-        let fits = |slots: usize| slots * size_of::<u32>() + slots / 4 * 3 * per_node <= budget;
+        let mut best: Option<Limits> = None;
         let mut slots = MIN_SLOTS;
-        if !fits(slots) {
-            return None;
-        }
-        while slots < (1 << 30) && fits(slots * 2) {
+        while slots <= (1 << 30) && slots * size_of::<u32>() < budget {
+            let nodes = ((budget - slots * size_of::<u32>()) / per_node).min(slots / 4 * 3);
+            if nodes >= MIN_SLOTS / 4 * 3 && best.is_none_or(|b| nodes > b.max_nodes) {
+                best = Some(Limits {
+                    max_nodes: nodes,
+                    max_slots: slots,
+                    stride,
+                });
+            }
             slots *= 2;
         }
-        Some(Limits {
-            max_nodes: slots / 4 * 3,
-            max_slots: slots,
-            stride,
-        })
+        best
     }
 
     /// The smallest budget a table of `V` accepts.
     pub(crate) fn min_budget(stride: usize) -> usize {
         let per_node = size_of::<Node<V>>() + stride * size_of::<u32>();
-        SHARDS * (MIN_SLOTS * size_of::<u32>() + MIN_SLOTS / 4 * 3 * per_node)
+        Self::fixed_bytes() + SHARDS * (MIN_SLOTS * size_of::<u32>() + MIN_SLOTS / 4 * 3 * per_node)
+    }
+
+    /// The table's own structures, allocated when it is built.
+    fn fixed_bytes() -> usize {
+        size_of::<Self>() + SHARDS * size_of::<Mutex<Shard<V>>>()
     }
 
     fn shard(&self, fp: u64) -> MutexGuard<'_, Shard<V>> {
@@ -164,7 +171,7 @@ impl<V: Copy + Default> Table<V> {
             name: self.name,
             capacity: self.limits.max_nodes * SHARDS,
             budget_bytes: self.budget(),
-            bytes: size_of::<Self>() + SHARDS * size_of::<Mutex<Shard<V>>>(),
+            bytes: Self::fixed_bytes(),
             ..TableStats::default()
         };
         for shard in self.shards.iter() {
@@ -179,8 +186,7 @@ impl<V: Copy + Default> Table<V> {
     /// The most bytes this table allocates when full.
     pub(crate) fn budget(&self) -> usize {
         let l = self.limits;
-        size_of::<Self>()
-            + SHARDS * size_of::<Mutex<Shard<V>>>()
+        Self::fixed_bytes()
             + SHARDS
                 * (l.max_slots * size_of::<u32>()
                     + l.max_nodes * (size_of::<Node<V>>() + l.stride * size_of::<u32>()))
@@ -228,8 +234,7 @@ impl<V: Copy + Default> Shard<V> {
                 next: NIL,
                 value: V::default(),
             });
-            self.arena
-                .resize(self.arena.len() + limits.stride, 0);
+            self.arena.resize(self.arena.len() + limits.stride, 0);
             idx
         } else {
             let idx = self.tail;
@@ -368,7 +373,10 @@ mod tests {
         let s = t.stats();
         assert!(s.entries <= cap && s.entries > cap / 2, "{s:?}");
         assert!(s.evictions > 0);
-        assert!(s.bytes <= s.budget_bytes && s.budget_bytes <= 64 * 1024, "{s:?}");
+        assert!(
+            s.bytes <= s.budget_bytes && s.budget_bytes <= 64 * 1024,
+            "{s:?}"
+        );
         // The newest keys are still there, with their values; the oldest are gone.
         let last = cap as u64 * 3 - 1;
         assert_eq!(t.get(mix(last)), Some(last));

@@ -201,8 +201,17 @@ mod tests {
     #[test]
     fn verdicts_order() {
         let s = Duration::from_secs;
-        assert_eq!(Verdict::Allow.max(Verdict::SlowDown(s(1))), Verdict::SlowDown(s(1)));
-        assert_eq!(Verdict::Block(s(1)).max(Verdict::SlowDown(s(9))), Verdict::Block(s(1)));
-        assert_eq!(Verdict::Block(s(1)).max(Verdict::Block(s(9))), Verdict::Block(s(9)));
+        assert_eq!(
+            Verdict::Allow.max(Verdict::SlowDown(s(1))),
+            Verdict::SlowDown(s(1))
+        );
+        assert_eq!(
+            Verdict::Block(s(1)).max(Verdict::SlowDown(s(9))),
+            Verdict::Block(s(1))
+        );
+        assert_eq!(
+            Verdict::Block(s(1)).max(Verdict::Block(s(9))),
+            Verdict::Block(s(9))
+        );
     }
 }

@@ -27,34 +27,94 @@ fn expected(scenario: &str) -> Vec<Sig> {
     let mut v = match scenario {
         "brute_force" => vec![
             s("security.brute_force", "failures", "ip", "198.51.100.23"),
-            s("security.brute_force", "failures", "ip_identifier", "198.51.100.23|u_bf_victim"),
-            s("security.brute_force", "failures", "identifier", "u_bf_victim"),
+            s(
+                "security.brute_force",
+                "failures",
+                "ip_identifier",
+                "198.51.100.23|u_bf_victim",
+            ),
+            s(
+                "security.brute_force",
+                "failures",
+                "identifier",
+                "u_bf_victim",
+            ),
         ],
         "password_spraying" => vec![
-            s("security.password_spraying", "distinct_identifiers", "ip", "203.0.113.66"),
-            s("security.password_spraying", "distinct_identifiers", "ip_prefix", "net:203.0.113.0/24"),
+            s(
+                "security.password_spraying",
+                "distinct_identifiers",
+                "ip",
+                "203.0.113.66",
+            ),
+            s(
+                "security.password_spraying",
+                "distinct_identifiers",
+                "ip_prefix",
+                "net:203.0.113.0/24",
+            ),
             // One address failing 500 times is also Rauthy's per-address brute force.
             s("security.brute_force", "failures", "ip", "203.0.113.66"),
         ],
         "credential_stuffing" => vec![
-            s("security.credential_stuffing", "failure_ratio", "global", "global"),
-            s("security.credential_stuffing", "unknown_user_burst", "global", "global"),
+            s(
+                "security.credential_stuffing",
+                "failure_ratio",
+                "global",
+                "global",
+            ),
+            s(
+                "security.credential_stuffing",
+                "unknown_user_burst",
+                "global",
+                "global",
+            ),
         ],
         "mfa_push_bombing" => vec![
-            s("security.mfa_fatigue", "push_bombing", "identifier", "u_mfa_victim"),
-            s("security.mfa_fatigue", "deny_then_accept", "identifier", "u_mfa_victim"),
+            s(
+                "security.mfa_fatigue",
+                "push_bombing",
+                "identifier",
+                "u_mfa_victim",
+            ),
+            s(
+                "security.mfa_fatigue",
+                "deny_then_accept",
+                "identifier",
+                "u_mfa_victim",
+            ),
         ],
-        "totp_guessing" => vec![s("security.mfa_guessing", "code_guessing", "identifier", "u_totp_victim")],
+        "totp_guessing" => vec![s(
+            "security.mfa_guessing",
+            "code_guessing",
+            "identifier",
+            "u_totp_victim",
+        )],
         "new_ip_login" => vec![s(
             "security.suspicious_login",
             "new_network_and_device",
             "identifier",
             "u_newip_victim",
         )],
-        "impossible_travel" => vec![s("security.impossible_travel", "speed", "identifier", "u_travel_victim")],
+        "impossible_travel" => vec![s(
+            "security.impossible_travel",
+            "speed",
+            "identifier",
+            "u_travel_victim",
+        )],
         "refresh_reuse" => vec![
-            s("security.refresh_token_reuse", "revoked_session", "session", "s_ref_a"),
-            s("security.refresh_token_reuse", "reported_reuse", "session", "s_ref_b"),
+            s(
+                "security.refresh_token_reuse",
+                "revoked_session",
+                "session",
+                "s_ref_a",
+            ),
+            s(
+                "security.refresh_token_reuse",
+                "reported_reuse",
+                "session",
+                "s_ref_b",
+            ),
         ],
         other => panic!("no expectation for scenario {other}"),
     };
@@ -134,13 +194,21 @@ fn the_committed_corpus_is_what_the_generator_makes() {
     let scenarios = support::parse_attacks(&committed);
     let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names.len(), 8, "{names:?}");
-    let stuffing = &scenarios.iter().find(|s| s.name == "credential_stuffing").unwrap().events;
+    let stuffing = &scenarios
+        .iter()
+        .find(|s| s.name == "credential_stuffing")
+        .unwrap()
+        .events;
     let accounts: BTreeSet<_> = stuffing.iter().filter_map(|e| e.user.clone()).collect();
     let ips: BTreeSet<_> = stuffing.iter().filter_map(|e| e.ip).collect();
     assert_eq!(stuffing.len(), 10_000);
     assert_eq!(ips.len(), 2_000);
     assert!(accounts.len() > 6_000, "{}", accounts.len());
-    let spraying = &scenarios.iter().find(|s| s.name == "password_spraying").unwrap().events;
+    let spraying = &scenarios
+        .iter()
+        .find(|s| s.name == "password_spraying")
+        .unwrap()
+        .events;
     let sprayed: BTreeSet<_> = spraying.iter().filter_map(|e| e.user.clone()).collect();
     assert_eq!(sprayed.len(), 500);
 }
@@ -168,7 +236,13 @@ fn each_attack_raises_exactly_its_signals() {
             assert_eq!(e.field("mode"), Some("enforce"));
             assert_eq!(
                 e.field("detector").map(str::to_owned),
-                Some(e.field("detector").unwrap().parse::<authtel_detect::DetectorKind>().unwrap().to_string())
+                Some(
+                    e.field("detector")
+                        .unwrap()
+                        .parse::<authtel_detect::DetectorKind>()
+                        .unwrap()
+                        .to_string()
+                )
             );
         }
     }
@@ -191,12 +265,23 @@ fn monitor_mode_raises_the_same_signals_and_never_blocks() {
     let monitor = run(DetectConfig::default().with_mode(Mode::Monitor), &scenarios);
     assert_eq!(monitor.signals, enforce.signals);
     assert_eq!(monitor.blocked, 0, "a monitor-mode verdict was not allow");
-    assert!(monitor.events.iter().all(|e| e.field("mode") == Some("monitor")));
+    assert!(
+        monitor
+            .events
+            .iter()
+            .all(|e| e.field("mode") == Some("monitor"))
+    );
     // Everything but the mode field is the same.
     let strip = |r: &Run| -> Vec<Vec<(String, String)>> {
         r.events
             .iter()
-            .map(|e| e.fields.iter().filter(|(k, _)| k != "mode").cloned().collect())
+            .map(|e| {
+                e.fields
+                    .iter()
+                    .filter(|(k, _)| k != "mode")
+                    .cloned()
+                    .collect()
+            })
             .collect()
     };
     assert_eq!(strip(&monitor), strip(&enforce));
@@ -204,14 +289,23 @@ fn monitor_mode_raises_the_same_signals_and_never_blocks() {
 
 #[test]
 fn brute_force_signals_say_what_the_verdict_does() {
-    let scenarios: Vec<Scenario> = committed().into_iter().filter(|s| s.name == "brute_force").collect();
+    let scenarios: Vec<Scenario> = committed()
+        .into_iter()
+        .filter(|s| s.name == "brute_force")
+        .collect();
     let got = run(DetectConfig::default(), &scenarios);
-    let by_kind = |k: &str| got.events.iter().find(|e| e.field("key_kind") == Some(k)).unwrap().clone();
+    let by_kind = |k: &str| {
+        got.events
+            .iter()
+            .find(|e| e.field("key_kind") == Some(k))
+            .unwrap()
+            .clone()
+    };
     let ip = by_kind("ip");
     assert_eq!(ip.field("action"), Some("block"));
-    assert_eq!(ip.field("count"), Some("7"));
-    assert_eq!(ip.field("threshold"), Some("7"));
-    assert_eq!(ip.field("penalty_secs"), Some("60"));
+    assert_eq!(ip.field("count"), Some("10"));
+    assert_eq!(ip.field("threshold"), Some("10"));
+    assert_eq!(ip.field("penalty_secs"), Some("600"));
     let pair = by_kind("ip_identifier");
     assert_eq!(pair.field("count"), Some("10"));
     assert_eq!(pair.field("penalty_secs"), Some("3600"));
@@ -222,8 +316,19 @@ fn brute_force_signals_say_what_the_verdict_does() {
     // Typed fields only: no free text beyond the closed reason.
     for e in &got.events {
         for (k, v) in &e.fields {
-            let closed = ["reason", "detector", "key_kind", "mode", "action", "user_id", "client_ip"];
-            assert!(closed.contains(&k.as_str()) || v.parse::<u64>().is_ok(), "{k}={v}");
+            let closed = [
+                "reason",
+                "detector",
+                "key_kind",
+                "mode",
+                "action",
+                "user_id",
+                "client_ip",
+            ];
+            assert!(
+                closed.contains(&k.as_str()) || v.parse::<u64>().is_ok(),
+                "{k}={v}"
+            );
         }
     }
     let _ = Verdict::Allow;

@@ -19,7 +19,11 @@ fn login(user: Option<&str>, ip: &str, ok: bool) {
         meta = meta.user_id(u);
     }
     let guard = telemetry::start(&AUTH_LOGIN, meta);
-    guard.stop(if ok { Outcome::Success } else { Outcome::Failure });
+    guard.stop(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    });
 }
 
 fn setup(config: DetectConfig) -> (Registry, Detectors, ManualClock) {
@@ -66,7 +70,10 @@ fn the_address_ladder_blocks_for_longer_at_each_step() {
         }
     }
     // Another address is not affected.
-    assert_eq!(d.verdict(Some("198.51.100.24".parse().unwrap()), None), Verdict::Allow);
+    assert_eq!(
+        d.verdict(Some("198.51.100.24".parse().unwrap()), None),
+        Verdict::Allow
+    );
 }
 
 #[test]
@@ -86,7 +93,10 @@ fn ten_failures_of_one_account_from_one_address_block_the_pair() {
     login(Some("u_1"), "203.0.113.5", false);
     assert_eq!(d.verdict(Some(ip), Some("u_1")), Verdict::Block(S(3600)));
     // The same account from elsewhere, and another account from here, go ahead.
-    assert_eq!(d.verdict(Some("203.0.113.6".parse().unwrap()), Some("u_1")), Verdict::Allow);
+    assert_eq!(
+        d.verdict(Some("203.0.113.6".parse().unwrap()), Some("u_1")),
+        Verdict::Allow
+    );
     assert_eq!(d.verdict(Some(ip), Some("u_2")), Verdict::Allow);
     clock.advance(S(3600));
     assert_eq!(d.verdict(Some(ip), Some("u_1")), Verdict::Allow);
@@ -139,12 +149,18 @@ fn monitor_mode_never_blocks() {
         clock.advance(Duration::from_millis(300));
         assert_eq!(d.verdict(Some(ip), Some("u_0")), Verdict::Allow);
     }
-    assert!(d.stats().signals.iter().any(|(_, n)| *n > 0), "signals are still raised");
+    assert!(
+        d.stats().signals.iter().any(|(_, n)| *n > 0),
+        "signals are still raised"
+    );
 }
 
 #[test]
 fn verdicts_without_penalties_cost_a_load() {
     let (_registry, d, _clock) = setup(DetectConfig::default());
     assert_eq!(d.verdict(None, None), Verdict::Allow);
-    assert_eq!(d.verdict(Some("::1".parse().unwrap()), Some("u")), Verdict::Allow);
+    assert_eq!(
+        d.verdict(Some("::1".parse().unwrap()), Some("u")),
+        Verdict::Allow
+    );
 }

@@ -2,7 +2,6 @@
 //! growing wait), per address (Rauthy's ladder).
 
 use std::sync::Arc;
-#[cfg(test)]
 use std::time::Duration;
 
 use authtel_core::catalogue::AUTH_LOGIN;
@@ -17,7 +16,7 @@ use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, even
 use crate::table::{Table, TableStats};
 use crate::verdict::PenaltyKey;
 
-/// Per address: failures (a success forgives one) and the last signal.
+/// Per address: failures (a success clears them, or forgives one) and the last signal.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct IpState {
     failures: Sliding,
@@ -41,7 +40,8 @@ pub(crate) struct IdentifierState {
 }
 
 /// The brute-force detector. Hears `auth.login.stop`: failures count, a success resets the
-/// account's and the pair's counts and forgives one of the address's.
+/// account's and the pair's counts, and the address's (or, with `ip_reset_on_success`
+/// off, forgives one of its failures).
 #[derive(Debug)]
 pub struct BruteForce {
     shared: Arc<Shared>,
@@ -96,24 +96,30 @@ impl BruteForce {
 
         if let Some(ip) = keys.ip() {
             let window = ms(c.ip_window);
+            let limit = c.ip_signal_threshold;
             let (count, signal_now) = self.ip.with(ip, |s, _, _| {
                 let count = s.failures.add(now, window);
-                let first = c.ip_ladder[0].failures;
-                (count, count >= first && dedupe(&mut s.last_signal, now, window))
+                (
+                    count,
+                    count >= limit && dedupe(&mut s.last_signal, now, window),
+                )
             });
-            if let Some(rung) = c.ip_ladder.iter().rev().find(|r| count >= r.failures) {
-                if self.enforce() {
-                    self.shared
-                        .penalties
-                        .impose(PenaltyKey::Ip, ip, now, rung.block, true);
-                }
-                if signal_now {
-                    raised[0] = Some(
-                        signal(KeyKind::Ip)
-                            .counts(count.into(), c.ip_ladder[0].failures.into(), c.ip_window)
-                            .action(Action::Block, rung.block),
-                    );
-                }
+            let rung = c.ip_ladder.iter().rev().find(|r| count >= r.failures);
+            if let Some(rung) = rung
+                && self.enforce()
+            {
+                self.shared
+                    .penalties
+                    .impose(PenaltyKey::Ip, ip, now, rung.block, true);
+            }
+            if signal_now {
+                let (action, penalty) =
+                    rung.map_or((Action::None, Duration::ZERO), |r| (Action::Block, r.block));
+                raised[0] = Some(
+                    signal(KeyKind::Ip)
+                        .counts(count.into(), limit.into(), c.ip_window)
+                        .action(action, penalty),
+                );
             }
         }
 
@@ -166,7 +172,11 @@ impl BruteForce {
                     wait = wait.max(c.min_quick_login_wait);
                 }
                 let over = s.failures >= c.identifier_failure_factor;
-                (s.failures, wait, over && dedupe(&mut s.last_signal, now, reset))
+                (
+                    s.failures,
+                    wait,
+                    over && dedupe(&mut s.last_signal, now, reset),
+                )
             });
             if !wait.is_zero() && self.enforce() {
                 self.shared
@@ -198,8 +208,14 @@ impl BruteForce {
         let keys = KeyCache::new(&self.shared.hasher, record);
         if let Some(ip) = keys.ip() {
             let window = ms(c.ip_window);
-            self.ip
-                .with_existing(ip, |s| s.failures.forgive(now, window));
+            let reset = c.ip_reset_on_success;
+            self.ip.with_existing(ip, |s| {
+                if reset {
+                    s.failures.reset();
+                } else {
+                    s.failures.forgive(now, window);
+                }
+            });
         }
         if let Some(pair) = keys.pair() {
             self.pair.with_existing(pair, |s| s.failures.reset());
@@ -210,7 +226,9 @@ impl BruteForce {
                 s.failures = 0;
                 s.last_failure = 0;
             });
-            self.shared.penalties.lift(PenaltyKey::Identifier, user, now);
+            self.shared
+                .penalties
+                .lift(PenaltyKey::Identifier, user, now);
         }
     }
 

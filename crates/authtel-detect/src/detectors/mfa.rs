@@ -50,7 +50,11 @@ fn is_denial(record: &EventRecord<'_>) -> bool {
 }
 
 impl MfaFatigue {
-    pub(crate) fn new(shared: Arc<Shared>, config: MfaConfig, users: Table<MfaState>) -> MfaFatigue {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        config: MfaConfig,
+        users: Table<MfaState>,
+    ) -> MfaFatigue {
         MfaFatigue {
             shared,
             config,
@@ -88,7 +92,10 @@ impl MfaFatigue {
         let window = ms(c.push_window);
         let (count, fire) = self.users.with(user, |s, _, _| {
             let n = s.challenges.add(now, window);
-            (n, n >= c.push_threshold && dedupe(&mut s.last_push_signal, now, window))
+            (
+                n,
+                n >= c.push_threshold && dedupe(&mut s.last_push_signal, now, window),
+            )
         });
         if fire {
             self.shared.count_signal(DetectorKind::Mfa);

@@ -132,8 +132,8 @@ impl CredentialStuffing {
         let id = now / ms(c.window);
         let keys = KeyCache::new(&self.shared.hasher, record);
         let meta = record.metadata;
-        let unknown = failed
-            && (keys.user().is_none() || meta.get_reason() == Some(reasons::UNKNOWN_USER));
+        let unknown =
+            failed && (keys.user().is_none() || meta.get_reason() == Some(reasons::UNKNOWN_USER));
         let mut raised: [Option<Signal<'_>>; 2] = [None, None];
         {
             let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,9 +161,7 @@ impl CredentialStuffing {
                     w.ips.insert(ip);
                 }
             }
-            let global = || {
-                SignalKey::new(KeyKind::Global)
-            };
+            let global = || SignalKey::new(KeyKind::Global);
             if failed && !w.ratio_signalled && w.attempts >= c.min_attempts {
                 let ratio = f64::from(w.failures) * 100.0 / f64::from(w.attempts);
                 let limit = (w.baseline_pct * f64::from(c.baseline_factor))

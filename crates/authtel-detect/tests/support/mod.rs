@@ -132,7 +132,15 @@ impl Ev {
     }
 
     fn login(t: u64, user: Option<&Arc<str>>, ip: IpAddr, ua: &Arc<str>, ok: bool) -> Ev {
-        let mut e = Ev::new(t, Kind::Login, if ok { Outcome::Success } else { Outcome::Failure });
+        let mut e = Ev::new(
+            t,
+            Kind::Login,
+            if ok {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+        );
         e.user = user.cloned();
         e.ip = Some(ip);
         e.ua = Some(ua.clone());
@@ -147,7 +155,14 @@ impl Ev {
         e
     }
 
-    fn mfa(t: u64, user: &Arc<str>, ip: IpAddr, method: &str, outcome: Outcome, reason: Option<&str>) -> Ev {
+    fn mfa(
+        t: u64,
+        user: &Arc<str>,
+        ip: IpAddr,
+        method: &str,
+        outcome: Outcome,
+        reason: Option<&str>,
+    ) -> Ev {
         let mut e = Ev::new(t, Kind::Mfa, outcome);
         e.user = Some(user.clone());
         e.ip = Some(ip);
@@ -156,7 +171,15 @@ impl Ev {
         e
     }
 
-    fn session_event(t: u64, kind: Kind, user: &Arc<str>, ip: IpAddr, session: &str, outcome: Outcome, reason: Option<&str>) -> Ev {
+    fn session_event(
+        t: u64,
+        kind: Kind,
+        user: &Arc<str>,
+        ip: IpAddr,
+        session: &str,
+        outcome: Outcome,
+        reason: Option<&str>,
+    ) -> Ev {
         let mut e = Ev::new(t, kind, outcome);
         e.user = Some(user.clone());
         e.ip = Some(ip);
@@ -407,12 +430,8 @@ pub(crate) fn benign(seed: u64) -> Vec<Ev> {
                 (pick.0, pick.1)
             });
             let city = office.map_or_else(|| rng.range(0, CITIES.len() as u64) as usize, |o| o.0);
-            let laptop: Arc<str> = format!(
-                "ua/{}/{}/{n}a",
-                rng.pick(&BROWSERS),
-                rng.pick(&DESKTOPS)
-            )
-            .into();
+            let laptop: Arc<str> =
+                format!("ua/{}/{}/{n}a", rng.pick(&BROWSERS), rng.pick(&DESKTOPS)).into();
             let second = rng
                 .chance(0.2)
                 .then(|| format!("ua/{}/{}/{n}b", rng.pick(&BROWSERS), rng.pick(&DESKTOPS)).into());
@@ -425,14 +444,19 @@ pub(crate) fn benign(seed: u64) -> Vec<Ev> {
                 let day = rng.range(2, BENIGN_DAYS - 4);
                 let mut dest = rng.range(0, CITIES.len() as u64) as usize;
                 if dest == city {
-                    dest = (dest + 1 + rng.range(0, CITIES.len() as u64 - 1) as usize) % CITIES.len();
+                    dest =
+                        (dest + 1 + rng.range(0, CITIES.len() as u64 - 1) as usize) % CITIES.len();
                 }
                 (EPOCH + day * DAY + 7 * HOUR, dest)
             });
             User {
                 id: format!("u{n:05}").into(),
                 city,
-                isp: if rng.chance(0.5) { Net::IspA } else { Net::IspB },
+                isp: if rng.chance(0.5) {
+                    Net::IspA
+                } else {
+                    Net::IspB
+                },
                 home: (rng.range(0, 256) as u8, rng.range(1, 255) as u8),
                 office,
                 laptop,
@@ -455,7 +479,8 @@ pub(crate) fn benign(seed: u64) -> Vec<Ev> {
         cumulative.push(acc);
     }
     let mut times: Vec<Vec<u64>> = vec![Vec::new(); users.len()];
-    while times.iter().map(Vec::len).sum::<usize>() < BENIGN_LOGINS {
+    let mut placed = 0;
+    while placed < BENIGN_LOGINS {
         let x = rng.range(0, total);
         let u = cumulative.partition_point(|&c| c <= x);
         let day = rng.range(0, BENIGN_DAYS);
@@ -465,6 +490,7 @@ pub(crate) fn benign(seed: u64) -> Vec<Ev> {
         }
         let t = EPOCH + day * DAY + pick_hour(&mut rng) * HOUR + rng.range(0, HOUR);
         times[u].push(t);
+        placed += 1;
     }
     let mut events = Vec::with_capacity(BENIGN_LOGINS * 3);
     for (user, times) in users.iter().zip(times.iter_mut()) {
@@ -512,19 +538,39 @@ fn generate_user(rng: &mut Rng, user: &User, times: &[u64], out: &mut Vec<Ev>) {
                 Some(p) if phone_seen && rng.chance(0.5) => p.clone(),
                 _ => user.laptop.clone(),
             };
-            (addr(city, Net::Hotel, rng.range(0, 256) as u8, rng.range(1, 255) as u8), ua)
+            (
+                addr(
+                    city,
+                    Net::Hotel,
+                    rng.range(0, 256) as u8,
+                    rng.range(1, 255) as u8,
+                ),
+                ua,
+            )
         } else if k < 2 {
             (addr(city, user.isp, home.0, home.1), user.laptop.clone())
         } else if workday && user.office.is_some() && rng.chance(0.8) {
             let (ocity, o) = user.office.expect("checked");
-            let nat = if u32::from(o) % 3 == 0 { rng.range(1, 3) as u8 } else { 1 };
+            let nat = if u32::from(o) % 3 == 0 {
+                rng.range(1, 3) as u8
+            } else {
+                1
+            };
             (addr(ocity, Net::Office, o, nat), user.laptop.clone())
         } else {
             let mobile = user.phone.is_some() && rng.chance(0.4);
             match (&user.phone, mobile) {
                 (Some(p), true) if phone_seen => {
                     // CGNAT: one of 512 public addresses of the city's carrier.
-                    (addr(city, Net::Mobile, rng.range(0, 2) as u8, rng.range(1, 255) as u8), p.clone())
+                    (
+                        addr(
+                            city,
+                            Net::Mobile,
+                            rng.range(0, 2) as u8,
+                            rng.range(1, 255) as u8,
+                        ),
+                        p.clone(),
+                    )
                 }
                 (Some(p), true) => {
                     // A phone's first login happens on the home network.
@@ -553,31 +599,85 @@ fn generate_user(rng: &mut Rng, user: &User, times: &[u64], out: &mut Vec<Ev>) {
             }
             success_at = at + rng.range(10, 21) * MINUTE;
         } else if rng.chance(0.01) {
-            out.push(Ev::login(t - rng.range(25, 41) * SECOND, id, ip, &ua, false));
+            out.push(Ev::login(
+                t - rng.range(25, 41) * SECOND,
+                id,
+                ip,
+                &ua,
+                false,
+            ));
             out.push(Ev::login(t - rng.range(6, 16) * SECOND, id, ip, &ua, false));
         } else if rng.chance(0.05) {
             out.push(Ev::login(t - rng.range(6, 31) * SECOND, id, ip, &ua, false));
         }
         if rng.chance(0.015) {
-            out.push(Ev::login(t - rng.range(45, 90) * SECOND, None, ip, &ua, false));
+            out.push(Ev::login(
+                t - rng.range(45, 90) * SECOND,
+                None,
+                ip,
+                &ua,
+                false,
+            ));
         }
         out.push(Ev::login(success_at, id, ip, &ua, true));
         // MFA.
         let at = success_at + rng.range(5, 15) * SECOND;
         if user.totp {
             if rng.chance(0.04) {
-                out.push(Ev::mfa(at, &user.id, ip, "totp", Outcome::Failure, Some("invalid_code")));
-                out.push(Ev::mfa(at + 12 * SECOND, &user.id, ip, "totp", Outcome::Success, None));
+                out.push(Ev::mfa(
+                    at,
+                    &user.id,
+                    ip,
+                    "totp",
+                    Outcome::Failure,
+                    Some("invalid_code"),
+                ));
+                out.push(Ev::mfa(
+                    at + 12 * SECOND,
+                    &user.id,
+                    ip,
+                    "totp",
+                    Outcome::Success,
+                    None,
+                ));
             } else {
                 out.push(Ev::mfa(at, &user.id, ip, "totp", Outcome::Success, None));
             }
         } else if user.push {
             if rng.chance(0.02) {
-                out.push(Ev::mfa(at, &user.id, ip, "push", Outcome::Failure, Some("timeout")));
-                out.push(Ev::mfa(at + 40 * SECOND, &user.id, ip, "push", Outcome::Success, None));
+                out.push(Ev::mfa(
+                    at,
+                    &user.id,
+                    ip,
+                    "push",
+                    Outcome::Failure,
+                    Some("timeout"),
+                ));
+                out.push(Ev::mfa(
+                    at + 40 * SECOND,
+                    &user.id,
+                    ip,
+                    "push",
+                    Outcome::Success,
+                    None,
+                ));
             } else if rng.chance(0.01) {
-                out.push(Ev::mfa(at, &user.id, ip, "push", Outcome::Denied, Some("user_denied")));
-                out.push(Ev::mfa(at + 30 * SECOND, &user.id, ip, "push", Outcome::Success, None));
+                out.push(Ev::mfa(
+                    at,
+                    &user.id,
+                    ip,
+                    "push",
+                    Outcome::Denied,
+                    Some("user_denied"),
+                ));
+                out.push(Ev::mfa(
+                    at + 30 * SECOND,
+                    &user.id,
+                    ip,
+                    "push",
+                    Outcome::Success,
+                    None,
+                ));
             } else {
                 out.push(Ev::mfa(at, &user.id, ip, "push", Outcome::Success, None));
             }
@@ -588,12 +688,28 @@ fn generate_user(rng: &mut Rng, user: &User, times: &[u64], out: &mut Vec<Ev>) {
         if rng.chance(0.5) {
             for _ in 0..rng.range(1, 4) {
                 at += rng.range(10, 20) * MINUTE;
-                out.push(Ev::session_event(at, Kind::Refresh, &user.id, ip, &session, Outcome::Success, None));
+                out.push(Ev::session_event(
+                    at,
+                    Kind::Refresh,
+                    &user.id,
+                    ip,
+                    &session,
+                    Outcome::Success,
+                    None,
+                ));
             }
         }
         if rng.chance(0.3) {
             at += rng.range(1, 60) * MINUTE;
-            out.push(Ev::session_event(at, Kind::Logout, &user.id, ip, &session, Outcome::Success, None));
+            out.push(Ev::session_event(
+                at,
+                Kind::Logout,
+                &user.id,
+                ip,
+                &session,
+                Outcome::Success,
+                None,
+            ));
         }
     }
 }
@@ -616,7 +732,13 @@ fn ip(s: &str) -> IpAddr {
 fn history(out: &mut Vec<Ev>, user: &Arc<str>, city: usize, start: u64, n: u64) -> Arc<str> {
     let ua: Arc<str> = format!("ua/firefox/linux/{user}").into();
     for d in 0..n {
-        out.push(Ev::login(start + d * DAY + 9 * HOUR, Some(user), addr(city, Net::IspA, 42, 7), &ua, true));
+        out.push(Ev::login(
+            start + d * DAY + 9 * HOUR,
+            Some(user),
+            addr(city, Net::IspA, 42, 7),
+            &ua,
+            true,
+        ));
     }
     ua
 }
@@ -635,9 +757,18 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
         let t0 = day(0) + 6 * DAY;
         let ua: Arc<str> = "ua/python-requests/2.31".into();
         for i in 0..40 {
-            ev.push(Ev::login(t0 + i * 12 * SECOND, Some(&victim), ip("198.51.100.23"), &ua, false));
+            ev.push(Ev::login(
+                t0 + i * 12 * SECOND,
+                Some(&victim),
+                ip("198.51.100.23"),
+                &ua,
+                false,
+            ));
         }
-        scenarios.push(Scenario { name: "brute_force".into(), events: ev });
+        scenarios.push(Scenario {
+            name: "brute_force".into(),
+            events: ev,
+        });
     }
 
     // Spraying from one address across 500 accounts, one attempt each, every 6 s.
@@ -647,9 +778,18 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
         let ua: Arc<str> = "ua/go-http-client/1.1".into();
         for i in 0..500 {
             let user: Arc<str> = format!("u_spray{i:03}").into();
-            ev.push(Ev::login(t0 + i * 6 * SECOND, Some(&user), ip("203.0.113.66"), &ua, false));
+            ev.push(Ev::login(
+                t0 + i * 6 * SECOND,
+                Some(&user),
+                ip("203.0.113.66"),
+                &ua,
+                false,
+            ));
         }
-        scenarios.push(Scenario { name: "password_spraying".into(), events: ev });
+        scenarios.push(Scenario {
+            name: "password_spraying".into(),
+            events: ev,
+        });
     }
 
     // Stuffing: 10,000 accounts from 2,000 botnet addresses (5 each, all in other /24s),
@@ -659,7 +799,14 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
         let mut ev = Vec::new();
         let t0 = day(2) + 30 * SECOND;
         let ips: Vec<IpAddr> = (0..2000u32)
-            .map(|i| IpAddr::V4(Ipv4Addr::new(45, (i / 200) as u8 + 1, (i % 200) as u8, rng.range(1, 255) as u8)))
+            .map(|i| {
+                IpAddr::V4(Ipv4Addr::new(
+                    45,
+                    (i / 200) as u8 + 1,
+                    (i % 200) as u8,
+                    rng.range(1, 255) as u8,
+                ))
+            })
             .collect();
         let ua: Arc<str> = "ua/chrome/windows/stuffer".into();
         for i in 0..10_000u64 {
@@ -672,7 +819,10 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
                 ev.push(Ev::login(t, Some(&user), from, &ua, rng.chance(0.01)));
             }
         }
-        scenarios.push(Scenario { name: "credential_stuffing".into(), events: ev });
+        scenarios.push(Scenario {
+            name: "credential_stuffing".into(),
+            events: ev,
+        });
     }
 
     // MFA push bombing: the attacker has the password; 12 pushes in 6 minutes, ten time out,
@@ -688,9 +838,19 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
                 11 => (Outcome::Success, None),
                 _ => (Outcome::Failure, Some("timeout")),
             };
-            ev.push(Ev::mfa(t0 + i * 30 * SECOND, &victim, home, "push", outcome, reason));
+            ev.push(Ev::mfa(
+                t0 + i * 30 * SECOND,
+                &victim,
+                home,
+                "push",
+                outcome,
+                reason,
+            ));
         }
-        scenarios.push(Scenario { name: "mfa_push_bombing".into(), events: ev });
+        scenarios.push(Scenario {
+            name: "mfa_push_bombing".into(),
+            events: ev,
+        });
     }
 
     // TOTP guessing: eight wrong codes in four minutes.
@@ -699,9 +859,19 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
         let victim: Arc<str> = "u_totp_victim".into();
         let t0 = day(4);
         for i in 0..8u64 {
-            ev.push(Ev::mfa(t0 + i * 30 * SECOND, &victim, ip("198.51.100.80"), "totp", Outcome::Failure, Some("invalid_code")));
+            ev.push(Ev::mfa(
+                t0 + i * 30 * SECOND,
+                &victim,
+                ip("198.51.100.80"),
+                "totp",
+                Outcome::Failure,
+                Some("invalid_code"),
+            ));
         }
-        scenarios.push(Scenario { name: "totp_guessing".into(), events: ev });
+        scenarios.push(Scenario {
+            name: "totp_guessing".into(),
+            events: ev,
+        });
     }
 
     // A login from a new network on a new device, after five days of the usual.
@@ -710,8 +880,17 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
         let victim: Arc<str> = "u_newip_victim".into();
         history(&mut ev, &victim, 2, day(5), 5);
         let ua: Arc<str> = "ua/chrome/windows/attacker".into();
-        ev.push(Ev::login(day(5) + 5 * DAY + 3 * HOUR, Some(&victim), ip("185.220.101.7"), &ua, true));
-        scenarios.push(Scenario { name: "new_ip_login".into(), events: ev });
+        ev.push(Ev::login(
+            day(5) + 5 * DAY + 3 * HOUR,
+            Some(&victim),
+            ip("185.220.101.7"),
+            &ua,
+            true,
+        ));
+        scenarios.push(Scenario {
+            name: "new_ip_login".into(),
+            events: ev,
+        });
     }
 
     // Impossible travel: Berlin, then Sydney an hour later, same browser (a stolen session
@@ -721,9 +900,24 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
         let victim: Arc<str> = "u_travel_victim".into();
         let ua = history(&mut ev, &victim, 0, day(6), 3);
         let t = day(6) + 3 * DAY + 9 * HOUR;
-        ev.push(Ev::login(t, Some(&victim), addr(0, Net::IspA, 42, 7), &ua, true));
-        ev.push(Ev::login(t + HOUR, Some(&victim), addr(10, Net::Hotel, 9, 9), &ua, true));
-        scenarios.push(Scenario { name: "impossible_travel".into(), events: ev });
+        ev.push(Ev::login(
+            t,
+            Some(&victim),
+            addr(0, Net::IspA, 42, 7),
+            &ua,
+            true,
+        ));
+        ev.push(Ev::login(
+            t + HOUR,
+            Some(&victim),
+            addr(10, Net::Hotel, 9, 9),
+            &ua,
+            true,
+        ));
+        scenarios.push(Scenario {
+            name: "impossible_travel".into(),
+            events: ev,
+        });
     }
 
     // Refresh reuse: a session is logged out and its refresh token replayed two hours later;
@@ -734,14 +928,65 @@ pub(crate) fn attacks(seed: u64) -> Vec<Scenario> {
         let t0 = day(7);
         let home = addr(3, Net::IspA, 42, 7);
         for i in 1..=2 {
-            ev.push(Ev::session_event(t0 + i * 15 * MINUTE, Kind::Refresh, &victim, home, "s_ref_a", Outcome::Success, None));
+            ev.push(Ev::session_event(
+                t0 + i * 15 * MINUTE,
+                Kind::Refresh,
+                &victim,
+                home,
+                "s_ref_a",
+                Outcome::Success,
+                None,
+            ));
         }
-        ev.push(Ev::session_event(t0 + HOUR, Kind::Logout, &victim, home, "s_ref_a", Outcome::Success, None));
-        ev.push(Ev::session_event(t0 + 3 * HOUR, Kind::Refresh, &victim, ip("198.51.100.99"), "s_ref_a", Outcome::Failure, Some("revoked")));
-        ev.push(Ev::session_event(t0 + 3 * HOUR + MINUTE, Kind::Refresh, &victim, ip("198.51.100.99"), "s_ref_a", Outcome::Failure, Some("revoked")));
-        ev.push(Ev::session_event(t0 + 4 * HOUR, Kind::Refresh, &victim, home, "s_ref_b", Outcome::Success, None));
-        ev.push(Ev::session_event(t0 + 4 * HOUR + 5 * MINUTE, Kind::Refresh, &victim, ip("198.51.100.99"), "s_ref_b", Outcome::Failure, Some("reused")));
-        scenarios.push(Scenario { name: "refresh_reuse".into(), events: ev });
+        ev.push(Ev::session_event(
+            t0 + HOUR,
+            Kind::Logout,
+            &victim,
+            home,
+            "s_ref_a",
+            Outcome::Success,
+            None,
+        ));
+        ev.push(Ev::session_event(
+            t0 + 3 * HOUR,
+            Kind::Refresh,
+            &victim,
+            ip("198.51.100.99"),
+            "s_ref_a",
+            Outcome::Failure,
+            Some("revoked"),
+        ));
+        ev.push(Ev::session_event(
+            t0 + 3 * HOUR + MINUTE,
+            Kind::Refresh,
+            &victim,
+            ip("198.51.100.99"),
+            "s_ref_a",
+            Outcome::Failure,
+            Some("revoked"),
+        ));
+        ev.push(Ev::session_event(
+            t0 + 4 * HOUR,
+            Kind::Refresh,
+            &victim,
+            home,
+            "s_ref_b",
+            Outcome::Success,
+            None,
+        ));
+        ev.push(Ev::session_event(
+            t0 + 4 * HOUR + 5 * MINUTE,
+            Kind::Refresh,
+            &victim,
+            ip("198.51.100.99"),
+            "s_ref_b",
+            Outcome::Failure,
+            Some("reused"),
+        ));
+        scenarios.push(Scenario {
+            name: "refresh_reuse".into(),
+            events: ev,
+        });
     }
     for s in &mut scenarios {
         s.events.sort_by_key(|e| e.t);
@@ -770,7 +1015,10 @@ pub(crate) fn parse_attacks(text: &str) -> Vec<Scenario> {
     let mut scenarios: Vec<Scenario> = Vec::new();
     for line in text.lines() {
         if let Some(name) = line.strip_prefix("# scenario ") {
-            scenarios.push(Scenario { name: name.to_owned(), events: Vec::new() });
+            scenarios.push(Scenario {
+                name: name.to_owned(),
+                events: Vec::new(),
+            });
         } else if !line.starts_with('#') && !line.is_empty() {
             scenarios
                 .last_mut()
@@ -826,7 +1074,10 @@ impl Sig {
 
 /// The detector signals among `events`, sorted.
 pub(crate) fn signals(events: &[CapturedEvent]) -> Vec<Sig> {
-    let names: BTreeSet<&str> = authtel_detect::signal_events().iter().map(|e| e.name()).collect();
+    let names: BTreeSet<&str> = authtel_detect::signal_events()
+        .iter()
+        .map(|e| e.name())
+        .collect();
     let mut out: Vec<Sig> = events
         .iter()
         .filter(|e| names.contains(e.name) && e.field("detector").is_some())
