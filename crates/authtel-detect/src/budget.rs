@@ -105,13 +105,20 @@ fn total_weight(c: &DetectConfig) -> usize {
         .max(1)
 }
 
-/// Bytes of state that do not grow: credential stuffing's window counters.
+/// Bytes of state that do not grow: credential stuffing's window counters, the penalty
+/// box's hints.
 pub(crate) fn fixed_bytes(c: &DetectConfig) -> usize {
-    if c.stuffing.mode == Mode::Off {
+    let stuffing = if c.stuffing.mode == Mode::Off {
         0
     } else {
         stuffing::FIXED_BYTES
-    }
+    };
+    let hints = if TableId::Penalties.enabled(c) {
+        crate::verdict::HINTS * std::mem::size_of::<u64>()
+    } else {
+        0
+    };
+    stuffing + hints
 }
 
 /// The share of `table`, in bytes.

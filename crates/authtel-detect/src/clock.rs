@@ -20,6 +20,14 @@ use std::time::{Duration, Instant};
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Milliseconds since the clock's origin; never decreases.
     fn now_ms(&self) -> u64;
+
+    /// The same reading for an [`Instant`] already taken (a span stop carries one), so the
+    /// detectors need not read the clock again; `None` (the default) when this clock does
+    /// not follow [`Instant`] (a manual clock).
+    fn at_instant(&self, instant: Instant) -> Option<u64> {
+        let _ = instant;
+        None
+    }
 }
 
 /// The process's monotonic clock ([`Instant`]), counted from when this value was made.
@@ -46,6 +54,10 @@ impl Default for SystemClock {
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64
+    }
+
+    fn at_instant(&self, instant: Instant) -> Option<u64> {
+        Some(instant.saturating_duration_since(self.origin).as_millis() as u64)
     }
 }
 
@@ -96,6 +108,10 @@ impl Clock for ManualClock {
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now_ms(&self) -> u64 {
         (**self).now_ms()
+    }
+
+    fn at_instant(&self, instant: Instant) -> Option<u64> {
+        (**self).at_instant(instant)
     }
 }
 

@@ -126,17 +126,19 @@ pub(crate) fn prefix_text(ip: IpAddr) -> String {
     }
 }
 
-/// The digests of one record, computed on first use.
+/// The digests of one record, computed on first use, and the time it was first seen.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Keys {
+    now: u64,
     pub(crate) user: Option<u64>,
     pub(crate) ip: Option<u64>,
     prefix: Option<Option<u64>>,
     device: Option<Option<u64>>,
 }
 
-/// Which record the thread's cached [`Keys`] belong to: hasher, span id, event.
-type CacheKey = (u64, u64, usize);
+/// Which record the thread's cached [`Keys`] belong to: hasher, span id, event, metadata
+/// address, client address.
+type CacheKey = (u64, u64, usize, usize, Option<IpAddr>);
 
 thread_local! {
     static CACHE: Cell<Option<(CacheKey, Keys)>> = const { Cell::new(None) };
@@ -153,16 +155,28 @@ pub(crate) struct KeyCache<'h, 'r> {
 }
 
 impl<'h, 'r> KeyCache<'h, 'r> {
-    pub(crate) fn new(hasher: &'h KeyHasher, record: &'r EventRecord<'r>) -> KeyCache<'h, 'r> {
+    pub(crate) fn new(
+        hasher: &'h KeyHasher,
+        clock: &dyn crate::clock::Clock,
+        record: &'r EventRecord<'r>,
+    ) -> KeyCache<'h, 'r> {
         let key = (
             hasher.id,
             record.context.span_id.get(),
             std::ptr::from_ref(record.event) as usize,
+            std::ptr::from_ref(record.metadata) as usize,
+            record.metadata.get_client_ip(),
         );
         let keys = match CACHE.get() {
             Some((cached, keys)) if cached == key => keys,
             _ => {
+                let now = record
+                    .measurements
+                    .monotonic_time
+                    .and_then(|t| clock.at_instant(t))
+                    .unwrap_or_else(|| clock.now_ms());
                 let keys = Keys {
+                    now,
                     user: record.metadata.get_user_id().map(|u| hasher.user(u)),
                     ip: record.metadata.get_client_ip().map(|ip| hasher.ip(ip)),
                     prefix: None,
@@ -178,6 +192,11 @@ impl<'h, 'r> KeyCache<'h, 'r> {
             key,
             keys,
         }
+    }
+
+    /// The clock when the first detector saw this record.
+    pub(crate) fn now(&self) -> u64 {
+        self.keys.now
     }
 
     pub(crate) fn user(&self) -> Option<u64> {

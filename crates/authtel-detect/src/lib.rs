@@ -465,14 +465,17 @@ impl Detectors {
     /// What to do with the next attempt from `ip` on `user` (either may be unknown): the
     /// strongest penalty running on the address, its network, the account, or the pair.
     ///
-    /// With no penalty running anywhere (the usual case) this is one atomic load; otherwise
-    /// it hashes the keys and looks up to four of them. In monitor mode it is always
-    /// [`Verdict::Allow`].
+    /// Before any penalty was imposed this is one atomic load; with none running, a clock
+    /// read more; otherwise it hashes the keys and looks up to four of them. In monitor mode
+    /// it is always [`Verdict::Allow`].
     #[inline]
     pub fn verdict(&self, ip: Option<IpAddr>, user: Option<&str>) -> Verdict {
         let shared = &self.inner.shared;
-        let now = shared.now();
         let penalties = &shared.penalties;
+        if !penalties.ever_imposed() {
+            return Verdict::Allow;
+        }
+        let now = shared.now();
         if !penalties.may_run(now) {
             return Verdict::Allow;
         }
@@ -480,13 +483,17 @@ impl Detectors {
         let user = user.map(|u| h.user(u));
         let ip_fp = ip.map(|ip| h.ip(ip));
         let pair = ip_fp.zip(user).map(|(i, u)| KeyHasher::pair(i, u));
+        // Only the spraying detector penalises networks.
+        let prefix = ip
+            .filter(|_| self.inner.spraying.is_some())
+            .map(|ip| h.prefix(ip));
         penalties.check(
             now,
             &[
                 (PenaltyKey::Pair, pair),
                 (PenaltyKey::Ip, ip_fp),
                 (PenaltyKey::Identifier, user),
-                (PenaltyKey::Prefix, ip.map(|ip| h.prefix(ip))),
+                (PenaltyKey::Prefix, prefix),
             ],
         )
     }

@@ -2,17 +2,22 @@
 //!
 //! Each detector keeps its per-key state (per address, per account, …) in a [`Table`]. A
 //! table is given a byte budget; from it follow the most entries it may hold and the most
-//! hash slots it may use. When full, a new key takes the slot of the least recently used
-//! one (an eviction, counted). So memory is bounded whatever the attacker sends, and the
-//! bound is checked by the accounting in [`Table::bytes`], which counts every allocation
-//! the table made (capacities, not lengths).
+//! hash slots it may use. When full, a new key takes the slot of one not used recently (an
+//! eviction, counted). So memory is bounded whatever the attacker sends, and the bound is
+//! checked by the accounting in [`Table::stats`], which counts every allocation the table
+//! made (capacities, not lengths).
+//!
+//! Eviction is CLOCK, the usual approximation of least-recently-used: every use of an
+//! entry sets its bit; to make room, a hand sweeps the entries, clearing set bits, and
+//! takes the first entry whose bit is clear. New entries start with a clear bit, so a flood
+//! of one-off keys (a million spoofed addresses) replaces mostly itself, while keys that
+//! keep coming back (the address that is attacking) keep their state.
 //!
 //! Why not `std::collections::HashMap`: its growth is not bounded by a byte budget, and after
 //! removals it may resize rather than reuse tombstones. Here the index is an open-addressing
 //! array of `u32` node numbers with linear probing and backward-shift deletion (no
-//! tombstones), probed with the key's keyed digest (see [`crate::keys`]) directly; nodes
-//! form an intrusive doubly linked LRU list. Tables are split into shards, each behind its
-//! own mutex, by digest bits that the index does not use.
+//! tombstones), probed with the key's keyed digest (see [`crate::keys`]) directly. Tables
+//! are split into shards, each behind its own mutex, by digest bits the index does not use.
 
 use std::mem::size_of;
 use std::sync::{Mutex, MutexGuard};
@@ -27,20 +32,19 @@ const MIN_SLOTS: usize = 16;
 #[derive(Clone, Copy, Debug)]
 struct Node<V> {
     fp: u64,
-    prev: u32,
-    next: u32,
+    /// Used since the clock hand last passed.
+    referenced: bool,
     value: V,
 }
 
-/// One shard: an index, nodes, the LRU list, and an optional fixed-size `u32` array per
+/// One shard: an index, nodes, the clock hand, and an optional fixed-size `u32` array per
 /// node (the distinct-identifier sets of the spraying detector).
 #[derive(Debug)]
 struct Shard<V> {
     slots: Vec<u32>,
     nodes: Vec<Node<V>>,
     arena: Vec<u32>,
-    head: u32,
-    tail: u32,
+    hand: u32,
     evictions: u64,
 }
 
@@ -89,8 +93,7 @@ impl<V: Copy + Default> Table<V> {
                     slots: Vec::new(),
                     nodes: Vec::new(),
                     arena: Vec::new(),
-                    head: NIL,
-                    tail: NIL,
+                    hand: 0,
                     evictions: 0,
                 })
             })
@@ -139,7 +142,7 @@ impl<V: Copy + Default> Table<V> {
     }
 
     /// Runs `f` on the entry of `fp`, creating it (from `V::default()`, arena zeroed) if
-    /// absent, and marks it most recently used. `f` gets whether the entry is new.
+    /// absent, and marks it used. `f` gets whether the entry is new.
     pub(crate) fn with<R>(&self, fp: u64, f: impl FnOnce(&mut V, &mut [u32], bool) -> R) -> R {
         let mut shard = self.shard(fp);
         let (idx, fresh) = shard.entry(fp, self.limits);
@@ -150,15 +153,16 @@ impl<V: Copy + Default> Table<V> {
         f(&mut node.value, extra, fresh)
     }
 
-    /// Runs `f` on the entry of `fp` if there is one (marking it most recently used).
+    /// Runs `f` on the entry of `fp` if there is one (marking it used).
     pub(crate) fn with_existing<R>(&self, fp: u64, f: impl FnOnce(&mut V) -> R) -> Option<R> {
         let mut shard = self.shard(fp);
         let idx = shard.find(fp)?;
-        shard.touch(idx);
-        Some(f(&mut shard.nodes[idx as usize].value))
+        let node = &mut shard.nodes[idx as usize];
+        node.referenced = true;
+        Some(f(&mut node.value))
     }
 
-    /// A copy of the entry of `fp`, without changing its place in the LRU order.
+    /// A copy of the entry of `fp`, without marking it used.
     pub(crate) fn get(&self, fp: u64) -> Option<V> {
         let shard = self.shard(fp);
         let idx = shard.find(fp)?;
@@ -218,11 +222,11 @@ impl<V: Copy + Default> Shard<V> {
         }
     }
 
-    /// The node of `fp`, made most recently used; created (evicting the least recently used
-    /// node when full) if absent.
+    /// The node of `fp`, marked used; created (evicting one not used recently when full) if
+    /// absent.
     fn entry(&mut self, fp: u64, limits: Limits) -> (u32, bool) {
         if let Some(idx) = self.find(fp) {
-            self.touch(idx);
+            self.nodes[idx as usize].referenced = true;
             return (idx, false);
         }
         let idx = if self.nodes.len() < limits.max_nodes {
@@ -230,28 +234,41 @@ impl<V: Copy + Default> Shard<V> {
             let idx = self.nodes.len() as u32;
             self.nodes.push(Node {
                 fp,
-                prev: NIL,
-                next: NIL,
+                referenced: false,
                 value: V::default(),
             });
             self.arena.resize(self.arena.len() + limits.stride, 0);
             idx
         } else {
-            let idx = self.tail;
-            self.unlink(idx);
+            let idx = self.victim();
             let old = self.nodes[idx as usize].fp;
             self.remove_slot(old);
             self.evictions += 1;
             let node = &mut self.nodes[idx as usize];
             node.fp = fp;
+            node.referenced = false;
             node.value = V::default();
             let s = idx as usize * limits.stride;
             self.arena[s..s + limits.stride].fill(0);
             idx
         };
         self.insert_slot(fp, idx);
-        self.push_front(idx);
         (idx, true)
+    }
+
+    /// The clock hand's next entry whose bit is clear, clearing set bits on the way (at most
+    /// one full turn, after which every bit is clear).
+    fn victim(&mut self) -> u32 {
+        let len = self.nodes.len() as u32;
+        loop {
+            let idx = self.hand % len;
+            self.hand = (idx + 1) % len;
+            let node = &mut self.nodes[idx as usize];
+            if !node.referenced {
+                return idx;
+            }
+            node.referenced = false;
+        }
     }
 
     /// Makes room for one more node: node storage grows by doubling up to the limit (exact
@@ -319,39 +336,6 @@ impl<V: Copy + Default> Shard<V> {
         }
         self.slots[hole] = NIL;
     }
-
-    fn touch(&mut self, idx: u32) {
-        if self.head != idx {
-            self.unlink(idx);
-            self.push_front(idx);
-        }
-    }
-
-    fn unlink(&mut self, idx: u32) {
-        let Node { prev, next, .. } = self.nodes[idx as usize];
-        match prev {
-            NIL => self.head = next,
-            p => self.nodes[p as usize].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.nodes[n as usize].prev = prev,
-        }
-    }
-
-    fn push_front(&mut self, idx: u32) {
-        let old = self.head;
-        {
-            let node = &mut self.nodes[idx as usize];
-            node.prev = NIL;
-            node.next = old;
-        }
-        match old {
-            NIL => self.tail = idx,
-            o => self.nodes[o as usize].prev = idx,
-        }
-        self.head = idx;
-    }
 }
 
 #[cfg(test)]
@@ -360,7 +344,7 @@ mod tests {
     use crate::keys::mix;
 
     #[test]
-    fn holds_what_fits_and_evicts_the_least_recently_used() {
+    fn holds_what_fits_and_evicts_what_was_not_used_again() {
         let t: Table<u64> = Table::new("t", 64 * 1024, 0).unwrap();
         let cap = t.stats().capacity;
         assert!(cap > 100, "{cap}");
@@ -384,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn touching_keeps_an_entry_alive() {
+    fn a_key_in_use_survives_a_flood_of_one_off_keys() {
         let t: Table<u32> = Table::new("t", 16 * 1024, 0).unwrap();
         let cap = t.stats().capacity as u64;
         t.with(mix(u64::MAX), |v, _, _| *v = 7);

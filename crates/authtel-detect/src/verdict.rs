@@ -77,10 +77,20 @@ pub(crate) struct Penalty {
     block: bool,
 }
 
+/// Slots of the penalty hints.
+pub(crate) const HINTS: usize = 16_384;
+
 /// The penalty box: keys with a penalty, bounded like every table.
+///
+/// Beside the table, a fixed array of hints: each key maps to one slot, which holds the
+/// latest end of any penalty imposed on a key of that slot. A verdict looks a key up in the
+/// table only when its slot's end is still ahead, so during an attack by a few addresses
+/// the verdicts of everyone else cost loads, not locks. Hints clear themselves as time
+/// passes; a shared slot only sends a verdict to the table needlessly.
 #[derive(Debug)]
 pub(crate) struct PenaltyBox {
     table: Option<Table<Penalty>>,
+    hints: Box<[AtomicU64]>,
     /// The latest end of any penalty ever imposed: before it passes there may be one to find,
     /// after it there is none, and a verdict costs one load.
     horizon: AtomicU64,
@@ -88,8 +98,10 @@ pub(crate) struct PenaltyBox {
 
 impl PenaltyBox {
     pub(crate) fn new(table: Option<Table<Penalty>>) -> PenaltyBox {
+        let hints = if table.is_some() { HINTS } else { 0 };
         PenaltyBox {
             table,
+            hints: (0..hints).map(|_| AtomicU64::new(0)).collect(),
             horizon: AtomicU64::new(0),
         }
     }
@@ -99,7 +111,9 @@ impl PenaltyBox {
     pub(crate) fn impose(&self, key: PenaltyKey, fp: u64, now: u64, for_: Duration, block: bool) {
         let Some(table) = &self.table else { return };
         let until = now.saturating_add(for_.as_millis() as u64);
-        table.with(tagged(fp, key as u8), |p, _, _| {
+        let fp = tagged(fp, key as u8);
+        self.hint(fp).fetch_max(until, Ordering::Relaxed);
+        table.with(fp, |p, _, _| {
             let active = p.until_ms > now;
             if !active || (block && !p.block) {
                 *p = Penalty {
@@ -113,6 +127,10 @@ impl PenaltyBox {
         self.horizon.fetch_max(until, Ordering::Relaxed);
     }
 
+    fn hint(&self, tagged: u64) -> &AtomicU64 {
+        &self.hints[(tagged >> 32) as usize % HINTS]
+    }
+
     /// Clears the penalty of `fp` (a success of an account ends its slow-down).
     pub(crate) fn lift(&self, key: PenaltyKey, fp: u64, now: u64) {
         if self.horizon.load(Ordering::Relaxed) <= now {
@@ -121,6 +139,12 @@ impl PenaltyBox {
         if let Some(table) = &self.table {
             table.with_existing(tagged(fp, key as u8), |p| *p = Penalty::default());
         }
+    }
+
+    /// Whether any penalty was ever imposed (one load, no clock read).
+    #[inline]
+    pub(crate) fn ever_imposed(&self) -> bool {
+        self.horizon.load(Ordering::Relaxed) != 0
     }
 
     /// Whether some penalty may still be running at `now` (one load).
@@ -141,7 +165,11 @@ impl PenaltyBox {
         let mut verdict = Verdict::Allow;
         for &(key, fp) in keys {
             let Some(fp) = fp else { continue };
-            if let Some(p) = table.get(tagged(fp, key as u8))
+            let fp = tagged(fp, key as u8);
+            if self.hint(fp).load(Ordering::Relaxed) <= now {
+                continue;
+            }
+            if let Some(p) = table.get(fp)
                 && p.until_ms > now
             {
                 let left = Duration::from_millis(p.until_ms - now);

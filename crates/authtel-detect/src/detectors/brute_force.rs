@@ -9,7 +9,7 @@ use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, Sliding, dedupe, ms, outcome};
+use super::{Shared, Sliding, dedupe, ms, outcome, penalty_due};
 use crate::config::{BruteForceConfig, Mode};
 use crate::keys::KeyCache;
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
@@ -21,6 +21,7 @@ use crate::verdict::PenaltyKey;
 pub(crate) struct IpState {
     failures: Sliding,
     last_signal: u64,
+    imposed_until: u64,
 }
 
 /// Per address and account: failures since the last success, in the window.
@@ -28,6 +29,7 @@ pub(crate) struct IpState {
 pub(crate) struct PairState {
     failures: Sliding,
     last_signal: u64,
+    imposed_until: u64,
 }
 
 /// Per account: failures since the last success (Keycloak's counter).
@@ -37,6 +39,7 @@ pub(crate) struct IdentifierState {
     /// Last failure plus one (0: none).
     last_failure: u64,
     last_signal: u64,
+    imposed_until: u64,
 }
 
 /// The brute-force detector. Hears `auth.login.stop`: failures count, a success resets the
@@ -78,8 +81,8 @@ impl BruteForce {
 
     fn failure(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let now = self.shared.now();
-        let keys = KeyCache::new(&self.shared.hasher, record);
+        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let now = keys.now();
         let meta = record.metadata;
         let signal = |kind: KeyKind| {
             Signal::new(
@@ -97,17 +100,21 @@ impl BruteForce {
         if let Some(ip) = keys.ip() {
             let window = ms(c.ip_window);
             let limit = c.ip_signal_threshold;
-            let (count, signal_now) = self.ip.with(ip, |s, _, _| {
+            let enforce = self.enforce();
+            let (count, signal_now, rung, impose) = self.ip.with(ip, |s, _, _| {
                 let count = s.failures.add(now, window);
-                (
-                    count,
-                    count >= limit && dedupe(&mut s.last_signal, now, window),
-                )
+                let rung = c
+                    .ip_ladder
+                    .iter()
+                    .rev()
+                    .find(|r| count >= r.failures)
+                    .copied();
+                let impose =
+                    rung.filter(|r| enforce && penalty_due(&mut s.imposed_until, now, r.block));
+                let signal_now = count >= limit && dedupe(&mut s.last_signal, now, window);
+                (count, signal_now, rung, impose)
             });
-            let rung = c.ip_ladder.iter().rev().find(|r| count >= r.failures);
-            if let Some(rung) = rung
-                && self.enforce()
-            {
+            if let Some(rung) = impose {
                 self.shared
                     .penalties
                     .impose(PenaltyKey::Ip, ip, now, rung.block, true);
@@ -125,39 +132,46 @@ impl BruteForce {
 
         if let Some(pair) = keys.pair() {
             let window = ms(c.ip_identifier_window);
-            let (count, signal_now) = self.pair.with(pair, |s, _, _| {
+            let enforce = self.enforce();
+            let (count, signal_now, impose) = self.pair.with(pair, |s, _, _| {
                 let count = s.failures.add(now, window);
                 let over = count >= c.ip_identifier_threshold;
-                (count, over && dedupe(&mut s.last_signal, now, window))
+                let impose = over
+                    && enforce
+                    && penalty_due(&mut s.imposed_until, now, c.ip_identifier_block);
+                (
+                    count,
+                    over && dedupe(&mut s.last_signal, now, window),
+                    impose,
+                )
             });
-            if count >= c.ip_identifier_threshold {
-                if self.enforce() {
-                    self.shared.penalties.impose(
-                        PenaltyKey::Pair,
-                        pair,
-                        now,
-                        c.ip_identifier_block,
-                        true,
-                    );
-                }
-                if signal_now {
-                    raised[1] = Some(
-                        signal(KeyKind::IpIdentifier)
-                            .counts(
-                                count.into(),
-                                c.ip_identifier_threshold.into(),
-                                c.ip_identifier_window,
-                            )
-                            .action(Action::Block, c.ip_identifier_block),
-                    );
-                }
+            if impose {
+                self.shared.penalties.impose(
+                    PenaltyKey::Pair,
+                    pair,
+                    now,
+                    c.ip_identifier_block,
+                    true,
+                );
+            }
+            if signal_now {
+                raised[1] = Some(
+                    signal(KeyKind::IpIdentifier)
+                        .counts(
+                            count.into(),
+                            c.ip_identifier_threshold.into(),
+                            c.ip_identifier_window,
+                        )
+                        .action(Action::Block, c.ip_identifier_block),
+                );
             }
         }
 
         if let Some(user) = keys.user() {
             let reset = ms(c.identifier_failure_reset);
             let quick = ms(c.quick_login_check);
-            let (failures, wait, signal_now) = self.identifier.with(user, |s, _, _| {
+            let enforce = self.enforce();
+            let (failures, wait, signal_now, impose) = self.identifier.with(user, |s, _, _| {
                 let previous = s.last_failure.checked_sub(1);
                 if previous.is_some_and(|t| now.saturating_sub(t) > reset) {
                     s.failures = 0;
@@ -172,13 +186,12 @@ impl BruteForce {
                     wait = wait.max(c.min_quick_login_wait);
                 }
                 let over = s.failures >= c.identifier_failure_factor;
-                (
-                    s.failures,
-                    wait,
-                    over && dedupe(&mut s.last_signal, now, reset),
-                )
+                let impose =
+                    !wait.is_zero() && enforce && penalty_due(&mut s.imposed_until, now, wait);
+                let signal_now = over && dedupe(&mut s.last_signal, now, reset);
+                (s.failures, wait, signal_now, impose)
             });
-            if !wait.is_zero() && self.enforce() {
+            if impose {
                 self.shared
                     .penalties
                     .impose(PenaltyKey::Identifier, user, now, wait, false);
@@ -204,8 +217,8 @@ impl BruteForce {
 
     fn success(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let now = self.shared.now();
-        let keys = KeyCache::new(&self.shared.hasher, record);
+        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let now = keys.now();
         if let Some(ip) = keys.ip() {
             let window = ms(c.ip_window);
             let reset = c.ip_reset_on_success;
@@ -218,13 +231,17 @@ impl BruteForce {
             });
         }
         if let Some(pair) = keys.pair() {
-            self.pair.with_existing(pair, |s| s.failures.reset());
+            self.pair.with_existing(pair, |s| {
+                s.failures.reset();
+                s.imposed_until = 0;
+            });
             self.shared.penalties.lift(PenaltyKey::Pair, pair, now);
         }
         if let Some(user) = keys.user() {
             self.identifier.with_existing(user, |s| {
                 s.failures = 0;
                 s.last_failure = 0;
+                s.imposed_until = 0;
             });
             self.shared
                 .penalties

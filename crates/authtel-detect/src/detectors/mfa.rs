@@ -86,9 +86,8 @@ impl MfaFatigue {
         .method(record.metadata.get_method())
     }
 
-    fn challenge(&self, record: &EventRecord<'_>, user: u64) {
+    fn challenge(&self, record: &EventRecord<'_>, user: u64, now: u64) {
         let c = &self.config;
-        let now = self.shared.now();
         let window = ms(c.push_window);
         let (count, fire) = self.users.with(user, |s, _, _| {
             let n = s.challenges.add(now, window);
@@ -105,9 +104,8 @@ impl MfaFatigue {
         }
     }
 
-    fn answer(&self, record: &EventRecord<'_>, user: u64) {
+    fn answer(&self, record: &EventRecord<'_>, user: u64, now: u64) {
         let c = &self.config;
-        let now = self.shared.now();
         let deny_window = ms(c.deny_window);
         let code_window = ms(c.code_window);
         let denial = is_denial(record);
@@ -160,14 +158,14 @@ impl Handler for MfaFatigue {
         if !is_start && !std::ptr::eq(record.event, MFA_VERIFY.stop()) {
             return;
         }
-        let keys = KeyCache::new(&self.shared.hasher, record);
+        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
         let Some(user) = keys.user() else { return };
         if is_start {
             if self.is_push(record) {
-                self.challenge(record, user);
+                self.challenge(record, user, keys.now());
             }
         } else {
-            self.answer(record, user);
+            self.answer(record, user, keys.now());
         }
     }
 }

@@ -133,6 +133,20 @@ pub(crate) fn dedupe(last: &mut u64, now: u64, window: u64) -> bool {
     true
 }
 
+/// Whether to put a penalty of `for_` from `now` in the box: not when the one this key last
+/// imposed ends within an eighth of `for_` of the new end (under a steady attack every
+/// failure would otherwise rewrite the box). Remembers the new end when it says yes.
+pub(crate) fn penalty_due(imposed_until: &mut u64, now: u64, for_: std::time::Duration) -> bool {
+    let len = ms(for_);
+    let until = now.saturating_add(len);
+    if until > imposed_until.saturating_add(len / 8) {
+        *imposed_until = until;
+        true
+    } else {
+        false
+    }
+}
+
 /// The outcome of a span stop or a signal that carries one.
 pub(crate) fn outcome(record: &EventRecord<'_>) -> Option<Outcome> {
     record.outcome

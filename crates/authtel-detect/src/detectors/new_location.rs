@@ -73,7 +73,7 @@ impl NewLocation {
 
     fn success(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let mut keys = KeyCache::new(&self.shared.hasher, record);
+        let mut keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
         let Some(user) = keys.user() else { return };
         let prefix = keys.prefix().map(piece);
         let device = keys.device().map(piece);
@@ -84,7 +84,7 @@ impl NewLocation {
                 .map(|a| piece(self.shared.hasher.network(a))),
             _ => None,
         };
-        let now = self.shared.now();
+        let now = keys.now();
         let window = ms(c.window);
         let fired = self.users.with(user, |h, _, _| {
             let known_network = prefix.is_none_or(|p| h.prefixes.contains(&p))

@@ -13,7 +13,7 @@ use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, dedupe, ms, outcome};
+use super::{Shared, dedupe, ms, outcome, penalty_due};
 use crate::config::{Mode, SprayingConfig};
 use crate::keys::KeyCache;
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
@@ -27,6 +27,7 @@ pub(crate) struct SetState {
     start: u64,
     len: u32,
     last_signal: u64,
+    imposed_until: u64,
 }
 
 /// The spraying detector. Hears failed `auth.login.stop`s that name an account.
@@ -57,15 +58,18 @@ impl PasswordSpraying {
         [self.ip.stats(), self.prefix.stats()]
     }
 
-    /// Adds the account to the key's set; the set's size, and whether to signal.
+    /// Adds the account to the key's set; the set's size, whether to signal, whether to
+    /// (re)impose the block.
     fn count(
+        &self,
         table: &Table<SetState>,
         key: u64,
         piece: u32,
         threshold: u32,
         now: u64,
-        window: u64,
-    ) -> (u32, bool) {
+    ) -> (u32, bool, bool) {
+        let window = ms(self.config.window);
+        let enforce = self.config.mode == Mode::Enforce;
         table.with(key, |s, set, _| {
             if s.start == 0 || now.saturating_sub(s.start - 1) >= window {
                 s.start = now + 1;
@@ -77,22 +81,26 @@ impl PasswordSpraying {
                 s.len += 1;
             }
             let over = s.len >= threshold;
-            (s.len, over && dedupe(&mut s.last_signal, now, window))
+            let impose =
+                over && enforce && penalty_due(&mut s.imposed_until, now, self.config.block);
+            (
+                s.len,
+                over && dedupe(&mut s.last_signal, now, window),
+                impose,
+            )
         })
     }
 
     fn failure(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let mut keys = KeyCache::new(&self.shared.hasher, record);
+        let mut keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
         let (Some(user), Some(ip)) = (keys.user(), keys.ip()) else {
             return;
         };
         let Some(prefix) = keys.prefix() else { return };
-        let now = self.shared.now();
-        let window = ms(c.window);
+        let now = keys.now();
         // Never zero, so an empty slot (0) is never mistaken for an account.
         let piece = (user >> 32) as u32 | 1;
-        let enforce = c.mode == Mode::Enforce;
         let meta = record.metadata;
         let mut raised: [Option<Signal<'_>>; 2] = [None, None];
         for (i, (table, key, kind, threshold, penalty)) in [
@@ -108,11 +116,11 @@ impl PasswordSpraying {
         .into_iter()
         .enumerate()
         {
-            let (count, signal_now) = Self::count(table, key, piece, threshold, now, window);
+            let (count, signal_now, impose) = self.count(table, key, piece, threshold, now);
             if count < threshold {
                 continue;
             }
-            if enforce {
+            if impose {
                 self.shared
                     .penalties
                     .impose(penalty, key, now, c.block, true);

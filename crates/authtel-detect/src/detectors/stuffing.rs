@@ -128,9 +128,9 @@ impl CredentialStuffing {
 
     fn observe(&self, record: &EventRecord<'_>, failed: bool) {
         let c = &self.config;
-        let now = self.shared.now();
+        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let now = keys.now();
         let id = now / ms(c.window);
-        let keys = KeyCache::new(&self.shared.hasher, record);
         let meta = record.metadata;
         let unknown =
             failed && (keys.user().is_none() || meta.get_reason() == Some(reasons::UNKNOWN_USER));

@@ -61,10 +61,10 @@ impl ImpossibleTravel {
         let (Some(geo), Some(ip)) = (&self.shared.geo, record.metadata.get_client_ip()) else {
             return;
         };
-        let keys = KeyCache::new(&self.shared.hasher, record);
+        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
         let Some(user) = keys.user() else { return };
         let Some(here) = geo.lookup(ip) else { return };
-        let now = self.shared.now();
+        let now = keys.now();
         let window = ms(c.window);
         let trip = self.users.with(user, |last, _, _| {
             let mut trip = None;
