@@ -21,7 +21,7 @@
 //!
 //! Memory is bounded (default 64 MiB, [`DetectConfig::memory_bytes`]): every key kind lives
 //! in a fixed-budget LRU table keyed by keyed SipHash digests, so attacker-chosen keys can
-//! neither grow it nor flood its hashing ([`keys`](crate::keys) explains).
+//! neither grow it nor flood its hashing (`docs/detect.md` explains how).
 //!
 //! # In libraries
 //! Don't depend on this crate: emit the auth events with `authtel-core`. Set `reason`

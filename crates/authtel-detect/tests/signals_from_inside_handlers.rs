@@ -18,14 +18,12 @@ fn fail(user: &str, ip: IpAddr) {
     guard.stop(Outcome::Failure);
 }
 
+/// What the sink saw: each signal's name and the verdict it got.
+type Seen = Arc<Mutex<Vec<(String, Verdict)>>>;
+
 /// A sink that, for each signal, records its name and the verdict it gets back from the
 /// detectors for the signal's address.
-fn sink(
-    detectors: &Detectors,
-) -> (
-    Arc<Mutex<Vec<(String, Verdict)>>>,
-    impl authtel_core::registry::Handler,
-) {
+fn sink(detectors: &Detectors) -> (Seen, impl authtel_core::registry::Handler) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (d, s) = (detectors.clone(), seen.clone());
     let handler = handler_fn(move |r| {
