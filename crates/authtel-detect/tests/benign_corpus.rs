@@ -282,7 +282,7 @@ fn table() -> String {
         let cells: Vec<String> = (0..4)
             .map(|n| {
                 let got = counts[n].get(&key).copied().unwrap_or(0);
-                format!("{}: {} ({:.2}%)", row.values[n], got, pct(got))
+                format!("{}: {} ({:.3}%)", row.values[n], got, pct(got))
             })
             .collect();
         out.push_str(&format!(
@@ -296,7 +296,7 @@ fn table() -> String {
     }
     let total: Vec<usize> = counts.iter().map(|c| c.values().sum()).collect();
     out.push_str(&format!(
-        "| all | | | | {} ({:.2}%) | {} ({:.2}%) | {} ({:.2}%) | {} ({:.2}%) |\n",
+        "| all | | | | {} ({:.3}%) | {} ({:.3}%) | {} ({:.3}%) | {} ({:.3}%) |\n",
         total[0],
         pct(total[0]),
         total[1],
