@@ -27,9 +27,15 @@ fn every_signal_has_an_alert_and_every_alert_two_cases() {
         .skip(1)
         .filter_map(|s| s.split('"').next())
         .collect();
-    let signals: BTreeSet<&str> = authtel_detect::signal_events().iter().map(|e| e.name()).collect();
+    let signals: BTreeSet<&str> = authtel_detect::signal_events()
+        .iter()
+        .map(|e| e.name())
+        .collect();
     assert_eq!(named, signals, "alerts and detector signals differ");
-    for alert in rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")) {
+    for alert in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
         let silent = format!("alertname: {alert}\n    exp_alerts: []");
         let firing = format!("alertname: {alert}\n    exp_alerts:\n    - exp_labels:");
         assert!(tests.contains(&silent), "{alert} has no must-not-fire case");

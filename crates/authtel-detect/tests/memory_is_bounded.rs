@@ -88,7 +88,11 @@ fn feed(handlers: &[DetectorHandler], clock: &ManualClock, i: u32, user: &str, i
     clock.set_ms(u64::from(i) * 7);
     // Every account and address fails a login; one in four goes on (the tables of the
     // other detectors hold fewer than 250,000 keys, so they overflow too).
-    let records = if i % 4 == 0 { &records[..] } else { &records[..1] };
+    let records = if i.is_multiple_of(4) {
+        &records[..]
+    } else {
+        &records[..1]
+    };
     for record in records {
         for h in handlers {
             if h.events.iter().any(|e| std::ptr::eq(*e, record.event)) {
