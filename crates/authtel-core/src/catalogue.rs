@@ -861,6 +861,21 @@ signals! {
     PIPELINE_FORWARD_ERROR = Pipeline, Error, "pipeline.forward.error";
     /// Records were dropped by a configured drop policy (counted, never silent).
     PIPELINE_RECORDS_DROPPED = Pipeline, Warn, "pipeline.records.dropped";
+    /// Repeated failed logins against one account, from one address, or both (raised by
+    /// `authtel-detect`).
+    SECURITY_BRUTE_FORCE = Security, Warn, "security.brute_force";
+    /// One address or network failing logins against many distinct accounts.
+    SECURITY_PASSWORD_SPRAYING = Security, Warn, "security.password_spraying";
+    /// A login failure ratio, or a burst of unknown-account failures, far above the baseline.
+    SECURITY_CREDENTIAL_STUFFING = Security, Warn, "security.credential_stuffing";
+    /// Many MFA push challenges for one user, or denials followed by an approval.
+    SECURITY_MFA_FATIGUE = Security, Warn, "security.mfa_fatigue";
+    /// Many failed one-time-code (TOTP, backup code) verifications for one user.
+    SECURITY_MFA_GUESSING = Security, Warn, "security.mfa_guessing";
+    /// Two successful logins of one user farther apart than anyone could travel in between.
+    SECURITY_IMPOSSIBLE_TRAVEL = Security, Warn, "security.impossible_travel";
+    /// A revoked or rotated refresh token (or its session) was presented again.
+    SECURITY_REFRESH_TOKEN_REUSE = Security, Warn, "security.refresh_token_reuse";
 }
 
 /// Every library event: each span's three phases, then every signal.
@@ -991,8 +1006,8 @@ mod tests {
     #[test]
     fn catalogue_has_the_documented_size() {
         assert_eq!(ALL_SPANS.len(), 26);
-        assert_eq!(ALL_SIGNALS.len(), 25);
-        assert_eq!(all().len(), 26 * 3 + 25);
+        assert_eq!(ALL_SIGNALS.len(), 32);
+        assert_eq!(all().len(), 26 * 3 + 32);
     }
 
     #[test]

@@ -69,6 +69,15 @@ const SIGNALS: &[(&str, Category, bool)] = &[
     ("pipeline.handler.detached", Category::Pipeline, true),
     ("pipeline.forward.error", Category::Pipeline, true),
     ("pipeline.records.dropped", Category::Pipeline, true),
+    // Issue 15: the signals raised by the authtel-detect detectors (new IP or device logins
+    // reuse `security.suspicious_login`).
+    ("security.brute_force", Category::Security, true),
+    ("security.password_spraying", Category::Security, true),
+    ("security.credential_stuffing", Category::Security, true),
+    ("security.mfa_fatigue", Category::Security, true),
+    ("security.mfa_guessing", Category::Security, true),
+    ("security.impossible_travel", Category::Security, true),
+    ("security.refresh_token_reuse", Category::Security, true),
 ];
 
 #[test]

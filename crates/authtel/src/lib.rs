@@ -52,6 +52,8 @@
 //!   compiler, make and zlib).
 //! - `otlp`: OTLP export of spans and signals (`authtel::otlp`).
 //! - `prometheus`: Prometheus metrics and a scrape listener (`authtel::prometheus`).
+//! - `detect`: real-time attack detectors and login verdicts (`authtel::detect`); needs
+//!   nothing else.
 //!
 //! Enable only the sinks you deploy: every sink brings its client library.
 //!
@@ -111,4 +113,6 @@ sink_module! {
     "otlp" => otlp = authtel_otlp;
     /// Prometheus metrics (`authtel-prometheus`).
     "prometheus" => prometheus = authtel_prometheus;
+    /// Real-time attack detectors (`authtel-detect`): signals and login verdicts.
+    "detect" => detect = authtel_detect;
 }

@@ -1,0 +1,256 @@
+//! What the detectors cost, next to baselines (see xtask/src/bench.rs for the naming).
+//!
+//! - `detect_login`: one failed login (`auth.login` closure span, stop with a failure) on
+//!   the global registry through the five detectors that hear `auth.login.stop` (brute
+//!   force, spraying, stuffing, new location, travel), each attached as its own handler,
+//!   against the same span with one no-op handler (core's `span/one_handler_start_stop`).
+//!   Accounts and addresses rotate over 4,096 of each, as traffic does. Target: ≤ 200 ns.
+//! - `detect_verdict`: `Detectors::verdict` with no penalty running anywhere (one load)
+//!   and with penalties in the box (hash four keys, look them up), against one lookup in a
+//!   std `HashMap<String, u64>` (SipHash, like ours). Target: ≤ 100 ns.
+//! - `detect/memory_…` (a JSON row in `$AUTHTEL_BENCH_DIR/detect.jsonl`): the process's
+//!   resident memory growth after a million distinct addresses and accounts, beside the
+//!   detectors' own accounting.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use authtel_core::catalogue::AUTH_LOGIN;
+use authtel_core::metadata::Metadata;
+use authtel_core::outcome::Outcome;
+use authtel_core::registry::{self, Registry, handler_fn};
+use authtel_core::telemetry::{self, EventRecord, Measurements, SpanContext};
+use authtel_detect::{DetectConfig, Detectors, FixedGeo, GeoPoint, Mode};
+use criterion::{BenchmarkGroup, Criterion, criterion_group, measurement::WallTime};
+
+const KEYS: usize = 4096;
+
+fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+}
+
+struct Traffic {
+    users: Vec<String>,
+    ips: Vec<IpAddr>,
+    next: usize,
+}
+
+impl Traffic {
+    fn new() -> Traffic {
+        Traffic {
+            users: (0..KEYS).map(|i| format!("u_{i:05}")).collect(),
+            ips: (0..KEYS as u32)
+                .map(|i| {
+                    IpAddr::V4(Ipv4Addr::from(
+                        0x0A00_0000 + i.wrapping_mul(2_654_435_761) % (1 << 24),
+                    ))
+                })
+                .collect(),
+            next: 0,
+        }
+    }
+
+    fn failed_login(&mut self) -> bool {
+        self.next = (self.next + 1) % KEYS;
+        // Accounts and addresses rotate independently, so pairs vary too.
+        let user = &self.users[self.next];
+        let ip = self.ips[(self.next * 7) % KEYS];
+        let meta = Metadata::new()
+            .user_id(user)
+            .client_ip(ip)
+            .method("password");
+        telemetry::span(black_box(&AUTH_LOGIN), meta, || black_box(false))
+    }
+}
+
+/// The detectors that hear logins: everything but MFA and refresh reuse.
+fn login_detectors() -> Detectors {
+    let mut config = DetectConfig::default();
+    config.mfa.mode = Mode::Off;
+    config.refresh_reuse.mode = Mode::Off;
+    let geo = FixedGeo::new()
+        .with_network("10.0.0.0/8", GeoPoint::new(52.5, 13.4, 25).with_asn(64_500))
+        .expect("valid network");
+    Detectors::builder()
+        .with_config(config)
+        .with_geo(geo)
+        .build()
+        .expect("valid configuration")
+}
+
+fn assert_nothing_attached() {
+    assert!(
+        Registry::global().handlers().is_empty(),
+        "the bench owns the global registry"
+    );
+}
+
+fn detect_login(c: &mut Criterion) {
+    let mut group = c.benchmark_group("detect_login");
+    short(&mut group);
+    assert_nothing_attached();
+    let mut traffic = Traffic::new();
+    let detectors = login_detectors();
+    detectors.attach_global().expect("nothing else is attached");
+    assert_eq!(Registry::global().handlers().len(), 5);
+    group.bench_function("failed_login_five_detectors", |b| {
+        b.iter(|| traffic.failed_login())
+    });
+    detectors
+        .detach(Registry::global())
+        .expect("attached above");
+
+    registry::attach(
+        "bench-noop",
+        &AUTH_LOGIN,
+        handler_fn(|r| {
+            black_box(r.event);
+        }),
+    )
+    .expect("nothing else is attached");
+    group.bench_function("baseline:one_noop_handler", |b| {
+        b.iter(|| traffic.failed_login())
+    });
+    registry::detach("bench-noop").expect("attached above");
+    group.finish();
+}
+
+fn detect_verdict(c: &mut Criterion) {
+    let mut group = c.benchmark_group("detect_verdict");
+    short(&mut group);
+    let traffic = Traffic::new();
+    let detectors = login_detectors();
+    let mut i = 0;
+    let mut next = || {
+        i = (i + 1) % KEYS;
+        (
+            Some(traffic.ips[(i * 7) % KEYS]),
+            Some(traffic.users[i].as_str()),
+        )
+    };
+    group.bench_function("verdict_no_penalty", |b| {
+        b.iter(|| {
+            let (ip, user) = next();
+            detectors.verdict(black_box(ip), black_box(user))
+        })
+    });
+    // Penalise every tenth address (ten failures each, through the brute-force handler).
+    let numbers = Measurements::new();
+    if let Some(bf) = detectors.brute_force() {
+        for (n, ip) in traffic.ips.iter().enumerate().step_by(10) {
+            let meta = Metadata::new()
+                .user_id(&traffic.users[n])
+                .client_ip(*ip)
+                .outcome(Outcome::Failure);
+            let record = EventRecord::signal(
+                AUTH_LOGIN.stop(),
+                SpanContext::child_of(None),
+                &numbers,
+                &meta,
+            );
+            for _ in 0..10 {
+                authtel_core::registry::Handler::handle(bf, &record);
+            }
+        }
+    }
+    assert!(!detectors.verdict(Some(traffic.ips[0]), None).is_allow());
+    group.bench_function("verdict_with_penalties", |b| {
+        b.iter(|| {
+            let (ip, user) = next();
+            detectors.verdict(black_box(ip), black_box(user))
+        })
+    });
+    let map: HashMap<String, u64> = traffic.users.iter().map(|u| (u.clone(), 1)).collect();
+    let mut j = 0;
+    group.bench_function("baseline:std_hashmap_get", |b| {
+        b.iter(|| {
+            j = (j + 1) % KEYS;
+            map.get(black_box(traffic.users[j].as_str())).copied()
+        })
+    });
+    group.finish();
+}
+
+fn rss_bytes() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// A million distinct addresses and accounts through every detector; RSS growth against
+/// the accounting, as a JSON row for `cargo xtask bench`.
+fn memory_row() {
+    let before = rss_bytes();
+    let detectors = Detectors::builder()
+        .with_geo(
+            FixedGeo::new()
+                .with_network("0.0.0.0/0", GeoPoint::new(52.5, 13.4, 25).with_asn(64_500))
+                .expect("valid network"),
+        )
+        .build()
+        .expect("defaults are valid");
+    let handlers = detectors.handlers();
+    let numbers = Measurements::new();
+    let mut user = String::new();
+    for i in 0..1_000_000u32 {
+        use std::fmt::Write;
+        user.clear();
+        let _ = write!(user, "u{i}");
+        let ip = IpAddr::V4(Ipv4Addr::from(i.wrapping_mul(0x9E37_79B1)));
+        for outcome in [Outcome::Failure, Outcome::Success] {
+            let meta = Metadata::new()
+                .user_id(&user)
+                .client_ip(ip)
+                .user_agent("ua/bench")
+                .outcome(outcome);
+            let ctx = SpanContext::child_of(None);
+            let record = EventRecord::signal(AUTH_LOGIN.stop(), ctx, &numbers, &meta);
+            for h in &handlers {
+                if h.events.iter().any(|e| std::ptr::eq(*e, record.event)) {
+                    h.handler.handle(&record);
+                }
+            }
+        }
+    }
+    let accounted = detectors.stats().memory_bytes;
+    let after = rss_bytes();
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    let Some(grown) = before.zip(after).map(|(b, a)| a.saturating_sub(b)) else {
+        println!(
+            "detect/memory: no /proc/self/statm; accounted {:.1} MiB",
+            mib(accounted)
+        );
+        return;
+    };
+    println!(
+        "detect/memory_1m_ips_1m_users: RSS grew {:.1} MiB, accounted {:.1} MiB, bound 64 MiB",
+        mib(grown),
+        mib(accounted)
+    );
+    if let Some(dir) = std::env::var_os("AUTHTEL_BENCH_DIR") {
+        let row = format!(
+            "{{\"case\": \"detect/memory_1m_ips_1m_users_rss\", \"value\": {:.1}, \"unit\": \"MiB\", \"baseline\": \"detector accounting\", \"baseline_value\": {:.1}}}\n",
+            mib(grown),
+            mib(accounted)
+        );
+        let path = std::path::Path::new(&dir).join("detect.jsonl");
+        if let Err(e) = std::fs::write(&path, row) {
+            eprintln!("detect: could not write {}: {e}", path.display());
+        }
+    }
+    drop(handlers);
+    drop(detectors);
+}
+
+criterion_group!(benches, detect_login, detect_verdict);
+
+fn main() {
+    memory_row();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,186 @@
+//! The detectors, each an ordinary [`Handler`](authtel_core::registry::Handler), and the
+//! pieces they share: the clock, the keyed hasher, the penalty box, the geo lookup, and
+//! window counting.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use authtel_core::outcome::Outcome;
+use authtel_core::telemetry::EventRecord;
+
+use crate::clock::Clock;
+use crate::geo::GeoLookup;
+use crate::keys::KeyHasher;
+use crate::signal::DetectorKind;
+use crate::verdict::PenaltyBox;
+
+pub(crate) mod brute_force;
+pub(crate) mod mfa;
+pub(crate) mod new_location;
+pub(crate) mod refresh;
+pub(crate) mod spraying;
+pub(crate) mod stuffing;
+pub(crate) mod travel;
+
+/// What every detector of one set shares.
+pub(crate) struct Shared {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) hasher: KeyHasher,
+    pub(crate) penalties: PenaltyBox,
+    pub(crate) geo: Option<Arc<dyn GeoLookup>>,
+    raised: [AtomicU64; 7],
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("clock", &self.clock)
+            .field("geo", &self.geo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        penalties: PenaltyBox,
+        geo: Option<Arc<dyn GeoLookup>>,
+    ) -> Shared {
+        Shared {
+            clock,
+            hasher: KeyHasher::new(),
+            penalties,
+            geo,
+            raised: Default::default(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn count_signal(&self, detector: DetectorKind) {
+        self.raised[detector as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn raised(&self, detector: DetectorKind) -> u64 {
+        self.raised[detector as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Failures in a sliding window, approximated from two fixed windows (the current one and
+/// the one before, weighted by how much of it the sliding window still covers): 16 bytes
+/// per key instead of one timestamp per failure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sliding {
+    start: u64,
+    prev: u32,
+    cur: u32,
+}
+
+impl Sliding {
+    fn roll(&mut self, now: u64, window: u64) {
+        let elapsed = now.saturating_sub(self.start);
+        if elapsed >= 2 * window {
+            *self = Sliding {
+                start: now,
+                prev: 0,
+                cur: 0,
+            };
+        } else if elapsed >= window {
+            self.prev = self.cur;
+            self.cur = 0;
+            self.start += window;
+        }
+    }
+
+    /// Counts one more and returns the windowed count.
+    pub(crate) fn add(&mut self, now: u64, window: u64) -> u32 {
+        self.roll(now, window);
+        self.cur = self.cur.saturating_add(1);
+        self.count(now, window)
+    }
+
+    /// Takes one back (a success forgiving a failure).
+    pub(crate) fn forgive(&mut self, now: u64, window: u64) {
+        self.roll(now, window);
+        if self.cur > 0 {
+            self.cur -= 1;
+        } else {
+            self.prev = self.prev.saturating_sub(1);
+        }
+    }
+
+    pub(crate) fn count(&self, now: u64, window: u64) -> u32 {
+        let into = now.saturating_sub(self.start).min(window);
+        let carried = u64::from(self.prev) * (window - into) / window;
+        self.cur.saturating_add(carried as u32)
+    }
+
+    pub(crate) fn reset(&mut self) {
+        *self = Sliding::default();
+    }
+}
+
+/// "At most one signal per key per window": whether to signal now, remembering it if so.
+/// `last` holds the time of the last signal plus one (0: never).
+pub(crate) fn dedupe(last: &mut u64, now: u64, window: u64) -> bool {
+    if *last != 0 && now < (*last - 1).saturating_add(window) {
+        return false;
+    }
+    *last = now + 1;
+    true
+}
+
+/// Whether to put a penalty of `for_` from `now` in the box: not when the one this key last
+/// imposed ends within an eighth of `for_` of the new end (under a steady attack every
+/// failure would otherwise rewrite the box). Remembers the new end when it says yes.
+pub(crate) fn penalty_due(imposed_until: &mut u64, now: u64, for_: std::time::Duration) -> bool {
+    let len = ms(for_);
+    let until = now.saturating_add(len);
+    if until > imposed_until.saturating_add(len / 8) {
+        *imposed_until = until;
+        true
+    } else {
+        false
+    }
+}
+
+/// The outcome of a span stop or a signal that carries one.
+pub(crate) fn outcome(record: &EventRecord<'_>) -> Option<Outcome> {
+    record.outcome
+}
+
+pub(crate) fn ms(d: std::time::Duration) -> u64 {
+    d.as_millis().max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_counts_recent_failures() {
+        let w = 1000;
+        let mut s = Sliding::default();
+        for i in 0..10 {
+            s.add(5_000 + i, w);
+        }
+        assert_eq!(s.count(5_010, w), 10);
+        // Half a window later: the previous window counts half.
+        assert_eq!(s.add(6_500, w), 6);
+        // Two windows later: forgotten.
+        assert_eq!(s.add(9_000, w), 1);
+        s.forgive(9_000, w);
+        assert_eq!(s.count(9_000, w), 0);
+    }
+
+    #[test]
+    fn dedupe_once_per_window() {
+        let mut last = 0;
+        assert!(dedupe(&mut last, 0, 100));
+        assert!(!dedupe(&mut last, 99, 100));
+        assert!(dedupe(&mut last, 100, 100));
+    }
+}

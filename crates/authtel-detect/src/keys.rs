@@ -1,0 +1,287 @@
+//! What the detectors count on: keyed digests of identifiers, addresses and networks.
+//!
+//! Every key is attacker input (a typed user name resolves to an account id, an address is
+//! whatever connects), so state is never indexed by a predictable hash. Each [`Detectors`]
+//! draws a fresh SipHash-1-3 key from std's [`RandomState`] and stores only the 64-bit
+//! keyed digest of each key, never the identifier or address itself:
+//!
+//! - **Hash flooding**: without the key, nobody can choose inputs that land in one bucket;
+//!   the tables index by the digest's bits directly.
+//! - **Collisions**: two distinct keys share state with probability about n²/2⁶⁵ for n keys
+//!   held (10⁻⁸ at a million), and an attacker cannot aim for one.
+//! - **Privacy**: a heap dump of the detector holds no user id and no address.
+//!
+//! A login event is seen by several detectors, each attached as its own handler; the
+//! digests of one record are computed once per thread and reused by the others ([`KeyCache`]).
+//!
+//! [`Detectors`]: crate::Detectors
+
+use std::cell::Cell;
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use authtel_core::telemetry::EventRecord;
+
+/// Domain tags, so an address and an identifier with the same bytes never share a digest.
+const TAG_USER: u8 = 1;
+const TAG_IP: u8 = 2;
+const TAG_PREFIX: u8 = 3;
+const TAG_DEVICE: u8 = 4;
+const TAG_SESSION: u8 = 5;
+const TAG_NETWORK: u8 = 6;
+
+/// The keyed hasher of one detector set.
+#[derive(Debug)]
+pub(crate) struct KeyHasher {
+    state: RandomState,
+    /// Tells this hasher's cached digests from another set's on the same thread.
+    id: u64,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl KeyHasher {
+    pub(crate) fn new() -> KeyHasher {
+        KeyHasher {
+            state: RandomState::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn user(&self, user: &str) -> u64 {
+        self.state.hash_one((TAG_USER, user))
+    }
+
+    pub(crate) fn ip(&self, ip: IpAddr) -> u64 {
+        self.state.hash_one((TAG_IP, ip_bits(ip)))
+    }
+
+    pub(crate) fn prefix(&self, ip: IpAddr) -> u64 {
+        let (bits, len) = prefix_of(ip);
+        self.state.hash_one((TAG_PREFIX, bits, len))
+    }
+
+    pub(crate) fn device(&self, user_agent: &str) -> u64 {
+        self.state.hash_one((TAG_DEVICE, user_agent))
+    }
+
+    pub(crate) fn session(&self, session: &str) -> u64 {
+        self.state.hash_one((TAG_SESSION, session))
+    }
+
+    pub(crate) fn network(&self, asn: u32) -> u64 {
+        self.state.hash_one((TAG_NETWORK, asn))
+    }
+
+    /// The digest of the pair (address, identifier), from the two digests. Both inputs are
+    /// keyed and secret, so a fixed bijective mix keeps the pair unpredictable without a
+    /// third SipHash.
+    pub(crate) fn pair(ip: u64, user: u64) -> u64 {
+        mix(ip.rotate_left(23) ^ mix(user ^ 0x9E37_79B9_7F4A_7C15))
+    }
+}
+
+/// A bijective 64-bit finaliser (the one from SplitMix64).
+pub(crate) fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Mixes a key kind into a digest, for tables shared by several kinds (the penalty box).
+pub(crate) fn tagged(fp: u64, tag: u8) -> u64 {
+    mix(fp ^ (u64::from(tag) << 56 | 0x00A5_A5A5))
+}
+
+/// An address as 128 bits: IPv4 (and IPv4-mapped IPv6) in the low 32, so both spellings of
+/// one client are one key.
+pub(crate) fn ip_bits(ip: IpAddr) -> u128 {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6) | (1 << 127) | 1 << 126,
+    }
+}
+
+/// The network an address belongs to for network keys: its /24 (IPv4) or /48 (IPv6), as
+/// masked bits and the prefix length.
+pub(crate) fn prefix_of(ip: IpAddr) -> (u128, u8) {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4) & 0xFFFF_FF00), 24),
+        IpAddr::V6(v6) => (u128::from(v6) & !((1u128 << 80) - 1), 48),
+    }
+}
+
+/// The network of an address as text, `203.0.113.0/24` or `2001:db8:1::/48`.
+pub(crate) fn prefix_text(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let net = std::net::Ipv4Addr::from(u32::from(v4) & 0xFFFF_FF00);
+            format!("net:{net}/24")
+        }
+        IpAddr::V6(v6) => {
+            let net = std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1));
+            format!("net:{net}/48")
+        }
+    }
+}
+
+/// The digests of one record, computed on first use, and the time it was first seen.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Keys {
+    now: u64,
+    pub(crate) user: Option<u64>,
+    pub(crate) ip: Option<u64>,
+    prefix: Option<Option<u64>>,
+    device: Option<Option<u64>>,
+}
+
+/// Which record the thread's cached [`Keys`] belong to: hasher, span id, event, metadata
+/// address, client address.
+type CacheKey = (u64, u64, usize, usize, Option<IpAddr>);
+
+thread_local! {
+    static CACHE: Cell<Option<(CacheKey, Keys)>> = const { Cell::new(None) };
+}
+
+/// The digests of one record for one hasher, shared by every detector that sees the record
+/// on this thread.
+#[derive(Debug)]
+pub(crate) struct KeyCache<'h, 'r> {
+    hasher: &'h KeyHasher,
+    record: &'r EventRecord<'r>,
+    key: CacheKey,
+    keys: Keys,
+}
+
+impl<'h, 'r> KeyCache<'h, 'r> {
+    pub(crate) fn new(
+        hasher: &'h KeyHasher,
+        clock: &dyn crate::clock::Clock,
+        record: &'r EventRecord<'r>,
+    ) -> KeyCache<'h, 'r> {
+        let key = (
+            hasher.id,
+            record.context.span_id.get(),
+            std::ptr::from_ref(record.event) as usize,
+            std::ptr::from_ref(record.metadata) as usize,
+            record.metadata.get_client_ip(),
+        );
+        let keys = match CACHE.get() {
+            Some((cached, keys)) if cached == key => keys,
+            _ => {
+                let now = record
+                    .measurements
+                    .monotonic_time
+                    .and_then(|t| clock.at_instant(t))
+                    .unwrap_or_else(|| clock.now_ms());
+                let keys = Keys {
+                    now,
+                    user: record.metadata.get_user_id().map(|u| hasher.user(u)),
+                    ip: record.metadata.get_client_ip().map(|ip| hasher.ip(ip)),
+                    prefix: None,
+                    device: None,
+                };
+                CACHE.set(Some((key, keys)));
+                keys
+            }
+        };
+        KeyCache {
+            hasher,
+            record,
+            key,
+            keys,
+        }
+    }
+
+    /// The clock when the first detector saw this record.
+    pub(crate) fn now(&self) -> u64 {
+        self.keys.now
+    }
+
+    pub(crate) fn user(&self) -> Option<u64> {
+        self.keys.user
+    }
+
+    pub(crate) fn ip(&self) -> Option<u64> {
+        self.keys.ip
+    }
+
+    pub(crate) fn pair(&self) -> Option<u64> {
+        Some(KeyHasher::pair(self.keys.ip?, self.keys.user?))
+    }
+
+    pub(crate) fn prefix(&mut self) -> Option<u64> {
+        if let Some(p) = self.keys.prefix {
+            return p;
+        }
+        let p = self
+            .record
+            .metadata
+            .get_client_ip()
+            .map(|ip| self.hasher.prefix(ip));
+        self.keys.prefix = Some(p);
+        self.store();
+        p
+    }
+
+    pub(crate) fn device(&mut self) -> Option<u64> {
+        if let Some(d) = self.keys.device {
+            return d;
+        }
+        let d = self
+            .record
+            .metadata
+            .get_user_agent()
+            .filter(|ua| !ua.is_empty())
+            .map(|ua| self.hasher.device(ua));
+        self.keys.device = Some(d);
+        self.store();
+        d
+    }
+
+    fn store(&self) {
+        CACHE.set(Some((self.key, self.keys)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_and_plain_ipv4_are_one_key() {
+        let h = KeyHasher::new();
+        let plain: IpAddr = "203.0.113.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(h.ip(plain), h.ip(mapped));
+        assert_eq!(h.prefix(plain), h.prefix("203.0.113.200".parse().unwrap()));
+        assert_ne!(h.prefix(plain), h.prefix("203.0.114.7".parse().unwrap()));
+        let v6: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        assert_eq!(
+            h.prefix(v6),
+            h.prefix("2001:db8:1:ffff::9".parse().unwrap())
+        );
+        assert_ne!(h.prefix(v6), h.prefix("2001:db8:2::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn digests_are_keyed_per_hasher_and_domain_separated() {
+        let (a, b) = (KeyHasher::new(), KeyHasher::new());
+        assert_ne!(a.user("u_1"), b.user("u_1"));
+        assert_ne!(a.user("u_1"), a.device("u_1"));
+        assert_eq!(a.user("u_1"), a.user("u_1"));
+    }
+
+    #[test]
+    fn prefix_text_names_the_network() {
+        assert_eq!(
+            prefix_text("203.0.113.7".parse().unwrap()),
+            "net:203.0.113.0/24"
+        );
+        assert_eq!(
+            prefix_text("2001:db8:1:2::1".parse().unwrap()),
+            "net:2001:db8:1::/48"
+        );
+    }
+}

@@ -1,0 +1,546 @@
+//! authtel-detect: real-time attack detectors as authtel handlers.
+//!
+//! Detection usually happens after the fact, in SQL over the audit trail. These detectors
+//! run inline instead: each is an ordinary [`Handler`] attached to the registry, watching
+//! the auth events the application already emits (`auth.login.stop`, `mfa.verify.*`,
+//! `jwt.refresh.stop`, …), and raising typed `security.*` signals that every sink then
+//! carries — logs, SQL, Kafka, OTLP, Prometheus and its alert rules:
+//!
+//! | detector | raises | counts on |
+//! |---|---|---|
+//! | [`BruteForce`] | `security.brute_force` | address and account (Auth0's 10), account (Keycloak's wait), address (Rauthy's ladder) |
+//! | [`PasswordSpraying`] | `security.password_spraying` | distinct accounts failing per address and per /24 (/48) |
+//! | [`CredentialStuffing`] | `security.credential_stuffing` | the failure ratio over all logins; unknown-account bursts |
+//! | [`MfaFatigue`] | `security.mfa_fatigue`, `security.mfa_guessing` | push challenges, deny-then-accept, failed codes per user |
+//! | [`NewLocation`] | `security.suspicious_login` | a new network and a new device for an account |
+//! | [`ImpossibleTravel`] | `security.impossible_travel` | speed between two logins, through a [`GeoLookup`] |
+//! | [`RefreshReuse`] | `security.refresh_token_reuse` | refreshes of revoked sessions, reported reuse |
+//!
+//! Detection also drives throttling: [`Detectors::verdict`] says, for an address and an
+//! account about to try, [`Verdict::Allow`], [`Verdict::SlowDown`] or [`Verdict::Block`].
+//!
+//! Memory is bounded (default 64 MiB, [`DetectConfig::memory_bytes`]): every key kind lives
+//! in a fixed-budget LRU table keyed by keyed SipHash digests, so attacker-chosen keys can
+//! neither grow it nor flood its hashing (`docs/detect.md` explains how).
+//!
+//! # In libraries
+//! Don't depend on this crate: emit the auth events with `authtel-core`. Set `reason`
+//! to [`reasons::UNKNOWN_USER`] on a failed login for an account that does not exist, and
+//! see [`reasons`] for the other values the detectors read.
+//!
+//! # In applications
+//! Build the detectors once, attach them, ask for verdicts on the login path:
+//!
+//! ```
+//! use authtel_core::{catalogue, metadata::Metadata, registry::Registry, telemetry};
+//! use authtel_detect::{clock::ManualClock, DetectConfig, Detectors, Verdict};
+//! use std::time::Duration;
+//!
+//! let registry = Registry::new(); // in an application: Registry::global()
+//! let clock = ManualClock::new(); // in an application: leave the default system clock
+//! let detectors = Detectors::builder()
+//!     .with_config(DetectConfig::from_env()?)
+//!     .with_clock(clock.clone())
+//!     .build()?;
+//! detectors.attach(&registry)?;
+//! let _scope = registry.enter();
+//!
+//! let ip = "198.51.100.23".parse()?;
+//! let mut refused = None;
+//! for _ in 0..10 {
+//!     clock.advance(Duration::from_secs(3));
+//!     let verdict = detectors.verdict(Some(ip), Some("u_42"));
+//!     if !verdict.is_allow() {
+//!         refused = Some(verdict); // refuse the attempt: HTTP 429, Retry-After
+//!         break;
+//!     }
+//!     let meta = Metadata::new().user_id("u_42").client_ip(ip).method("password");
+//!     let _ = telemetry::span(&catalogue::AUTH_LOGIN, meta, || Err::<(), _>("wrong password"));
+//! }
+//! // Rauthy's first step: 7 failures from one address block it for a minute.
+//! assert_eq!(refused, Some(Verdict::Block(Duration::from_secs(57))));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Signals are emitted from inside the detector's handler, after its locks are released:
+//! the registry delivers nested emits (a handler that emits) to the same registry, so the
+//! signal reaches every other sink attached there.
+//!
+//! # Feature flags
+//! None.
+//!
+//! # Supported Rust versions
+//! 1.94 and newer.
+
+mod budget;
+pub mod clock;
+mod config;
+mod detectors;
+pub mod geo;
+mod keys;
+mod signal;
+mod table;
+mod verdict;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use authtel_core::catalogue::{
+    AUTH_LOGIN, AUTH_LOGOUT, Event, JWT_REFRESH, MFA_VERIFY, SESSION_DELETE,
+};
+use authtel_core::registry::{AttachError, DetachError, Handler, Registry, Selection};
+
+pub use config::{
+    BruteForceConfig, ConfigError, DEFAULT_MEMORY_BYTES, DetectConfig, ENV_PREFIX,
+    MAX_SPRAYING_THRESHOLD, MfaConfig, Mode, NewLocationConfig, RefreshReuseConfig, Rung,
+    SprayingConfig, StuffingConfig, TravelConfig,
+};
+pub use detectors::brute_force::BruteForce;
+pub use detectors::mfa::MfaFatigue;
+pub use detectors::new_location::NewLocation;
+pub use detectors::refresh::RefreshReuse;
+pub use detectors::spraying::PasswordSpraying;
+pub use detectors::stuffing::CredentialStuffing;
+pub use detectors::travel::ImpossibleTravel;
+pub use geo::{FixedGeo, GeoLookup, GeoPoint};
+pub use signal::{Action, DetectorKind, KeyKind, Rule, UnknownValue, signal_events};
+pub use table::TableStats;
+pub use verdict::Verdict;
+
+use budget::TableId;
+use clock::{Clock, SystemClock};
+use detectors::Shared;
+use keys::KeyHasher;
+use table::Table;
+use verdict::{PenaltyBox, PenaltyKey};
+
+/// The `reason` values the detectors read. Emit them from your auth code.
+pub mod reasons {
+    /// A failed login for an account that does not exist (a failed login with no
+    /// `user_id` counts as one too): `Metadata::new().client_ip(ip).reason(UNKNOWN_USER)`.
+    pub const UNKNOWN_USER: &str = "unknown_user";
+    /// Reasons of an MFA stop that mean the user denied the push (outcome `denied` does too).
+    pub const DENIED: &[&str] = &["denied", "user_denied", "rejected"];
+    /// Reasons of a failed `jwt.refresh.stop` that mean a revoked, rotated or reused token.
+    pub const REFRESH_REUSE: &[&str] = &["revoked", "reused", "rotated", "reuse_detected"];
+}
+
+/// A set of detectors sharing one configuration, clock, keyed hasher, penalty box and
+/// memory bound. Cheap to clone (clones share everything).
+#[derive(Clone)]
+pub struct Detectors {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    config: DetectConfig,
+    brute_force: Option<Arc<BruteForce>>,
+    spraying: Option<Arc<PasswordSpraying>>,
+    stuffing: Option<Arc<CredentialStuffing>>,
+    mfa: Option<Arc<MfaFatigue>>,
+    new_location: Option<Arc<NewLocation>>,
+    travel: Option<Arc<ImpossibleTravel>>,
+    refresh: Option<Arc<RefreshReuse>>,
+}
+
+impl fmt::Debug for Detectors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detectors")
+            .field("handlers", &self.handler_ids())
+            .field("memory_bytes", &self.inner.config.memory_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds [`Detectors`]: configuration, clock, geo lookup.
+///
+/// ```
+/// use authtel_detect::{clock::ManualClock, DetectConfig, Detectors, FixedGeo};
+/// let clock = ManualClock::new();
+/// let detectors = Detectors::builder()
+///     .with_config(DetectConfig::default())
+///     .with_clock(clock.clone())
+///     .with_geo(FixedGeo::new())
+///     .build()
+///     .unwrap();
+/// assert_eq!(detectors.handler_ids().len(), 7);
+/// ```
+#[derive(Debug, Default)]
+pub struct DetectorsBuilder {
+    config: DetectConfig,
+    clock: Option<Arc<dyn Clock>>,
+    geo: Option<Arc<dyn GeoLookup>>,
+}
+
+impl DetectorsBuilder {
+    /// The configuration (default: [`DetectConfig::default`]).
+    #[must_use]
+    pub fn with_config(mut self, config: DetectConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The clock windows and penalties are measured on (default: [`SystemClock`]).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The geo lookup impossible travel and the new-network check use (default: none; the
+    /// travel detector then raises nothing).
+    #[must_use]
+    pub fn with_geo(mut self, geo: impl GeoLookup) -> Self {
+        self.geo = Some(Arc::new(geo));
+        self
+    }
+
+    /// The geo lookup, shared.
+    #[must_use]
+    pub fn with_shared_geo(mut self, geo: Arc<dyn GeoLookup>) -> Self {
+        self.geo = Some(geo);
+        self
+    }
+
+    /// Validates the configuration and builds the detectors (nothing attached yet).
+    pub fn build(self) -> Result<Detectors, ConfigError> {
+        let c = self.config;
+        c.validate()?;
+        fn table<V: Copy + Default>(
+            c: &DetectConfig,
+            id: TableId,
+            name: &'static str,
+        ) -> Result<Table<V>, ConfigError> {
+            Table::new(name, budget::share(c, id), id.stride(c)).ok_or(
+                ConfigError::MemoryTooSmall {
+                    bytes: c.memory_bytes,
+                    min: budget::min_bytes(c),
+                },
+            )
+        }
+        let on = |m: Mode| m != Mode::Off;
+        let penalties = if on(c.brute_force.mode) || on(c.spraying.mode) {
+            Some(table(&c, TableId::Penalties, "penalties")?)
+        } else {
+            None
+        };
+        let shared = Arc::new(Shared::new(
+            self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
+            PenaltyBox::new(penalties),
+            self.geo,
+        ));
+        let brute_force = if on(c.brute_force.mode) {
+            Some(Arc::new(BruteForce::new(
+                shared.clone(),
+                c.brute_force.clone(),
+                table(&c, TableId::BruteForceIp, "brute_force.ip")?,
+                table(
+                    &c,
+                    TableId::BruteForceIpIdentifier,
+                    "brute_force.ip_identifier",
+                )?,
+                table(&c, TableId::BruteForceIdentifier, "brute_force.identifier")?,
+            )))
+        } else {
+            None
+        };
+        let spraying = if on(c.spraying.mode) {
+            Some(Arc::new(PasswordSpraying::new(
+                shared.clone(),
+                c.spraying.clone(),
+                table(&c, TableId::SprayingIp, "password_spraying.ip")?,
+                table(&c, TableId::SprayingPrefix, "password_spraying.ip_prefix")?,
+            )))
+        } else {
+            None
+        };
+        let stuffing = on(c.stuffing.mode)
+            .then(|| Arc::new(CredentialStuffing::new(shared.clone(), c.stuffing.clone())));
+        let mfa = if on(c.mfa.mode) {
+            Some(Arc::new(MfaFatigue::new(
+                shared.clone(),
+                c.mfa.clone(),
+                table(&c, TableId::Mfa, "mfa.identifier")?,
+            )))
+        } else {
+            None
+        };
+        let new_location = if on(c.new_location.mode) {
+            Some(Arc::new(NewLocation::new(
+                shared.clone(),
+                c.new_location.clone(),
+                table(&c, TableId::NewLocation, "new_location.identifier")?,
+            )))
+        } else {
+            None
+        };
+        let travel = if on(c.travel.mode) {
+            Some(Arc::new(ImpossibleTravel::new(
+                shared.clone(),
+                c.travel.clone(),
+                table(&c, TableId::Travel, "impossible_travel.identifier")?,
+            )))
+        } else {
+            None
+        };
+        let refresh = if on(c.refresh_reuse.mode) {
+            Some(Arc::new(RefreshReuse::new(
+                shared.clone(),
+                c.refresh_reuse.clone(),
+                table(&c, TableId::RefreshReuse, "refresh_reuse.session")?,
+            )))
+        } else {
+            None
+        };
+        Ok(Detectors {
+            inner: Arc::new(Inner {
+                shared,
+                config: c,
+                brute_force,
+                spraying,
+                stuffing,
+                mfa,
+                new_location,
+                travel,
+                refresh,
+            }),
+        })
+    }
+}
+
+/// One detector as a handler, with the id and the events it is attached under.
+#[derive(Clone, Debug)]
+pub struct DetectorHandler {
+    /// Which detector.
+    pub detector: DetectorKind,
+    /// The handler id it is attached under (`authtel-detect.brute_force`, …).
+    pub id: &'static str,
+    /// The events it hears.
+    pub events: Vec<&'static Event>,
+    /// The handler.
+    pub handler: Arc<dyn Handler>,
+}
+
+/// What a detector set holds: memory by its own accounting, and signals raised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetectStats {
+    /// Bytes allocated for detector state now.
+    pub memory_bytes: usize,
+    /// The configured bound ([`DetectConfig::memory_bytes`]).
+    pub bound_bytes: usize,
+    /// The most the tables can allocate together (never above the bound).
+    pub budget_bytes: usize,
+    /// Each table.
+    pub tables: Vec<TableStats>,
+    /// Signals raised by each detector since it was built.
+    pub signals: Vec<(DetectorKind, u64)>,
+}
+
+impl Detectors {
+    /// Detectors with this configuration, the system clock and no geo lookup.
+    pub fn new(config: DetectConfig) -> Result<Detectors, ConfigError> {
+        Detectors::builder().with_config(config).build()
+    }
+
+    /// A builder, for a clock or a geo lookup.
+    pub fn builder() -> DetectorsBuilder {
+        DetectorsBuilder::default()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &DetectConfig {
+        &self.inner.config
+    }
+
+    /// Every enabled detector as a handler, with the events it needs: attach them yourself
+    /// (e.g. with a failure policy), or let [`Detectors::attach`] do it.
+    pub fn handlers(&self) -> Vec<DetectorHandler> {
+        let i = &self.inner;
+        let login = || vec![AUTH_LOGIN.stop()];
+        let mut out = Vec::new();
+        let mut push = |detector, id, events, handler: Option<Arc<dyn Handler>>| {
+            if let Some(handler) = handler {
+                out.push(DetectorHandler {
+                    detector,
+                    id,
+                    events,
+                    handler,
+                });
+            }
+        };
+        fn dyn_handler<H: Handler>(h: &Option<Arc<H>>) -> Option<Arc<dyn Handler>> {
+            h.clone().map(|h| h as Arc<dyn Handler>)
+        }
+        push(
+            DetectorKind::BruteForce,
+            "authtel-detect.brute_force",
+            login(),
+            dyn_handler(&i.brute_force),
+        );
+        push(
+            DetectorKind::PasswordSpraying,
+            "authtel-detect.password_spraying",
+            login(),
+            dyn_handler(&i.spraying),
+        );
+        push(
+            DetectorKind::CredentialStuffing,
+            "authtel-detect.credential_stuffing",
+            login(),
+            dyn_handler(&i.stuffing),
+        );
+        push(
+            DetectorKind::Mfa,
+            "authtel-detect.mfa",
+            vec![MFA_VERIFY.start(), MFA_VERIFY.stop()],
+            dyn_handler(&i.mfa),
+        );
+        push(
+            DetectorKind::NewLocation,
+            "authtel-detect.new_location",
+            login(),
+            dyn_handler(&i.new_location),
+        );
+        push(
+            DetectorKind::ImpossibleTravel,
+            "authtel-detect.impossible_travel",
+            login(),
+            dyn_handler(&i.travel),
+        );
+        push(
+            DetectorKind::RefreshReuse,
+            "authtel-detect.refresh_reuse",
+            vec![
+                JWT_REFRESH.stop(),
+                SESSION_DELETE.stop(),
+                AUTH_LOGOUT.stop(),
+            ],
+            dyn_handler(&i.refresh),
+        );
+        out
+    }
+
+    /// The ids [`Detectors::attach`] uses.
+    pub fn handler_ids(&self) -> Vec<&'static str> {
+        self.handlers().into_iter().map(|h| h.id).collect()
+    }
+
+    /// Attaches every enabled detector to `registry`, each as its own handler hearing only
+    /// the events it needs. On error nothing stays attached.
+    pub fn attach(&self, registry: &Registry) -> Result<(), AttachError> {
+        let mut done: Vec<&'static str> = Vec::new();
+        for h in self.handlers() {
+            let selection = Selection::Events(h.events);
+            if let Err(e) = registry.attach(h.id, selection, h.handler) {
+                for id in done {
+                    let _ = registry.detach(id);
+                }
+                return Err(e);
+            }
+            done.push(h.id);
+        }
+        Ok(())
+    }
+
+    /// Attaches to the global registry (see [`Detectors::attach`]).
+    pub fn attach_global(&self) -> Result<(), AttachError> {
+        self.attach(Registry::global())
+    }
+
+    /// Detaches every detector from `registry`; the first error is returned after trying all.
+    pub fn detach(&self, registry: &Registry) -> Result<(), DetachError> {
+        let mut first = Ok(());
+        for id in self.handler_ids() {
+            if let Err(e) = registry.detach(id)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
+    /// What to do with the next attempt from `ip` on `user` (either may be unknown): the
+    /// strongest penalty running on the address, its network, the account, or the pair.
+    ///
+    /// Before any penalty was imposed this is one atomic load; with none running, a clock
+    /// read more; otherwise it hashes the keys and looks up to four of them. In monitor mode
+    /// it is always [`Verdict::Allow`].
+    #[inline]
+    pub fn verdict(&self, ip: Option<IpAddr>, user: Option<&str>) -> Verdict {
+        let shared = &self.inner.shared;
+        let penalties = &shared.penalties;
+        if !penalties.ever_imposed() {
+            return Verdict::Allow;
+        }
+        let now = shared.now();
+        if !penalties.may_run(now) {
+            return Verdict::Allow;
+        }
+        let h = &shared.hasher;
+        let user = user.map(|u| h.user(u));
+        let ip_fp = ip.map(|ip| h.ip(ip));
+        let pair = ip_fp.zip(user).map(|(i, u)| KeyHasher::pair(i, u));
+        // Only the spraying detector penalises networks.
+        let prefix = ip
+            .filter(|_| self.inner.spraying.is_some())
+            .map(|ip| h.prefix(ip));
+        penalties.check(
+            now,
+            &[
+                (PenaltyKey::Pair, pair),
+                (PenaltyKey::Ip, ip_fp),
+                (PenaltyKey::Identifier, user),
+                (PenaltyKey::Prefix, prefix),
+            ],
+        )
+    }
+
+    /// Memory by the detectors' own accounting, and signals raised.
+    pub fn stats(&self) -> DetectStats {
+        let i = &self.inner;
+        let mut tables = Vec::new();
+        if let Some(d) = &i.brute_force {
+            tables.extend(d.tables());
+        }
+        if let Some(d) = &i.spraying {
+            tables.extend(d.tables());
+        }
+        if let Some(d) = &i.mfa {
+            tables.extend(d.tables());
+        }
+        if let Some(d) = &i.new_location {
+            tables.extend(d.tables());
+        }
+        if let Some(d) = &i.travel {
+            tables.extend(d.tables());
+        }
+        if let Some(d) = &i.refresh {
+            tables.extend(d.tables());
+        }
+        tables.extend(i.shared.penalties.stats());
+        let fixed = budget::fixed_bytes(&i.config);
+        DetectStats {
+            memory_bytes: tables.iter().map(|t| t.bytes).sum::<usize>() + fixed,
+            bound_bytes: i.config.memory_bytes,
+            budget_bytes: tables.iter().map(|t| t.budget_bytes).sum::<usize>() + fixed,
+            signals: DetectorKind::ALL
+                .iter()
+                .map(|d| (*d, i.shared.raised(*d)))
+                .collect(),
+            tables,
+        }
+    }
+
+    /// The credential-stuffing baseline failure ratio in percent, if that detector is on.
+    pub fn stuffing_baseline_pct(&self) -> Option<f64> {
+        self.inner.stuffing.as_ref().map(|s| s.baseline_pct())
+    }
+
+    /// The brute-force detector, to call as a handler directly (benches, replays).
+    pub fn brute_force(&self) -> Option<&BruteForce> {
+        self.inner.brute_force.as_deref()
+    }
+}
