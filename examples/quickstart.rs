@@ -41,8 +41,17 @@ fn main() -> anyhow::Result<()> {
     #[cfg(feature = "otlp")]
     let otlp = attach_otlp()?;
     let kafka = attach_kafka()?;
+    // Real-time attack detection: ordinary handlers that raise `security.*` signals and
+    // answer "allow, slow down or block?" for the application's own throttling.
+    let detectors = authtel::detect::Detectors::new(authtel::detect::DetectConfig::from_env()?)?;
+    detectors.attach_global()?;
 
     let traffic = simulate_traffic();
+    let raised: u64 = detectors.stats().signals.iter().map(|(_, n)| n).sum();
+    println!(
+        "detect: {raised} signals raised; next attempt from 203.0.113.66: {:?}",
+        detectors.verdict(Some("203.0.113.66".parse()?), None)
+    );
 
     print_audit_trail(&audit)?;
     let scraped = metrics.render();
@@ -332,6 +341,18 @@ fn simulate_traffic() -> Traffic {
             }
             Err(LoginError::Locked) => traffic.logins_failed += 1,
         }
+    }
+
+    // A spraying bot: one address, one password, 25 accounts (authtel-detect flags it).
+    let bot: IpAddr = "203.0.113.66".parse().expect("a valid address");
+    for n in 0..25 {
+        let user = format!("u_sprayed_{n:02}");
+        let meta = Metadata::new()
+            .user_id(&user)
+            .client_ip(bot)
+            .method("password");
+        let _ = telemetry::span(&AUTH_LOGIN, meta, || Err::<(), _>("invalid_password"));
+        traffic.logins_failed += 1;
     }
 
     // MFA: u_alice mistypes her code twice, then gets it right; u_dave runs out of tries.
