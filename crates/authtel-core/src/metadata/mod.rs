@@ -300,6 +300,34 @@ impl<'a> Metadata<'a> {
         rate_limit_key, get_rate_limit_key, RateLimitKey;
     }
 
+    /// Sets a standard text field by its key (one of [`Metadata::TEXT_FIELDS`]), for code
+    /// that fills fields generically (tests that plant a value in every field, adapters);
+    /// `None` when `key` names no standard text field.
+    ///
+    /// ```
+    /// use authtel_core::metadata::Metadata;
+    /// let m = Metadata::new().with_text_field("reason", "expired").unwrap();
+    /// assert_eq!(m.get_reason(), Some("expired"));
+    /// assert!(Metadata::new().with_text_field("nope", "x").is_none());
+    /// ```
+    #[must_use]
+    pub fn with_text_field(mut self, key: &str, value: &'a str) -> Option<Self> {
+        let (field, _) = TEXT_KEYS.iter().find(|(_, k)| *k == key)?;
+        self.texts.set(*field, value);
+        Some(self)
+    }
+
+    /// The keys of every standard text field, in reporting order.
+    pub const TEXT_FIELDS: [&'static str; slots::TEXT_FIELDS] = {
+        let mut keys = [""; slots::TEXT_FIELDS];
+        let mut i = 0;
+        while i < slots::TEXT_FIELDS {
+            keys[i] = TEXT_KEYS[i].1;
+            i += 1;
+        }
+        keys
+    };
+
     /// The client's IP address.
     #[must_use]
     #[inline]
