@@ -39,6 +39,12 @@ pub const PIPELINE_BREAKER_OPEN: &str = "authtel_pipeline_breaker_open";
 /// Forwarder calls that panicked or timed out, and breaker openings (feature `pipeline`).
 pub const PIPELINE_FORWARDER_FAULTS_TOTAL: &str = "authtel_pipeline_forwarder_faults_total";
 
+/// Values core's secret policy redacted, counted once per record (`policy::redaction_count`).
+pub const POLICY_REDACTIONS_TOTAL: &str = "authtel_policy_redactions_total";
+/// Values core's secret policy refused (emails or credentials as identifiers, invalid keys,
+/// fields over a limit), counted once per record (`policy::refusal_count`).
+pub const POLICY_REFUSALS_TOTAL: &str = "authtel_policy_refusals_total";
+
 /// The `state` label values of [`PIPELINE_RECORDS_TOTAL`].
 pub const RECORD_STATE_LABELS: [&str; 8] = [
     "published",
@@ -147,6 +153,22 @@ pub(crate) const HANDLER_METRICS: &[Description] = &[
     },
 ];
 
+/// Core's secret-policy counters, published by every sink.
+pub(crate) const POLICY_METRICS: &[Description] = &[
+    Description {
+        name: POLICY_REDACTIONS_TOTAL,
+        kind: Kind::Counter,
+        unit: None,
+        help: "values the secret policy redacted (credentials in text, secret-named fields), once per record",
+    },
+    Description {
+        name: POLICY_REFUSALS_TOTAL,
+        kind: Kind::Counter,
+        unit: None,
+        help: "values the secret policy refused (emails or credentials as identifiers, invalid keys, fields over a limit), once per record",
+    },
+];
+
 /// The pipeline's per-forwarder self-metrics, published by the `pipeline` feature.
 pub(crate) const PIPELINE_METRICS: &[Description] = &[
     Description {
@@ -196,7 +218,10 @@ pub(crate) fn describe(name: &str) -> Option<&'static Description> {
 }
 
 fn all_descriptions() -> impl Iterator<Item = &'static Description> {
-    HANDLER_METRICS.iter().chain(PIPELINE_METRICS)
+    HANDLER_METRICS
+        .iter()
+        .chain(POLICY_METRICS)
+        .chain(PIPELINE_METRICS)
 }
 
 #[cfg(test)]

@@ -162,12 +162,14 @@ impl PrometheusSinkBuilder {
         } else {
             Target::Local(Arc::new(recorder))
         };
-        Ok(PrometheusSink {
+        let sink = PrometheusSink {
             handle,
             target,
             collectors,
             listener,
-        })
+        };
+        sink.add_collector(Box::new(policy_collector(&sink.target)));
+        Ok(sink)
     }
 
     fn exporter_builder(&self) -> Result<PrometheusBuilder, PrometheusError> {
@@ -187,6 +189,16 @@ impl PrometheusSinkBuilder {
         PrometheusBuilder::new()
             .set_buckets(&self.buckets)
             .map_err(|_| invalid("rejected by the exporter"))
+    }
+}
+
+/// Copies core's process-wide policy counters into their series before each render.
+fn policy_collector(target: &Target) -> impl Fn() + Send + Sync + use<> {
+    let redactions = target.counter(names::POLICY_REDACTIONS_TOTAL, Vec::new());
+    let refusals = target.counter(names::POLICY_REFUSALS_TOTAL, Vec::new());
+    move || {
+        redactions.absolute(authtel_core::policy::redaction_count());
+        refusals.absolute(authtel_core::policy::refusal_count());
     }
 }
 
@@ -359,11 +371,12 @@ impl PrometheusSink {
         PrometheusHandler::with_target(self.target.clone())
     }
 
-    /// The current exposition text, as a scrape would get it.
+    /// The current exposition text, as a scrape would get it. Core's secret-policy counters
+    /// are always there.
     ///
     /// ```
     /// let sink = authtel_prometheus::PrometheusSink::builder().build()?;
-    /// assert!(sink.render().is_empty());
+    /// assert!(sink.render().contains("authtel_policy_redactions_total"));
     /// # Ok::<(), authtel_prometheus::PrometheusError>(())
     /// ```
     pub fn render(&self) -> String {
@@ -388,7 +401,6 @@ impl PrometheusSink {
         &self.target
     }
 
-    #[cfg_attr(not(feature = "pipeline"), allow(dead_code))]
     pub(crate) fn add_collector(&self, collect: Box<dyn Fn() + Send + Sync>) {
         self.collectors
             .0
