@@ -24,7 +24,7 @@ use crate::catalogue::{self, Event, EventKind, NameError};
 use crate::metadata::{self, REDACTED, Value};
 use crate::outcome::Outcome;
 use crate::policy;
-use crate::telemetry::EventRecord;
+use crate::record::EventRecord;
 
 /// The version of the audit record's JSON shape. Bumped on any incompatible change.
 pub const SCHEMA_VERSION: u16 = 1;

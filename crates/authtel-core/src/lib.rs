@@ -42,6 +42,7 @@ pub mod forward;
 pub mod metadata;
 pub mod outcome;
 pub mod policy;
+mod record;
 pub mod registry;
 pub mod telemetry;
 

@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 
 use crate::catalogue::{self, Category, Event, SpanDef};
 use crate::metadata::{self, Metadata};
-use crate::telemetry::{EventRecord, Measurements, SpanContext};
+use crate::record::{EventRecord, Measurements, SpanContext};
 
 /// Something that receives events. Implementations must be cheap and must not block for
 /// long: they run inline in the code that emitted the event (auth request paths). Anything
@@ -821,7 +821,7 @@ fn on_failure(
     entry.failures.fetch_add(1, Ordering::Relaxed);
     let consecutive = entry.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
     // The panic text goes out only as the policy allows (not at all by default).
-    let reason = crate::telemetry::screen_reason(crate::telemetry::panic_reason(payload))
+    let reason = crate::policy::exception_message(crate::record::panic_reason(payload))
         .unwrap_or("the handler panicked");
     #[cfg(feature = "internal-logs")]
     tracing::error!(

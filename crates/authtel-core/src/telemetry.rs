@@ -24,14 +24,12 @@
 //! With nothing attached, each of these costs one atomic load: no clock is read, no id
 //! drawn, nothing allocated.
 
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use crate::catalogue::{Event, SpanDef};
 use crate::metadata::Metadata;
@@ -39,118 +37,9 @@ use crate::outcome::{Outcome, SpanOutcome};
 use crate::registry::{self, Target};
 
 pub use crate::event;
+use crate::record::CURRENT;
+pub use crate::record::{EventRecord, Exception, ExceptionKind, Measurements, SpanContext, SpanId};
 pub use crate::registry::{attach, detach, handlers, is_active};
-
-/// A span's (or signal's) id: 64 random bits, never zero. Usable as a correlation id.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpanId(NonZeroU64);
-
-impl SpanId {
-    /// The id as a number.
-    pub const fn get(self) -> u64 {
-        self.0.get()
-    }
-
-    /// An id from a number; `None` for zero.
-    pub const fn from_u64(v: u64) -> Option<SpanId> {
-        match NonZeroU64::new(v) {
-            Some(v) => Some(SpanId(v)),
-            None => None,
-        }
-    }
-
-    fn random() -> SpanId {
-        thread_local! {
-            // Zero means "not seeded yet": a const initialiser keeps the access a plain
-            // thread-local read, without a lazy-initialisation check.
-            static STATE: Cell<u64> = const { Cell::new(0) };
-        }
-        // A Weyl sequence (add an odd constant: period 2^64) through a bijective mix
-        // (xor-shift, then multiply by an odd constant): no id repeats on a thread before
-        // 2^64 draws, threads start at random points, and drawing is a handful of
-        // instructions. The state is read and written with `get`/`set` (inlined); seeding
-        // is out of line.
-        let mut x = STATE.get();
-        if x == 0 {
-            x = seed();
-        }
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        STATE.set(x);
-        let v = (x ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        SpanId(NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN))
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn seed() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let n = COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let s = n ^ t.rotate_left(17) ^ u64::from(std::process::id()).rotate_left(40);
-    if s == 0 { 0x1234_5678_9ABC_DEF1 } else { s }
-}
-
-impl fmt::Display for SpanId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl fmt::Debug for SpanId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SpanId({self})")
-    }
-}
-
-/// Where an event sits: its own id, its parent span (if emitted inside one) and the
-/// outermost span of the chain (the correlation id of the whole operation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SpanContext {
-    /// This span's or signal's id.
-    pub span_id: SpanId,
-    /// The enclosing span, if any.
-    pub parent_id: Option<SpanId>,
-    /// The outermost enclosing span (itself when it has no parent).
-    pub root_id: SpanId,
-}
-
-impl SpanContext {
-    /// A fresh context under `parent` (a root when `None`).
-    pub fn child_of(parent: Option<SpanContext>) -> SpanContext {
-        let span_id = SpanId::random();
-        match parent {
-            Some(p) => SpanContext {
-                span_id,
-                parent_id: Some(p.span_id),
-                root_id: p.root_id,
-            },
-            None => SpanContext {
-                span_id,
-                parent_id: None,
-                root_id: span_id,
-            },
-        }
-    }
-
-    /// The span currently open on this thread (or being polled, for async spans).
-    ///
-    /// ```
-    /// use authtel_core::telemetry::SpanContext;
-    /// assert!(SpanContext::current().is_none());
-    /// ```
-    pub fn current() -> Option<SpanContext> {
-        CURRENT.with(|c| c.get())
-    }
-}
-
-thread_local! {
-    static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
-}
 
 /// Wall-clock time for a monotonic reading, without a second clock read per span.
 ///
@@ -249,163 +138,6 @@ mod ended_out_of_order {
             LEN.set(len - 1);
             Some(before)
         })
-    }
-}
-
-/// The numbers of an event.
-///
-/// For span events: `monotonic_time` is when the event happened, `system_time` the wall
-/// time of the event (for stop/exception: start wall time plus `duration`, so no extra
-/// clock read), `duration` the span's length. Signals carry what the emitter passes
-/// (typically `count`); sinks read the wall clock themselves when `system_time` is unset.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Measurements {
-    /// Monotonic clock reading.
-    pub monotonic_time: Option<Instant>,
-    /// Wall clock time of the event.
-    pub system_time: Option<SystemTime>,
-    /// Span duration (stop and exception).
-    pub duration: Option<Duration>,
-    /// A count (signals: how many occurrences this event stands for).
-    pub count: Option<u64>,
-}
-
-impl Measurements {
-    /// No measurements.
-    #[inline]
-    pub const fn new() -> Measurements {
-        Measurements {
-            monotonic_time: None,
-            system_time: None,
-            duration: None,
-            count: None,
-        }
-    }
-
-    /// With a count.
-    #[must_use]
-    #[inline]
-    pub const fn count(mut self, n: u64) -> Measurements {
-        self.count = Some(n);
-        self
-    }
-
-    /// With a wall clock time.
-    #[must_use]
-    #[inline]
-    pub const fn at(mut self, time: SystemTime) -> Measurements {
-        self.system_time = Some(time);
-        self
-    }
-
-    /// With a duration.
-    #[must_use]
-    #[inline]
-    pub const fn duration(mut self, d: Duration) -> Measurements {
-        self.duration = Some(d);
-        self
-    }
-}
-
-/// How a span ended abnormally.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ExceptionKind {
-    /// The wrapped code panicked (the panic continues after the event).
-    Panic,
-    /// The span was dropped unfinished: a future dropped before completion, or a guard
-    /// dropped without `stop`.
-    Cancelled,
-    /// The caller reported an error through [`SpanGuard::exception`].
-    Error,
-}
-
-impl ExceptionKind {
-    /// `panic`, `cancelled`, `error`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ExceptionKind::Panic => "panic",
-            ExceptionKind::Cancelled => "cancelled",
-            ExceptionKind::Error => "error",
-        }
-    }
-}
-
-/// Details of an exception event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exception<'a> {
-    /// What happened.
-    pub kind: ExceptionKind,
-    /// The panic message or reason: `None` unless the application opted in with
-    /// [`policy::set_exception_messages`](crate::policy::set_exception_messages) (messages
-    /// often quote the input that failed); then screened by the policy and truncated.
-    pub reason: Option<&'a str>,
-}
-
-/// One event as handlers see it.
-#[derive(Clone, Copy, Debug)]
-#[non_exhaustive]
-pub struct EventRecord<'a> {
-    /// Which event.
-    pub event: &'static Event,
-    /// Its place among spans.
-    pub context: SpanContext,
-    /// Its numbers. Borrowed, like the metadata: copying them into each record cost more
-    /// than the rest of a signal's emit (a copy right after the caller built them stalls on
-    /// store forwarding).
-    pub measurements: &'a Measurements,
-    /// Its metadata, already screened by the policy.
-    pub metadata: &'a Metadata<'a>,
-    /// For stops: the outcome (explicit metadata outcome, else derived from the result).
-    /// For exceptions: [`Outcome::Error`]. For signals: the metadata's outcome if set.
-    pub outcome: Option<Outcome>,
-    /// For failed stops: a low-cardinality error type name, if the result gave one.
-    pub error_type: Option<&'static str>,
-    /// For exceptions: what happened.
-    pub exception: Option<Exception<'a>>,
-}
-
-impl<'a> EventRecord<'a> {
-    /// A signal record; used by handlers that emit their own signals and by tests.
-    ///
-    /// ```
-    /// use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
-    /// use authtel_core::{catalogue, metadata::Metadata};
-    /// let (meta, numbers) = (Metadata::new(), Measurements::new().count(1));
-    /// let r = EventRecord::signal(&catalogue::MFA_LOCKOUT, SpanContext::child_of(None), &numbers, &meta);
-    /// assert_eq!(r.event.name(), "mfa.lockout");
-    /// ```
-    pub fn signal(
-        event: &'static Event,
-        context: SpanContext,
-        measurements: &'a Measurements,
-        metadata: &'a Metadata<'a>,
-    ) -> EventRecord<'a> {
-        EventRecord {
-            event,
-            context,
-            measurements,
-            metadata,
-            outcome: metadata.get_outcome(),
-            error_type: None,
-            exception: None,
-        }
-    }
-
-    /// The span's name (`auth.login`) for span events; the event name for signals.
-    ///
-    /// ```
-    /// # use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
-    /// # use authtel_core::{catalogue, metadata::Metadata};
-    /// # let (meta, numbers) = (Metadata::new(), Measurements::new());
-    /// let r = EventRecord::signal(catalogue::AUTH_LOGIN.stop(), SpanContext::child_of(None), &numbers, &meta);
-    /// assert_eq!(r.span_name(), "auth.login");
-    /// ```
-    pub fn span_name(&self) -> &'static str {
-        let name = self.event.name();
-        match self.event.kind().phase_suffix() {
-            Some(suffix) => &name[..name.len() - suffix.len() - 1],
-            None => name,
-        }
     }
 }
 
@@ -523,7 +255,7 @@ where
             result
         }
         Err(payload) => {
-            let reason = panic_reason(&*payload);
+            let reason = crate::record::panic_reason(&*payload);
             let ending = Ending::Exception(ExceptionKind::Panic, reason);
             emit_end(target, span, metadata, live, ending);
             resume_unwind(payload)
@@ -615,7 +347,7 @@ where
                 Poll::Ready(output)
             }
             Err(payload) => {
-                let reason = panic_reason(&*payload);
+                let reason = crate::record::panic_reason(&*payload);
                 this.guard
                     .end(Ending::Exception(ExceptionKind::Panic, reason));
                 resume_unwind(payload)
@@ -820,7 +552,7 @@ fn emit_end(
             error_type: Some(kind.as_str()),
             exception: Some(Exception {
                 kind,
-                reason: screen_reason(reason),
+                reason: crate::policy::exception_message(reason),
             }),
         },
     };
@@ -851,23 +583,5 @@ impl Drop for SpanGuard<'_> {
         } else {
             Ending::Exception(ExceptionKind::Cancelled, "dropped before completion")
         });
-    }
-}
-
-/// What sinks may see of an exception's message: nothing unless the application opted in,
-/// else the screened text.
-pub(crate) fn screen_reason(reason: &str) -> Option<&str> {
-    crate::policy::exception_messages().then(|| crate::policy::screen_text(reason))
-}
-
-/// The text of a panic payload. It reaches sinks only through [`screen_reason`]: panic
-/// messages can carry secrets.
-pub(crate) fn panic_reason(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.as_str()
-    } else {
-        "panic with a non-string payload"
     }
 }

@@ -12,7 +12,7 @@ use std::fmt;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Value<'a> {
-    /// Text (already screened and truncated when stored in [`Metadata`]).
+    /// Text (screened and truncated when read from [`Metadata`](super::Metadata)).
     Str(&'a str),
     /// A signed integer.
     I64(i64),

@@ -70,7 +70,8 @@ pub(crate) fn screen_object(
 
 /// Whether an entry's key is a value passed in the key's place (sinks remove such
 /// entries): the key itself looks like
-/// a credential, or the arguments were swapped ([`super::swapped`]).
+/// a credential, or key and value were swapped: the value names a secret and the key has a
+/// digit or a capital letter.
 pub fn key_is_a_value(key: &str, value: &serde_json::Value) -> bool {
     find_credential(key).is_some() || value.as_str().is_some_and(|v| super::swapped(key, v))
 }

@@ -144,6 +144,12 @@ pub fn set_exception_messages(export: bool) {
     EXCEPTION_MESSAGES.store(export, Ordering::Relaxed);
 }
 
+/// What sinks may see of an exception or panic message: nothing unless the application
+/// opted in ([`set_exception_messages`]), else the screened text.
+pub(crate) fn exception_message(message: &str) -> Option<&str> {
+    exception_messages().then(|| screen_text(message))
+}
+
 /// A text value as sinks may see it: [`REDACTED`] when [`find_credential`] finds anything,
 /// else the value cut to [`MAX_TEXT_LEN`] bytes. The result always passes the screen.
 ///
