@@ -269,7 +269,7 @@ impl AuditStore<Db> {
         loop {
             let page = self.query(&q).await?;
             for e in &page.events {
-                let io = |source| SqlError::Export { written, source };
+                let io = |cause| SqlError::Export { written, cause };
                 serde_json::to_writer(&mut out, e).map_err(|e| io(e.into()))?;
                 out.write_all(b"\n").map_err(io)?;
                 written += 1;
@@ -280,7 +280,7 @@ impl AuditStore<Db> {
             }
         }
         out.flush()
-            .map_err(|source| SqlError::Export { written, source })?;
+            .map_err(|cause| SqlError::Export { written, cause })?;
         Ok(written)
     }
 

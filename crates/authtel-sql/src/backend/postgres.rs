@@ -457,19 +457,62 @@ impl crate::AuditStore<Db> {
 
 /// Opens a PostgreSQL pool (at most 8 connections, 10 s acquire timeout).
 ///
+/// The first connection is opened directly, so a refused port, an unknown host or a refused
+/// login fails at once with [`SqlError::Connect`] naming `host:port`, database and user (never
+/// the password) and the driver's reason, instead of the pool retrying until it times out. A
+/// URL that is not `postgres://` or `postgresql://` is [`SqlError::InvalidUrl`].
+///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let pool = authtel_sql::postgres::connect("postgres://postgres@127.0.0.1:54329/postgres").await.unwrap();
 /// # }
 /// ```
 pub async fn connect(url: &str) -> Result<PgPool, SqlError> {
+    use sqlx::ConnectOptions;
+    let invalid = |problem: String| SqlError::InvalidUrl {
+        backend: "PostgreSQL",
+        url: crate::error::redact_url(url),
+        problem,
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(invalid(
+            "it must start with postgres:// or postgresql://".to_owned(),
+        ));
+    }
     let options: PgConnectOptions = url
         .parse()
-        .map_err(SqlError::db("parse the PostgreSQL URL"))?;
+        .map_err(|e: sqlx::Error| invalid(e.to_string()))?;
+    let target = match options.get_socket() {
+        Some(socket) => format!("socket {}", socket.display()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let target = format!(
+        "{target} (database {}, user {})",
+        options.get_database().unwrap_or(options.get_username()),
+        options.get_username()
+    );
+    let connect_error = |cause| SqlError::Connect {
+        backend: "PostgreSQL",
+        target: target.clone(),
+        cause,
+    };
+    let first = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            )))
+        })
+        .map_err(connect_error)?;
+    drop(first);
     PgPoolOptions::new()
         .max_connections(8)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(SqlError::db("connect to PostgreSQL"))
+        .map_err(connect_error)
 }
+
+/// How long `connect` waits for the server, and the pool's acquire timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
