@@ -54,6 +54,7 @@ pub use health::{
     HealthState, Lag, PartitionLag, ProducerCounters, ProducerHealth, ProjectorCounters,
 };
 pub use producer::{KafkaForwarder, KafkaForwarderBuilder};
+pub use projector::dead_letter::{ORIGIN as DEAD_LETTER_ORIGIN, REASON as DEAD_LETTER_REASON};
 pub use projector::{
     LagError, Projector, ProjectorBuilder, ProjectorError, ProjectorHealth, ProjectorState,
 };
