@@ -62,7 +62,7 @@ mod row;
 mod store;
 mod tx;
 
-pub use batch::BatchWriter;
+pub use batch::{BatchOutcome, BatchWriter, RefusedRecord};
 pub use error::SqlError;
 pub use outbox::{DeadLetter, ForwarderState, Health, PurgeReport, RelayPass};
 pub use query::{AuditQuery, Cursor, MAX_PAGE, Page};

@@ -314,6 +314,12 @@ pub(crate) fn unnest_insert(events: &str) -> sqlx::SqlStr {
     ))
 }
 
+/// PostgreSQL SQLSTATE classes that refuse a row: 22 (data exception: bad encoding, value
+/// out of range) and 23 (integrity constraint violation).
+fn is_data_error_code(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+}
+
 fn push_ts(qb: &mut sqlx::QueryBuilder<Db>, micros: i64) {
     qb.push("(timestamptz 'epoch' + ");
     qb.push_bind(micros);

@@ -231,6 +231,13 @@ async fn write_batch(store: &crate::AuditStore<Db>, rows: &[EventRow<'_>]) -> Re
         .map_err(SqlError::db("commit an audit batch"))
 }
 
+/// SQLite result codes (primary part) that refuse a row: SQLITE_TOOBIG (18),
+/// SQLITE_CONSTRAINT (19, triggers' RAISE included), SQLITE_MISMATCH (20).
+fn is_data_error_code(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 18..=20))
+}
+
 fn push_ts(qb: &mut sqlx::QueryBuilder<Db>, micros: i64) {
     qb.push_bind(micros);
 }

@@ -1,0 +1,92 @@
+// Edge cases of what the store takes, compiled once per backend module like `cases.rs`;
+// each backend module also provides `refuse_actor_in_db(store, actor)`, which makes the
+// database itself (not validation) refuse rows with that actor.
+
+mod edge_cases {
+    use authtel_core::audit::{AuditEvent, Party};
+    use authtel_core::forward::{ErrorKind, Forwarder};
+    use authtel_core::outcome::Outcome;
+    use authtel_sql::{AuditQuery, BatchWriter, SqlError};
+
+    use super::{count_rows, refuse_actor_in_db, store};
+
+    fn batch(n: usize) -> Vec<AuditEvent> {
+        (0..n)
+            .map(|i| {
+                let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
+                e.actor = Some(Party::new(format!("u_{i}"), "user"));
+                e
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_invalid_record_is_refused_alone() {
+        let Some(store) = store("refuse_invalid", &[]).await else {
+            return;
+        };
+        let mut records = batch(1000);
+        records[617].actor = Some(Party::new("u_\0nul", "user"));
+        let writer = BatchWriter::new(&store);
+        let outcome = writer.write(&records).await.unwrap();
+        assert_eq!(outcome.stored, 999);
+        assert_eq!(outcome.refused.len(), 1);
+        let refused = &outcome.refused[0];
+        assert_eq!((refused.index, refused.event_id), (617, records[617].id));
+        assert!(
+            matches!(&refused.error, SqlError::InvalidEvent { field: "actor.id", .. }),
+            "{}",
+            refused.error
+        );
+        assert_eq!(count_rows(&store).await.0, 999);
+
+        // Through the Forwarder contract: the neighbours are stored, the error is permanent
+        // and names the refused record; forwarding again changes nothing.
+        let err = writer.forward(&records).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Permanent);
+        let text = err.to_string();
+        assert!(text.contains("refused 1 of 1000"), "{text}");
+        assert!(text.contains(&records[617].id.to_string()), "{text}");
+        assert_eq!(count_rows(&store).await.0, 999);
+        writer.forward(&records[..617]).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_the_database_refuses_are_isolated() {
+        let Some(store) = store("refuse_db", &[]).await else {
+            return;
+        };
+        refuse_actor_in_db(&store, "evil").await;
+        let mut records = batch(1000);
+        for i in [0, 499, 500, 999] {
+            records[i].actor = Some(Party::new("evil", "user"));
+        }
+        let outcome = BatchWriter::new(&store).write(&records).await.unwrap();
+        assert_eq!(outcome.stored, 996);
+        let indexes: Vec<usize> = outcome.refused.iter().map(|r| r.index).collect();
+        assert_eq!(indexes, [0, 499, 500, 999]);
+        for r in &outcome.refused {
+            assert!(
+                matches!(r.error, SqlError::Database { .. }),
+                "{}",
+                r.error
+            );
+        }
+        assert_eq!(count_rows(&store).await.0, 996);
+        let page = store
+            .query(&AuditQuery::new().actor("evil"))
+            .await
+            .unwrap();
+        assert!(page.events.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_without_tables_fails_the_batch_once() {
+        let Some(store) = super::fresh_store("refuse_nothing", &[]).await else {
+            return;
+        };
+        // No migrate(): the statement fails, not a record; the batch is not split.
+        let err = BatchWriter::new(&store).write(&batch(64)).await.unwrap_err();
+        assert!(matches!(err, SqlError::Database { .. }), "{err}");
+    }
+}
