@@ -637,17 +637,14 @@ impl Relay<Db> {
         if batch.is_empty() {
             return Ok(pass);
         }
-        let result = tokio::time::timeout(self.config.forward_timeout, forwarder.forward(&batch))
-            .await
-            .unwrap_or_else(|_| {
-                Err(ForwardError::message(
-                    authtel_core::forward::ErrorKind::Transient,
-                    format!(
-                        "forward to {id:?} (timed out after {:?})",
-                        self.config.forward_timeout
-                    ),
-                ))
-            });
+        let result = crate::relay::forward_catching(
+            id,
+            forwarder,
+            &batch,
+            self.config.forward_timeout,
+            &self.stats,
+        )
+        .await;
         let done_at = now_micros();
         match result {
             Ok(()) => {
@@ -706,11 +703,22 @@ impl Relay<Db> {
         let task_wake = wake.clone();
         let task = tokio::spawn(async move {
             loop {
-                let busy = match self.run_once().await {
-                    Ok(pass) => pass.claimed > 0,
-                    Err(e) => {
+                // Forwarder panics are caught per call; this catches any other panic in a
+                // pass, so the task never dies silently.
+                let pass = crate::relay::CatchUnwind(Box::pin(self.run_once())).await;
+                let busy = match pass {
+                    Ok(Ok(pass)) => pass.claimed > 0,
+                    Ok(Err(e)) => {
                         self.stats.errors.fetch_add(1, AtomicOrdering::Relaxed);
                         tracing::warn!(error = %error_chain(&e), "audit outbox relay pass failed");
+                        false
+                    }
+                    Err(payload) => {
+                        self.stats.panics.fetch_add(1, AtomicOrdering::Relaxed);
+                        tracing::error!(
+                            reason = crate::relay::panic_text(&*payload),
+                            "audit outbox relay pass panicked; the relay keeps going"
+                        );
                         false
                     }
                 };

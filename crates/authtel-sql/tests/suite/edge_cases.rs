@@ -3,12 +3,73 @@
 // database itself (not validation) refuse rows with that actor.
 
 mod edge_cases {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
     use authtel_core::audit::{AuditEvent, Party};
-    use authtel_core::forward::{ErrorKind, Forwarder};
+    use authtel_core::forward::{ErrorKind, ForwardFuture, Forwarder};
     use authtel_core::outcome::Outcome;
-    use authtel_sql::{AuditQuery, BatchWriter, SqlError};
+    use authtel_sql::{AuditQuery, BatchWriter, Relay, RelayConfig, RetryPolicy, SqlError};
 
     use super::{count_rows, refuse_actor_in_db, store};
+    use crate::support::{Recording, eventually};
+
+    /// Panics on its first call (before returning a future) and inside its second call's
+    /// future, then records.
+    #[derive(Debug, Default)]
+    struct PanicsTwice {
+        calls: AtomicU32,
+        inner: Recording,
+    }
+
+    impl Forwarder for PanicsTwice {
+        fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
+            match self.calls.fetch_add(1, Ordering::SeqCst) {
+                0 => panic!("forwarder bug, in the call"),
+                1 => Box::pin(async { panic!("forwarder bug, in the future") }),
+                _ => self.inner.forward(batch),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_forwarder_does_not_kill_the_relay() {
+        let Some(store) = store("relay_panic", &["p"]).await else {
+            return;
+        };
+        let mut expected = HashSet::new();
+        for _ in 0..10 {
+            let mut tx = store.begin().await.unwrap();
+            let e = AuditEvent::new("auth.login.stop", Outcome::Success);
+            expected.insert(e.id);
+            tx.record(&e).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let forwarder = std::sync::Arc::new(PanicsTwice::default());
+        let config = RelayConfig::default()
+            .with_poll_interval(Duration::from_millis(20))
+            .with_retry(RetryPolicy::new(5, Duration::from_millis(1), Duration::from_millis(5)));
+        let handle = Relay::new(&store, config)
+            .with_forwarder("p", forwarder.clone())
+            .unwrap()
+            .spawn();
+        eventually(Duration::from_secs(60), "all 10 delivered after two panics", || async {
+            forwarder.inner.len() == 10
+        })
+        .await;
+        assert_eq!(
+            forwarder.inner.ids().into_iter().collect::<HashSet<_>>(),
+            expected
+        );
+        assert_eq!(handle.stats().panics.load(Ordering::Relaxed), 2);
+        eventually(Duration::from_secs(60), "outbox marked done", || async {
+            let s = store.delivery_state().await.unwrap();
+            s.iter().all(|f| f.pending == 0 && f.dead == 0 && f.done == 10)
+        })
+        .await;
+        assert!(handle.shutdown(Duration::from_secs(10)).await);
+    }
 
     fn batch(n: usize) -> Vec<AuditEvent> {
         (0..n)
