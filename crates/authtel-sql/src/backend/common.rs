@@ -85,6 +85,23 @@ fn parse_ip(text: String) -> Result<std::net::IpAddr, SqlError> {
     })
 }
 
+/// The row for `event`: validated and scrubbed (`EventRow::from_event`), with `occurred_at`
+/// inside the years 0000 to 9999 that RFC 3339 (the JSON and Kafka form) can carry, so what
+/// is stored reads back and exports exactly on both backends.
+fn row_of(event: &AuditEvent) -> Result<EventRow<'_>, SqlError> {
+    if !(Timestamp::MIN..=Timestamp::MAX).contains(&event.occurred_at) {
+        return Err(SqlError::InvalidEvent {
+            event_id: event.id,
+            field: "occurred_at",
+            problem: format!(
+                "({} µs since the epoch) is outside years 0000 to 9999 UTC",
+                event.occurred_at.unix_micros()
+            ),
+        });
+    }
+    EventRow::from_event(event)
+}
+
 /// The full text of an error and its causes, for the outbox's `last_error`.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -171,7 +188,7 @@ impl AuditStore<Db> {
         conn: &mut DbConnection,
         event: &AuditEvent,
     ) -> Result<(), SqlError> {
-        let row = EventRow::from_event(event)?;
+        let row = row_of(event)?;
         record_rows_in(self, conn, &row, now_micros()).await
     }
 
@@ -185,7 +202,7 @@ impl AuditStore<Db> {
     ) -> Result<u64, SqlError> {
         let rows = events
             .iter()
-            .map(EventRow::from_event)
+            .map(row_of)
             .collect::<Result<Vec<_>, _>>()?;
         insert_rows(self, conn, &rows).await
     }
@@ -759,7 +776,7 @@ impl BatchWriter<Db> {
         let mut rows = Vec::with_capacity(batch.len());
         let mut positions = Vec::with_capacity(batch.len());
         for (index, event) in batch.iter().enumerate() {
-            match EventRow::from_event(event) {
+            match row_of(event) {
                 Ok(row) => {
                     rows.push(row);
                     positions.push(index);

@@ -7,7 +7,7 @@ mod edge_cases {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    use authtel_core::audit::{AuditEvent, Party};
+    use authtel_core::audit::{AuditEvent, Party, Timestamp};
     use authtel_core::forward::{ErrorKind, ForwardFuture, Forwarder};
     use authtel_core::outcome::Outcome;
     use authtel_sql::{AuditQuery, BatchWriter, Relay, RelayConfig, RetryPolicy, SqlError};
@@ -149,5 +149,104 @@ mod edge_cases {
         // No migrate(): the statement fails, not a record; the batch is not split.
         let err = BatchWriter::new(&store).write(&batch(64)).await.unwrap_err();
         assert!(matches!(err, SqlError::Database { .. }), "{err}");
+    }
+
+    /// Times far from the epoch, where float arithmetic loses microseconds, and the ends
+    /// of the supported range.
+    fn far_times() -> Vec<Timestamp> {
+        let mut times: Vec<Timestamp> = [
+            "2300-01-01T00:00:00.000001Z",
+            "9999-12-31T23:59:59.999999Z",
+            "0000-01-01T00:00:00.000000Z",
+            "0001-02-03T04:05:06.000007Z",
+            "1969-12-31T23:59:59.999999Z",
+            "5000-06-15T12:34:56.789012Z",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        // A fixed spread over the whole range (an LCG, so failures reproduce).
+        let (lo, hi) = (Timestamp::MIN.unix_micros(), Timestamp::MAX.unix_micros());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let span = (hi - lo) as u64;
+            times.push(Timestamp::from_unix_micros(lo + (x % span) as i64));
+        }
+        times
+    }
+
+    fn at(t: Timestamp) -> AuditEvent {
+        let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
+        e.occurred_at = t;
+        e
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timestamps_far_from_the_epoch_read_back_exactly() {
+        let Some(store) = store("far_times", &[]).await else {
+            return;
+        };
+        let times = far_times();
+        // Each write path: the single-row insert, the batch writer (COPY on PostgreSQL) and
+        // upsert_batch_in (UNNEST on PostgreSQL).
+        let (single, rest) = times.split_at(6);
+        let (batched, upserted) = rest.split_at(100);
+        let mut written = Vec::new();
+        let mut tx = store.begin().await.unwrap();
+        for t in single {
+            let e = at(*t);
+            tx.record(&e).await.unwrap();
+            written.push(e);
+        }
+        tx.commit().await.unwrap();
+        let batch: Vec<AuditEvent> = batched.iter().map(|t| at(*t)).collect();
+        BatchWriter::new(&store).forward(&batch).await.unwrap();
+        written.extend(batch);
+        let upsert: Vec<AuditEvent> = upserted.iter().map(|t| at(*t)).collect();
+        let mut tx = store.begin().await.unwrap();
+        store.upsert_batch_in(tx.conn(), &upsert).await.unwrap();
+        tx.commit().await.unwrap();
+        written.extend(upsert);
+
+        let mut read = Vec::new();
+        let mut q = AuditQuery::new().limit(500);
+        loop {
+            let page = store.query(&q).await.unwrap();
+            read.extend(page.events);
+            match page.next {
+                Some(cursor) => q = q.after(cursor),
+                None => break,
+            }
+        }
+        written.sort_by_key(|e| e.id);
+        read.sort_by_key(|e| e.id);
+        assert_eq!(read.len(), written.len());
+        for (w, r) in written.iter().zip(&read) {
+            assert_eq!(r.occurred_at, w.occurred_at, "{} read back as {}", w.occurred_at, r.occurred_at);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timestamps_outside_years_0000_to_9999_are_refused() {
+        let Some(store) = store("out_of_range", &[]).await else {
+            return;
+        };
+        for micros in [
+            Timestamp::MAX.unix_micros() + 1,
+            Timestamp::MIN.unix_micros() - 1,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let e = at(Timestamp::from_unix_micros(micros));
+            let mut tx = store.begin().await.unwrap();
+            let err = tx.record(&e).await.unwrap_err();
+            assert!(
+                matches!(err, SqlError::InvalidEvent { field: "occurred_at", .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains("outside years 0000 to 9999"), "{err}");
+        }
+        assert_eq!(count_rows(&store).await.0, 0);
     }
 }
