@@ -45,9 +45,11 @@ impl fmt::Debug for ProjectorBuilder {
 }
 
 impl ProjectorBuilder {
-    /// Where messages that cannot be stored go (default `<topic>.dead-letters`). Create it
-    /// like the audit topic: until it accepts a dead letter the projector retries it and
-    /// commits no offsets (`ProjectorState::RetryingDeadLetter`, reason in `health()`).
+    /// Where messages that cannot be stored go (default `<topic>.dead-letters`). The
+    /// projector creates it (one partition) before its first dead letter if it does not
+    /// exist; create it yourself where clients may not create topics. Until it accepts a dead
+    /// letter the projector retries it and commits no offsets
+    /// (`ProjectorState::RetryingDeadLetter`, reason in `health()`).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

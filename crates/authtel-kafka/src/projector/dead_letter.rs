@@ -6,6 +6,7 @@
 //! message did not decode (a refused record is written as its CloudEvents JSON); two headers
 //! say why and where from: [`REASON`] and [`ORIGIN`] (`<topic>/<partition>/<offset>`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use authtel_core::audit::AuditEvent;
@@ -77,6 +78,9 @@ impl Poison {
 pub(super) struct DeadLetterTopic {
     producer: FutureProducer,
     pub(super) topic: String,
+    bootstrap: String,
+    /// Whether the topic was created (or found) before the first dead letter.
+    ensured: AtomicBool,
 }
 
 impl DeadLetterTopic {
@@ -100,7 +104,23 @@ impl DeadLetterTopic {
         Ok(DeadLetterTopic {
             producer: cfg.create()?,
             topic,
+            bootstrap: bootstrap.to_owned(),
+            ensured: AtomicBool::new(false),
         })
+    }
+
+    /// Creates the topic (one partition) before the first dead letter, as Kafka Connect does
+    /// for its dead-letter queues; an existing topic is fine. A failure (no permission) is
+    /// returned for the health report; producing is tried anyway.
+    pub(super) async fn ensure_topic(&self) -> Result<(), String> {
+        if self.ensured.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        crate::create_topic(&self.bootstrap, &self.topic, 1, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.ensured.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Produces one dead letter and waits for the broker's acknowledgement.

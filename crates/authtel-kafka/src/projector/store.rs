@@ -157,6 +157,14 @@ impl Projector {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), ProjectorError> {
         let inner = &self.inner;
+        if !batch.poison.is_empty()
+            && let Err(e) = inner.dead_letters.ensure_topic().await
+        {
+            self.note_error(format!(
+                "could not create the dead-letter topic {:?} (producing to it anyway): {e}",
+                inner.dead_letters.topic
+            ));
+        }
         for poison in &batch.poison {
             let mut backoff = STORE_RETRY_MIN;
             loop {
