@@ -144,3 +144,27 @@ impl ProjectorBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{KafkaForwarder, Projector};
+
+    #[test]
+    fn builder_debug_output_never_shows_setting_values() {
+        let producer = KafkaForwarder::builder("broker:9092", "auth-audit")
+            .with_config("sasl.username", "svc-auth")
+            .with_config("sasl.password", "hunter2-producer");
+        let projector = Projector::builder("broker:9092", "g", "auth-audit")
+            .with_config("sasl.password", "hunter2-consumer")
+            .with_config("ssl.key.password", "hunter2-key");
+        for shown in [format!("{producer:?}"), format!("{projector:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("svc-auth"), "{shown}");
+            assert!(
+                shown.contains("sasl.password"),
+                "keys stay visible: {shown}"
+            );
+            assert!(shown.contains("auth-audit"), "{shown}");
+        }
+    }
+}
