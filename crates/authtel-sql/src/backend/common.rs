@@ -155,13 +155,23 @@ impl AuditStore<Db> {
             .acquire()
             .await
             .map_err(SqlError::db("acquire a connection for migrations"))?;
+        // `run_direct` takes the connection itself: `Migrator::run`'s `Acquire<'a>` bound makes
+        // this future fail `tokio::spawn`'s Send check with a higher-ranked lifetime error
+        // ("implementation of `Acquire` is not general enough"); sqlx keeps `run_direct`
+        // public for exactly this. Same migrations, locking and checksum validation.
         if !MIGRATE_ON_OWN_CONNECTION {
-            return migrator.run(&mut *conn).await.map_err(SqlError::Migrate);
+            return migrator
+                .run_direct(None, &mut *conn, false)
+                .await
+                .map_err(SqlError::Migrate);
         }
         // A connection of its own: the schema's search_path must not leak into the pool.
         let mut conn = conn.detach();
         prepare_migration_connection(&mut conn, self.schema()).await?;
-        let result = migrator.run(&mut conn).await.map_err(SqlError::Migrate);
+        let result = migrator
+            .run_direct(None, &mut conn, false)
+            .await
+            .map_err(SqlError::Migrate);
         let _ = sqlx::Connection::close(conn).await;
         result
     }

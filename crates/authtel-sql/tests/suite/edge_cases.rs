@@ -249,4 +249,32 @@ mod edge_cases {
         }
         assert_eq!(count_rows(&store).await.0, 0);
     }
+
+    /// `migrate()`'s future is `Send + 'static`-friendly: it can run on a spawned task (on
+    /// SQLite it used to fail to compile with a higher-ranked lifetime error).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrate_can_be_spawned() {
+        let Some(store) = super::fresh_store("spawned_migrate", &[]).await else {
+            return;
+        };
+        let task = tokio::spawn({
+            let store = store.clone();
+            async move { store.migrate().await }
+        });
+        task.await.unwrap().unwrap();
+        // The other operations an application runs from tasks are spawnable too.
+        let s = store.clone();
+        tokio::spawn(async move { s.check_schema().await }).await.unwrap().unwrap();
+        let s = store.clone();
+        let page = tokio::spawn(async move { s.query(&AuditQuery::new()).await });
+        assert!(page.await.unwrap().unwrap().events.is_empty());
+        let s = store.clone();
+        let writer = tokio::spawn(async move { BatchWriter::new(&s).write(&batch(3)).await });
+        assert_eq!(writer.await.unwrap().unwrap().stored, 3);
+        let s = store.clone();
+        let mut tx = tokio::spawn(async move { s.begin().await }).await.unwrap().unwrap();
+        tx.record(&batch(1)[0]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count_rows(&store).await.0, 4);
+    }
 }
