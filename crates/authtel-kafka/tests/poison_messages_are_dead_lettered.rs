@@ -47,10 +47,11 @@ async fn send_raw(bootstrap: &str, topic: &str, key: &str, payload: &[u8]) {
     .expect("raw message delivered");
 }
 
-async fn poison_is_dead_lettered<S>(test: &str, store: AuditStore<S>)
+async fn poison_is_dead_lettered<S>(test: &str, store: AuditStore<S>, through_forwarder: bool)
 where
     S: sqlx::Database,
     AuditStore<S>: ProjectionSink + RowCount,
+    authtel_sql::BatchWriter<S>: Forwarder,
 {
     let Some(bootstrap) = common::bootstrap(test) else {
         return;
@@ -92,9 +93,13 @@ where
         .with_config("session.timeout.ms", "6000")
         .with_config("heartbeat.interval.ms", "500")
         // One batch holds everything: the NUL record has 29 neighbours to isolate it from.
-        .with_linger(Duration::from_millis(500))
-        .build(store.clone())
-        .unwrap();
+        .with_linger(Duration::from_millis(500));
+    let p = if through_forwarder {
+        p.build_forwarding(Arc::new(authtel_sql::BatchWriter::new(&store)))
+    } else {
+        p.build(store.clone())
+    }
+    .unwrap();
     assert_eq!(p.dead_letter_topic(), dead);
     let task = tokio::spawn({
         let p = p.clone();
@@ -177,6 +182,19 @@ async fn poison_into_sqlite_is_dead_lettered() {
     poison_is_dead_lettered(
         "poison_into_sqlite_is_dead_lettered",
         common::stores::sqlite().await,
+        false,
+    )
+    .await;
+}
+
+/// The same through the `Forwarder` contract (the SQL store's `BatchWriter`), as any
+/// pipeline destination could be used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_through_a_forwarder_is_dead_lettered() {
+    poison_is_dead_lettered(
+        "poison_through_a_forwarder_is_dead_lettered",
+        common::stores::sqlite().await,
+        true,
     )
     .await;
 }
@@ -187,5 +205,5 @@ async fn poison_into_postgres_is_dead_lettered() {
     let Some(store) = common::stores::postgres(test).await else {
         return;
     };
-    poison_is_dead_lettered(test, store).await;
+    poison_is_dead_lettered(test, store, false).await;
 }

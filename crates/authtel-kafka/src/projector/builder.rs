@@ -91,6 +91,30 @@ impl ProjectorBuilder {
         self
     }
 
+    /// Like [`build`](Self::build), writing through any [`Forwarder`](authtel_core::forward::Forwarder)
+    /// (wrapped in a [`ForwarderSink`](crate::ForwarderSink)): the SQL store's
+    /// `authtel_sql::BatchWriter`, or any sink the pipeline can deliver to.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
+    /// # #[derive(Debug)] struct Nowhere;
+    /// # impl Forwarder for Nowhere {
+    /// #     fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let projector = authtel_kafka::Projector::builder("127.0.0.1:9092", "g", "auth-audit")
+    ///     .build_forwarding(Arc::new(Nowhere))
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn build_forwarding(
+        self,
+        forwarder: Arc<dyn authtel_core::forward::Forwarder>,
+    ) -> Result<Projector, BuildError> {
+        self.build(Arc::new(crate::ForwarderSink::new(forwarder)))
+    }
+
     /// Validates the configuration and creates the consumer (it subscribes in
     /// [`Projector::run`]). Call it inside a tokio runtime.
     pub fn build(self, sink: Arc<dyn ProjectionSink>) -> Result<Projector, BuildError> {
