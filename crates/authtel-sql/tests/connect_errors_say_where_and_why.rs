@@ -94,3 +94,44 @@ async fn a_statement_error_prints_its_cause() {
     assert!(text.contains("no such table"), "{text}");
     assert!(text.contains("call AuditStore::migrate()"), "{text}");
 }
+
+/// `sslmode=require` needs TLS: without the `postgres-tls` feature the URL is refused at once
+/// naming the feature; with it, TLS is attempted (here against a plain-text port that
+/// refuses, so the error is a connect error, not "built without TLS").
+#[tokio::test]
+async fn sslmode_require_names_the_tls_feature() {
+    let port = refused_port();
+    let url = format!("postgres://auditor:pw@127.0.0.1:{port}/audit?sslmode=require");
+    let err = authtel_sql::postgres::connect(&url).await.unwrap_err();
+    let text = err.to_string();
+    if cfg!(feature = "postgres-tls") {
+        assert!(matches!(err, SqlError::Connect { .. }), "{err:?}");
+    } else {
+        assert!(matches!(err, SqlError::InvalidUrl { .. }), "{err:?}");
+        assert!(text.contains("postgres-tls"), "{text}");
+    }
+    assert!(!text.contains(":pw@"), "{text}");
+}
+
+/// With `postgres-tls`, `sslmode=require` really negotiates TLS: the test server speaks plain
+/// text only, so the connection is refused for that reason (needs `DATABASE_URL`).
+#[cfg(feature = "postgres-tls")]
+#[tokio::test]
+async fn with_postgres_tls_sslmode_require_negotiates_tls() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none()
+                && std::env::var_os("AUTHTEL_REQUIRE_SERVICES").is_none(),
+            "DATABASE_URL is required"
+        );
+        eprintln!("skipping: DATABASE_URL is not set");
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let err = authtel_sql::postgres::connect(&format!("{url}{sep}sslmode=require"))
+        .await
+        .unwrap_err();
+    let text = err.to_string().to_lowercase();
+    assert!(matches!(err, SqlError::Connect { .. }), "{err:?}");
+    assert!(text.contains("tls") || text.contains("ssl"), "{text}");
+}

@@ -484,7 +484,9 @@ impl crate::AuditStore<Db> {
 /// The first connection is opened directly, so a refused port, an unknown host or a refused
 /// login fails at once with [`SqlError::Connect`] naming `host:port`, database and user (never
 /// the password) and the driver's reason, instead of the pool retrying until it times out. A
-/// URL that is not `postgres://` or `postgresql://` is [`SqlError::InvalidUrl`].
+/// URL that is not `postgres://` or `postgresql://` is [`SqlError::InvalidUrl`], and so is
+/// `sslmode=require` (or `verify-ca`, `verify-full`) without the `postgres-tls` feature; the
+/// default `sslmode=prefer` connects in plain text when TLS is not compiled in.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -506,6 +508,19 @@ pub async fn connect(url: &str) -> Result<PgPool, SqlError> {
     let options: PgConnectOptions = url
         .parse()
         .map_err(|e: sqlx::Error| invalid(e.to_string()))?;
+    #[cfg(not(feature = "postgres-tls"))]
+    if matches!(
+        options.get_ssl_mode(),
+        sqlx::postgres::PgSslMode::Require
+            | sqlx::postgres::PgSslMode::VerifyCa
+            | sqlx::postgres::PgSslMode::VerifyFull
+    ) {
+        return Err(invalid(
+            "its sslmode needs TLS, which authtel-sql is built without: enable its \
+             `postgres-tls` feature"
+                .to_owned(),
+        ));
+    }
     let target = match options.get_socket() {
         Some(socket) => format!("socket {}", socket.display()),
         None => format!("{}:{}", options.get_host(), options.get_port()),
