@@ -300,6 +300,10 @@ thread_local! {
     static REPORTING_FAILURE: Cell<bool> = const { Cell::new(false) };
 }
 
+/// The token of a scope entered when the thread's scope stack was already destroyed (from a
+/// thread-local destructor): no stack entry has it.
+const NO_SCOPE: u64 = u64::MAX;
+
 /// Whether any handler could hear an event: one relaxed atomic load.
 #[inline]
 pub fn is_active() -> bool {
@@ -500,12 +504,16 @@ impl Registry {
     /// assert_eq!(seen.load(Ordering::Relaxed), 1);
     /// ```
     pub fn enter(&self) -> ScopeGuard {
-        let token = SCOPE_STACK.with(|stack| {
-            let mut stack = stack.borrow_mut();
-            let token = stack.last().map_or(0, |(t, _)| t + 1);
-            stack.push((token, self.inner.clone()));
-            token
-        });
+        // A thread-local destructor running after this thread's scope stack was destroyed
+        // gets a guard for no scope (its emits go to the global registry), not an abort.
+        let token = SCOPE_STACK
+            .try_with(|stack| {
+                let mut stack = stack.borrow_mut();
+                let token = stack.last().map_or(0, |(t, _)| t + 1);
+                stack.push((token, self.inner.clone()));
+                token
+            })
+            .unwrap_or(NO_SCOPE);
         // While this thread is in a scope, its cached global snapshot must not be used:
         // invalidating it sends every emit here through the scope lookup.
         global_snapshot::invalidate();
@@ -540,7 +548,8 @@ impl Drop for ScopeGuard {
     fn drop(&mut self) {
         // Remove this scope wherever it is in the stack: guards dropped out of order must
         // leave the newest scope still alive in force, never one already dropped.
-        SCOPE_STACK.with(|stack| stack.borrow_mut().retain(|(t, _)| *t != self.token));
+        // `try_with`: a guard dropped by a thread-local destructor may outlive the stack.
+        let _ = SCOPE_STACK.try_with(|stack| stack.borrow_mut().retain(|(t, _)| *t != self.token));
         ACTIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -609,7 +618,10 @@ pub(crate) fn with_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
 #[cold]
 #[inline(never)]
 pub(crate) fn with_uncached_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
-    let Some(inner) = SCOPE_STACK.with(|s| s.borrow().last().map(|(_, i)| i.clone())) else {
+    // `try_with`: an emit from a thread-local destructor (the scope stack may be gone) must
+    // not abort the process; with no stack there is no scope, so it goes to the global.
+    let scope = SCOPE_STACK.try_with(|s| s.borrow().last().map(|(_, i)| i.clone()));
+    let Some(inner) = scope.ok().flatten() else {
         return global_snapshot::refresh_and_run(f);
     };
     let snapshot = inner.snapshot.load();
@@ -833,7 +845,7 @@ fn on_failure(
         "authtel handler panicked; the event was not handled by it. It stays attached; fix the handler or attach it with a FailurePolicy"
     );
     // A failure while reporting a failure is counted but not reported again: no loops.
-    let nested = REPORTING_FAILURE.with(|r| r.replace(true));
+    let nested = REPORTING_FAILURE.replace(true);
     let meta = Metadata::new()
         .reason(reason)
         .with_extra("handler", &*entry.id)
@@ -877,6 +889,6 @@ fn on_failure(
         deliver(inner, &registry.inner.snapshot.load(), &report);
     }
     if !nested {
-        REPORTING_FAILURE.with(|r| r.set(false));
+        REPORTING_FAILURE.set(false);
     }
 }

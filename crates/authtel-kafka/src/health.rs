@@ -59,8 +59,13 @@ pub struct ProjectorCounters {
     pub projected: u64,
     /// Records the store already had (a redelivery or a producer retry).
     pub duplicates: u64,
-    /// Messages that were not audit records; counted, logged and skipped.
+    /// Messages that were not audit records; counted and dead-lettered.
     pub decode_errors: u64,
+    /// Records the store refused permanently (its batch neighbours were stored); counted and
+    /// dead-lettered.
+    pub refused: u64,
+    /// Messages produced to the dead-letter topic (`decode_errors + refused` once delivered).
+    pub dead_lettered: u64,
     /// Store transactions committed.
     pub store_commits: u64,
     /// Store transactions that failed (the batch is retried, offsets stay put).

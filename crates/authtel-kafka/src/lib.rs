@@ -7,7 +7,9 @@
 //!   report from librdkafka's idempotent producer. Failures are typed
 //!   ([`DeliveryError`]) and classified transient (retry) or permanent.
 //! - [`Projector`] is a consumer-group member that upserts records into a
-//!   [`ProjectionSink`] and commits offsets only after the store committed.
+//!   [`ProjectionSink`] — or any [`Forwarder`](authtel_core::forward::Forwarder), such as
+//!   `authtel_sql::BatchWriter`, through [`ProjectorBuilder::build_forwarding`] — and commits
+//!   offsets only after the store committed.
 //! - [`cloudevents`] describes and decodes the message format.
 //!
 //! # In libraries
@@ -26,6 +28,9 @@
 //! # Feature flags
 //! - `sqlite`: `authtel_sql::AuditStore<Sqlite>` implements [`ProjectionSink`].
 //! - `postgres`: `authtel_sql::AuditStore<Postgres>` implements [`ProjectionSink`].
+//!
+//! Neither is needed to project into SQL: `build_forwarding(Arc::new(BatchWriter::new(&store)))`
+//! does it through the `Forwarder` contract, without compiling sqlx into this crate.
 //!
 //! rdkafka is used with its default features: a bundled librdkafka built with its own
 //! configure script (needs a C compiler, make and zlib; no cmake, no system librdkafka),
@@ -53,7 +58,8 @@ pub use health::{
     HealthState, Lag, PartitionLag, ProducerCounters, ProducerHealth, ProjectorCounters,
 };
 pub use producer::{KafkaForwarder, KafkaForwarderBuilder};
+pub use projector::dead_letter::{ORIGIN as DEAD_LETTER_ORIGIN, REASON as DEAD_LETTER_REASON};
 pub use projector::{
     LagError, Projector, ProjectorBuilder, ProjectorError, ProjectorHealth, ProjectorState,
 };
-pub use sink::{ProjectFuture, ProjectionSink};
+pub use sink::{ForwarderSink, ProjectFuture, ProjectionSink};

@@ -65,7 +65,7 @@ impl fmt::Debug for KafkaForwarder {
 }
 
 /// Configures a [`KafkaForwarder`]; see [`KafkaForwarder::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaForwarderBuilder {
     bootstrap: String,
     topic: String,
@@ -73,6 +73,21 @@ pub struct KafkaForwarderBuilder {
     compression: Compression,
     message_timeout: Duration,
     settings: Vec<(String, String)>,
+}
+
+impl fmt::Debug for KafkaForwarderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be credentials (sasl.password, ssl.key.password): keys only.
+        let keys: Vec<&str> = self.settings.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KafkaForwarderBuilder")
+            .field("bootstrap", &self.bootstrap)
+            .field("topic", &self.topic)
+            .field("source", &self.source)
+            .field("compression", &self.compression)
+            .field("message_timeout", &self.message_timeout)
+            .field("settings", &keys)
+            .finish()
+    }
 }
 
 impl KafkaForwarder {

@@ -6,8 +6,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+use std::sync::Arc;
+
 use authtel_core::audit::AuditEvent;
-use authtel_core::forward::ForwardError;
+use authtel_core::forward::{ForwardError, Forwarder};
 
 /// The future a sink returns: how many records were new.
 pub type ProjectFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, ForwardError>> + Send + 'a>>;
@@ -47,5 +49,49 @@ pub trait ProjectionSink: Send + Sync + fmt::Debug + 'static {
 impl<S: ProjectionSink + ?Sized> ProjectionSink for std::sync::Arc<S> {
     fn project<'a>(&'a self, batch: &'a [AuditEvent]) -> ProjectFuture<'a> {
         (**self).project(batch)
+    }
+}
+
+/// Any [`Forwarder`] as a [`ProjectionSink`], so the projector can write wherever the
+/// pipeline can — the SQL store's `authtel_sql::BatchWriter` included — without this crate
+/// depending on the destination. See [`ProjectorBuilder::build_forwarding`](crate::ProjectorBuilder::build_forwarding).
+///
+/// The [`Forwarder`] contract says nothing about duplicates, so every record of a stored
+/// batch counts as projected (`ProjectorCounters::duplicates` then counts only duplicates
+/// inside one batch). The forwarder must be idempotent on the event id, as the contract asks.
+///
+/// ```
+/// use std::sync::Arc;
+/// use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
+/// use authtel_kafka::{ForwarderSink, ProjectionSink};
+/// #[derive(Debug)]
+/// struct Nowhere;
+/// impl Forwarder for Nowhere {
+///     fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> {
+///         Box::pin(async { Ok(()) })
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let sink = ForwarderSink::new(Arc::new(Nowhere));
+/// let batch = [AuditEvent::new("auth.logout", authtel_core::Outcome::Success)];
+/// assert_eq!(sink.project(&batch).await.unwrap(), 1);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ForwarderSink(Arc<dyn Forwarder>);
+
+impl ForwarderSink {
+    /// Wraps `forwarder`.
+    pub fn new(forwarder: Arc<dyn Forwarder>) -> ForwarderSink {
+        ForwarderSink(forwarder)
+    }
+}
+
+impl ProjectionSink for ForwarderSink {
+    fn project<'a>(&'a self, batch: &'a [AuditEvent]) -> ProjectFuture<'a> {
+        Box::pin(async move {
+            self.0.forward(batch).await?;
+            Ok(batch.len() as u64)
+        })
     }
 }

@@ -107,6 +107,7 @@ where
     assert_eq!(c.consumed, 201, "{c:?}");
     assert_eq!(c.projected, 200, "{c:?}");
     assert_eq!(c.decode_errors, 1, "{c:?}");
+    assert_eq!(c.dead_lettered, 1, "{c:?}");
     assert_eq!(c.duplicates, 0, "{c:?}");
     assert_eq!(store.rows().await, (200, 200));
     let stored = store.actor_events("u_3").await;

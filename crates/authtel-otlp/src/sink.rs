@@ -72,6 +72,16 @@ pub enum BuildError {
     /// The endpoint is not an `http://` or `https://` URL.
     #[error("otlp endpoint {0:?} is invalid; give a URL such as \"http://collector:4317\"")]
     InvalidEndpoint(String),
+    /// The endpoint (given, or from an `OTEL_EXPORTER_OTLP_*ENDPOINT` variable) is
+    /// `https://`, but this crate is built without TLS: the connection would fail at every
+    /// export.
+    #[error(
+        "otlp endpoint {endpoint:?} needs TLS, which authtel-otlp is built without; send to a collector over http:// on loopback or a private network (an OpenTelemetry Collector sidecar can forward over TLS)"
+    )]
+    TlsNotCompiled {
+        /// The `https://` endpoint.
+        endpoint: String,
+    },
     /// opentelemetry-otlp refused the configuration.
     #[error(
         "building the otlp {signal} exporter for {endpoint} failed; check the endpoint and OTEL_EXPORTER_OTLP_* variables"
@@ -126,7 +136,7 @@ pub enum FlushError {
 /// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, and here
 /// `OTEL_EXPORTER_OTLP_PROTOCOL`; the resource reads `OTEL_SERVICE_NAME` and
 /// `OTEL_RESOURCE_ATTRIBUTES`. Values set here win.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OtlpSinkBuilder {
     protocol: Option<Protocol>,
     endpoint: Option<String>,
@@ -136,6 +146,27 @@ pub struct OtlpSinkBuilder {
     service_version: Option<String>,
     retry_window: Duration,
     audit_logs: bool,
+}
+
+impl fmt::Debug for OtlpSinkBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values are often API keys or bearer tokens: names only.
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), "***"))
+            .collect();
+        f.debug_struct("OtlpSinkBuilder")
+            .field("protocol", &self.protocol)
+            .field("endpoint", &self.endpoint)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("service_name", &self.service_name)
+            .field("service_version", &self.service_version)
+            .field("retry_window", &self.retry_window)
+            .field("audit_logs", &self.audit_logs)
+            .finish()
+    }
 }
 
 impl Default for OtlpSinkBuilder {
@@ -257,6 +288,23 @@ impl OtlpSinkBuilder {
             }
             None => None,
         };
+        // No TLS is compiled in (tonic and reqwest without TLS features): refuse https://
+        // now rather than fail every export later.
+        let env_endpoints = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        ];
+        let https = match &base {
+            Some(e) => Some(e.clone()).filter(|e| is_https(e)),
+            None => env_endpoints
+                .iter()
+                .filter_map(|v| std::env::var(v).ok())
+                .find(|e| is_https(e)),
+        };
+        if let Some(endpoint) = https {
+            return Err(BuildError::TlsNotCompiled { endpoint });
+        }
         let shown = base.clone().unwrap_or_else(|| {
             std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_else(|_| {
                 match protocol {
@@ -456,6 +504,10 @@ pub struct OtlpSink {
     endpoint: String,
     shut_down: AtomicBool,
     runtime: Option<tokio::runtime::Runtime>,
+}
+
+fn is_https(endpoint: &str) -> bool {
+    endpoint.trim().to_ascii_lowercase().starts_with("https://")
 }
 
 impl fmt::Debug for OtlpSink {

@@ -72,10 +72,10 @@ fn record() -> AuditEvent {
     e
 }
 
-fn bench_err(source: sqlx::Error) -> authtel_sql::SqlError {
+fn bench_err(cause: sqlx::Error) -> authtel_sql::SqlError {
     authtel_sql::SqlError::Database {
         context: "run a bench statement",
-        source,
+        cause,
     }
 }
 

@@ -14,19 +14,46 @@ use authtel_core::forward::{ErrorKind, ForwardError};
 #[non_exhaustive]
 pub enum SqlError {
     /// The database answered with an error or could not be reached.
-    #[error("{context} failed; check that the database is reachable and migrate() has run")]
+    ///
+    /// The driver's error is part of the message (not a `source()`): every way of printing the
+    /// error shows it exactly once.
+    #[error("{context} failed: {cause}; {}", database_hint(cause))]
     Database {
         /// What was being done.
         context: &'static str,
         /// The driver's error.
-        #[source]
-        source: sqlx::Error,
+        cause: sqlx::Error,
+    },
+    /// Opening the database failed: the server refused or did not answer, the login was
+    /// refused, or the SQLite file cannot be opened. Returned by `connect` at once, without
+    /// waiting for a pool timeout.
+    #[error(
+        "could not connect to {backend} at {target}: {cause}; {}",
+        connect_hint(backend)
+    )]
+    Connect {
+        /// `PostgreSQL` or `SQLite`.
+        backend: &'static str,
+        /// Where: `host:port (database …, user …)` or the SQLite path; never a password.
+        target: String,
+        /// The driver's error.
+        cause: sqlx::Error,
+    },
+    /// A connection URL or path that this backend cannot use.
+    #[error("{backend} URL {url:?} cannot be used: {problem}")]
+    InvalidUrl {
+        /// `PostgreSQL` or `SQLite`.
+        backend: &'static str,
+        /// The URL as given, with any password replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        problem: String,
     },
     /// Running the migrations failed.
     #[error(
-        "running the authtel-sql migrations failed; see the cause and fix the schema by hand if a migration was modified"
+        "running the authtel-sql migrations failed: {0}; fix the schema by hand if a migration was modified"
     )]
-    Migrate(#[source] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// The audit tables are missing or older than this library: `migrate()` has not run.
     #[error(
         "the audit schema is at migration {found} but this library needs {expected}; call AuditStore::migrate() at startup"
@@ -79,19 +106,18 @@ pub enum SqlError {
     )]
     InvalidCursor(String),
     /// Writing an export failed.
-    #[error("writing the NDJSON export failed after {written} records")]
+    #[error("writing the NDJSON export failed after {written} records: {cause}")]
     Export {
         /// Records written before the failure.
         written: u64,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 impl SqlError {
     pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> SqlError {
-        move |source| SqlError::Database { context, source }
+        move |cause| SqlError::Database { context, cause }
     }
 
     /// Whether retrying the same operation later can help (the database was unreachable or
@@ -103,18 +129,68 @@ impl SqlError {
     /// ```
     pub fn is_transient(&self) -> bool {
         match self {
-            SqlError::Database { source, .. } => {
+            SqlError::Database { cause, .. } | SqlError::Connect { cause, .. } => {
                 matches!(
-                    source,
+                    cause,
                     sqlx::Error::Io(_)
                         | sqlx::Error::PoolTimedOut
                         | sqlx::Error::PoolClosed
                         | sqlx::Error::WorkerCrashed
                         | sqlx::Error::Protocol(_)
-                ) || matches!(source, sqlx::Error::Database(db) if is_transient_db_code(db.code().as_deref()))
+                ) || matches!(cause, sqlx::Error::Database(db) if is_transient_db_code(db.code().as_deref()))
             }
             _ => false,
         }
+    }
+}
+
+/// What to check for a driver error, in words an operator can act on.
+fn database_hint(cause: &sqlx::Error) -> &'static str {
+    match cause {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => "check that the database is reachable",
+        sqlx::Error::Database(db)
+            if db.code().as_deref() == Some("42P01") || db.message().contains("no such table") =>
+        {
+            "the audit tables are missing: call AuditStore::migrate() at startup"
+        }
+        sqlx::Error::Database(_) => "the database refused the statement (see its message)",
+        _ => "see the driver's message",
+    }
+}
+
+fn connect_hint(backend: &str) -> &'static str {
+    if backend == "SQLite" {
+        "check that the directory exists and this process may write there"
+    } else {
+        "check that the server runs there and accepts this user (pg_hba.conf, password, sslmode)"
+    }
+}
+
+/// `url` with the password of its user-info part (`scheme://user:password@host`) replaced by
+/// `***`, for error messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    let authority = &url[scheme_end..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &url[scheme_end + at..]
+        ),
+        None => url.to_owned(),
     }
 }
 
@@ -138,5 +214,44 @@ impl From<SqlError> for ForwardError {
             ErrorKind::Transient => ForwardError::transient("write audit batch to SQL", e),
             ErrorKind::Permanent => ForwardError::permanent("write audit batch to SQL", e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        for (url, want) in [
+            (
+                "postgres://app:s3cr%40t@db:5432/audit?sslmode=require",
+                "postgres://app:***@db:5432/audit?sslmode=require",
+            ),
+            ("postgres://app@db/audit", "postgres://app@db/audit"),
+            ("mysql://root:pw@h/db", "mysql://root:***@h/db"),
+            ("postgres://db/a@b", "postgres://db/a@b"),
+            ("not a url", "not a url"),
+            ("x://u:p@", "x://u:***@"),
+        ] {
+            assert_eq!(redact_url(url), want);
+        }
+    }
+
+    #[test]
+    fn database_errors_print_their_cause_once() {
+        let e = SqlError::Database {
+            context: "insert audit event",
+            cause: sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("insert audit event failed: "), "{text}");
+        assert!(text.contains("connection refused"), "{text}");
+        assert!(
+            text.contains("check that the database is reachable"),
+            "{text}"
+        );
+        assert!(std::error::Error::source(&e).is_none());
+        assert!(e.is_transient());
     }
 }

@@ -37,6 +37,9 @@
 //! # Feature flags
 //! - `sqlite` (default): the SQLite backend, [`sqlite`], with a bundled libsqlite3.
 //! - `postgres`: the PostgreSQL backend, [`postgres`].
+//! - `postgres-tls`: TLS to PostgreSQL (`sslmode=require`, `verify-ca`, `verify-full`) with
+//!   rustls (ring provider, webpki roots). Without it such a URL is
+//!   [`SqlError::InvalidUrl`] naming this feature.
 //!
 //! See `docs/sql.md` for the schema, the outbox design and operator queries.
 //!
@@ -62,7 +65,7 @@ mod row;
 mod store;
 mod tx;
 
-pub use batch::BatchWriter;
+pub use batch::{BatchOutcome, BatchWriter, RefusedRecord};
 pub use error::SqlError;
 pub use outbox::{DeadLetter, ForwarderState, Health, PurgeReport, RelayPass};
 pub use query::{AuditQuery, Cursor, MAX_PAGE, Page};

@@ -8,11 +8,16 @@
 //! dies mid-batch simply never marks its entries: they come due again when the lease ends
 //! and are delivered again (at least once; forwarders deduplicate on the event id).
 
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use authtel_core::forward::Forwarder;
+use authtel_core::audit::AuditEvent;
+use authtel_core::forward::{ErrorKind, ForwardError, Forwarder};
 use sqlx::Database;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -144,6 +149,76 @@ pub struct RelayStats {
     pub dead: AtomicU64,
     /// Passes that failed on the database (logged; the relay keeps going).
     pub errors: AtomicU64,
+    /// Forwarder calls (or relay passes) that panicked: caught, logged at error, counted; the
+    /// batch is retried like after a transient failure and the relay keeps going.
+    pub panics: AtomicU64,
+}
+
+/// Calls `forwarder` with `batch`, bounded by `timeout`, catching a panic in the call or
+/// while polling its future: a panic becomes a transient failure, counted in
+/// [`RelayStats::panics`] and logged.
+pub(crate) async fn forward_catching(
+    id: &str,
+    forwarder: &dyn Forwarder,
+    batch: &[AuditEvent],
+    timeout: Duration,
+    stats: &RelayStats,
+) -> Result<(), ForwardError> {
+    let caught = match catch_unwind(AssertUnwindSafe(|| forwarder.forward(batch))) {
+        Ok(future) => match tokio::time::timeout(timeout, CatchUnwind(future)).await {
+            Ok(caught) => caught,
+            Err(_) => {
+                return Err(ForwardError::message(
+                    ErrorKind::Transient,
+                    format!("forward to {id:?} (timed out after {timeout:?})"),
+                ));
+            }
+        },
+        Err(payload) => Err(payload),
+    };
+    caught.unwrap_or_else(|payload| {
+        stats.panics.fetch_add(1, Ordering::Relaxed);
+        let reason = panic_text(&*payload);
+        tracing::error!(
+            forwarder = id,
+            reason,
+            records = batch.len(),
+            "audit outbox forwarder panicked; the batch will be retried. Fix the forwarder"
+        );
+        Err(ForwardError::message(
+            ErrorKind::Transient,
+            format!("forward to {id:?} (the forwarder panicked: {reason})"),
+        ))
+    })
+}
+
+/// Polls a future, turning a panic into `Err(payload)`.
+pub(crate) struct CatchUnwind<F>(pub(crate) F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.0).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// A panic's message, truncated, and withheld if it looks like a credential.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload");
+    if authtel_core::metadata::looks_like_credential(text) {
+        authtel_core::metadata::REDACTED
+    } else {
+        authtel_core::metadata::truncate(text, 200)
+    }
 }
 
 /// A spawned relay. Stop it with [`RelayHandle::shutdown`]; dropping the handle aborts the
@@ -169,7 +244,9 @@ impl RelayHandle {
     }
 
     /// Asks the relay to finish its current pass and stop, waiting at most `timeout`;
-    /// returns whether it stopped in time (if not, it is aborted).
+    /// returns whether it stopped cleanly in time (if not in time, it is aborted; `false`
+    /// also if the task had ended by a panic). Panics the relay caught and survived are in
+    /// [`RelayStats::panics`].
     pub async fn shutdown(mut self, timeout: Duration) -> bool {
         self.stop.notify_one();
         let Some(task) = self.task.take() else {
@@ -177,7 +254,7 @@ impl RelayHandle {
         };
         let abort = task.abort_handle();
         match tokio::time::timeout(timeout, task).await {
-            Ok(_) => true,
+            Ok(joined) => joined.is_ok(),
             Err(_) => {
                 abort.abort();
                 false

@@ -77,6 +77,19 @@ mod sqlite_suite {
     }
 
     include!("suite/cases.rs");
+    include!("suite/edge_cases.rs");
+
+    /// A trigger refuses rows of `actor` (SQLite cannot add a CHECK to an existing table).
+    async fn refuse_actor_in_db(store: &AuditStore<Db>, actor: &str) {
+        let sql = format!(
+            "CREATE TRIGGER refuse_{actor} BEFORE INSERT ON audit_events \
+             WHEN NEW.actor_id = '{actor}' BEGIN SELECT RAISE(ABORT, 'actor {actor} refused'); END"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn invalid_utf8_in_a_stored_row_is_a_typed_error() {
@@ -172,6 +185,20 @@ mod postgres_suite {
     }
 
     include!("suite/cases.rs");
+    include!("suite/edge_cases.rs");
+
+    /// A CHECK constraint refuses rows of `actor`.
+    async fn refuse_actor_in_db(store: &AuditStore<Db>, actor: &str) {
+        let s = store.schema().unwrap();
+        let sql = format!(
+            "ALTER TABLE \"{s}\".audit_events ADD CONSTRAINT refuse_{actor} \
+             CHECK (actor_id IS DISTINCT FROM '{actor}') NOT VALID"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn monthly_partitions_route_dedupe_and_drop() {

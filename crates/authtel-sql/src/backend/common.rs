@@ -85,6 +85,23 @@ fn parse_ip(text: String) -> Result<std::net::IpAddr, SqlError> {
     })
 }
 
+/// The row for `event`: validated and scrubbed (`EventRow::from_event`), with `occurred_at`
+/// inside the years 0000 to 9999 that RFC 3339 (the JSON and Kafka form) can carry, so what
+/// is stored reads back and exports exactly on both backends.
+fn row_of(event: &AuditEvent) -> Result<EventRow<'_>, SqlError> {
+    if !(Timestamp::MIN..=Timestamp::MAX).contains(&event.occurred_at) {
+        return Err(SqlError::InvalidEvent {
+            event_id: event.id,
+            field: "occurred_at",
+            problem: format!(
+                "({} µs since the epoch) is outside years 0000 to 9999 UTC",
+                event.occurred_at.unix_micros()
+            ),
+        });
+    }
+    EventRow::from_event(event)
+}
+
 /// The full text of an error and its causes, for the outbox's `last_error`.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -138,13 +155,23 @@ impl AuditStore<Db> {
             .acquire()
             .await
             .map_err(SqlError::db("acquire a connection for migrations"))?;
+        // `run_direct` takes the connection itself: `Migrator::run`'s `Acquire<'a>` bound makes
+        // this future fail `tokio::spawn`'s Send check with a higher-ranked lifetime error
+        // ("implementation of `Acquire` is not general enough"); sqlx keeps `run_direct`
+        // public for exactly this. Same migrations, locking and checksum validation.
         if !MIGRATE_ON_OWN_CONNECTION {
-            return migrator.run(&mut *conn).await.map_err(SqlError::Migrate);
+            return migrator
+                .run_direct(None, &mut *conn, false)
+                .await
+                .map_err(SqlError::Migrate);
         }
         // A connection of its own: the schema's search_path must not leak into the pool.
         let mut conn = conn.detach();
         prepare_migration_connection(&mut conn, self.schema()).await?;
-        let result = migrator.run(&mut conn).await.map_err(SqlError::Migrate);
+        let result = migrator
+            .run_direct(None, &mut conn, false)
+            .await
+            .map_err(SqlError::Migrate);
         let _ = sqlx::Connection::close(conn).await;
         result
     }
@@ -172,7 +199,7 @@ impl AuditStore<Db> {
         event: &AuditEvent,
     ) -> Result<(), SqlError> {
         let event = crate::row::screen(event)?;
-        let row = EventRow::from_event(&event)?;
+        let row = row_of(&event)?;
         record_rows_in(self, conn, &row, now_micros()).await
     }
 
@@ -187,7 +214,7 @@ impl AuditStore<Db> {
         let events = crate::row::screen_all(events)?;
         let rows = events
             .iter()
-            .map(|e| EventRow::from_event(e))
+            .map(|e| row_of(e))
             .collect::<Result<Vec<_>, _>>()?;
         insert_rows(self, conn, &rows).await
     }
@@ -271,7 +298,7 @@ impl AuditStore<Db> {
         loop {
             let page = self.query(&q).await?;
             for e in &page.events {
-                let io = |source| SqlError::Export { written, source };
+                let io = |cause| SqlError::Export { written, cause };
                 serde_json::to_writer(&mut out, e).map_err(|e| io(e.into()))?;
                 out.write_all(b"\n").map_err(io)?;
                 written += 1;
@@ -282,7 +309,7 @@ impl AuditStore<Db> {
             }
         }
         out.flush()
-            .map_err(|source| SqlError::Export { written, source })?;
+            .map_err(|cause| SqlError::Export { written, cause })?;
         Ok(written)
     }
 
@@ -639,17 +666,14 @@ impl Relay<Db> {
         if batch.is_empty() {
             return Ok(pass);
         }
-        let result = tokio::time::timeout(self.config.forward_timeout, forwarder.forward(&batch))
-            .await
-            .unwrap_or_else(|_| {
-                Err(ForwardError::message(
-                    authtel_core::forward::ErrorKind::Transient,
-                    format!(
-                        "forward to {id:?} (timed out after {:?})",
-                        self.config.forward_timeout
-                    ),
-                ))
-            });
+        let result = crate::relay::forward_catching(
+            id,
+            forwarder,
+            &batch,
+            self.config.forward_timeout,
+            &self.stats,
+        )
+        .await;
         let done_at = now_micros();
         match result {
             Ok(()) => {
@@ -708,11 +732,22 @@ impl Relay<Db> {
         let task_wake = wake.clone();
         let task = tokio::spawn(async move {
             loop {
-                let busy = match self.run_once().await {
-                    Ok(pass) => pass.claimed > 0,
-                    Err(e) => {
+                // Forwarder panics are caught per call; this catches any other panic in a
+                // pass, so the task never dies silently.
+                let pass = crate::relay::CatchUnwind(Box::pin(self.run_once())).await;
+                let busy = match pass {
+                    Ok(Ok(pass)) => pass.claimed > 0,
+                    Ok(Err(e)) => {
                         self.stats.errors.fetch_add(1, AtomicOrdering::Relaxed);
                         tracing::warn!(error = %error_chain(&e), "audit outbox relay pass failed");
+                        false
+                    }
+                    Err(payload) => {
+                        self.stats.panics.fetch_add(1, AtomicOrdering::Relaxed);
+                        tracing::error!(
+                            reason = crate::relay::panic_text(&*payload),
+                            "audit outbox relay pass panicked; the relay keeps going"
+                        );
                         false
                     }
                 };
@@ -742,16 +777,121 @@ impl Relay<Db> {
     }
 }
 
+impl BatchWriter<Db> {
+    /// Stores `batch`, skipping ids already stored. Records that fail validation or that the
+    /// database refuses (a constraint or data error) are refused alone — the batch is split
+    /// in halves until they stand alone — and every other record is stored. A transient
+    /// failure (database unreachable or busy) is an `Err`, and retrying the same batch is
+    /// safe: what was stored is skipped.
+    pub async fn write(&self, batch: &[AuditEvent]) -> Result<crate::BatchOutcome, SqlError> {
+        let mut refused = Vec::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut positions = Vec::with_capacity(batch.len());
+        // Core's one policy first: records over its bounds are refused alone too.
+        let mut screened = Vec::with_capacity(batch.len());
+        for (index, event) in batch.iter().enumerate() {
+            match crate::row::screen(event) {
+                Ok(event) => screened.push((index, event)),
+                Err(error) => refused.push(crate::RefusedRecord {
+                    index,
+                    event_id: event.id,
+                    error,
+                }),
+            }
+        }
+        for (index, event) in &screened {
+            let index = *index;
+            match row_of(event) {
+                Ok(row) => {
+                    rows.push(row);
+                    positions.push(index);
+                }
+                Err(error) => refused.push(crate::RefusedRecord {
+                    index,
+                    event_id: event.id,
+                    error,
+                }),
+            }
+        }
+        let mut pending = Vec::new();
+        pending.push(0..rows.len());
+        // Each split halves a range and stops at one row: at most 2n - 1 statements, and
+        // only when the database refused something.
+        while let Some(range) = pending.pop() {
+            if range.is_empty() {
+                continue;
+            }
+            match write_batch(&self.store, &rows[range.clone()]).await {
+                Ok(()) => {}
+                Err(error) if !refuses_a_record(&error) => return Err(error),
+                Err(error) if range.len() == 1 => {
+                    let index = positions[range.start];
+                    refused.push(crate::RefusedRecord {
+                        index,
+                        event_id: batch[index].id,
+                        error,
+                    });
+                }
+                Err(_) => {
+                    let mid = range.start + range.len() / 2;
+                    pending.push(mid..range.end);
+                    pending.push(range.start..mid);
+                }
+            }
+        }
+        refused.sort_by_key(|r| r.index);
+        Ok(crate::BatchOutcome {
+            stored: (batch.len() - refused.len()) as u64,
+            refused,
+        })
+    }
+}
+
+/// Whether the database refused a row (a constraint or a data error) rather than the
+/// statement or the connection: only then is a batch split to find the row.
+fn refuses_a_record(error: &SqlError) -> bool {
+    match error {
+        SqlError::Database {
+            cause: sqlx::Error::Database(db),
+            ..
+        } => {
+            use sqlx::error::ErrorKind as K;
+            matches!(
+                db.kind(),
+                K::UniqueViolation | K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation
+            ) || is_data_error_code(db.code().as_deref())
+        }
+        SqlError::Database {
+            cause: sqlx::Error::Encode(_),
+            ..
+        }
+        | SqlError::InvalidEvent { .. } => true,
+        _ => false,
+    }
+}
+
 impl Forwarder for BatchWriter<Db> {
     fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
         Box::pin(async move {
-            let batch = crate::row::screen_all(batch)?;
-            let rows = batch
+            let outcome = self.write(batch).await?;
+            let Some(first) = outcome.refused.first() else {
+                return Ok(());
+            };
+            let ids: Vec<String> = outcome
+                .refused
                 .iter()
-                .map(|e| EventRow::from_event(e))
-                .collect::<Result<Vec<_>, _>>()?;
-            write_batch(&self.store, &rows).await?;
-            Ok(())
+                .take(10)
+                .map(|r| r.event_id.to_string())
+                .collect();
+            let context = format!(
+                "the SQL store refused {} of {} audit records (the other {} are stored): {}{}; first refusal",
+                outcome.refused.len(),
+                batch.len(),
+                outcome.stored,
+                ids.join(", "),
+                if outcome.refused.len() > ids.len() { ", …" } else { "" },
+            );
+            Err(ForwardError::permanent(context, first.error.to_string()))
         })
     }
 }

@@ -40,7 +40,7 @@ pub(crate) const DIALECT: Dialect = Dialect {
          outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, \
          user_agent, resource, operation, reason, span_id, trace_id, metadata, \
          schema_version::int8",
-    ts_in: |p| format!("(timestamptz 'epoch' + ({p})::int8 * interval '1 microsecond')"),
+    ts_in: exact_ts,
     ts_out: |e| format!("(extract(epoch from {e}) * 1000000)::int8"),
     id_in: |p| format!("({p})::uuid"),
     id_out: |e| format!("{e}::text"),
@@ -173,11 +173,12 @@ fn extra_statements(stmts: &mut super::Statements, events: &str, outbox: &str, f
     let cols = crate::row::COLUMNS;
     stmts.record_with_outbox = Some(super::sql(format!(
         "WITH ins AS (INSERT INTO {events} ({cols}) VALUES ($1::uuid, \
-         (timestamptz 'epoch' + $2::int8 * interval '1 microsecond'), $3, $4, $5, $6, $7, $8, $9, \
+         {}, $3, $4, $5, $6, $7, $8, $9, \
          $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING RETURNING event_id) \
          INSERT INTO {outbox} (event_id, forwarder, status, attempts, next_attempt_at, created_at, \
          updated_at) SELECT ins.event_id, f.name, 'pending', 0, $19, $19, $19 FROM ins \
          CROSS JOIN (VALUES {}) AS f(name) ON CONFLICT DO NOTHING",
+        exact_ts("$2"),
         names.join(", ")
     )));
 }
@@ -302,22 +303,44 @@ async fn copy_in(conn: &mut DbConnection, stmt: &str, data: Vec<u8>) -> Result<(
 
 pub(crate) fn unnest_insert(events: &str) -> sqlx::SqlStr {
     super::sql(format!(
-        "INSERT INTO {events} ({}) SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', \
-         action, outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, \
+        "INSERT INTO {events} ({}) SELECT id::uuid, {}, action, outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, \
          user_agent, resource, operation, reason, span_id, trace_id, metadata, sv::int4 \
          FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
          $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[]) AS u(id, t, action, \
          outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, user_agent, \
          resource, operation, reason, span_id, trace_id, metadata, sv) ON CONFLICT DO NOTHING",
-        crate::row::COLUMNS
+        crate::row::COLUMNS,
+        exact_ts("t")
     ))
+}
+
+/// PostgreSQL SQLSTATE classes that refuse a row: 22 (data exception: bad encoding, value
+/// out of range) and 23 (integrity constraint violation).
+fn is_data_error_code(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+}
+
+/// `timestamptz` from unix microseconds in `p` (an int8 expression), exactly.
+///
+/// `int8 * interval` multiplies in float8, which has 53 bits: `n * interval '1 microsecond'`
+/// rounded 2300-01-01T00:00:00.000001Z to .000000 and 9999-12-31T23:59:59.999999Z to year
+/// 10000. Whole seconds times `interval '1 second'` (1e6 = 15625 * 2^6, so the product has
+/// at most 53 significant bits for |seconds| < 5.7e11, past year 9999) plus the remaining
+/// microseconds is exact; the store refuses times outside years 0000 to 9999 anyway.
+fn exact_ts(p: &str) -> String {
+    format!(
+        "(timestamptz 'epoch' + ({p})::int8 / 1000000 * interval '1 second' \
+         + ({p})::int8 % 1000000 * interval '1 microsecond')"
+    )
 }
 
 fn push_ts(qb: &mut sqlx::QueryBuilder<Db>, micros: i64) {
     qb.push("(timestamptz 'epoch' + ");
     qb.push_bind(micros);
-    qb.push("::int8 * interval '1 microsecond')");
+    qb.push("::int8 / 1000000 * interval '1 second' + ");
+    qb.push_bind(micros);
+    qb.push("::int8 % 1000000 * interval '1 microsecond')");
 }
 
 fn push_id(qb: &mut sqlx::QueryBuilder<Db>, id: String) {
@@ -430,7 +453,8 @@ impl crate::AuditStore<Db> {
             "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
              WHERE i.inhparent = $1::regclass AND c.relname ~ '^audit_events_p[0-9]{6}$' \
              AND (to_date(substr(c.relname, 15), 'YYYYMM') + interval '1 month') \
-             AT TIME ZONE 'UTC' <= (timestamptz 'epoch' + $2::int8 * interval '1 microsecond') \
+             AT TIME ZONE 'UTC' <= (timestamptz 'epoch' + $2::int8 / 1000000 * interval '1 second' \
+             + $2::int8 % 1000000 * interval '1 microsecond') \
              ORDER BY 1",
         )
         .bind(&events)
@@ -457,19 +481,77 @@ impl crate::AuditStore<Db> {
 
 /// Opens a PostgreSQL pool (at most 8 connections, 10 s acquire timeout).
 ///
+/// The first connection is opened directly, so a refused port, an unknown host or a refused
+/// login fails at once with [`SqlError::Connect`] naming `host:port`, database and user (never
+/// the password) and the driver's reason, instead of the pool retrying until it times out. A
+/// URL that is not `postgres://` or `postgresql://` is [`SqlError::InvalidUrl`], and so is
+/// `sslmode=require` (or `verify-ca`, `verify-full`) without the `postgres-tls` feature; the
+/// default `sslmode=prefer` connects in plain text when TLS is not compiled in.
+///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let pool = authtel_sql::postgres::connect("postgres://postgres@127.0.0.1:54329/postgres").await.unwrap();
 /// # }
 /// ```
 pub async fn connect(url: &str) -> Result<PgPool, SqlError> {
+    use sqlx::ConnectOptions;
+    let invalid = |problem: String| SqlError::InvalidUrl {
+        backend: "PostgreSQL",
+        url: crate::error::redact_url(url),
+        problem,
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(invalid(
+            "it must start with postgres:// or postgresql://".to_owned(),
+        ));
+    }
     let options: PgConnectOptions = url
         .parse()
-        .map_err(SqlError::db("parse the PostgreSQL URL"))?;
+        .map_err(|e: sqlx::Error| invalid(e.to_string()))?;
+    #[cfg(not(feature = "postgres-tls"))]
+    if matches!(
+        options.get_ssl_mode(),
+        sqlx::postgres::PgSslMode::Require
+            | sqlx::postgres::PgSslMode::VerifyCa
+            | sqlx::postgres::PgSslMode::VerifyFull
+    ) {
+        return Err(invalid(
+            "its sslmode needs TLS, which authtel-sql is built without: enable its \
+             `postgres-tls` feature"
+                .to_owned(),
+        ));
+    }
+    let target = match options.get_socket() {
+        Some(socket) => format!("socket {}", socket.display()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let target = format!(
+        "{target} (database {}, user {})",
+        options.get_database().unwrap_or(options.get_username()),
+        options.get_username()
+    );
+    let connect_error = |cause| SqlError::Connect {
+        backend: "PostgreSQL",
+        target: target.clone(),
+        cause,
+    };
+    let first = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            )))
+        })
+        .map_err(connect_error)?;
+    drop(first);
     PgPoolOptions::new()
         .max_connections(8)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(SqlError::db("connect to PostgreSQL"))
+        .map_err(connect_error)
 }
+
+/// How long `connect` waits for the server, and the pool's acquire timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

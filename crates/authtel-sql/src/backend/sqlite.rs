@@ -231,6 +231,13 @@ async fn write_batch(store: &crate::AuditStore<Db>, rows: &[EventRow<'_>]) -> Re
         .map_err(SqlError::db("commit an audit batch"))
 }
 
+/// SQLite result codes (primary part) that refuse a row: SQLITE_TOOBIG (18),
+/// SQLITE_CONSTRAINT (19, triggers' RAISE included), SQLITE_MISMATCH (20).
+fn is_data_error_code(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 18..=20))
+}
+
 fn push_ts(qb: &mut sqlx::QueryBuilder<Db>, micros: i64) {
     qb.push_bind(micros);
 }
@@ -245,21 +252,40 @@ include!("common.rs");
 /// a 5 s busy timeout, the file created when missing. `url` is a path or a `sqlite:` URL;
 /// `sqlite::memory:` gets a single connection (each connection would see its own database).
 ///
+/// An empty path is [`SqlError::InvalidUrl`]; a file that cannot be opened or created is
+/// [`SqlError::Connect`] naming the path.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let pool = authtel_sql::sqlite::connect("sqlite::memory:").await.unwrap();
 /// assert_eq!(pool.options().get_max_connections(), 1);
+/// assert!(authtel_sql::sqlite::connect("").await.is_err());
 /// # }
 /// ```
 pub async fn connect(url: &str) -> Result<SqlitePool, SqlError> {
+    let invalid = |problem: &str| SqlError::InvalidUrl {
+        backend: "SQLite",
+        url: url.to_owned(),
+        problem: problem.to_owned(),
+    };
     let memory = url.contains(":memory:") || url.contains("mode=memory");
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or_default();
+    if !memory && path.trim().is_empty() {
+        return Err(invalid(
+            "the path is empty; pass a file path, a sqlite: URL or sqlite::memory:",
+        ));
+    }
     let url = if url.starts_with("sqlite:") {
         url.to_owned()
     } else {
         format!("sqlite://{url}")
     };
     let options = SqliteConnectOptions::from_str(&url)
-        .map_err(SqlError::db("parse the SQLite URL"))?
+        .map_err(|e| invalid(&e.to_string()))?
         .create_if_missing(true)
         .journal_mode(if memory {
             SqliteJournalMode::Memory
@@ -268,9 +294,18 @@ pub async fn connect(url: &str) -> Result<SqlitePool, SqlError> {
         })
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5));
+    let target = if memory {
+        "an in-memory database".to_owned()
+    } else {
+        format!("{:?}", options.get_filename())
+    };
     SqlitePoolOptions::new()
         .max_connections(if memory { 1 } else { 4 })
         .connect_with(options)
         .await
-        .map_err(SqlError::db("open the SQLite database"))
+        .map_err(|cause| SqlError::Connect {
+            backend: "SQLite",
+            target,
+            cause,
+        })
 }

@@ -4,7 +4,14 @@
 //! The order of work per batch is the whole design: read → store in one transaction
 //! (idempotent on the event id) → commit the offsets. A crash before the store commit
 //! stores nothing; a crash between the two redelivers records the store already has, which
-//! it skips. Offsets are never committed for records that are not stored.
+//! it skips. Offsets are never committed for records that are not stored or dead-lettered.
+//!
+//! A message that cannot be stored — not an audit record, or a record the store refuses
+//! permanently (a NUL byte in an id) — is counted and produced to the dead-letter topic
+//! (headers [`DEAD_LETTER_REASON`](crate::DEAD_LETTER_REASON) and
+//! [`DEAD_LETTER_ORIGIN`](crate::DEAD_LETTER_ORIGIN)); then its offset is committed with its
+//! neighbours', which are stored. A permanent refusal of a batch is narrowed down by storing
+//! halves of it until the refused records stand alone.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -17,14 +24,19 @@ use authtel_core::forward::ForwardError;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::cloudevents;
-use crate::config;
-use crate::error::BuildError;
 use crate::health::{Lag, PartitionLag, ProjectorCounters};
 use crate::sink::ProjectionSink;
+
+mod builder;
+pub(crate) mod dead_letter;
+mod store;
+
+pub use builder::ProjectorBuilder;
+use dead_letter::{DeadLetterTopic, Poison};
 
 const STORE_RETRY_MIN: Duration = Duration::from_millis(100);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -64,6 +76,10 @@ struct Inner {
     state: AtomicU8,
     last_error: Mutex<Option<String>>,
     counters: Counters,
+    dead_letters: DeadLetterTopic,
+    /// The last record this projector stored: storing it again (a duplicate, skipped) shows
+    /// whether the store works when a whole batch is refused.
+    canary: Mutex<Option<AuditEvent>>,
 }
 
 impl fmt::Debug for Projector {
@@ -83,6 +99,8 @@ struct Counters {
     projected: AtomicU64,
     duplicates: AtomicU64,
     decode_errors: AtomicU64,
+    refused: AtomicU64,
+    dead_lettered: AtomicU64,
     store_commits: AtomicU64,
     store_failures: AtomicU64,
     offset_commit_failures: AtomicU64,
@@ -100,8 +118,10 @@ pub enum ProjectorState {
     RetryingStore,
     /// `run` returned after `stop`.
     Stopped,
-    /// `run` returned an error (the store refused a batch permanently, or Kafka failed).
+    /// `run` returned an error (the store is broken, or Kafka failed).
     Failed,
+    /// A dead letter could not be produced; retrying it with backoff (offsets stay put).
+    RetryingDeadLetter,
 }
 
 impl ProjectorState {
@@ -111,6 +131,7 @@ impl ProjectorState {
             2 => ProjectorState::RetryingStore,
             3 => ProjectorState::Stopped,
             4 => ProjectorState::Failed,
+            5 => ProjectorState::RetryingDeadLetter,
             _ => ProjectorState::Idle,
         }
     }
@@ -129,10 +150,12 @@ pub struct ProjectorHealth {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProjectorError {
-    /// The store refused a batch permanently; its offsets were not committed, so a fixed
+    /// The store refused every record of a batch permanently and also a record it had
+    /// stored before, so the store, not the records, is broken (or `stop` came while a
+    /// transient failure was being retried); the offsets were not committed, so a fixed
     /// projector resumes with that batch.
     #[error(
-        "the store refused a batch of {records} records from topic {topic:?} permanently; offsets were not committed: fix the store and restart the projector"
+        "the store refused a batch of {records} records from topic {topic:?}; offsets were not committed: fix the store and restart the projector"
     )]
     Store {
         /// The topic.
@@ -152,6 +175,18 @@ pub enum ProjectorError {
         topic: String,
         /// The brokers.
         bootstrap: String,
+        /// librdkafka's error.
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// A dead letter could not be produced before `stop`; the batch's offsets were not
+    /// committed, so it is read again.
+    #[error(
+        "could not produce a dead letter to topic {dead_letter_topic:?}: create that topic (or name another with ProjectorBuilder::with_dead_letter_topic)"
+    )]
+    DeadLetter {
+        /// The dead-letter topic.
+        dead_letter_topic: String,
         /// librdkafka's error.
         #[source]
         source: Box<KafkaError>,
@@ -179,88 +214,15 @@ pub struct LagError {
     source: Box<KafkaError>,
 }
 
-/// Configures a [`Projector`]; see [`Projector::builder`].
-#[derive(Debug, Clone)]
-pub struct ProjectorBuilder {
-    bootstrap: String,
-    group_id: String,
-    topic: String,
-    max_batch: usize,
-    linger: Duration,
-    settings: Vec<(String, String)>,
-}
-
-impl ProjectorBuilder {
-    /// The most records stored in one transaction (default 500).
-    pub fn with_max_batch(mut self, records: usize) -> Self {
-        self.max_batch = records.max(1);
-        self
-    }
-
-    /// How long to wait for more records before storing a partial batch (default 50 ms).
-    pub fn with_linger(mut self, linger: Duration) -> Self {
-        self.linger = linger;
-        self
-    }
-
-    /// Sets any librdkafka consumer setting, e.g. `session.timeout.ms`. Defaults:
-    /// `auto.offset.reset=earliest`, `fetch.wait.max.ms=100`. `enable.auto.commit` is
-    /// always `false`: offsets are committed only after the store commit.
-    pub fn with_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.settings.push((key.into(), value.into()));
-        self
-    }
-
-    /// Validates the configuration and creates the consumer (it subscribes in
-    /// [`Projector::run`]). Call it inside a tokio runtime.
-    pub fn build(self, sink: Arc<dyn ProjectionSink>) -> Result<Projector, BuildError> {
-        config::validate_bootstrap(&self.bootstrap)?;
-        config::validate_topic(&self.topic)?;
-        if self.group_id.trim().is_empty() {
-            return Err(BuildError::EmptyGroupId);
-        }
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", &self.group_id)
-            .set("client.id", "authtel-kafka-projector")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            // librdkafka's 500 ms default long-poll dominated emit-to-row latency in the
-            // bench (p50 136 ms → 12 ms at 10 ms); 100 ms keeps idle fetches cheap.
-            .set("fetch.wait.max.ms", "100");
-        for (key, value) in &self.settings {
-            cfg.set(key, value);
-        }
-        // Set last: committing before the store commit would lose records on a crash.
-        cfg.set("enable.auto.commit", "false");
-        // rdkafka's stream consumer spawns a tokio task when created.
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(BuildError::NoRuntime);
-        }
-        let consumer: StreamConsumer = cfg.create().map_err(BuildError::Client)?;
-        let (stop, _) = watch::channel(false);
-        Ok(Projector {
-            inner: Arc::new(Inner {
-                consumer: Arc::new(consumer),
-                sink,
-                topic: self.topic,
-                bootstrap: self.bootstrap,
-                max_batch: self.max_batch,
-                linger: self.linger,
-                stop,
-                state: AtomicU8::new(0),
-                last_error: Mutex::new(None),
-                counters: Counters::default(),
-            }),
-        })
-    }
-}
-
 /// One batch read from Kafka: the decodable records and the offsets to commit once they
-/// are stored (bad messages included: they are counted and skipped, never retried forever).
+/// are stored and the bad messages dead-lettered (never retried forever).
 #[derive(Default)]
 struct Batch {
     events: Vec<AuditEvent>,
+    /// Partition and offset of each record in `events`.
+    origins: Vec<(i32, i64)>,
+    /// Messages to dead-letter before the offsets are committed.
+    poison: Vec<Poison>,
     ids: HashSet<uuid::Uuid>,
     in_batch_duplicates: u64,
     next_offsets: BTreeMap<i32, i64>,
@@ -298,7 +260,28 @@ impl Projector {
             max_batch: 500,
             linger: Duration::from_millis(50),
             settings: Vec::new(),
+            dead_letter_topic: None,
         }
+    }
+
+    /// The topic dead letters go to.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # #[derive(Debug)] struct Nowhere;
+    /// # impl authtel_kafka::ProjectionSink for Nowhere {
+    /// #     fn project<'a>(&'a self, b: &'a [authtel_core::audit::AuditEvent]) -> authtel_kafka::ProjectFuture<'a> {
+    /// #         Box::pin(async move { Ok(b.len() as u64) })
+    /// #     }
+    /// # }
+    /// let projector = authtel_kafka::Projector::builder("127.0.0.1:9092", "g", "auth-audit")
+    ///     .build(std::sync::Arc::new(Nowhere))
+    ///     .unwrap();
+    /// assert_eq!(projector.dead_letter_topic(), "auth-audit.dead-letters");
+    /// # }
+    /// ```
+    pub fn dead_letter_topic(&self) -> &str {
+        &self.inner.dead_letters.topic
     }
 
     /// A snapshot of the counters, for the pipeline's self-metrics.
@@ -310,6 +293,8 @@ impl Projector {
             projected: get(&c.projected),
             duplicates: get(&c.duplicates),
             decode_errors: get(&c.decode_errors),
+            refused: get(&c.refused),
+            dead_lettered: get(&c.dead_lettered),
             store_commits: get(&c.store_commits),
             store_failures: get(&c.store_failures),
             offset_commit_failures: get(&c.offset_commit_failures),
@@ -365,7 +350,10 @@ impl Projector {
     }
 
     /// Subscribes and projects until [`stop`](Self::stop). Transient store failures are
-    /// retried with backoff (offsets stay put); a permanent one ends the run with an error.
+    /// retried with backoff (offsets stay put); records the store refuses permanently are
+    /// dead-lettered and their neighbours stored. The run ends with an error only when the
+    /// store itself is broken (it refuses a whole batch and a record it stored before) or
+    /// Kafka fails fatally.
     pub async fn run(&self) -> Result<(), ProjectorError> {
         if self
             .inner
@@ -403,10 +391,11 @@ impl Projector {
             .map_err(|e| self.kafka_error(e))?;
         let mut stop = inner.stop.subscribe();
         loop {
-            let Some(batch) = self.read_batch(&mut stop).await? else {
+            let Some(mut batch) = self.read_batch(&mut stop).await? else {
                 return Ok(());
             };
-            self.store(&batch, &mut stop).await?;
+            self.store(&mut batch, &mut stop).await?;
+            self.dead_letter(&batch, &mut stop).await?;
             self.commit(&batch).await;
             if *stop.borrow() {
                 return Ok(());
@@ -473,6 +462,7 @@ impl Projector {
         match cloudevents::decode(message.payload(), message.headers()) {
             Ok(event) => {
                 if batch.ids.insert(event.id) {
+                    batch.origins.push((message.partition(), message.offset()));
                     batch.events.push(event);
                 } else {
                     batch.in_batch_duplicates += 1;
@@ -480,68 +470,16 @@ impl Projector {
             }
             Err(e) => {
                 c.decode_errors.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("not an audit record: {e}");
                 self.note_error(format!(
-                    "skipped message at partition {} offset {}: {e}",
+                    "dead-lettering message at partition {} offset {}: {reason}",
                     message.partition(),
                     message.offset()
                 ));
+                batch.poison.push(Poison::undecodable(&message, reason));
             }
         }
         Ok(())
-    }
-
-    /// Stores the batch, retrying transient failures until stored or stopped.
-    async fn store(
-        &self,
-        batch: &Batch,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Result<(), ProjectorError> {
-        let c = &self.inner.counters;
-        c.duplicates
-            .fetch_add(batch.in_batch_duplicates, Ordering::Relaxed);
-        if batch.events.is_empty() {
-            return Ok(());
-        }
-        let mut backoff = STORE_RETRY_MIN;
-        loop {
-            match self.inner.sink.project(&batch.events).await {
-                Ok(new) => {
-                    let new = new.min(batch.events.len() as u64);
-                    c.store_commits.fetch_add(1, Ordering::Relaxed);
-                    c.projected.fetch_add(new, Ordering::Relaxed);
-                    c.duplicates
-                        .fetch_add(batch.events.len() as u64 - new, Ordering::Relaxed);
-                    self.set_state(ProjectorState::Running);
-                    return Ok(());
-                }
-                Err(e) if e.is_transient() => {
-                    c.store_failures.fetch_add(1, Ordering::Relaxed);
-                    self.note_error(format!("{e}"));
-                    self.set_state(ProjectorState::RetryingStore);
-                    let waited = tokio::select! {
-                        _ = tokio::time::sleep(backoff) => true,
-                        _ = stop.wait_for(|s| *s) => false,
-                    };
-                    if !waited {
-                        // Stopping with the batch unstored: its offsets stay uncommitted.
-                        return Err(ProjectorError::Store {
-                            topic: self.inner.topic.clone(),
-                            records: batch.events.len(),
-                            source: e,
-                        });
-                    }
-                    backoff = (backoff * 2).min(STORE_RETRY_MAX);
-                }
-                Err(e) => {
-                    c.store_failures.fetch_add(1, Ordering::Relaxed);
-                    return Err(ProjectorError::Store {
-                        topic: self.inner.topic.clone(),
-                        records: batch.events.len(),
-                        source: e,
-                    });
-                }
-            }
-        }
     }
 
     /// Commits the batch's offsets (synchronously, off the async workers). A failed commit
