@@ -1,7 +1,6 @@
 //! Opening the audit store named by `--database-url`: which backend, the URL with its
 //! password redacted for messages, and the store itself.
 
-use std::path::Path;
 
 use authtel_sql::AuditStore;
 
@@ -117,7 +116,7 @@ async fn open_sqlite(url: &str, schema: Option<&str>) -> Result<Store, CliError>
         ));
     }
     if let Some(path) = sqlite_path(url)
-        && !Path::new(path).exists()
+        && !std::path::Path::new(path).exists()
     {
         return Err(CliError::config(
             format!("there is no SQLite database at {path}"),
