@@ -1,7 +1,6 @@
 //! Opening the audit store named by `--database-url`: which backend, the URL with its
 //! password redacted for messages, and the store itself.
 
-
 use authtel_sql::AuditStore;
 
 use crate::error::CliError;

@@ -140,6 +140,16 @@ pub(crate) fn json_line<W: Write + ?Sized>(out: &mut W, value: &impl Serialize) 
     out.write_all(b"\n")
 }
 
+/// `println!` that returns a [`CliError`] (from the enclosing function, with `?`) instead of
+/// panicking when stdout is closed.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::output::stdout_error)?;
+    }};
+}
+pub(crate) use say;
+
 /// Maps a failed write to stdout.
 pub(crate) fn stdout_error(source: io::Error) -> CliError {
     CliError::Io {

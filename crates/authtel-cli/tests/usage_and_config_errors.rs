@@ -120,3 +120,29 @@ fn the_database_url_comes_from_the_environment() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("reachable: yes"));
 }
+
+#[test]
+fn export_into_a_closed_pipe_ends_quietly() {
+    use authtel_core::outcome::Outcome;
+    use std::io::{BufRead, BufReader};
+
+    let f = Fixture::new(Backend::Sqlite, "pipe", &[]).unwrap();
+    let events: Vec<_> = (0..3000)
+        .map(|_| support::event("auth.login.stop", Outcome::Success, "u_1", "192.0.2.1", 5))
+        .collect();
+    f.write_batch(&events);
+    let mut child = command(&["--database-url", &f.url, "export", "--page-size", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    // The reader is gone (like `authtel export | head -1`): 3000 records do not fit a pipe.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "{out:?}");
+}

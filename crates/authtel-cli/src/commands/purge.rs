@@ -8,6 +8,7 @@ use authtel_sql::{AuditQuery, PurgeReport};
 use crate::cli::PurgeArgs;
 use crate::db::{Database, with_store};
 use crate::error::{CliError, Finished};
+use crate::output::say;
 use crate::progress::Progress;
 
 /// Time slices a real purge is cut into (one progress step each).
@@ -20,10 +21,11 @@ pub(crate) async fn run(db: &Database, args: PurgeArgs) -> Result<Finished, CliE
     let counted = with_store!(&db.store, s => s.purge_older_than(cutoff, args.batch, true).await)
         .map_err(CliError::store("counting rows to purge"))?;
     if args.dry_run {
-        println!(
+        say!(
             "dry run: would delete {} audit rows older than {cutoff} and {} finished outbox entries; \
              run again with --yes instead of --dry-run to delete them",
-            counted.events, counted.outbox
+            counted.events,
+            counted.outbox
         );
         return Ok(Finished::Ok);
     }
@@ -51,9 +53,10 @@ pub(crate) async fn run(db: &Database, args: PurgeArgs) -> Result<Finished, CliE
         progress.update(done.events + done.outbox);
     }
     progress.finish(done.events + done.outbox);
-    println!(
+    say!(
         "deleted {} audit rows older than {cutoff} and {} finished outbox entries",
-        done.events, done.outbox
+        done.events,
+        done.outbox
     );
     Ok(Finished::Ok)
 }

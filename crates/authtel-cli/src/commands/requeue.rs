@@ -4,6 +4,7 @@
 use crate::cli::RequeueArgs;
 use crate::db::{Database, with_store};
 use crate::error::{CliError, Finished};
+use crate::output::say;
 
 /// Requeues and says how many entries it moved.
 pub(crate) async fn run(db: &Database, args: RequeueArgs) -> Result<Finished, CliError> {
@@ -21,9 +22,9 @@ pub(crate) async fn run(db: &Database, args: RequeueArgs) -> Result<Finished, Cl
     }
     .map_err(CliError::store("requeueing dead outbox entries"))?;
     if moved == 0 {
-        println!("nothing requeued: no dead entries match");
+        say!("nothing requeued: no dead entries match");
     } else {
-        println!("requeued {moved} dead entries; the relay delivers them on its next pass");
+        say!("requeued {moved} dead entries; the relay delivers them on its next pass");
     }
     Ok(Finished::Ok)
 }
