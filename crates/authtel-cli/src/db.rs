@@ -90,7 +90,7 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && !path.contains(":memory:") && !url.contains("mode=memory")).then_some(path)
 }
 
-/// An opened store and the redacted URL for messages.
+/// An opened store.
 #[derive(Debug)]
 pub(crate) struct Database {
     /// The store.
