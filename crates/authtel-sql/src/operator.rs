@@ -12,6 +12,22 @@ use uuid::Uuid;
 
 /// How many pending outbox entries of one forwarder have failed at least once and are
 /// waiting for a retry, as [`AuditStore::retrying`](crate::AuditStore) reports it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use authtel_core::{audit::AuditEvent, Outcome};
+/// let pool = authtel_sql::sqlite::connect("sqlite::memory:").await?;
+/// let store = authtel_sql::AuditStore::builder(pool).with_forwarder("siem")?.build();
+/// store.migrate().await?;
+/// assert_eq!(store.schema_version().await?, 1);
+/// let e = AuditEvent::new("auth.login.stop", Outcome::Success);
+/// let mut tx = store.begin().await?;
+/// tx.record(&e).await?;
+/// tx.commit().await?;
+/// assert!(store.retrying().await?.is_empty(), "nothing has failed yet");
+/// assert_eq!(store.requeue_dead_event(e.id, Some("siem")).await?, 0, "nothing is dead");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForwarderRetries {
     /// The forwarder id.
