@@ -11,6 +11,11 @@
 //! - `sqlite` (default): SQLite files and `sqlite:` URLs.
 //! - `postgres` (default): `postgres://` URLs.
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!(
+    "authtel-cli needs a backend: enable the `sqlite` or `postgres` feature (both are default)"
+);
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
