@@ -182,6 +182,17 @@ impl Fixture {
     }
 }
 
+impl Drop for Fixture {
+    /// Removes a SQLite fixture's files (the million-row one is hundreds of MiB).
+    fn drop(&mut self) {
+        if self.backend == Backend::Sqlite {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.url));
+            }
+        }
+    }
+}
+
 /// The binary's exit code and output.
 #[derive(Debug)]
 pub struct Run {
