@@ -209,6 +209,7 @@ fn export_streams_every_record(backend: Backend) {
     let mut partial = path.clone().into_os_string();
     partial.push(".partial");
     assert!(!std::path::Path::new(&partial).exists());
+    std::fs::remove_file(&path).unwrap();
 
     let alice = f.cli(&["export", "--actor", "u_alice"]).expect(0);
     assert_eq!(alice.json_lines().len(), 4);
