@@ -73,14 +73,16 @@ pub(crate) async fn run(db: &Database, args: TailArgs) -> Result<Finished, CliEr
                     return Ok(Finished::Ok);
                 }
             }
+            // Rows arrive oldest first, so ids behind the window can go after every page:
+            // a long --since backlog never piles up in memory.
+            let horizon = newest.unix_micros().saturating_sub(grace);
+            shown_ids.retain(|_, t| t.unix_micros() >= horizon);
             match page.next {
                 Some(cursor) => q = q.after(cursor),
                 None => break,
             }
         }
         out.flush().map_err(stdout_error)?;
-        let horizon = newest.unix_micros().saturating_sub(grace);
-        shown_ids.retain(|_, t| t.unix_micros() >= horizon);
         let wait = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
