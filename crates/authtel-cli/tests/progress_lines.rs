@@ -77,3 +77,39 @@ fn on_a_terminal_progress_redraws_one_line() {
         "{text:?}"
     );
 }
+
+#[test]
+fn purge_progress_advances_in_steps_even_when_old_rows_cluster() {
+    let f = Fixture::new(Backend::Sqlite, "purge_steps", &[]).unwrap();
+    // 200 rows within 200 minutes, 400 days ago; the cutoff (365 days) is a month later.
+    let events: Vec<_> = (0..200)
+        .map(|i| {
+            event(
+                "auth.login.stop",
+                Outcome::Failure,
+                "u_1",
+                "192.0.2.1",
+                576_000 + i,
+            )
+        })
+        .collect();
+    f.write_batch(&events);
+    let run = f
+        .cli(&["purge", "--older-than", "365d", "--yes", "--batch", "1"])
+        .expect(0);
+    assert!(
+        run.stdout.starts_with("deleted 200 audit rows"),
+        "{}",
+        run.stdout
+    );
+    let steps = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("/200 rows ("))
+        .count();
+    assert!(
+        steps >= 5,
+        "one slice took (nearly) everything:\n{}",
+        run.stderr
+    );
+}
