@@ -57,6 +57,7 @@ mod backend;
 mod batch;
 pub mod detect;
 mod error;
+mod operator;
 mod outbox;
 mod query;
 mod relay;
@@ -67,6 +68,7 @@ mod tx;
 
 pub use batch::{BatchOutcome, BatchWriter, RefusedRecord};
 pub use error::SqlError;
+pub use operator::ForwarderRetries;
 pub use outbox::{DeadLetter, ForwarderState, Health, PurgeReport, RelayPass};
 pub use query::{AuditQuery, Cursor, MAX_PAGE, Page};
 pub use relay::{Relay, RelayConfig, RelayHandle, RelayStats};
