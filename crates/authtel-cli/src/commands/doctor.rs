@@ -30,9 +30,9 @@ pub(crate) async fn run(db: &Database, url: &str, args: DoctorArgs) -> Result<Fi
     };
     let started = Instant::now();
     with_store!(&db.store, s => s.pool().acquire().await.map(drop))
-        .map_err(|source| SqlError::Database {
+        .map_err(|cause| SqlError::Database {
             context: "connect",
-            source,
+            cause,
         })
         .map_err(CliError::store("reaching the database"))?;
     let connect = started.elapsed();
