@@ -44,7 +44,7 @@ impl Projector {
                 }
             }
         }
-        if stored.is_none() && !self.store_still_works(stop).await? {
+        if stored.is_none() && !refused.is_empty() && !self.store_still_works(stop).await? {
             let (_, source) = refused.swap_remove(0);
             return Err(ProjectorError::Store {
                 topic: self.inner.topic.clone(),
