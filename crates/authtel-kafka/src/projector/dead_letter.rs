@@ -6,6 +6,7 @@
 //! message did not decode (a refused record is written as its CloudEvents JSON); two headers
 //! say why and where from: [`REASON`] and [`ORIGIN`] (`<topic>/<partition>/<offset>`).
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -74,9 +75,11 @@ impl Poison {
     }
 }
 
-/// Produces dead letters (idempotent producer, `acks=all`).
+/// Produces dead letters (idempotent producer, `acks=all`), created on the first dead letter:
+/// a projector that never meets a poison message opens no producer connection.
 pub(super) struct DeadLetterTopic {
-    producer: FutureProducer,
+    config: ClientConfig,
+    producer: OnceLock<FutureProducer>,
     pub(super) topic: String,
     bootstrap: String,
     /// Whether the topic was created (or found) before the first dead letter.
@@ -102,7 +105,8 @@ impl DeadLetterTopic {
             .set("enable.idempotence", "true")
             .set("acks", "all");
         Ok(DeadLetterTopic {
-            producer: cfg.create()?,
+            config: cfg,
+            producer: OnceLock::new(),
             topic,
             bootstrap: bootstrap.to_owned(),
             ensured: AtomicBool::new(false),
@@ -138,6 +142,11 @@ impl DeadLetterTopic {
                 key: ORIGIN,
                 value: Some(origin.as_str()),
             });
+        if self.producer.get().is_none() {
+            let producer: FutureProducer = self.config.create()?;
+            let _ = self.producer.set(producer);
+        }
+        let producer = self.producer.get().ok_or(KafkaError::Canceled)?;
         let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(headers);
         if let Some(key) = &poison.key {
             record = record.key(key.as_slice());
@@ -145,7 +154,7 @@ impl DeadLetterTopic {
         if let Some(payload) = &poison.payload {
             record = record.payload(payload.as_slice());
         }
-        self.producer
+        producer
             .send(record, Duration::from_secs(30))
             .await
             .map(|_| ())

@@ -378,7 +378,8 @@ impl Projector {
             ProjectorState::Failed
         });
         if let Err(e) = &result {
-            self.note_error(e.to_string());
+            // With its causes: `ProjectorError`s keep them in `source()`.
+            self.note_error(store::error_chain(e));
         }
         result
     }

@@ -44,7 +44,7 @@ impl Projector {
                 }
             }
         }
-        if stored.is_none() && !self.store_still_works(stop).await? {
+        if stored.is_none() && !refused.is_empty() && !self.store_still_works(stop).await? {
             let (_, source) = refused.swap_remove(0);
             return Err(ProjectorError::Store {
                 topic: self.inner.topic.clone(),
@@ -199,7 +199,7 @@ impl Projector {
 }
 
 /// An error and its causes on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
