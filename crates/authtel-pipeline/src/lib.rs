@@ -60,19 +60,28 @@
 mod blocking;
 mod breaker;
 mod config;
+mod dead_letter;
+mod delivery;
+mod env;
 mod error;
+mod files;
+mod inline;
 mod lane;
 mod limit;
 mod metrics;
 mod pipeline;
+mod queue;
+mod queued;
 mod redact;
 mod signals;
 mod spill;
 
 pub use config::{
-    Backpressure, BreakerConfig, ConfigError, Dispatch, EnvConfig, ForwarderConfig, FsyncPolicy,
-    RateLimit, RetryPolicy, Settings,
+    Backpressure, BreakerConfig, ConfigError, Dispatch, ForwarderConfig, FsyncPolicy, RateLimit,
+    RetryPolicy, Settings,
 };
-pub use error::{BuildError, FlushError, PublishError};
+pub use dead_letter::{DeadLetters, read_dead_letters};
+pub use env::EnvConfig;
+pub use error::{BuildError, DeadLetterError, FlushError, PublishError, ReplayError};
 pub use metrics::{BreakerState, ForwarderMetrics, LATENCY_BUCKETS, Latency};
 pub use pipeline::{FlushGuard, Pipeline, PipelineBuilder};

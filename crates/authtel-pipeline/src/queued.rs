@@ -1,0 +1,598 @@
+//! The queued lane: `publish` hands the record to a bounded queue and returns; worker
+//! tasks take batches and deliver them through the shared [`Core`]. A publisher never
+//! waits on the destination, and never on a full queue unless the application chose
+//! `Backpressure::Block` and publishes outside a tokio runtime.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use authtel_core::audit::AuditEvent;
+
+use crate::config::Backpressure;
+use crate::delivery::{Attempted, Class, Core, Health, lock};
+use crate::error::{FlushError, PublishError};
+use crate::metrics::{Counters, ForwarderMetrics};
+use crate::queue::{Queue, Refused, Take};
+use crate::spill::{SpillError, SpillStore};
+
+/// How often a spilling lane with nothing new to do looks at its spill again.
+const REPLAY_POLL: Duration = Duration::from_millis(20);
+
+/// Audit records that find the queue full (no spill, no permission to drop them) may go
+/// over the capacity by this many times the capacity, so a publisher never waits; past
+/// that they are refused, counted and reported.
+const AUDIT_RESERVE: usize = 1;
+
+/// How a batch left the lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Done,
+    /// Replay only: left in the spill for later.
+    Kept,
+    /// Shutdown: the batch is neither delivered nor on disk.
+    Stranded,
+}
+
+pub(crate) struct QueuedLane {
+    pub(crate) core: Core,
+    queue: Queue,
+    in_flight: AtomicUsize,
+    /// Records workers let go at shutdown without delivering or spilling them.
+    stranded: AtomicUsize,
+    idle: (Mutex<()>, Condvar),
+    idle_waiters: AtomicUsize,
+    spill: Option<Mutex<SpillStore>>,
+    replaying: AtomicBool,
+    closed: AtomicBool,
+    running_workers: AtomicUsize,
+}
+
+impl std::fmt::Debug for QueuedLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedLane")
+            .field("id", &self.core.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueuedLane {
+    pub(crate) fn new(core: Core, spill: Option<SpillStore>) -> QueuedLane {
+        // Records left by an earlier run are older than anything published now.
+        let behind_spill = spill.as_ref().is_some_and(|s| !s.is_empty());
+        let spill_direct = spill.is_some() && core.settings.backpressure == Backpressure::Spill;
+        QueuedLane {
+            queue: Queue::new(core.settings.queue_capacity, behind_spill, spill_direct),
+            spill: spill.map(Mutex::new),
+            core,
+            in_flight: AtomicUsize::new(0),
+            stranded: AtomicUsize::new(0),
+            idle: (Mutex::new(()), Condvar::new()),
+            idle_waiters: AtomicUsize::new(0),
+            replaying: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            running_workers: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> ForwarderMetrics {
+        let mut m = self.core.counters.snapshot(&self.core.id);
+        m.asynchronous = true;
+        m.breaker = self.core.breaker.state();
+        m.queue_depth = self.queue.len() as u64;
+        m.spill_bytes = self.spill.as_ref().map_or(0, |s| lock(s).bytes());
+        m
+    }
+
+    // ---- publishing -------------------------------------------------------------------
+
+    pub(crate) fn publish(
+        &self,
+        event: AuditEvent,
+        class: Class,
+        timeout: Option<Duration>,
+    ) -> Result<(), PublishError> {
+        if !self.core.admit(class)? {
+            return Ok(());
+        }
+        if self.closed.load(Ordering::Acquire) {
+            if self.spill.is_some() {
+                Counters::add(&self.core.counters.published, 1);
+                return self.spill_or_reject(event, class);
+            }
+            self.core.drop_records(1, "closed", class == Class::Audit);
+            return Err(PublishError::Closed {
+                forwarder: self.core.id.clone(),
+            });
+        }
+        Counters::add(&self.core.counters.published, 1);
+        match self.queue.try_push(event, self.queue.capacity) {
+            Ok(()) => Ok(()),
+            Err(Refused::ToSpill(event)) => self.spill_or_reject(event, class),
+            Err(Refused::Full(event)) => self.overflow(event, class, timeout),
+        }
+    }
+
+    fn overflow(
+        &self,
+        event: AuditEvent,
+        class: Class,
+        timeout: Option<Duration>,
+    ) -> Result<(), PublishError> {
+        let policy = match timeout {
+            Some(timeout) => Backpressure::Block { timeout },
+            None => self.core.settings.backpressure,
+        };
+        let may_drop = class == Class::Telemetry || self.core.settings.allow_dropping_audit;
+        let explicit = timeout.is_some();
+        match policy {
+            Backpressure::Spill => self.spill_or_reject(event, class),
+            // Blocking is the application's explicit choice, and never on a runtime's
+            // worker thread: there it would stall the very tasks that make room.
+            Backpressure::Block { timeout } if tokio::runtime::Handle::try_current().is_err() => {
+                match self.queue.push_timeout(event, timeout) {
+                    Ok(()) => Ok(()),
+                    Err(Refused::ToSpill(event)) => self.spill_or_reject(event, class),
+                    Err(Refused::Full(event)) if self.spill.is_some() => {
+                        self.spill_or_reject(event, class)
+                    }
+                    // `publish_with_timeout` asked for an answer within `timeout`.
+                    Err(Refused::Full(event)) if !may_drop && !explicit => self.reserve(event),
+                    Err(Refused::Full(_)) => {
+                        self.core.drop_records(1, "timeout", class == Class::Audit);
+                        Err(PublishError::Timeout {
+                            forwarder: self.core.id.clone(),
+                            timeout,
+                        })
+                    }
+                }
+            }
+            Backpressure::Block { .. } | Backpressure::Drop => {
+                if may_drop {
+                    self.core
+                        .drop_records(1, "queue_full", class == Class::Audit);
+                    Err(PublishError::Dropped {
+                        forwarder: self.core.id.clone(),
+                    })
+                } else if self.spill.is_some() {
+                    self.spill_or_reject(event, class)
+                } else {
+                    self.reserve(event)
+                }
+            }
+        }
+    }
+
+    /// An audit record the queue has no room for and that may not be dropped: it goes
+    /// over the capacity, up to the reserve.
+    fn reserve(&self, event: AuditEvent) -> Result<(), PublishError> {
+        let limit = self.queue.capacity.saturating_mul(1 + AUDIT_RESERVE);
+        match self.queue.try_push(event, limit) {
+            Ok(()) => Ok(()),
+            Err(Refused::ToSpill(event)) => self.spill_or_reject(event, Class::Audit),
+            Err(Refused::Full(_)) => {
+                self.core.drop_records(1, "queue_full", true);
+                Err(PublishError::QueueFull {
+                    forwarder: self.core.id.clone(),
+                    capacity: self.queue.capacity,
+                })
+            }
+        }
+    }
+
+    /// The record joins the spill's tail — behind everything queued, which goes first.
+    fn spill_or_reject(&self, event: AuditEvent, class: Class) -> Result<(), PublishError> {
+        match self.spill_tail(Some(&event)) {
+            Ok(()) => Ok(()),
+            Err(SpillError::Full) => {
+                self.core
+                    .drop_records(1, "spill_full", class == Class::Audit);
+                Err(PublishError::SpillFull {
+                    forwarder: self.core.id.clone(),
+                    max_bytes: self.core.settings.spill_max_bytes,
+                })
+            }
+            Err(SpillError::Io(e)) => {
+                self.core
+                    .drop_records(1, "spill_io_error", class == Class::Audit);
+                Err(PublishError::SpillIo {
+                    forwarder: self.core.id.clone(),
+                    message: e.to_string(),
+                })
+            }
+            Err(SpillError::NoSpill) => {
+                self.core.drop_records(1, "closed", class == Class::Audit);
+                Err(PublishError::Closed {
+                    forwarder: self.core.id.clone(),
+                })
+            }
+        }
+    }
+
+    // ---- workers ------------------------------------------------------------------------
+
+    pub(crate) fn spawn_workers(self: &Arc<Self>, handle: &tokio::runtime::Handle) {
+        for _ in 0..self.core.settings.workers {
+            self.running_workers.fetch_add(1, Ordering::SeqCst);
+            let lane = Arc::clone(self);
+            handle.spawn(async move {
+                lane.run_worker().await;
+                lane.running_workers.fetch_sub(1, Ordering::SeqCst);
+                lane.notify_idle();
+            });
+        }
+    }
+
+    async fn run_worker(&self) {
+        let mut batch = VecDeque::with_capacity(self.core.settings.batch_size);
+        let max = self.core.settings.batch_size;
+        loop {
+            if self.core.gate.is_closed() {
+                return;
+            }
+            // Busy path: no wake-up registration while there is work, so publishers and
+            // this worker do not contend on the `Notify`.
+            let mut next = self.queue.take(&mut batch, max, &self.in_flight);
+            if let Take::Batch(n) = next {
+                self.process_taken(&mut batch, n).await;
+                continue;
+            }
+            // Register for a wake-up, then look again: a record pushed in between either
+            // is seen now or leaves a permit behind.
+            let notified = self.queue.wake.notified();
+            tokio::pin!(notified);
+            if next == Take::Empty {
+                notified.as_mut().enable();
+                next = self.queue.take(&mut batch, max, &self.in_flight);
+            }
+            match next {
+                Take::Batch(n) => {
+                    self.process_taken(&mut batch, n).await;
+                    continue;
+                }
+                // Newer records wait in memory behind older ones on disk: they join the
+                // spill's tail, so publishers never wait on a slow replay. A failure is
+                // logged; the records stay queued and backpressure applies.
+                Take::BehindSpill => {
+                    let _ = self.spill_tail(None);
+                    self.notify_idle();
+                }
+                Take::Empty if self.closed.load(Ordering::Acquire) => return,
+                Take::Empty => {}
+            }
+            if self.queue.behind_spill() {
+                if !self.replay_once().await {
+                    tokio::select! {
+                        biased;
+                        () = self.core.gate.cancelled() => return,
+                        _ = tokio::time::timeout(REPLAY_POLL, notified) => {}
+                    }
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    () = self.core.gate.cancelled() => return,
+                    () = notified => {}
+                }
+            }
+        }
+    }
+
+    async fn process_taken(&self, batch: &mut VecDeque<AuditEvent>, n: usize) {
+        if self.deliver(batch.make_contiguous(), false).await == Delivery::Stranded {
+            self.stranded.fetch_add(n, Ordering::SeqCst);
+        }
+        batch.clear();
+        self.in_flight.fetch_sub(n, Ordering::SeqCst);
+        self.notify_idle();
+    }
+
+    /// Wakes `flush`/`shutdown` waiters, if any (they also re-check every 10 ms).
+    fn notify_idle(&self) {
+        if self.idle_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = lock(&self.idle.0);
+            self.idle.1.notify_all();
+        }
+    }
+
+    /// Waits for a worker to finish a batch, at most `max`.
+    fn wait_idle(&self, max: Duration) {
+        self.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        let g = lock(&self.idle.0);
+        let _ = self.idle.1.wait_timeout(g, max);
+        self.idle_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    // ---- delivery -----------------------------------------------------------------------
+
+    /// Delivers one batch. A batch taken from the queue that cannot be delivered now
+    /// (breaker open, shutdown) goes to the head of the spill — it is older than anything
+    /// there — so it never waits in memory where a crash would lose it. `replay` batches
+    /// come from the spill and stay there (`Kept`) unless delivered or refused for good.
+    async fn deliver(&self, batch: &[AuditEvent], replay: bool) -> Delivery {
+        let core = &self.core;
+        let mut attempts = 0;
+        loop {
+            match core.attempt(batch, attempts).await {
+                Attempted::Delivered => {
+                    if replay {
+                        Counters::add(&core.counters.replayed, batch.len());
+                    }
+                    return Delivery::Done;
+                }
+                Attempted::Refused { reason, attempts } => {
+                    core.dead_letter(batch, &reason, attempts);
+                    return Delivery::Done;
+                }
+                _ if replay => return Delivery::Kept,
+                Attempted::Stopped => {
+                    return if self.spill.is_some() && self.spill_head(batch).is_ok() {
+                        Delivery::Done
+                    } else {
+                        Delivery::Stranded
+                    };
+                }
+                Attempted::Exhausted { reason, attempts } => {
+                    if self.spill.is_some()
+                        && core.breaker.is_open()
+                        && self.spill_head(batch).is_ok()
+                    {
+                        return Delivery::Done;
+                    }
+                    core.dead_letter(batch, &reason, attempts);
+                    return Delivery::Done;
+                }
+                Attempted::Blocked { until, attempts: a } => {
+                    attempts = a;
+                    if self.spill.is_some() && self.spill_head(batch).is_ok() {
+                        return Delivery::Done;
+                    }
+                    // No spill (or it is full): wait for the probe, in memory.
+                    let wait = until.saturating_duration_since(Instant::now());
+                    if !core.pause(wait).await {
+                        return Delivery::Stranded;
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- spill --------------------------------------------------------------------------
+
+    /// Spills a batch taken from the queue (older than everything on disk and queued): at
+    /// the spill's head when the spill holds records, else followed by the queue.
+    fn spill_head(&self, batch: &[AuditEvent]) -> Result<(), SpillError> {
+        let spill = self.spill.as_ref().ok_or(SpillError::NoSpill)?;
+        let mut q = lock(&self.queue.state);
+        let mut store = lock(spill);
+        if store.is_empty() {
+            drop(store);
+            return self.spill_locked(q, batch, None);
+        }
+        let written = store.write_head(batch);
+        q.behind_spill = true;
+        drop(q);
+        let result = written.and_then(|n| {
+            Counters::add(&self.core.counters.spilled, n);
+            store.sync_if_due().map_err(SpillError::Io)
+        });
+        drop(store);
+        self.after_spill(&result);
+        result
+    }
+
+    /// Appends everything queued, then `last`, to the spill's tail as one write.
+    fn spill_tail(&self, last: Option<&AuditEvent>) -> Result<(), SpillError> {
+        if self.spill.is_none() {
+            return Err(SpillError::NoSpill);
+        }
+        let q = lock(&self.queue.state);
+        self.spill_locked(q, &[], last)
+    }
+
+    /// Writes `lead`, the queue and `last` under the queue lock (taken by the caller) and
+    /// the spill lock, and marks the queue as waiting behind the spill. The fsync waits
+    /// only under the spill lock.
+    fn spill_locked(
+        &self,
+        mut q: std::sync::MutexGuard<'_, crate::queue::QueueState>,
+        lead: &[AuditEvent],
+        last: Option<&AuditEvent>,
+    ) -> Result<(), SpillError> {
+        let spill = self.spill.as_ref().ok_or(SpillError::NoSpill)?;
+        let mut store = lock(spill);
+        let written = store.write(lead.iter().chain(q.items.iter()).chain(last));
+        let result = match written {
+            Ok(n) => {
+                let moved = std::mem::take(&mut q.items);
+                q.behind_spill |= n > 0;
+                drop(q);
+                let synced = store.sync_if_due();
+                drop(store);
+                drop(moved);
+                Counters::add(&self.core.counters.spilled, n);
+                if n > 0 {
+                    self.queue.room_made();
+                    // The worker replays the spill now instead of waiting for a publish.
+                    self.queue.wake.notify_one();
+                }
+                synced.map_err(SpillError::Io)
+            }
+            Err(e) => {
+                drop(store);
+                drop(q);
+                Err(e)
+            }
+        };
+        self.after_spill(&result);
+        result
+    }
+
+    fn after_spill(&self, result: &Result<(), SpillError>) {
+        match result {
+            Err(SpillError::Full) => self.core.set_health(Health::SpillFull, ""),
+            Err(SpillError::Io(e)) => self.core.set_health(Health::SpillIo, &e.to_string()),
+            Err(SpillError::NoSpill) | Ok(()) => {}
+        }
+    }
+
+    /// Delivers one batch from the spill. True when it made progress.
+    async fn replay_once(&self) -> bool {
+        let Some(spill) = &self.spill else {
+            return false;
+        };
+        // A batch taken from the queue before anything spilled is older than the spill:
+        // replay waits until it is settled.
+        if self.in_flight.load(Ordering::SeqCst) > 0 || self.replaying.swap(true, Ordering::AcqRel)
+        {
+            return false;
+        }
+        let progress = self.replay_inner(spill).await;
+        self.replaying.store(false, Ordering::Release);
+        progress
+    }
+
+    async fn replay_inner(&self, spill: &Mutex<SpillStore>) -> bool {
+        if self.core.breaker.blocked() {
+            return false;
+        }
+        let read = lock(spill).read_batch(self.core.settings.batch_size);
+        let batch = match read {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(forwarder = %self.core.id, error = %e, "authtel pipeline cannot read its spill file");
+                return false;
+            }
+        };
+        if !batch.events.is_empty() && self.deliver(&batch.events, true).await == Delivery::Kept {
+            return false;
+        }
+        // Queue lock first (the lock order): once the spill is empty, the queue is next.
+        let mut q = lock(&self.queue.state);
+        let mut store = lock(spill);
+        store.commit(&batch);
+        if store.is_empty() {
+            q.behind_spill = false;
+        }
+        drop(store);
+        drop(q);
+        if batch.skipped > 0 {
+            Counters::add(
+                &self.core.counters.corrupt_spill_lines,
+                batch.skipped as usize,
+            );
+            tracing::warn!(
+                forwarder = %self.core.id,
+                skipped = batch.skipped,
+                "authtel pipeline skipped unreadable spill lines (garbage, truncated or oversized)"
+            );
+        }
+        !batch.events.is_empty() || batch.skipped > 0
+    }
+
+    // ---- flush and shutdown ------------------------------------------------------------
+
+    pub(crate) fn flush(&self, deadline: Instant) -> Result<(), FlushError> {
+        let result = self.wait_drained(deadline);
+        self.sync_spill();
+        if let Err(e) = self.core.forwarder.flush(deadline) {
+            tracing::warn!(forwarder = %self.core.id, error = %e, "forwarder flush failed");
+        }
+        result
+    }
+
+    fn sync_spill(&self) {
+        if let Some(spill) = &self.spill
+            && let Err(e) = lock(spill).sync()
+        {
+            tracing::error!(forwarder = %self.core.id, error = %e, "authtel pipeline cannot sync its spill file");
+        }
+    }
+
+    /// Waits until the queue is empty and no batch is in flight; at the deadline, spills
+    /// what is still queued if it can.
+    fn wait_drained(&self, deadline: Instant) -> Result<(), FlushError> {
+        loop {
+            let queued = self.queue.len();
+            let in_flight = self.in_flight.load(Ordering::SeqCst);
+            if queued == 0 && in_flight == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let mut left = queued;
+                if self.spill.is_some() && self.spill_tail(None).is_ok() {
+                    left = 0;
+                }
+                return self.pending(left + in_flight);
+            }
+            self.wait_idle((deadline - now).min(Duration::from_millis(10)));
+        }
+    }
+
+    fn pending(&self, pending: usize) -> Result<(), FlushError> {
+        if pending == 0 {
+            Ok(())
+        } else {
+            Err(FlushError {
+                forwarder: self.core.id.clone(),
+                pending: pending as u64,
+            })
+        }
+    }
+
+    /// Waits until the spill is empty (replayed) and nothing is queued or in flight;
+    /// true when that happened before the deadline.
+    pub(crate) fn wait_replayed(&self, deadline: Instant) -> bool {
+        loop {
+            let spilled = self.spill.as_ref().is_some_and(|s| !lock(s).is_empty());
+            let left = self.queue.len() + self.in_flight.load(Ordering::SeqCst);
+            if !spilled && left == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.wait_idle(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops taking records into memory, delivers or spills what is there until the
+    /// deadline, then closes the gate: no forwarder call starts after this returns.
+    /// Calls still running at the deadline are cut off; their batches spill (with a
+    /// spill directory) or are counted in the error, which stays exact.
+    pub(crate) fn shutdown(&self, deadline: Instant) -> Result<(), FlushError> {
+        self.closed.store(true, Ordering::Release);
+        self.queue.wake.notify_waiters();
+        let _ = self.wait_drained(deadline);
+        self.core.gate.close();
+        self.core.gate.cancel();
+        self.queue.wake.notify_waiters();
+        // Cut-off calls return at their next poll; give the workers a moment to spill
+        // their batches. A worker that is never polled again can never call again either.
+        let grace = Instant::now() + Duration::from_secs(1);
+        let _ = self.core.gate.wait_idle(grace);
+        while self.running_workers.load(Ordering::SeqCst) > 0 && Instant::now() < grace {
+            self.wait_idle(Duration::from_millis(5));
+        }
+        // Records queued meanwhile (or left at the deadline) go to disk now if they can.
+        let mut queued = self.queue.len();
+        if queued > 0 && self.spill.is_some() && self.spill_tail(None).is_ok() {
+            queued = 0;
+        }
+        self.sync_spill();
+        if let Err(e) = self.core.forwarder.shutdown(deadline) {
+            tracing::warn!(forwarder = %self.core.id, error = %e, "forwarder shutdown failed");
+        }
+        self.pending(
+            queued + self.in_flight.load(Ordering::SeqCst) + self.stranded.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Stops the workers once the queue is drained (pipeline dropped without shutdown).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.queue.wake.notify_waiters();
+    }
+}
