@@ -51,6 +51,13 @@ impl Lane {
         }
     }
 
+    pub(crate) async fn publish_async(&self, event: AuditEvent) -> Result<(), PublishError> {
+        match self {
+            Lane::Inline(l) => l.publish(event, Class::Audit),
+            Lane::Queued(l) => l.publish_async(event).await,
+        }
+    }
+
     pub(crate) fn flush(&self, deadline: Instant) -> Result<(), FlushError> {
         match self {
             Lane::Inline(l) => l.flush(deadline),

@@ -288,6 +288,36 @@ impl Pipeline {
         self.route(event, Class::Audit, None)
     }
 
+    /// Publishes an audit record from async code: when a queued lane's queue is full the
+    /// calling task waits for room — it yields, the runtime's threads go on — instead of
+    /// applying the backpressure policy, so nothing is dropped or refused for lack of room
+    /// (with `Backpressure::Spill` the record spills instead). It waits as long as it
+    /// takes; wrap it in `tokio::time::timeout` for a bound (dropping the future leaves
+    /// the record unpublished for that forwarder). Inline lanes deliver as in
+    /// [`publish`](Self::publish).
+    ///
+    /// ```
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}, outcome::Outcome};
+    /// # #[derive(Debug)] struct Noop;
+    /// # impl Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+    /// use authtel_pipeline::{ForwarderConfig, Pipeline};
+    /// # #[tokio::main] async fn main() {
+    /// let p = Pipeline::builder().forwarder(ForwarderConfig::new("sql", Noop)).build().unwrap();
+    /// p.publish_async(AuditEvent::new("auth.login.stop", Outcome::Success)).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn publish_async(&self, mut event: AuditEvent) -> Result<(), PublishError> {
+        crate::redact::screen(&mut event);
+        let mut result = Ok(());
+        for lane in &self.inner.lanes {
+            let r = lane.publish_async(event.clone()).await;
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
     /// Publishes a high-volume telemetry record: subject to sampling and rate limiting —
     /// unless its action names a security signal, which is always treated as audit.
     ///

@@ -26,6 +26,8 @@ pub(crate) struct Queue {
     spill_direct: bool,
     not_full: Condvar,
     blocked: AtomicUsize,
+    /// `publish_async` callers waiting for room.
+    pub(crate) room: Notify,
     pub(crate) wake: Notify,
 }
 
@@ -70,6 +72,7 @@ impl Queue {
             spill_direct,
             not_full: Condvar::new(),
             blocked: AtomicUsize::new(0),
+            room: Notify::new(),
             wake: Notify::new(),
         }
     }
@@ -170,6 +173,35 @@ impl Queue {
     pub(crate) fn room_made(&self) {
         if self.blocked.load(Ordering::SeqCst) > 0 {
             self.not_full.notify_all();
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Waits (asynchronously, never blocking a thread) until the queue has room or holds
+    /// records behind the spill, then queues `event` like [`try_push`](Self::try_push).
+    pub(crate) async fn push_async(&self, event: AuditEvent) -> Result<(), Refused> {
+        /// Counts this caller as waiting for room while it lives, even if the future is
+        /// dropped mid-wait.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.blocked.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.blocked);
+        let mut event = event;
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_push(event, self.capacity) {
+                Err(Refused::Full(e)) => event = e,
+                other => return other,
+            }
+            // Bounded re-check: a worker that made room before we registered is seen at
+            // the latest then.
+            let _ = tokio::time::timeout(Duration::from_millis(50), room).await;
         }
     }
 

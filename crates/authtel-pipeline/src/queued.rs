@@ -114,6 +114,24 @@ impl QueuedLane {
         }
     }
 
+    /// Like [`publish`](Self::publish), but a full queue makes the calling task wait for
+    /// room instead of applying the backpressure policy — the task yields, the thread goes
+    /// on. With `Backpressure::Spill` the record spills instead of waiting.
+    pub(crate) async fn publish_async(&self, event: AuditEvent) -> Result<(), PublishError> {
+        if self.closed.load(Ordering::Acquire)
+            || self.core.settings.backpressure == Backpressure::Spill
+        {
+            return self.publish(event, Class::Audit, None);
+        }
+        Counters::add(&self.core.counters.published, 1);
+        match self.queue.push_async(event).await {
+            Ok(()) => Ok(()),
+            Err(Refused::ToSpill(event) | Refused::Full(event)) => {
+                self.spill_or_reject(event, Class::Audit)
+            }
+        }
+    }
+
     fn overflow(
         &self,
         event: AuditEvent,
