@@ -109,7 +109,10 @@ fn queued_lane_delivers_again_whatever_the_probe_got() {
         }
         // Both early records are given up on (dead-lettered) or, for the probe that
         // failed transiently, retried after the next probe; publish more and wait.
-        assert!(wait_until(|| dest.calls.load(Ordering::SeqCst) >= 2), "{fault:?}");
+        assert!(
+            wait_until(|| dest.calls.load(Ordering::SeqCst) >= 2),
+            "{fault:?}"
+        );
         for e in numbered(2..10) {
             p.publish(e).unwrap();
         }
@@ -121,7 +124,11 @@ fn queued_lane_delivers_again_whatever_the_probe_got() {
             dest.calls.load(Ordering::SeqCst)
         );
         let m = &p.metrics()[0];
-        assert_eq!(m.breaker, authtel_pipeline::BreakerState::Closed, "{fault:?}");
+        assert_eq!(
+            m.breaker,
+            authtel_pipeline::BreakerState::Closed,
+            "{fault:?}"
+        );
         assert_eq!(m.delivered + m.dead_lettered, 10, "{fault:?}: {m:?}");
         p.shutdown(Instant::now() + PATIENCE).unwrap();
     }

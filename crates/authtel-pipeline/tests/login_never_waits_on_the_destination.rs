@@ -52,9 +52,11 @@ fn a_login_span_returns_at_once_while_the_destination_hangs() {
     let login = |i: u64| {
         let started = Instant::now();
         let user = format!("u_{i}");
-        let r = telemetry::span(&catalogue::AUTH_LOGIN, Metadata::new().user_id(&user), || {
-            Ok::<_, ()>(())
-        });
+        let r = telemetry::span(
+            &catalogue::AUTH_LOGIN,
+            Metadata::new().user_id(&user),
+            || Ok::<_, ()>(()),
+        );
         assert!(r.is_ok());
         started.elapsed()
     };

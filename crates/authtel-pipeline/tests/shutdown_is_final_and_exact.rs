@@ -104,7 +104,11 @@ fn no_call_after_shutdown_and_the_pending_count_is_exact_and_stays_true() {
         dest.calls_after_shutdown.load(Ordering::SeqCst)
     );
     assert_eq!(dest.calls_after_shutdown.load(Ordering::SeqCst), 0);
-    assert_eq!(dest.calls.load(Ordering::SeqCst), calls, "no call after shutdown returned");
+    assert_eq!(
+        dest.calls.load(Ordering::SeqCst),
+        calls,
+        "no call after shutdown returned"
+    );
     assert_eq!(at_return, later, "nothing changed after shutdown returned");
     assert_eq!(
         err.pending,
@@ -149,7 +153,11 @@ fn clean_shutdown_with_a_spill_dir_leaves_nothing_in_memory() {
         assert_eq!(result, Ok(()), "everything not delivered is on disk");
         let m = &p.metrics()[0];
         assert_eq!(m.queue_depth, 0, "{m:?}");
-        assert_eq!((m.delivered, m.dead_lettered, m.spilled), (0, 0, N), "{m:?}");
+        assert_eq!(
+            (m.delivered, m.dead_lettered, m.spilled),
+            (0, 0, N),
+            "{m:?}"
+        );
     }
     // A new process (a fresh pipeline on the same directory) delivers everything.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -163,5 +171,10 @@ fn clean_shutdown_with_a_spill_dir_leaves_nothing_in_memory() {
     let mut seqs = dest.seqs();
     seqs.dedup();
     let in_order = seqs.iter().copied().eq(0..N);
-    assert!(in_order, "{} of {N} delivered, first {:?}", seqs.len(), &seqs[..seqs.len().min(5)]);
+    assert!(
+        in_order,
+        "{} of {N} delivered, first {:?}",
+        seqs.len(),
+        &seqs[..seqs.len().min(5)]
+    );
 }

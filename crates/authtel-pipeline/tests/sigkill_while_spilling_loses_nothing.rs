@@ -139,7 +139,9 @@ fn every_accepted_record_survives_sigkill() {
     let mut seqs = dest.seqs();
     seqs.dedup();
     let recovered: Vec<u64> = seqs.iter().copied().take(accepted as usize).collect();
-    let lost = (0..accepted).filter(|s| recovered.binary_search(s).is_err()).count();
+    let lost = (0..accepted)
+        .filter(|s| recovered.binary_search(s).is_err())
+        .count();
     eprintln!(
         "sigkill: {accepted} accepted, {} delivered after restart ({} unique in order), {lost} lost",
         dest.len(),
