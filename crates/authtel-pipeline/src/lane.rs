@@ -54,6 +54,21 @@ impl Lane {
     pub(crate) async fn publish_async(&self, event: AuditEvent) -> Result<(), PublishError> {
         match self {
             Lane::Inline(l) => l.publish(event, Class::Audit),
+            // The spill write (and its fsync) goes to the blocking pool: on disk before
+            // `Ok`, without stalling the runtime's worker thread.
+            Lane::Queued(l)
+                if l.spills_in_publish() && tokio::runtime::Handle::try_current().is_ok() =>
+            {
+                let lane = Arc::clone(l);
+                let id = lane.core.id.clone();
+                match tokio::task::spawn_blocking(move || lane.publish(event, Class::Audit, None))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => Err(PublishError::Closed { forwarder: id }),
+                }
+            }
             Lane::Queued(l) => l.publish_async(event).await,
         }
     }

@@ -4,6 +4,7 @@
 //! `Backpressure::Block` and publishes outside a tokio runtime.
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -74,6 +75,11 @@ impl QueuedLane {
             closed: AtomicBool::new(false),
             running_workers: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether `publish` writes to the spill file itself (`Backpressure::Spill`).
+    pub(crate) fn spills_in_publish(&self) -> bool {
+        self.spill.is_some() && self.core.settings.backpressure == Backpressure::Spill
     }
 
     pub(crate) fn metrics(&self) -> ForwarderMetrics {
@@ -242,7 +248,7 @@ impl QueuedLane {
         }
     }
 
-    async fn run_worker(&self) {
+    async fn run_worker(self: &Arc<Self>) {
         let mut batch = VecDeque::with_capacity(self.core.settings.batch_size);
         let max = self.core.settings.batch_size;
         loop {
@@ -273,7 +279,7 @@ impl QueuedLane {
                 // spill's tail, so publishers never wait on a slow replay. A failure is
                 // logged; the records stay queued and backpressure applies.
                 Take::BehindSpill => {
-                    let _ = self.spill_tail(None);
+                    let _ = self.off_worker(|lane| lane.spill_tail(None)).await;
                     self.notify_idle();
                 }
                 Take::Empty if self.closed.load(Ordering::Acquire) => return,
@@ -297,7 +303,7 @@ impl QueuedLane {
         }
     }
 
-    async fn process_taken(&self, batch: &mut VecDeque<AuditEvent>, n: usize) {
+    async fn process_taken(self: &Arc<Self>, batch: &mut VecDeque<AuditEvent>, n: usize) {
         if self.deliver(batch.make_contiguous(), false).await == Delivery::Stranded {
             self.stranded.fetch_add(n, Ordering::SeqCst);
         }
@@ -328,7 +334,7 @@ impl QueuedLane {
     /// (breaker open, shutdown) goes to the head of the spill — it is older than anything
     /// there — so it never waits in memory where a crash would lose it. `replay` batches
     /// come from the spill and stay there (`Kept`) unless delivered or refused for good.
-    async fn deliver(&self, batch: &[AuditEvent], replay: bool) -> Delivery {
+    async fn deliver(self: &Arc<Self>, batch: &[AuditEvent], replay: bool) -> Delivery {
         let core = &self.core;
         let mut attempts = 0;
         loop {
@@ -340,12 +346,12 @@ impl QueuedLane {
                     return Delivery::Done;
                 }
                 Attempted::Refused { reason, attempts } => {
-                    core.dead_letter(batch, &reason, attempts);
+                    self.dead_letter_off_worker(batch, reason, attempts).await;
                     return Delivery::Done;
                 }
                 _ if replay => return Delivery::Kept,
                 Attempted::Stopped => {
-                    return if self.spill.is_some() && self.spill_head(batch).is_ok() {
+                    return if self.spill.is_some() && self.spill_head_off_worker(batch).await {
                         Delivery::Done
                     } else {
                         Delivery::Stranded
@@ -354,16 +360,16 @@ impl QueuedLane {
                 Attempted::Exhausted { reason, attempts } => {
                     if self.spill.is_some()
                         && core.breaker.is_open()
-                        && self.spill_head(batch).is_ok()
+                        && self.spill_head_off_worker(batch).await
                     {
                         return Delivery::Done;
                     }
-                    core.dead_letter(batch, &reason, attempts);
+                    self.dead_letter_off_worker(batch, reason, attempts).await;
                     return Delivery::Done;
                 }
                 Attempted::Blocked { until, attempts: a } => {
                     attempts = a;
-                    if self.spill.is_some() && self.spill_head(batch).is_ok() {
+                    if self.spill.is_some() && self.spill_head_off_worker(batch).await {
                         return Delivery::Done;
                     }
                     // No spill (or it is full): wait for the probe, in memory.
@@ -456,26 +462,38 @@ impl QueuedLane {
     }
 
     /// Delivers one batch from the spill. True when it made progress.
-    async fn replay_once(&self) -> bool {
-        let Some(spill) = &self.spill else {
+    async fn replay_once(self: &Arc<Self>) -> bool {
+        if self.spill.is_none() {
             return false;
-        };
+        }
         // A batch taken from the queue before anything spilled is older than the spill:
         // replay waits until it is settled.
         if self.in_flight.load(Ordering::SeqCst) > 0 || self.replaying.swap(true, Ordering::AcqRel)
         {
             return false;
         }
-        let progress = self.replay_inner(spill).await;
+        let progress = self.replay_inner().await;
         self.replaying.store(false, Ordering::Release);
         progress
     }
 
-    async fn replay_inner(&self, spill: &Mutex<SpillStore>) -> bool {
+    async fn replay_inner(self: &Arc<Self>) -> bool {
         if self.core.breaker.blocked() {
             return false;
         }
-        let read = lock(spill).read_batch(self.core.settings.batch_size);
+        let max = self.core.settings.batch_size;
+        let Some(read) = self
+            .off_worker(move |lane| {
+                let spill = lane
+                    .spill
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("no spill"))?;
+                lock(spill).read_batch(max)
+            })
+            .await
+        else {
+            return false;
+        };
         let batch = match read {
             Ok(b) => b,
             Err(e) => {
@@ -486,27 +504,67 @@ impl QueuedLane {
         if !batch.events.is_empty() && self.deliver(&batch.events, true).await == Delivery::Kept {
             return false;
         }
-        // Queue lock first (the lock order): once the spill is empty, the queue is next.
-        let mut q = lock(&self.queue.state);
-        let mut store = lock(spill);
-        store.commit(&batch);
-        if store.is_empty() {
-            q.behind_spill = false;
-        }
-        drop(store);
-        drop(q);
-        if batch.skipped > 0 {
-            Counters::add(
-                &self.core.counters.corrupt_spill_lines,
-                batch.skipped as usize,
-            );
+        let (skipped, progress) = (batch.skipped, !batch.events.is_empty() || batch.skipped > 0);
+        self.off_worker(move |lane| {
+            let Some(spill) = &lane.spill else { return };
+            // Queue lock first (the lock order): once the spill is empty, the queue is next.
+            let mut q = lock(&lane.queue.state);
+            let mut store = lock(spill);
+            store.commit(&batch);
+            if store.is_empty() {
+                q.behind_spill = false;
+            }
+        })
+        .await;
+        if skipped > 0 {
+            Counters::add(&self.core.counters.corrupt_spill_lines, skipped as usize);
             tracing::warn!(
                 forwarder = %self.core.id,
-                skipped = batch.skipped,
+                skipped,
                 "authtel pipeline skipped unreadable spill lines (garbage, truncated or oversized)"
             );
         }
-        !batch.events.is_empty() || batch.skipped > 0
+        progress
+    }
+
+    // ---- file I/O off the runtime's workers -----------------------------------------
+
+    /// Runs `f` (spill or dead-letter I/O, fsync) on the runtime's blocking pool, so a
+    /// slow disk never stalls the async workers. `None` when the runtime is shutting down
+    /// and did not run it.
+    async fn off_worker<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&QueuedLane) -> R + Send + 'static,
+    ) -> Option<R> {
+        let lane = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || f(&lane)).await {
+            Ok(r) => Some(r),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
+    }
+
+    async fn spill_head_off_worker(self: &Arc<Self>, batch: &[AuditEvent]) -> bool {
+        let batch = batch.to_vec();
+        self.off_worker(move |lane| lane.spill_head(&batch).is_ok())
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn dead_letter_off_worker(
+        self: &Arc<Self>,
+        batch: &[AuditEvent],
+        reason: String,
+        attempts: u32,
+    ) {
+        let (batch, n) = (batch.to_vec(), batch.len());
+        if self
+            .off_worker(move |lane| lane.core.dead_letter(&batch, &reason, attempts))
+            .await
+            .is_none()
+        {
+            tracing::error!(forwarder = %self.core.id, records = n, "authtel pipeline could not write dead letters: the runtime is shutting down");
+        }
     }
 
     // ---- flush and shutdown ------------------------------------------------------------
