@@ -72,6 +72,7 @@ mod delivery;
 mod env;
 mod error;
 mod files;
+mod forwarder_config;
 mod inline;
 mod lane;
 mod limit;
@@ -84,11 +85,12 @@ mod signals;
 mod spill;
 
 pub use config::{
-    Backpressure, BreakerConfig, ConfigError, Dispatch, ForwarderConfig, FsyncPolicy, RateLimit,
-    RetryPolicy, Settings,
+    Backpressure, BreakerConfig, ConfigError, Dispatch, FsyncPolicy, RateLimit, RetryPolicy,
+    Settings,
 };
 pub use dead_letter::{DeadLetters, read_dead_letters};
 pub use env::EnvConfig;
 pub use error::{BuildError, DeadLetterError, FlushError, PublishError, ReplayError};
+pub use forwarder_config::ForwarderConfig;
 pub use metrics::{BreakerState, ForwarderMetrics, LATENCY_BUCKETS, Latency};
 pub use pipeline::{FlushGuard, Pipeline, PipelineBuilder};

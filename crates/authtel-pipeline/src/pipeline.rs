@@ -12,12 +12,13 @@ use authtel_core::registry::{Handler, Registry};
 use authtel_core::telemetry::EventRecord;
 use tokio::runtime::Handle;
 
-use crate::config::{Dispatch, ForwarderConfig, Settings};
+use crate::config::{Dispatch, Settings};
 use crate::dead_letter::DeadLetter;
 use crate::delivery::{Class, Core};
 use crate::env::EnvConfig;
 use crate::error::{BuildError, DeadLetterError, FlushError, PublishError, ReplayError};
 use crate::files::file_safe;
+use crate::forwarder_config::ForwarderConfig;
 use crate::inline::InlineLane;
 use crate::lane::Lane;
 use crate::metrics::ForwarderMetrics;
