@@ -188,7 +188,7 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// The tunables of one forwarder, without the forwarder itself. [`EnvConfig`] produces
+/// The tunables of one forwarder, without the forwarder itself. [`EnvConfig`](crate::EnvConfig) produces
 /// one; [`ForwarderConfig`](crate::ForwarderConfig) wraps one.
 ///
 /// ```

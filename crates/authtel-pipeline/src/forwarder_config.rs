@@ -79,7 +79,7 @@ impl ForwarderConfig {
         }
     }
 
-    /// Replaces every setting, e.g. with those read by [`EnvConfig`].
+    /// Replaces every setting, e.g. with those read by [`EnvConfig`](crate::EnvConfig).
     #[must_use]
     pub fn settings_from(mut self, settings: Settings) -> Self {
         self.settings = settings;
