@@ -97,6 +97,7 @@ pub fn read_dead_letters(path: &Path) -> Result<DeadLetters, crate::DeadLetterEr
 }
 
 fn decode_line(line: &[u8]) -> Option<AuditEvent> {
-    let mut v: serde_json::Value = serde_json::from_slice(line).ok()?;
-    serde_json::from_value(v.get_mut("event")?.take()).ok()
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let event = serde_json::to_vec(v.get("event")?).ok()?;
+    crate::spill::decode(&event)
 }

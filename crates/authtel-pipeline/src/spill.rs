@@ -360,10 +360,11 @@ impl SpillStore {
                     skipped += 1;
                     continue;
                 }
-                match serde_json::from_slice::<AuditEvent>(trim_newline(&line)) {
-                    Ok(e) => events.push(e),
-                    Err(_) if trim_newline(&line).iter().all(u8::is_ascii_whitespace) => {}
-                    Err(_) => skipped += 1,
+                let bytes = trim_newline(&line);
+                match decode(bytes) {
+                    Some(e) => events.push(e),
+                    None if bytes.iter().all(u8::is_ascii_whitespace) => {}
+                    None => skipped += 1,
                 }
             }
             if events.len() >= max {
@@ -455,6 +456,15 @@ fn read_line(
             return Ok((consumed, true, oversized));
         }
     }
+}
+
+/// Decodes one spill line. A decoder that panics on bad bytes (a bug, wherever it is) makes
+/// the line unreadable — counted and skipped — instead of taking the worker down and
+/// crash-looping replay on the same line at every start.
+pub(crate) fn decode(line: &[u8]) -> Option<AuditEvent> {
+    std::panic::catch_unwind(|| serde_json::from_slice::<AuditEvent>(line).ok())
+        .ok()
+        .flatten()
 }
 
 fn trim_newline(line: &[u8]) -> &[u8] {

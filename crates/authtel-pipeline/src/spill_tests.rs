@@ -159,6 +159,21 @@ fn a_failed_write_is_cut_back_and_the_next_append_is_not_glued_to_it() {
 }
 
 #[test]
+fn a_line_whose_timestamp_has_non_ascii_bytes_is_skipped_not_a_panic() {
+    let dir = temp("non-ascii");
+    let good = |seq: u64| serde_json::to_string(&numbered(seq..seq + 1)[0]).unwrap();
+    // A multi-byte character where the UTC offset's digits belong: a decoder that slices
+    // the offset by byte would panic here (the finding: a crash loop at every start).
+    let mut bad: serde_json::Value = serde_json::from_str(&good(1)).unwrap();
+    bad["occurred_at"] = "2024-01-01T00:00:00+0\u{e9}00".into();
+    let text = format!("{}\n{bad}\n{}\n", good(0), good(2));
+    fs::write(dir.join(format!("{FIRST_SEQ:020}.jsonl")), text).unwrap();
+    let mut s = SpillStore::open(dir.clone(), 1 << 30, 1 << 20, FsyncPolicy::Never).unwrap();
+    assert_eq!(drain(&mut s), (vec![0, 2], 1));
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_head_segment_is_replayed_before_everything_else() {
     let dir = temp("head");
     let mut s = SpillStore::open(dir.clone(), 1 << 30, 1 << 20, FsyncPolicy::Never).unwrap();
