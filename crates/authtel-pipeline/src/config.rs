@@ -37,7 +37,7 @@ pub enum Dispatch {
 }
 
 /// What `publish` does when a queued lane's queue is full. Only `Block` ever makes a
-/// publisher wait, and only outside a tokio runtime.
+/// publisher wait, and never on a current-thread runtime.
 ///
 /// ```
 /// use authtel_pipeline::Backpressure;
@@ -49,9 +49,11 @@ pub enum Dispatch {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backpressure {
     /// The application's explicit choice to make publishers wait: up to `timeout` for
-    /// room, then spill if a spill directory is set, else handled as `Drop`. Called from
-    /// inside a tokio runtime `publish` never waits (it would stall the workers that make
-    /// room): it is handled as `Drop` at once.
+    /// room, then spill if a spill directory is set, else handled as `Drop`. On a
+    /// multi-thread tokio runtime the wait runs under `block_in_place`, so the runtime's
+    /// other tasks (the lane's worker too) go on on other threads; on a current-thread
+    /// runtime `publish` cannot wait and handles the record as `Drop` at once. From async
+    /// code prefer [`Pipeline::publish_async`](crate::Pipeline::publish_async).
     Block {
         /// The longest a publisher waits.
         timeout: Duration,

@@ -15,7 +15,7 @@
 //!   file and the `pipeline.forward.error` signal;
 //! - **backpressure** when the queue is full ([`Backpressure`]): drop (the default; counted,
 //!   never audit records unless allowed), **spill** to JSON-lines files replayed in order
-//!   ([`FsyncPolicy`] decides durability), or block (explicit, outside a runtime only);
+//!   ([`FsyncPolicy`] decides durability), or block (explicit; never stalls a runtime);
 //!   [`Pipeline::publish_async`] waits for room as a task;
 //! - a **circuit breaker** ([`BreakerConfig`]): while open, records spill;
 //! - **sampling and rate limiting** for non-security telemetry only

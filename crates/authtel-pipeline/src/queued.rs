@@ -27,6 +27,23 @@ const REPLAY_POLL: Duration = Duration::from_millis(20);
 /// that they are refused, counted and reported.
 const AUDIT_RESERVE: usize = 1;
 
+/// Whether this thread may wait for room: outside a runtime, or on a multi-thread
+/// runtime (under `block_in_place`); never on a current-thread runtime.
+fn can_block() -> bool {
+    match tokio::runtime::Handle::try_current() {
+        Err(_) => true,
+        Ok(h) => h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread,
+    }
+}
+
+fn block_here<R>(f: impl FnOnce() -> R) -> R {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 /// How a batch left the lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Delivery {
@@ -153,10 +170,12 @@ impl QueuedLane {
         let explicit = timeout.is_some();
         match policy {
             Backpressure::Spill => self.spill_or_reject(event, class),
-            // Blocking is the application's explicit choice, and never on a runtime's
-            // worker thread: there it would stall the very tasks that make room.
-            Backpressure::Block { timeout } if tokio::runtime::Handle::try_current().is_err() => {
-                match self.queue.push_timeout(event, timeout) {
+            // Blocking is the application's explicit choice. On a multi-thread runtime's
+            // worker it waits under `block_in_place`, so the runtime's other tasks — the
+            // lane's worker among them — move to another thread and keep making room; on
+            // a current-thread runtime it cannot wait at all.
+            Backpressure::Block { timeout } if can_block() => {
+                match block_here(|| self.queue.push_timeout(event, timeout)) {
                     Ok(()) => Ok(()),
                     Err(Refused::ToSpill(event)) => self.spill_or_reject(event, class),
                     Err(Refused::Full(event)) if self.spill.is_some() => {

@@ -293,10 +293,58 @@ fn backpressure_block_drop_and_spill() {
     }
 }
 
+/// `Block` on a multi-thread runtime's worker waits under `block_in_place`: the runtime
+/// goes on — here a task on it makes the room the publisher waits for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn block_never_waits_inside_a_runtime() {
+async fn block_on_a_runtime_worker_waits_without_stalling_the_runtime() {
     let gate = Arc::new(Gate::default());
     let p = Pipeline::builder()
+        .forwarder(
+            ForwarderConfig::from_arc("slow", gate.clone())
+                .batch_size(1)
+                .queue_capacity(2)
+                .backpressure(Backpressure::Block {
+                    timeout: Duration::from_secs(60),
+                })
+                .call_timeout(Duration::from_secs(300)),
+        )
+        .build()
+        .unwrap();
+    fill(&p);
+    let releaser = tokio::spawn({
+        let gate = gate.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            gate.release();
+        }
+    });
+    let started = Instant::now();
+    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(40),
+        "it waited for room: {waited:?}"
+    );
+    assert!(waited < PATIENCE);
+    releaser.await.unwrap();
+    let p2 = p.clone();
+    tokio::task::spawn_blocking(move || p2.flush(Instant::now() + PATIENCE))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gate.inner.len(), 4);
+    assert_eq!(p.metrics()[0].dropped, 0);
+}
+
+/// On a current-thread runtime nothing could make room while the only thread waits:
+/// `Block` handles the record as `Drop` at once (an audit record goes to the reserve).
+#[tokio::test(flavor = "current_thread")]
+async fn block_on_a_current_thread_runtime_never_waits() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let gate = Arc::new(Gate::default());
+    let p = Pipeline::builder()
+        .runtime(rt.handle().clone())
         .forwarder(
             ForwarderConfig::from_arc("slow", gate.clone())
                 .batch_size(1)
@@ -317,11 +365,14 @@ async fn block_never_waits_inside_a_runtime() {
         "{:?}",
         started.elapsed()
     );
+    assert_eq!(p.metrics()[0].queue_depth, 3);
     gate.release();
     let p2 = p.clone();
-    tokio::task::spawn_blocking(move || p2.flush(Instant::now() + PATIENCE))
-        .await
+    std::thread::spawn(move || p2.flush(Instant::now() + PATIENCE))
+        .join()
         .unwrap()
         .unwrap();
     assert_eq!(gate.inner.len(), 4);
+    drop(p);
+    rt.shutdown_background();
 }
