@@ -156,6 +156,8 @@ impl QueuedLane {
         }
     }
 
+    // The full queue hands the record back (see `Queue::try_push`).
+    #[allow(clippy::result_large_err)]
     fn overflow(
         &self,
         event: AuditEvent,
