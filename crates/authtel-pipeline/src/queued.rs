@@ -36,12 +36,15 @@ fn can_block() -> bool {
     }
 }
 
-fn block_here<R>(f: impl FnOnce() -> R) -> R {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
+fn block_here<R>(f: impl FnOnce() -> R) -> Option<R> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Some(f());
     }
+    // `block_in_place` panics, before running `f`, where blocking is not allowed.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokio::task::block_in_place(f)
+    }))
+    .ok()
 }
 
 /// How a batch left the lane.
@@ -177,7 +180,20 @@ impl QueuedLane {
             // lane's worker among them — move to another thread and keep making room; on
             // a current-thread runtime it cannot wait at all.
             Backpressure::Block { timeout } if can_block() => {
-                match block_here(|| self.queue.push_timeout(event, timeout)) {
+                let mut slot = Some(event);
+                let waited = block_here(|| {
+                    let event = slot.take().expect("the record is taken once");
+                    self.queue.push_timeout(event, timeout)
+                });
+                // `None`: this thread turned out not to allow blocking after all (a
+                // current-thread runtime or a `LocalSet` under another runtime's handle);
+                // the record is handled without waiting.
+                let pushed = waited.unwrap_or_else(|| {
+                    Err(Refused::Full(
+                        slot.take().expect("block_in_place refused before running"),
+                    ))
+                });
+                match pushed {
                     Ok(()) => Ok(()),
                     Err(Refused::ToSpill(event)) => self.spill_or_reject(event, class),
                     Err(Refused::Full(event)) if self.spill.is_some() => {
