@@ -221,6 +221,9 @@ impl PipelineBuilder {
     }
 }
 
+/// How long dropping a pipeline that runs its own worker thread waits for it to deliver.
+const DROP_FLUSH: Duration = Duration::from_secs(2);
+
 struct Inner {
     lanes: Vec<Lane>,
     warnings: Vec<String>,
@@ -233,9 +236,17 @@ impl Drop for Inner {
         for lane in &self.lanes {
             lane.close();
         }
-        // Dropping a runtime blocks; from inside another runtime that panics. Let it go
-        // in the background instead.
+        // The pipeline's own worker thread dies with it: give it a moment to deliver (or
+        // spill) what is queued, like a flush guard would, and say what is left. Then let
+        // the runtime go in the background (dropping it blocks, and panics inside another
+        // runtime).
         if let Some(rt) = self.runtime.take() {
+            let deadline = Instant::now() + DROP_FLUSH;
+            for lane in &self.lanes {
+                if let Err(e) = lane.flush(deadline) {
+                    tracing::error!(error = %e, "authtel pipeline dropped without shutdown; keep a flush_guard in main or call shutdown");
+                }
+            }
             rt.shutdown_background();
         }
     }
