@@ -216,6 +216,7 @@ impl PipelineBuilder {
                 lanes,
                 warnings,
                 runtime: own,
+                shut_down: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -229,6 +230,8 @@ struct Inner {
     warnings: Vec<String>,
     /// The pipeline's own worker thread, for `Dispatch::Auto` outside a runtime.
     runtime: Option<tokio::runtime::Runtime>,
+    /// `shutdown` ran: dropping need not flush.
+    shut_down: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -242,7 +245,8 @@ impl Drop for Inner {
         // runtime).
         if let Some(rt) = self.runtime.take() {
             let deadline = Instant::now() + DROP_FLUSH;
-            for lane in &self.lanes {
+            let shut_down = self.shut_down.load(std::sync::atomic::Ordering::Acquire);
+            for lane in self.lanes.iter().filter(|_| !shut_down) {
                 if let Err(e) = lane.flush(deadline) {
                     tracing::error!(error = %e, "authtel pipeline dropped without shutdown; keep a flush_guard in main or call shutdown");
                 }
@@ -420,6 +424,9 @@ impl Pipeline {
     /// assert_eq!(p.metrics()[0].delivered, 1);
     /// ```
     pub fn shutdown(&self, deadline: Instant) -> Result<(), FlushError> {
+        self.inner
+            .shut_down
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut result = Ok(());
         for lane in &self.inner.lanes {
             let r = lane.shutdown(deadline);
