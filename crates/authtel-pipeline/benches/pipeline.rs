@@ -1,6 +1,7 @@
 //! Pipeline throughput: enqueue cost on the async path against a raw tokio mpsc send,
 //! end-to-end delivery to a no-op forwarder, spill (fsync per batch) against raw synced
-//! writes of the same lines, and replay after a restart.
+//! writes of the same lines, and replay after a restart; and the caller's side: what a
+//! login span costs under the default configuration while the destination hangs forever.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -270,5 +271,68 @@ fn bench(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&replay_root);
 }
 
-criterion_group!(benches, bench);
+/// Takes the batch and never answers.
+#[derive(Debug)]
+struct Hangs;
+
+impl Forwarder for Hangs {
+    fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A login span with the pipeline handler attached, default configuration (built outside
+/// any runtime: `Dispatch::Auto` runs its own worker thread), the destination hanging.
+/// Each sample is a fresh pipeline and `L` logins, fewer than the queue and its audit
+/// reserve hold, so every login is accepted; the baseline is the same span with nothing
+/// attached.
+fn caller(c: &mut Criterion) {
+    use authtel_core::catalogue::AUTH_LOGIN;
+    use authtel_core::metadata::Metadata;
+    use authtel_core::registry::{Registry, Selection};
+    use authtel_core::telemetry;
+    const L: u64 = 10_000;
+    let mut group = c.benchmark_group("caller");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .throughput(Throughput::Elements(L));
+    let logins = |iters: u64, attach: bool| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let registry = Registry::new();
+            let pipeline = Pipeline::builder()
+                .forwarder(ForwarderConfig::new("kafka", Hangs))
+                .build()
+                .unwrap();
+            if attach {
+                registry
+                    .attach("pipeline", Selection::All, pipeline.handler())
+                    .unwrap();
+            }
+            let _scope = registry.enter();
+            let start = Instant::now();
+            for _ in 0..L {
+                let r = telemetry::span(&AUTH_LOGIN, Metadata::new().user_id("u_1"), || {
+                    Ok::<_, ()>(black_box(1u8))
+                });
+                black_box(r).unwrap();
+            }
+            total += start.elapsed();
+            // Untimed: stop the worker stuck in the hanging call.
+            let _ = pipeline.shutdown(Instant::now());
+        }
+        total
+    };
+    group.bench_function("login_span_destination_hangs", |b| {
+        b.iter_custom(|iters| logins(iters, true))
+    });
+    group.bench_function("baseline:login_span_nothing_attached", |b| {
+        b.iter_custom(|iters| logins(iters, false))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, caller);
 criterion_main!(benches);

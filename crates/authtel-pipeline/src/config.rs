@@ -1,17 +1,13 @@
-//! Per-forwarder settings: a typed builder ([`ForwarderConfig`]) and the same settings read
+//! Per-forwarder settings: a typed builder ([`ForwarderConfig`](crate::ForwarderConfig)) and the same settings read
 //! from `AUTHTEL_*` environment variables ([`EnvConfig`]).
 //!
 //! Everything is validated when the pipeline is built, so a typo in production fails at
 //! startup with the key and value named, not at the first outage.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use authtel_core::forward::Forwarder;
-
-/// How records reach a forwarder.
+/// How records reach a forwarder: an inline lane, or a queued lane.
 ///
 /// ```
 /// use authtel_pipeline::Dispatch;
@@ -19,57 +15,72 @@ use authtel_core::forward::Forwarder;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Dispatch {
-    /// Inline in the caller: `publish` returns once the record is delivered, spilled or
-    /// dead-lettered. Works with or without a tokio runtime: inside a multi-thread runtime
-    /// the call runs under `block_in_place` on that runtime (the forwarder's connections keep
-    /// working); inside a current-thread runtime it runs on a scoped helper thread driven by
-    /// a private current-thread runtime (blocking the only thread would stall it); outside
-    /// any runtime the private runtime drives it on the caller's thread. Retries happen in
-    /// the caller too, so a failing destination delays it by the backoff.
+    /// **The inline lane: blocks the caller.** `publish` returns once the record is
+    /// delivered, spilled or dead-lettered, retries included, so a failing or hanging
+    /// destination holds the caller for up to `max_attempts × call_timeout` plus backoff.
+    /// Choose it explicitly for batch tools and tests, never for a login path. Works with
+    /// or without a tokio runtime: inside a multi-thread runtime the call runs under
+    /// `block_in_place` on that runtime (the forwarder's connections keep working); inside
+    /// a current-thread runtime it runs on a scoped helper thread driven by a private
+    /// current-thread runtime; outside any runtime the private runtime drives it on the
+    /// caller's thread.
     Sync,
-    /// Through a bounded queue and worker tasks, in batches. Needs a tokio runtime when the
-    /// pipeline is built (or one given with [`PipelineBuilder::runtime`](crate::PipelineBuilder::runtime));
-    /// without one, building fails — never a silent downgrade.
+    /// The queued lane on a tokio runtime: the one `build` is called in or the one given
+    /// with [`PipelineBuilder::runtime`](crate::PipelineBuilder::runtime). Without one,
+    /// building fails — never a silent change of lane.
     Async,
-    /// `Async` when a tokio runtime is available at build, otherwise `Sync`.
+    /// The queued lane: on the ambient runtime when there is one at build, otherwise on a
+    /// worker thread the pipeline starts itself (`authtel-pipeline`). Never delivers on
+    /// the thread that publishes.
     #[default]
     Auto,
 }
 
-/// What `publish` does when a forwarder's queue is full.
+/// What `publish` does when a queued lane's queue is full. Only `Block` ever makes a
+/// publisher wait, and never on a current-thread runtime.
 ///
 /// ```
 /// use authtel_pipeline::Backpressure;
 /// use std::time::Duration;
+/// assert_eq!(Backpressure::default(), Backpressure::Drop);
 /// let b = Backpressure::Block { timeout: Duration::from_millis(50) };
 /// assert_ne!(b, Backpressure::Drop);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backpressure {
-    /// Wait up to `timeout` for room; then spill if a spill directory is set, else
-    /// reject the record with [`PublishError::Timeout`](crate::PublishError::Timeout).
+    /// The application's explicit choice to make publishers wait: up to `timeout` for
+    /// room, then spill if a spill directory is set, else handled as `Drop`. On a
+    /// multi-thread tokio runtime the wait runs under `block_in_place`, so the runtime's
+    /// other tasks (the lane's worker too) go on on other threads; on a current-thread
+    /// runtime `publish` cannot wait and handles the record as `Drop` at once. From async
+    /// code prefer [`Pipeline::publish_async`](crate::Pipeline::publish_async).
     Block {
         /// The longest a publisher waits.
         timeout: Duration,
     },
-    /// Drop the record, counted and reported by the `pipeline.records.dropped` signal.
-    /// Audit records are never dropped unless
-    /// [`allow_dropping_audit`](ForwarderConfig::allow_dropping_audit) is set: they are
-    /// handled as `Block` with [`ForwarderConfig::block_timeout`].
+    /// Never wait. Telemetry records are dropped, counted and reported by the
+    /// `pipeline.records.dropped` signal. Audit records are not dropped unless
+    /// [`allow_dropping_audit`](crate::ForwarderConfig::allow_dropping_audit) is set: they spill
+    /// if a spill directory is set, else go over the capacity into a reserve of another
+    /// `queue_capacity` records; only past that are they refused
+    /// ([`PublishError::QueueFull`](crate::PublishError::QueueFull), counted, reported).
+    #[default]
     Drop,
-    /// Write the record to the spill directory at once, behind the records still queued
-    /// in memory (they go to disk first, in the same write); everything is replayed in
-    /// publish order later.
+    /// Never wait: write the record to the spill directory at once, behind the records
+    /// still queued in memory (they go to disk first, in the same write). While older
+    /// records wait on disk (the destination is down or replay is catching up), every
+    /// record goes straight to disk: it is in the file before `publish` returns `Ok`.
+    /// Everything is replayed in publish order.
     Spill,
 }
 
-impl Default for Backpressure {
-    fn default() -> Self {
-        Backpressure::Block {
-            timeout: Duration::from_secs(1),
-        }
-    }
-}
+/// The longest timeout, backoff, breaker period or fsync interval accepted: anything
+/// longer is a typo (a breaker open for `u64::MAX` ms would never probe again).
+const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// The largest queue accepted.
+const MAX_QUEUE_CAPACITY: usize = 10_000_000;
+/// The smallest spill bound accepted (a spill that cannot hold a batch is no spill).
+const MIN_SPILL_BYTES: u64 = 1 << 20;
 
 /// Retries of transient failures: exponential backoff, optionally with full jitter.
 ///
@@ -179,8 +190,8 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// The tunables of one forwarder, without the forwarder itself. [`EnvConfig`] produces
-/// one; [`ForwarderConfig`] wraps one.
+/// The tunables of one forwarder, without the forwarder itself. [`EnvConfig`](crate::EnvConfig) produces
+/// one; [`ForwarderConfig`](crate::ForwarderConfig) wraps one.
 ///
 /// ```
 /// use authtel_pipeline::Settings;
@@ -201,7 +212,8 @@ pub struct Settings {
     pub workers: usize,
     /// What happens when the queue is full.
     pub backpressure: Backpressure,
-    /// How long an audit record waits for room when the policy is `Drop`.
+    /// The wait `AUTHTEL_PIPELINE_BACKPRESSURE=block` uses
+    /// (`AUTHTEL_PIPELINE_BLOCK_TIMEOUT_MS`).
     pub block_timeout: Duration,
     /// Whether `Drop` may drop audit records too.
     pub allow_dropping_audit: bool,
@@ -219,7 +231,9 @@ pub struct Settings {
     pub spill_max_line_bytes: usize,
     /// When spill writes are synced.
     pub fsync: FsyncPolicy,
-    /// Where batches go after their last attempt; default: `<tmp>/authtel-dead-letter`.
+    /// Where batches go after their last attempt (`<dir>/<forwarder>.dead.jsonl`);
+    /// default: the spill directory. With neither, records given up on are counted as
+    /// dropped and logged with their ids, and a warning at build says so.
     pub dead_letter_dir: Option<PathBuf>,
     /// The fraction of non-security telemetry records kept, `0.0..=1.0`.
     pub sample_rate: f64,
@@ -268,6 +282,13 @@ impl Settings {
                 "an integer in 1..=1000000",
             );
         }
+        if self.queue_capacity > MAX_QUEUE_CAPACITY {
+            return bad(
+                "queue_capacity",
+                self.queue_capacity.to_string(),
+                "an integer of at most 10000000 (records are held in memory; spill to disk for more)",
+            );
+        }
         if self.queue_capacity < self.batch_size {
             return bad(
                 "queue_capacity",
@@ -297,6 +318,58 @@ impl Settings {
         }
         if self.call_timeout.is_zero() {
             return bad("call_timeout", "0".into(), "a positive duration");
+        }
+        for (key, d) in [
+            ("call_timeout", self.call_timeout),
+            ("block_timeout", self.block_timeout),
+            ("retry.base", self.retry.base),
+            ("retry.max", self.retry.max),
+            ("breaker.open_for", self.breaker.open_for),
+        ] {
+            if d > MAX_DURATION {
+                return bad(key, format!("{d:?}"), "a duration of at most one hour");
+            }
+        }
+        if let Backpressure::Block { timeout } = self.backpressure
+            && timeout > MAX_DURATION
+        {
+            return bad(
+                "backpressure.timeout",
+                format!("{timeout:?}"),
+                "a duration of at most one hour",
+            );
+        }
+        if let FsyncPolicy::Interval(d) = self.fsync
+            && (d.is_zero() || d > MAX_DURATION)
+        {
+            return bad(
+                "fsync_interval_ms",
+                format!("{d:?}"),
+                "a positive duration of at most one hour",
+            );
+        }
+        for (key, dir) in [
+            ("spill_dir", &self.spill_dir),
+            ("dead_letter_dir", &self.dead_letter_dir),
+        ] {
+            if let Some(dir) = dir
+                && !dir.is_absolute()
+            {
+                return bad(
+                    key,
+                    dir.display().to_string(),
+                    "an absolute directory path (a relative one depends on the working directory)",
+                );
+            }
+        }
+        if self.spill_max_bytes < MIN_SPILL_BYTES
+            || self.spill_max_bytes < self.spill_max_line_bytes as u64
+        {
+            return bad(
+                "spill_max_bytes",
+                self.spill_max_bytes.to_string(),
+                "an integer of at least 1048576 and at least spill_max_line_bytes",
+            );
         }
         if !(0.0..=1.0).contains(&self.sample_rate) {
             return bad(
@@ -331,144 +404,6 @@ impl Settings {
     }
 }
 
-/// One forwarder and its settings, for [`PipelineBuilder::forwarder`](crate::PipelineBuilder::forwarder).
-///
-/// ```
-/// use authtel_pipeline::{Backpressure, Dispatch, ForwarderConfig};
-/// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
-/// # #[derive(Debug)] struct Noop;
-/// # impl Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
-/// let cfg = ForwarderConfig::new("kafka", Noop)
-///     .dispatch(Dispatch::Async)
-///     .batch_size(500)
-///     .queue_capacity(50_000)
-///     .backpressure(Backpressure::Spill)
-///     .spill_dir("/var/lib/myapp/authtel-spill");
-/// assert_eq!(cfg.id(), "kafka");
-/// assert_eq!(cfg.settings().batch_size, 500);
-/// ```
-#[derive(Clone)]
-pub struct ForwarderConfig {
-    pub(crate) id: String,
-    pub(crate) forwarder: Arc<dyn Forwarder>,
-    pub(crate) settings: Settings,
-}
-
-impl fmt::Debug for ForwarderConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ForwarderConfig")
-            .field("id", &self.id)
-            .field("forwarder", &self.forwarder)
-            .field("settings", &self.settings)
-            .finish()
-    }
-}
-
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
-        $(#[$doc])*
-        #[must_use]
-        pub fn $name(mut self, value: $ty) -> Self {
-            self.settings.$name = value;
-            self
-        }
-    )*};
-}
-
-impl ForwarderConfig {
-    /// `forwarder` under `id` (used in metrics, file names and signals) with default settings.
-    pub fn new(id: impl Into<String>, forwarder: impl Forwarder) -> ForwarderConfig {
-        ForwarderConfig::from_arc(id, Arc::new(forwarder))
-    }
-
-    /// Like [`new`](Self::new) for a forwarder already shared.
-    ///
-    /// The batch size starts at the forwarder's
-    /// [`preferred_batch_size`](Forwarder::preferred_batch_size) when it names one (within
-    /// the queue's capacity); [`batch_size`](Self::batch_size) and
-    /// [`settings_from`](Self::settings_from) override it.
-    pub fn from_arc(id: impl Into<String>, forwarder: Arc<dyn Forwarder>) -> ForwarderConfig {
-        let mut settings = Settings::default();
-        if let Some(preferred) = forwarder.preferred_batch_size() {
-            settings.batch_size = preferred.clamp(1, settings.queue_capacity);
-        }
-        ForwarderConfig {
-            id: id.into(),
-            forwarder,
-            settings,
-        }
-    }
-
-    /// Replaces every setting, e.g. with those read by [`EnvConfig`].
-    #[must_use]
-    pub fn settings_from(mut self, settings: Settings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// The id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    setters! {
-        /// Sync, async or auto.
-        dispatch: Dispatch;
-        /// Records per forwarder call.
-        batch_size: usize;
-        /// Records waiting in memory.
-        queue_capacity: usize;
-        /// Worker tasks; one delivers in publish order, several deliver batches concurrently.
-        workers: usize;
-        /// What happens when the queue is full.
-        backpressure: Backpressure;
-        /// How long an audit record waits for room under `Backpressure::Drop`.
-        block_timeout: Duration;
-        /// Let `Backpressure::Drop` drop audit records too.
-        allow_dropping_audit: bool;
-        /// Retries of transient failures.
-        retry: RetryPolicy;
-        /// The circuit breaker.
-        breaker: BreakerConfig;
-        /// The longest one forwarder call may take.
-        call_timeout: Duration;
-        /// The spill directory's size bound, in bytes.
-        spill_max_bytes: u64;
-        /// Lines longer than this are skipped on replay.
-        spill_max_line_bytes: usize;
-        /// When spill writes are synced.
-        fsync: FsyncPolicy;
-        /// The fraction of non-security telemetry records kept.
-        sample_rate: f64;
-    }
-
-    /// Where records spill (a directory per forwarder id is created inside).
-    #[must_use]
-    pub fn spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.settings.spill_dir = Some(dir.into());
-        self
-    }
-
-    /// Where batches go after their last attempt.
-    #[must_use]
-    pub fn dead_letter_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.settings.dead_letter_dir = Some(dir.into());
-        self
-    }
-
-    /// A rate limit for non-security telemetry records.
-    #[must_use]
-    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
-        self.settings.rate_limit = Some(limit);
-        self
-    }
-}
-
 /// A configuration value that cannot be used.
 ///
 /// ```
@@ -498,6 +433,12 @@ pub enum ConfigError {
         /// Why it is required.
         because: &'static str,
     },
+    /// An `AUTHTEL_*` variable's name or value is not valid UTF-8.
+    #[error("configuration variable {key} is not valid UTF-8; set it to plain text")]
+    NotUnicode {
+        /// The variable, with invalid bytes replaced.
+        key: String,
+    },
     /// An `AUTHTEL_PIPELINE_*` variable this version does not know: probably a typo.
     #[error("unknown configuration variable {key}; known: {known}")]
     UnknownKey {
@@ -508,277 +449,9 @@ pub enum ConfigError {
     },
 }
 
-/// Settings read from `AUTHTEL_*` variables.
-///
-/// | variable | value |
-/// |---|---|
-/// | `AUTHTEL_FORWARDERS` | comma-separated forwarder kinds expected (`sql,kafka`) |
-/// | `AUTHTEL_PIPELINE_DISPATCH` | `sync`, `async`, `auto` |
-/// | `AUTHTEL_PIPELINE_QUEUE_CAPACITY`, `_BATCH_SIZE`, `_WORKERS` | integers |
-/// | `AUTHTEL_PIPELINE_BACKPRESSURE` | `block`, `drop`, `spill` |
-/// | `AUTHTEL_PIPELINE_BLOCK_TIMEOUT_MS`, `_CALL_TIMEOUT_MS` | milliseconds |
-/// | `AUTHTEL_PIPELINE_ALLOW_DROPPING_AUDIT` | `true`, `false` |
-/// | `AUTHTEL_PIPELINE_RETRY_MAX_ATTEMPTS`, `_RETRY_BASE_MS`, `_RETRY_MAX_MS`, `_RETRY_JITTER` | integers, `true`/`false` |
-/// | `AUTHTEL_PIPELINE_BREAKER_FAILURES`, `_BREAKER_OPEN_MS` | integers |
-/// | `AUTHTEL_PIPELINE_SPILL_DIR`, `_SPILL_MAX_BYTES`, `_SPILL_MAX_LINE_BYTES` | path, integers |
-/// | `AUTHTEL_PIPELINE_FSYNC`, `_FSYNC_INTERVAL_MS` | `batch`, `interval`, `never`; milliseconds |
-/// | `AUTHTEL_PIPELINE_DEAD_LETTER_DIR` | path |
-/// | `AUTHTEL_PIPELINE_SAMPLE_RATE` | `0.0` to `1.0` |
-/// | `AUTHTEL_PIPELINE_RATE_LIMIT_PER_SEC`, `_RATE_LIMIT_BURST` | integers |
-///
-/// Other `AUTHTEL_*` variables belong to other crates and are ignored; an unknown
-/// `AUTHTEL_PIPELINE_*` variable is an error (a typo would otherwise be silently ignored).
-///
-/// ```
-/// use authtel_pipeline::{Backpressure, EnvConfig, FsyncPolicy};
-/// let env = EnvConfig::from_vars([
-///     ("AUTHTEL_PIPELINE_BATCH_SIZE", "100"),
-///     ("AUTHTEL_PIPELINE_BACKPRESSURE", "spill"),
-///     ("AUTHTEL_PIPELINE_SPILL_DIR", "/var/lib/app/spill"),
-///     ("AUTHTEL_PIPELINE_FSYNC", "never"),
-///     ("AUTHTEL_FORWARDERS", "sql, kafka"),
-/// ]).unwrap();
-/// assert_eq!(env.settings.batch_size, 100);
-/// assert_eq!(env.settings.backpressure, Backpressure::Spill);
-/// assert_eq!(env.settings.fsync, FsyncPolicy::Never);
-/// assert_eq!(env.forwarders, ["sql", "kafka"]);
-/// ```
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EnvConfig {
-    /// The settings every forwarder starts from.
-    pub settings: Settings,
-    /// The forwarder kinds `AUTHTEL_FORWARDERS` asks for.
-    pub forwarders: Vec<String>,
-}
-
-const KNOWN: &str = "AUTHTEL_PIPELINE_{DISPATCH,QUEUE_CAPACITY,BATCH_SIZE,WORKERS,BACKPRESSURE,BLOCK_TIMEOUT_MS,CALL_TIMEOUT_MS,ALLOW_DROPPING_AUDIT,RETRY_MAX_ATTEMPTS,RETRY_BASE_MS,RETRY_MAX_MS,RETRY_JITTER,BREAKER_FAILURES,BREAKER_OPEN_MS,SPILL_DIR,SPILL_MAX_BYTES,SPILL_MAX_LINE_BYTES,FSYNC,FSYNC_INTERVAL_MS,DEAD_LETTER_DIR,SAMPLE_RATE,RATE_LIMIT_PER_SEC,RATE_LIMIT_BURST}";
-
-impl EnvConfig {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<EnvConfig, ConfigError> {
-        EnvConfig::from_vars(std::env::vars())
-    }
-
-    /// Reads `(key, value)` pairs; tests pass their own instead of touching the process.
-    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<EnvConfig, ConfigError>
-    where
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        let mut cfg = EnvConfig::default();
-        let mut fsync_interval = None;
-        let mut fsync_kind = None;
-        let mut rate = None;
-        let mut burst = None;
-        for (k, v) in vars {
-            let (key, raw) = (k.as_ref(), v.as_ref().trim());
-            let s = &mut cfg.settings;
-            match key {
-                "AUTHTEL_FORWARDERS" => {
-                    cfg.forwarders = raw
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect();
-                }
-                "AUTHTEL_PIPELINE_DISPATCH" => {
-                    s.dispatch = match raw {
-                        "sync" => Dispatch::Sync,
-                        "async" => Dispatch::Async,
-                        "auto" => Dispatch::Auto,
-                        _ => return Err(invalid(key, raw, "sync|async|auto")),
-                    }
-                }
-                "AUTHTEL_PIPELINE_QUEUE_CAPACITY" => s.queue_capacity = int(key, raw)?,
-                "AUTHTEL_PIPELINE_BATCH_SIZE" => s.batch_size = int(key, raw)?,
-                "AUTHTEL_PIPELINE_WORKERS" => s.workers = int(key, raw)?,
-                "AUTHTEL_PIPELINE_BACKPRESSURE" => {
-                    s.backpressure = match raw {
-                        "block" => Backpressure::Block {
-                            timeout: s.block_timeout,
-                        },
-                        "drop" => Backpressure::Drop,
-                        "spill" => Backpressure::Spill,
-                        _ => return Err(invalid(key, raw, "block|drop|spill")),
-                    }
-                }
-                "AUTHTEL_PIPELINE_BLOCK_TIMEOUT_MS" => {
-                    s.block_timeout = millis(key, raw)?;
-                    if let Backpressure::Block { timeout } = &mut s.backpressure {
-                        *timeout = s.block_timeout;
-                    }
-                }
-                "AUTHTEL_PIPELINE_CALL_TIMEOUT_MS" => s.call_timeout = millis(key, raw)?,
-                "AUTHTEL_PIPELINE_ALLOW_DROPPING_AUDIT" => {
-                    s.allow_dropping_audit = boolean(key, raw)?
-                }
-                "AUTHTEL_PIPELINE_RETRY_MAX_ATTEMPTS" => s.retry.max_attempts = int(key, raw)?,
-                "AUTHTEL_PIPELINE_RETRY_BASE_MS" => s.retry.base = millis(key, raw)?,
-                "AUTHTEL_PIPELINE_RETRY_MAX_MS" => s.retry.max = millis(key, raw)?,
-                "AUTHTEL_PIPELINE_RETRY_JITTER" => s.retry.jitter = boolean(key, raw)?,
-                "AUTHTEL_PIPELINE_BREAKER_FAILURES" => s.breaker.failure_threshold = int(key, raw)?,
-                "AUTHTEL_PIPELINE_BREAKER_OPEN_MS" => s.breaker.open_for = millis(key, raw)?,
-                "AUTHTEL_PIPELINE_SPILL_DIR" => {
-                    if raw.is_empty() {
-                        return Err(invalid(key, raw, "a directory path"));
-                    }
-                    s.spill_dir = Some(PathBuf::from(raw));
-                }
-                "AUTHTEL_PIPELINE_SPILL_MAX_BYTES" => s.spill_max_bytes = int(key, raw)?,
-                "AUTHTEL_PIPELINE_SPILL_MAX_LINE_BYTES" => s.spill_max_line_bytes = int(key, raw)?,
-                "AUTHTEL_PIPELINE_FSYNC" => {
-                    fsync_kind = Some(match raw {
-                        "batch" => 0,
-                        "interval" => 1,
-                        "never" => 2,
-                        _ => return Err(invalid(key, raw, "batch|interval|never")),
-                    })
-                }
-                "AUTHTEL_PIPELINE_FSYNC_INTERVAL_MS" => fsync_interval = Some(millis(key, raw)?),
-                "AUTHTEL_PIPELINE_DEAD_LETTER_DIR" => {
-                    if raw.is_empty() {
-                        return Err(invalid(key, raw, "a directory path"));
-                    }
-                    s.dead_letter_dir = Some(PathBuf::from(raw));
-                }
-                "AUTHTEL_PIPELINE_SAMPLE_RATE" => {
-                    s.sample_rate = raw
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|r| (0.0..=1.0).contains(r))
-                        .ok_or_else(|| invalid(key, raw, "a number in 0.0..=1.0"))?
-                }
-                "AUTHTEL_PIPELINE_RATE_LIMIT_PER_SEC" => rate = Some(int::<u32>(key, raw)?),
-                "AUTHTEL_PIPELINE_RATE_LIMIT_BURST" => burst = Some(int::<u32>(key, raw)?),
-                k if k.starts_with("AUTHTEL_PIPELINE_") => {
-                    return Err(ConfigError::UnknownKey {
-                        key: k.to_owned(),
-                        known: KNOWN,
-                    });
-                }
-                _ => {}
-            }
-        }
-        let s = &mut cfg.settings;
-        s.fsync = match (fsync_kind, fsync_interval) {
-            (Some(1) | None, Some(d)) => FsyncPolicy::Interval(d),
-            (Some(1), None) => FsyncPolicy::Interval(Duration::from_secs(1)),
-            (Some(2), _) => FsyncPolicy::Never,
-            _ => FsyncPolicy::EveryBatch,
-        };
-        if let Some(per_second) = rate {
-            s.rate_limit = Some(RateLimit {
-                per_second,
-                burst: burst.unwrap_or(per_second),
-            });
-        }
-        s.validate().map_err(|e| match e {
-            ConfigError::InvalidValue {
-                key,
-                value,
-                expected,
-            } => ConfigError::InvalidValue {
-                key: env_name(&key),
-                value,
-                expected,
-            },
-            ConfigError::Missing { key, because } => ConfigError::Missing {
-                key: env_name(&key),
-                because,
-            },
-            other => other,
-        })?;
-        Ok(cfg)
-    }
-}
-
-fn env_name(setting: &str) -> String {
-    format!(
-        "AUTHTEL_PIPELINE_{}",
-        setting.replace('.', "_").to_ascii_uppercase()
-    )
-}
-
-fn invalid(key: &str, raw: &str, expected: &'static str) -> ConfigError {
-    ConfigError::InvalidValue {
-        key: key.to_owned(),
-        value: authtel_core::metadata::truncate(raw, 128).to_owned(),
-        expected,
-    }
-}
-
-fn int<T: std::str::FromStr>(key: &str, raw: &str) -> Result<T, ConfigError> {
-    raw.parse()
-        .map_err(|_| invalid(key, raw, "a non-negative integer"))
-}
-
-fn millis(key: &str, raw: &str) -> Result<Duration, ConfigError> {
-    raw.parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| invalid(key, raw, "a whole number of milliseconds"))
-}
-
-fn boolean(key: &str, raw: &str) -> Result<bool, ConfigError> {
-    match raw {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(invalid(key, raw, "true|false")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use authtel_core::audit::AuditEvent;
-    use authtel_core::forward::ForwardFuture;
-
-    #[derive(Debug)]
-    struct Prefers(Option<usize>);
-
-    impl Forwarder for Prefers {
-        fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> {
-            Box::pin(async { Ok(()) })
-        }
-        fn preferred_batch_size(&self) -> Option<usize> {
-            self.0
-        }
-    }
-
-    #[test]
-    fn forwarder_preferred_batch_size_is_the_default_and_explicit_settings_win() {
-        assert_eq!(
-            ForwarderConfig::new("none", Prefers(None))
-                .settings()
-                .batch_size,
-            Settings::default().batch_size
-        );
-        assert_eq!(
-            ForwarderConfig::new("bulk", Prefers(Some(2048)))
-                .settings()
-                .batch_size,
-            2048
-        );
-        let huge = ForwarderConfig::new("huge", Prefers(Some(usize::MAX)));
-        assert_eq!(
-            huge.settings().batch_size,
-            Settings::default().queue_capacity
-        );
-        assert!(huge.settings().validate().is_ok());
-        assert_eq!(
-            ForwarderConfig::new("zero", Prefers(Some(0)))
-                .settings()
-                .batch_size,
-            1
-        );
-        assert_eq!(
-            ForwarderConfig::new("set", Prefers(Some(2048)))
-                .batch_size(64)
-                .settings()
-                .batch_size,
-            64
-        );
-    }
 
     #[test]
     fn backoff_grows_and_caps() {
@@ -793,23 +466,5 @@ mod tests {
         let j = RetryPolicy { jitter: true, ..r };
         assert_eq!(j.backoff(2, 0.5), Duration::from_millis(10));
         assert_eq!(j.backoff(100, 0.0), Duration::ZERO);
-    }
-
-    #[test]
-    fn env_errors_name_the_variable() {
-        let e = EnvConfig::from_vars([("AUTHTEL_PIPELINE_BATCH_SIZE", "0")]).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::InvalidValue { key, value, .. } if key == "AUTHTEL_PIPELINE_BATCH_SIZE" && value == "0"),
-            "{e}"
-        );
-        let e = EnvConfig::from_vars([("AUTHTEL_PIPELINE_BACKPRESSURE", "spill")]).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::Missing { key, .. } if key == "AUTHTEL_PIPELINE_SPILL_DIR"),
-            "{e}"
-        );
-        let e = EnvConfig::from_vars([("AUTHTEL_PIPELINE_BATCHSIZE", "5")]).unwrap_err();
-        assert!(matches!(e, ConfigError::UnknownKey { .. }));
-        let ok = EnvConfig::from_vars([("AUTHTEL_SQL_URL", "x"), ("PATH", "/bin")]).unwrap();
-        assert_eq!(ok.settings, Settings::default());
     }
 }

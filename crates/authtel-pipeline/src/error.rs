@@ -113,6 +113,17 @@ pub enum PublishError {
         /// The I/O failure.
         message: String,
     },
+    /// The queue and its audit reserve are full, there is no spill directory and audit
+    /// records may not be dropped: the record is refused (counted and reported).
+    #[error(
+        "forwarder {forwarder:?}: queue full ({capacity} records and as many again for audit records), record refused; the destination is slow or down — add a spill_dir so an outage goes to disk, raise queue_capacity, or check the destination"
+    )]
+    QueueFull {
+        /// The forwarder id.
+        forwarder: String,
+        /// The queue capacity.
+        capacity: usize,
+    },
     /// The pipeline was shut down.
     #[error("forwarder {forwarder:?}: pipeline is shut down, record rejected")]
     Closed {
@@ -142,4 +153,50 @@ pub struct FlushError {
     pub forwarder: String,
     /// Records neither delivered nor spilled.
     pub pending: u64,
+}
+
+/// [`Pipeline::wait_replayed`](crate::Pipeline::wait_replayed) ran out of time.
+///
+/// ```
+/// use authtel_pipeline::ReplayError;
+/// let e = ReplayError { forwarder: "kafka".into(), spill_bytes: 4096 };
+/// assert!(e.to_string().contains("4096 bytes"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "forwarder {forwarder:?}: spill not replayed by the deadline ({spill_bytes} bytes still on disk, or records still in memory); replay goes on — check the destination and the breaker state in the metrics"
+)]
+pub struct ReplayError {
+    /// The forwarder id.
+    pub forwarder: String,
+    /// Bytes still in the spill directory.
+    pub spill_bytes: u64,
+}
+
+/// A dead-letter file could not be read or replayed.
+///
+/// ```
+/// let e = authtel_pipeline::read_dead_letters(std::path::Path::new("/nonexistent/x.dead.jsonl")).unwrap_err();
+/// assert!(e.to_string().contains("/nonexistent/x.dead.jsonl"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeadLetterError {
+    /// Reading the file failed.
+    #[error("cannot read dead-letter file {path:?}; check the path and its permissions")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No forwarder has this id.
+    #[error("no forwarder {forwarder:?} in this pipeline; replay into one of: {known}")]
+    UnknownForwarder {
+        /// The id asked for.
+        forwarder: String,
+        /// The ids there are.
+        known: String,
+    },
 }

@@ -5,19 +5,26 @@
 //! Each destination is a [`Forwarder`](authtel_core::forward::Forwarder) registered with a
 //! [`ForwarderConfig`]. Per forwarder the pipeline provides:
 //!
-//! - **dispatch**: [`Dispatch::Sync`] (inline), [`Dispatch::Async`] (bounded queue, worker
-//!   tasks, batches) or [`Dispatch::Auto`] (async inside a tokio runtime, else sync);
+//! - **two lane types** around one delivery core: the queued lane ([`Dispatch::Auto`], the
+//!   default, and [`Dispatch::Async`]: bounded queue, worker tasks, batches — on the
+//!   application's runtime, or for `Auto` outside one on the pipeline's own worker thread,
+//!   never on the publishing thread) and the inline lane ([`Dispatch::Sync`], chosen
+//!   explicitly, blocks its caller);
 //! - **retries** of transient failures with exponential backoff and full jitter
 //!   ([`RetryPolicy`]); permanent failures and exhausted retries go to a **dead-letter**
 //!   file and the `pipeline.forward.error` signal;
-//! - **backpressure** when the queue is full ([`Backpressure`]): block with a timeout,
-//!   drop (counted; never audit records unless allowed) or **spill** to JSON-lines files
-//!   replayed in order ([`FsyncPolicy`] decides durability);
+//! - **backpressure** when the queue is full ([`Backpressure`]): drop (the default; counted,
+//!   never audit records unless allowed), **spill** to JSON-lines files replayed in order
+//!   ([`FsyncPolicy`] decides durability), or block (explicit; never stalls a runtime);
+//!   [`Pipeline::publish_async`] waits for room as a task;
 //! - a **circuit breaker** ([`BreakerConfig`]): while open, records spill;
 //! - **sampling and rate limiting** for non-security telemetry only
 //!   ([`Pipeline::publish_telemetry`]);
-//! - **self-metrics** ([`Pipeline::metrics`]) and configuration from `AUTHTEL_*`
-//!   variables ([`EnvConfig`]).
+//! - **self-metrics** ([`Pipeline::metrics`]), configuration from `AUTHTEL_*`
+//!   variables ([`EnvConfig`]), and operator tools: [`Pipeline::wait_replayed`],
+//!   [`Pipeline::replay_dead_letters`], [`read_dead_letters`].
+//!
+//! docs/operations-pipeline.md states each promise with its conditions.
 //!
 //! Delivery is at-least-once: a record can arrive twice (after a retry or a crash during
 //! replay) and destinations deduplicate on its id. With one worker (the default) records
@@ -60,18 +67,29 @@
 mod blocking;
 mod breaker;
 mod config;
+mod dead_letter;
+mod delivery;
+mod env;
 mod error;
+mod files;
+mod forwarder_config;
+mod inline;
 mod lane;
 mod limit;
 mod metrics;
 mod pipeline;
+mod queue;
+mod queued;
 mod signals;
 mod spill;
 
 pub use config::{
-    Backpressure, BreakerConfig, ConfigError, Dispatch, EnvConfig, ForwarderConfig, FsyncPolicy,
-    RateLimit, RetryPolicy, Settings,
+    Backpressure, BreakerConfig, ConfigError, Dispatch, FsyncPolicy, RateLimit, RetryPolicy,
+    Settings,
 };
-pub use error::{BuildError, FlushError, PublishError};
+pub use dead_letter::{DeadLetters, read_dead_letters};
+pub use env::EnvConfig;
+pub use error::{BuildError, DeadLetterError, FlushError, PublishError, ReplayError};
+pub use forwarder_config::ForwarderConfig;
 pub use metrics::{BreakerState, ForwarderMetrics, LATENCY_BUCKETS, Latency};
 pub use pipeline::{FlushGuard, Pipeline, PipelineBuilder};

@@ -12,12 +12,19 @@ use authtel_core::registry::{Handler, Registry};
 use authtel_core::telemetry::EventRecord;
 use tokio::runtime::Handle;
 
-use crate::config::{Dispatch, EnvConfig, ForwarderConfig, Settings};
-use crate::error::{BuildError, FlushError, PublishError};
-use crate::lane::{Class, Lane};
+use crate::config::{Dispatch, Settings};
+use crate::dead_letter::DeadLetter;
+use crate::delivery::{Class, Core};
+use crate::env::EnvConfig;
+use crate::error::{BuildError, DeadLetterError, FlushError, PublishError, ReplayError};
+use crate::files::file_safe;
+use crate::forwarder_config::ForwarderConfig;
+use crate::inline::InlineLane;
+use crate::lane::Lane;
 use crate::metrics::ForwarderMetrics;
+use crate::queued::QueuedLane;
 use crate::signals::{self, Signals};
-use crate::spill::{DeadLetter, SpillStore, file_safe};
+use crate::spill::SpillStore;
 
 /// Configures a [`Pipeline`]. See [`Pipeline::builder`].
 #[derive(Debug, Default)]
@@ -94,29 +101,48 @@ impl PipelineBuilder {
     }
 
     /// Validates everything, opens spill and dead-letter directories, starts workers.
+    ///
+    /// Queued lanes (`Dispatch::Auto`, the default, and `Dispatch::Async`) run on the
+    /// runtime given with [`runtime`](Self::runtime) or the one `build` is called in; for
+    /// `Auto` outside any runtime the pipeline starts its own worker thread, so a publisher
+    /// never delivers, retries or waits on a destination itself.
     pub fn build(self) -> Result<Pipeline, BuildError> {
-        let runtime = self.runtime.or_else(|| Handle::try_current().ok());
+        let ambient = self.runtime.or_else(|| Handle::try_current().ok());
+        let mut own: Option<tokio::runtime::Runtime> = None;
         let signals = Arc::new(Signals::new(self.registry));
-        let mut lanes: Vec<Arc<Lane>> = Vec::new();
+        let mut lanes: Vec<Lane> = Vec::new();
         for cfg in self.forwarders {
             let ForwarderConfig {
                 id,
                 forwarder,
                 settings,
             } = cfg;
-            if id.is_empty() || lanes.iter().any(|l| l.id == id) {
+            if id.is_empty() || lanes.iter().any(|l| l.id() == id) {
                 return Err(BuildError::BadId { id });
             }
             settings.validate().map_err(|source| BuildError::Config {
                 forwarder: id.clone(),
                 source,
             })?;
-            let asynchronous = match (settings.dispatch, &runtime) {
-                (Dispatch::Sync, _) | (Dispatch::Auto, None) => false,
-                (Dispatch::Async | Dispatch::Auto, Some(_)) => true,
+            let handle = match (settings.dispatch, &ambient) {
+                (Dispatch::Sync, _) => None,
+                (Dispatch::Async | Dispatch::Auto, Some(h)) => Some(h.clone()),
                 (Dispatch::Async, None) => return Err(BuildError::NoRuntime { forwarder: id }),
+                (Dispatch::Auto, None) => {
+                    if own.is_none() {
+                        own = Some(
+                            tokio::runtime::Builder::new_multi_thread()
+                                .worker_threads(1)
+                                .thread_name("authtel-pipeline")
+                                .enable_all()
+                                .build()
+                                .map_err(BuildError::Runtime)?,
+                        );
+                    }
+                    own.as_ref().map(|rt| rt.handle().clone())
+                }
             };
-            if !asynchronous {
+            if handle.is_none() {
                 crate::blocking::ensure_private().map_err(BuildError::Runtime)?;
             }
             let dir_error = |path: PathBuf, source| BuildError::Directory {
@@ -146,29 +172,38 @@ impl PipelineBuilder {
                 }
                 None => None,
             };
-            let dl_dir = settings
+            // Dead letters go where the application said: its dead-letter directory, else
+            // its spill directory; never a guessable shared temporary path.
+            let dead_letter = match settings
                 .dead_letter_dir
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("authtel-dead-letter"));
-            let dead_letter =
-                DeadLetter::open(&dl_dir, &id).map_err(|e| dir_error(dl_dir.clone(), e))?;
-            let lane = Arc::new(Lane::new(
-                id,
-                forwarder,
-                settings,
-                asynchronous,
-                spill,
-                dead_letter,
-                Arc::clone(&signals),
-            ));
-            if asynchronous && let Some(handle) = &runtime {
-                lane.spawn_workers(handle);
-            }
+                .as_ref()
+                .or(settings.spill_dir.as_ref())
+            {
+                Some(dir) => {
+                    Some(DeadLetter::open(dir, &id).map_err(|e| dir_error(dir.clone(), e))?)
+                }
+                None => {
+                    tracing::warn!(
+                        forwarder = %id,
+                        "authtel pipeline forwarder has no dead_letter_dir (AUTHTEL_PIPELINE_DEAD_LETTER_DIR) and no spill_dir: records it gives up on will be counted as dropped, not kept"
+                    );
+                    None
+                }
+            };
+            let core = Core::new(id, forwarder, settings, dead_letter, Arc::clone(&signals));
+            let lane = match handle {
+                None => Lane::Inline(Box::new(InlineLane::new(core, spill))),
+                Some(handle) => {
+                    let lane = Arc::new(QueuedLane::new(core, spill));
+                    lane.spawn_workers(&handle);
+                    Lane::Queued(lane)
+                }
+            };
             lanes.push(lane);
         }
         let mut warnings = Vec::new();
         for kind in self.expected {
-            if !lanes.iter().any(|l| l.id == kind) {
+            if !lanes.iter().any(|l| l.id() == kind) {
                 let text = format!(
                     "forwarder {kind:?} is configured (AUTHTEL_FORWARDERS) but not available in this build; enable the authtel feature or add the crate that provides it; the other forwarders run normally"
                 );
@@ -177,20 +212,46 @@ impl PipelineBuilder {
             }
         }
         Ok(Pipeline {
-            inner: Arc::new(Inner { lanes, warnings }),
+            inner: Arc::new(Inner {
+                lanes,
+                warnings,
+                runtime: own,
+                shut_down: std::sync::atomic::AtomicBool::new(false),
+            }),
         })
     }
 }
 
+/// How long dropping a pipeline that runs its own worker thread waits for it to deliver.
+const DROP_FLUSH: Duration = Duration::from_secs(2);
+
 struct Inner {
-    lanes: Vec<Arc<Lane>>,
+    lanes: Vec<Lane>,
     warnings: Vec<String>,
+    /// The pipeline's own worker thread, for `Dispatch::Auto` outside a runtime.
+    runtime: Option<tokio::runtime::Runtime>,
+    /// `shutdown` ran: dropping need not flush.
+    shut_down: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         for lane in &self.lanes {
             lane.close();
+        }
+        // The pipeline's own worker thread dies with it: give it a moment to deliver (or
+        // spill) what is queued, like a flush guard would, and say what is left. Then let
+        // the runtime go in the background (dropping it blocks, and panics inside another
+        // runtime).
+        if let Some(rt) = self.runtime.take() {
+            let deadline = Instant::now() + DROP_FLUSH;
+            let shut_down = self.shut_down.load(std::sync::atomic::Ordering::Acquire);
+            for lane in self.lanes.iter().filter(|_| !shut_down) {
+                if let Err(e) = lane.flush(deadline) {
+                    tracing::error!(error = %e, "authtel pipeline dropped without shutdown; keep a flush_guard in main or call shutdown");
+                }
+            }
+            rt.shutdown_background();
         }
     }
 }
@@ -241,6 +302,37 @@ impl Pipeline {
     /// first. Returns the first forwarder's refusal, if any; the others still got it.
     pub fn publish(&self, event: AuditEvent) -> Result<(), PublishError> {
         self.route(event, Class::Audit, None)
+    }
+
+    /// Publishes an audit record from async code: when a queued lane's queue is full the
+    /// calling task waits for room — it yields, the runtime's threads go on — instead of
+    /// applying the backpressure policy, so nothing is dropped or refused for lack of room
+    /// (with `Backpressure::Spill` the record spills instead). It waits as long as it
+    /// takes; wrap it in `tokio::time::timeout` for a bound (dropping the future leaves
+    /// the record unpublished for that forwarder). Inline lanes deliver as in
+    /// [`publish`](Self::publish).
+    ///
+    /// ```
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}, outcome::Outcome};
+    /// # #[derive(Debug)] struct Noop;
+    /// # impl Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+    /// use authtel_pipeline::{ForwarderConfig, Pipeline};
+    /// # #[tokio::main] async fn main() {
+    /// let p = Pipeline::builder().forwarder(ForwarderConfig::new("sql", Noop)).build().unwrap();
+    /// p.publish_async(AuditEvent::new("auth.login.stop", Outcome::Success)).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn publish_async(&self, mut event: AuditEvent) -> Result<(), PublishError> {
+        // Core's one policy, as for `publish`.
+        event.sanitize()?;
+        let mut result = Ok(());
+        for lane in &self.inner.lanes {
+            let r = lane.publish_async(event.clone()).await;
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
     }
 
     /// Publishes a high-volume telemetry record: subject to sampling and rate limiting —
@@ -315,9 +407,29 @@ impl Pipeline {
         result
     }
 
-    /// Stops accepting records into memory (later ones spill, or are refused), flushes,
-    /// stops the workers and shuts the forwarders down. Idempotent.
+    /// Stops accepting records into memory (later ones spill, or are refused), delivers
+    /// what it can until `deadline`, then stops: when it returns no worker will call a
+    /// forwarder again (calls still running at the deadline are cut off), and the
+    /// forwarders are shut down. With a spill directory everything not delivered is on
+    /// disk; without one, [`FlushError::pending`] is the exact number of records that were
+    /// neither delivered, dead-lettered nor spilled — they die with the process.
+    /// Idempotent.
+    ///
+    /// ```
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}, outcome::Outcome};
+    /// # #[derive(Debug)] struct Noop;
+    /// # impl Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+    /// use authtel_pipeline::{ForwarderConfig, Pipeline};
+    /// use std::time::{Duration, Instant};
+    /// let p = Pipeline::builder().forwarder(ForwarderConfig::new("x", Noop)).build().unwrap();
+    /// p.publish(AuditEvent::new("auth.login.stop", Outcome::Success)).unwrap();
+    /// p.shutdown(Instant::now() + Duration::from_secs(5)).unwrap();
+    /// assert_eq!(p.metrics()[0].delivered, 1);
+    /// ```
     pub fn shutdown(&self, deadline: Instant) -> Result<(), FlushError> {
+        self.inner
+            .shut_down
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut result = Ok(());
         for lane in &self.inner.lanes {
             let r = lane.shutdown(deadline);
@@ -326,6 +438,91 @@ impl Pipeline {
             }
         }
         result
+    }
+
+    /// Waits until every forwarder's spill has been replayed and nothing waits in memory,
+    /// at most until `deadline` — e.g. after an outage, before a planned restart. The
+    /// first forwarder still behind is named in the error.
+    ///
+    /// ```
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
+    /// # #[derive(Debug)] struct Noop;
+    /// # impl Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+    /// use authtel_pipeline::{ForwarderConfig, Pipeline};
+    /// use std::time::{Duration, Instant};
+    /// let p = Pipeline::builder().forwarder(ForwarderConfig::new("x", Noop)).build().unwrap();
+    /// p.wait_replayed(Instant::now() + Duration::from_secs(5)).unwrap();
+    /// ```
+    pub fn wait_replayed(&self, deadline: Instant) -> Result<(), ReplayError> {
+        for lane in &self.inner.lanes {
+            if !lane.wait_replayed(deadline) {
+                return Err(ReplayError {
+                    forwarder: lane.id().to_owned(),
+                    spill_bytes: lane.metrics().spill_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the records of a dead-letter file again, into the forwarder `forwarder`
+    /// only; returns how many were accepted. Records keep their ids, so destinations
+    /// deduplicate a record that did arrive. Move the file aside first (`mv
+    /// kafka.dead.jsonl kafka.dead.replaying`): records that fail again are appended to
+    /// the forwarder's dead-letter file.
+    ///
+    /// ```
+    /// # use authtel_core::{audit::AuditEvent, forward::{Forwarder, ForwardFuture}};
+    /// # #[derive(Debug)] struct Noop;
+    /// # impl Forwarder for Noop { fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> ForwardFuture<'a> { Box::pin(async { Ok(()) }) } }
+    /// use authtel_pipeline::{Dispatch, ForwarderConfig, Pipeline};
+    /// let dir = std::env::temp_dir().join(format!("authtel-doc-replay-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let file = dir.join("kafka.dead.replaying");
+    /// let event = AuditEvent::new("auth.login.stop", authtel_core::outcome::Outcome::Failure);
+    /// std::fs::write(&file, format!("{}\n", serde_json::json!({"reason": "x", "attempts": 5, "event": event}))).unwrap();
+    /// let p = Pipeline::builder()
+    ///     .forwarder(ForwarderConfig::new("kafka", Noop).dispatch(Dispatch::Sync))
+    ///     .build().unwrap();
+    /// assert_eq!(p.replay_dead_letters("kafka", &file).unwrap(), 1);
+    /// assert_eq!(p.metrics()[0].delivered, 1);
+    /// # std::fs::remove_dir_all(dir).unwrap();
+    /// ```
+    pub fn replay_dead_letters(
+        &self,
+        forwarder: &str,
+        file: &std::path::Path,
+    ) -> Result<u64, DeadLetterError> {
+        let Some(lane) = self.inner.lanes.iter().find(|l| l.id() == forwarder) else {
+            return Err(DeadLetterError::UnknownForwarder {
+                forwarder: forwarder.to_owned(),
+                known: self
+                    .inner
+                    .lanes
+                    .iter()
+                    .map(|l| l.id())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        let read = crate::dead_letter::read_dead_letters(file)?;
+        if read.unreadable_lines > 0 {
+            tracing::warn!(
+                forwarder,
+                file = %file.display(),
+                lines = read.unreadable_lines,
+                "authtel pipeline skipped unreadable dead-letter lines"
+            );
+        }
+        let mut accepted = 0;
+        for mut event in read.events {
+            // Dead-letter files were written screened; a file edited by hand passes the
+            // policy again (a record over its bounds is not replayed).
+            if event.sanitize().is_ok() && lane.publish(event, Class::Audit, None).is_ok() {
+                accepted += 1;
+            }
+        }
+        Ok(accepted)
     }
 
     /// A guard that flushes (waiting at most `timeout`) when dropped; keep it alive in

@@ -8,13 +8,23 @@
 //!
 //! A line that is not a record (garbage, cut short by a crash, longer than the line bound)
 //! is skipped and counted, never a panic. After a restart new records go to a fresh
-//! segment, so a torn last line can never be glued to a new one.
+//! segment, so a torn last line can never be glued to a new one; after a failed write
+//! (disk full, I/O error) the segment is cut back to its last complete line, or — when
+//! even that fails — the next write starts a new segment.
+//!
+//! A batch a worker took from memory before anything spilled is older than the whole
+//! spill; when it must spill after all (breaker open, shutdown) it goes into a new segment
+//! numbered *before* the first one ([`SpillStore::write_head`]), so replay still follows
+//! publish order. Numbering starts at 2^32 so there is room below.
+//!
+//! Directories are created 0700, segments 0600 and opened with `O_NOFOLLOW`: records
+//! carry user ids and addresses.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use authtel_core::audit::AuditEvent;
 
@@ -27,12 +37,21 @@ const SEGMENT_EXT: &str = "jsonl";
 pub(crate) enum SpillError {
     Full,
     Io(io::Error),
+    /// The lane has no spill directory.
+    NoSpill,
 }
+
+/// The first segment number in an empty directory: segments for batches older than the
+/// whole spill are numbered below it.
+const FIRST_SEQ: u64 = 1 << 32;
 
 struct Segment {
     seq: u64,
     path: PathBuf,
+    /// Bytes of complete appends (for an earlier run's segment: the file's length).
     len: u64,
+    /// Bytes at the start already delivered (committed).
+    start: u64,
 }
 
 /// Records read but not yet committed.
@@ -65,6 +84,9 @@ pub(crate) struct SpillStore {
     /// Written since the last sync.
     unsynced: bool,
     buf: Vec<u8>,
+    /// Test hook: the next write puts this many bytes in the file, then fails like ENOSPC.
+    #[cfg(test)]
+    fail_next_write_after: Option<usize>,
 }
 
 impl SpillStore {
@@ -75,7 +97,7 @@ impl SpillStore {
         max_line: usize,
         fsync: FsyncPolicy,
     ) -> io::Result<SpillStore> {
-        fs::create_dir_all(&dir)?;
+        crate::files::create_private_dir(&dir)?;
         let mut segments = Vec::new();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
@@ -91,10 +113,15 @@ impl SpillStore {
                 continue;
             };
             let len = entry.metadata()?.len();
-            segments.push(Segment { seq, path, len });
+            segments.push(Segment {
+                seq,
+                path,
+                len,
+                start: 0,
+            });
         }
         segments.sort_by_key(|s| s.seq);
-        let next_seq = segments.last().map_or(1, |s| s.seq + 1);
+        let next_seq = segments.last().map_or(FIRST_SEQ, |s| s.seq + 1);
         let total_bytes = segments.iter().map(|s| s.len).sum();
         let read = Cursor {
             seq: segments.first().map_or(next_seq, |s| s.seq),
@@ -114,6 +141,8 @@ impl SpillStore {
             total_bytes,
             unsynced: false,
             buf: Vec::new(),
+            #[cfg(test)]
+            fail_next_write_after: None,
         })
     }
 
@@ -140,14 +169,7 @@ impl SpillStore {
         &mut self,
         events: impl IntoIterator<Item = &'e AuditEvent>,
     ) -> Result<usize, SpillError> {
-        self.buf.clear();
-        let mut count = 0;
-        for e in events {
-            serde_json::to_writer(&mut self.buf, e)
-                .map_err(|e| SpillError::Io(io::Error::other(e)))?;
-            self.buf.push(b'\n');
-            count += 1;
-        }
+        let count = self.encode(events)?;
         if count == 0 {
             return Ok(0);
         }
@@ -162,29 +184,116 @@ impl SpillStore {
         if rotate {
             let seq = self.next_seq;
             self.next_seq += 1;
-            let path = self.dir.join(format!("{seq:020}.{SEGMENT_EXT}"));
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(SpillError::Io)?;
-            if self.fsync != FsyncPolicy::Never {
-                // The new file's directory entry must survive a crash too.
-                if let Ok(d) = File::open(&self.dir) {
-                    let _ = d.sync_all();
-                }
-            }
-            self.segments.push_back(Segment { seq, path, len: 0 });
+            let file = self.create_segment(seq)?;
+            self.segments.push_back(Segment {
+                seq,
+                path: self.segment_path(seq),
+                len: 0,
+                start: 0,
+            });
             self.writer = Some((seq, file));
         }
+        let good_len = self.segments.back().map_or(0, |s| s.len);
         let (_, file) = self.writer.as_mut().expect("writer set above");
-        file.write_all(&self.buf).map_err(SpillError::Io)?;
+        if let Err(e) = write_bytes(
+            file,
+            &self.buf,
+            #[cfg(test)]
+            self.fail_next_write_after.take(),
+        ) {
+            // Bytes of a failed write must not stay in front of the next append: cut the
+            // segment back to its last complete line, or start a new segment next time.
+            if file.set_len(good_len).is_err() {
+                self.writer = None;
+            }
+            return Err(SpillError::Io(e));
+        }
         if let Some(last) = self.segments.back_mut() {
             last.len += n;
         }
         self.total_bytes += n;
         self.unsynced = true;
         Ok(count)
+    }
+
+    /// Writes `events` into a new segment before every other one: they are older than
+    /// everything spilled (see the module docs). Replay reads them first.
+    pub(crate) fn write_head(&mut self, events: &[AuditEvent]) -> Result<usize, SpillError> {
+        let Some(first) = self.segments.front() else {
+            return self.write(events);
+        };
+        let Some(seq) = first.seq.checked_sub(1) else {
+            return Err(SpillError::Io(io::Error::other(
+                "spill segment numbers leave no room for an older batch",
+            )));
+        };
+        let count = self.encode(events)?;
+        if count == 0 {
+            return Ok(0);
+        }
+        let n = self.buf.len() as u64;
+        if self.total_bytes + n > self.max_bytes {
+            return Err(SpillError::Full);
+        }
+        let path = self.segment_path(seq);
+        let mut file = self.create_segment(seq)?;
+        let written = write_bytes(
+            &mut file,
+            &self.buf,
+            #[cfg(test)]
+            self.fail_next_write_after.take(),
+        )
+        .and_then(|()| {
+            if self.fsync == FsyncPolicy::Never {
+                Ok(())
+            } else {
+                file.sync_data()
+            }
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&path);
+            return Err(SpillError::Io(e));
+        }
+        self.segments.push_front(Segment {
+            seq,
+            path,
+            len: n,
+            start: 0,
+        });
+        self.read = Cursor { seq, offset: 0 };
+        self.total_bytes += n;
+        Ok(count)
+    }
+
+    fn encode<'e>(
+        &mut self,
+        events: impl IntoIterator<Item = &'e AuditEvent>,
+    ) -> Result<usize, SpillError> {
+        self.buf.clear();
+        let mut count = 0;
+        for e in events {
+            serde_json::to_writer(&mut self.buf, e)
+                .map_err(|e| SpillError::Io(io::Error::other(e)))?;
+            self.buf.push(b'\n');
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn segment_path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq:020}.{SEGMENT_EXT}"))
+    }
+
+    fn create_segment(&self, seq: u64) -> Result<File, SpillError> {
+        let file =
+            crate::files::open_private_append(&self.segment_path(seq)).map_err(SpillError::Io)?;
+        if self.fsync != FsyncPolicy::Never {
+            // The new file's directory entry must survive a crash too.
+            if let Ok(d) = File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(file)
     }
 
     /// Syncs the last writes if the fsync policy asks for it now.
@@ -230,13 +339,13 @@ impl SpillStore {
         {
             cursor = Cursor {
                 seq: seg.seq,
-                offset: 0,
+                offset: seg.start,
             };
         }
         let mut line = Vec::new();
         while events.len() < max && idx < self.segments.len() {
             let seg = &self.segments[idx];
-            let mut file = BufReader::new(File::open(&seg.path)?);
+            let mut file = BufReader::new(crate::files::open_read(&seg.path)?);
             file.seek(SeekFrom::Start(cursor.offset))?;
             // `len` counts complete appends (and, for an earlier run's segment, the file).
             let limit = seg.len;
@@ -251,10 +360,11 @@ impl SpillStore {
                     skipped += 1;
                     continue;
                 }
-                match serde_json::from_slice::<AuditEvent>(trim_newline(&line)) {
-                    Ok(e) => events.push(e),
-                    Err(_) if trim_newline(&line).iter().all(u8::is_ascii_whitespace) => {}
-                    Err(_) => skipped += 1,
+                let bytes = trim_newline(&line);
+                match decode(bytes) {
+                    Some(e) => events.push(e),
+                    None if bytes.iter().all(u8::is_ascii_whitespace) => {}
+                    None => skipped += 1,
                 }
             }
             if events.len() >= max {
@@ -264,7 +374,7 @@ impl SpillStore {
             if let Some(next) = self.segments.get(idx) {
                 cursor = Cursor {
                     seq: next.seq,
-                    offset: 0,
+                    offset: next.start,
                 };
             }
         }
@@ -291,12 +401,26 @@ impl SpillStore {
                 // Only a cursor inside the deleted segment moves; one already in a later
                 // segment keeps its offset.
                 if self.read.seq <= popped {
-                    let seq = self.segments.front().map_or(self.next_seq, |s| s.seq);
-                    self.read = Cursor { seq, offset: 0 };
+                    self.read = self.segments.front().map_or(
+                        Cursor {
+                            seq: self.next_seq,
+                            offset: 0,
+                        },
+                        |s| Cursor {
+                            seq: s.seq,
+                            offset: s.start,
+                        },
+                    );
                 }
             } else {
                 break;
             }
+        }
+        // Remember how far the segment being read was delivered: a head segment written
+        // later is read first, and reading comes back here afterwards.
+        let read = self.read;
+        if let Some(seg) = self.segments.iter_mut().find(|s| s.seq == read.seq) {
+            seg.start = read.offset;
         }
     }
 }
@@ -334,166 +458,33 @@ fn read_line(
     }
 }
 
+/// Decodes one spill line. A decoder that panics on bad bytes (a bug, wherever it is) makes
+/// the line unreadable — counted and skipped — instead of taking the worker down and
+/// crash-looping replay on the same line at every start.
+pub(crate) fn decode(line: &[u8]) -> Option<AuditEvent> {
+    std::panic::catch_unwind(|| serde_json::from_slice::<AuditEvent>(line).ok())
+        .ok()
+        .flatten()
+}
+
 fn trim_newline(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
 }
 
-/// Appends failed batches to `<dir>/<forwarder>.dead.jsonl`, one record per line with why.
-#[derive(Debug)]
-pub(crate) struct DeadLetter {
-    path: PathBuf,
-}
-
-impl DeadLetter {
-    pub(crate) fn open(dir: &Path, forwarder: &str) -> io::Result<DeadLetter> {
-        fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{}.dead.jsonl", file_safe(forwarder)));
-        OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(DeadLetter { path })
+/// Writes `buf` (tests: only its first `fail_after` bytes, then fails like a full disk).
+fn write_bytes(
+    file: &mut File,
+    buf: &[u8],
+    #[cfg(test)] fail_after: Option<usize>,
+) -> io::Result<()> {
+    #[cfg(test)]
+    if let Some(k) = fail_after {
+        file.write_all(&buf[..k.min(buf.len())])?;
+        return Err(io::Error::other("injected fault: no space left on device"));
     }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub(crate) fn write(
-        &self,
-        events: &[AuditEvent],
-        reason: &str,
-        attempts: u32,
-    ) -> io::Result<()> {
-        let failed_at = authtel_core::audit::Timestamp::from(SystemTime::now()).to_string();
-        let mut buf = Vec::new();
-        for event in events {
-            let line = serde_json::json!({
-                "failed_at": failed_at,
-                "reason": reason,
-                "attempts": attempts,
-                "event": event,
-            });
-            serde_json::to_writer(&mut buf, &line).map_err(io::Error::other)?;
-            buf.push(b'\n');
-        }
-        let mut f = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&self.path)?;
-        f.write_all(&buf)?;
-        f.sync_data()
-    }
-}
-
-/// A forwarder id as a file name: other characters become `_`.
-pub(crate) fn file_safe(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    file.write_all(buf)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use authtel_core::outcome::Outcome;
-
-    fn temp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "authtel-spill-unit-{name}-{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7()
-        ));
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn events(n: usize) -> Vec<AuditEvent> {
-        (0..n)
-            .map(|i| {
-                let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-                e.metadata.insert("seq".into(), i.into());
-                e
-            })
-            .collect()
-    }
-
-    #[test]
-    fn appends_replay_in_order_across_segments_and_reopen() {
-        let dir = temp("order");
-        let mut s = SpillStore::open(dir.clone(), 1 << 30, 1 << 20, FsyncPolicy::Never).unwrap();
-        s.segment_bytes = 1024; // many segments
-        let all = events(100);
-        for chunk in all.chunks(7) {
-            s.append(chunk).unwrap();
-        }
-        assert!(s.segments.len() > 3);
-        let first = s.read_batch(30).unwrap();
-        s.commit(&first);
-        drop(s);
-        let mut s = SpillStore::open(dir.clone(), 1 << 30, 1 << 20, FsyncPolicy::Never).unwrap();
-        let mut seen: Vec<_> = first.events.iter().map(|e| e.id).collect();
-        loop {
-            let b = s.read_batch(13).unwrap();
-            if b.events.is_empty() {
-                s.commit(&b);
-                break;
-            }
-            seen.extend(b.events.iter().map(|e| e.id));
-            s.commit(&b);
-        }
-        // Reopening re-reads the partially replayed segment: duplicates, never gaps.
-        let mut unique = Vec::new();
-        for id in &seen {
-            if !unique.contains(id) {
-                unique.push(*id);
-            }
-        }
-        let want: Vec<_> = all.iter().map(|e| e.id).collect();
-        assert_eq!(unique, want);
-        assert!(s.is_empty());
-        assert_eq!(s.bytes(), 0);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn batches_crossing_segments_are_read_exactly_once() {
-        let dir = temp("cross");
-        let mut s = SpillStore::open(dir.clone(), 1 << 30, 1 << 20, FsyncPolicy::Never).unwrap();
-        s.segment_bytes = 700;
-        let all = events(60);
-        for chunk in all.chunks(3) {
-            s.append(chunk).unwrap();
-        }
-        let mut seen = Vec::new();
-        while !s.is_empty() {
-            let b = s.read_batch(7).unwrap();
-            seen.extend(b.events.iter().map(|e| e.id));
-            s.commit(&b);
-        }
-        assert_eq!(seen, all.iter().map(|e| e.id).collect::<Vec<_>>());
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn full_store_rejects_whole_batch() {
-        let dir = temp("full");
-        let mut s = SpillStore::open(dir.clone(), 2000, 1 << 20, FsyncPolicy::EveryBatch).unwrap();
-        let e = events(40);
-        let mut accepted = 0;
-        for chunk in e.chunks(2) {
-            match s.append(chunk) {
-                Ok(()) => accepted += 2,
-                Err(SpillError::Full) => break,
-                Err(SpillError::Io(err)) => panic!("{err}"),
-            }
-        }
-        assert!(accepted > 0 && accepted < 40, "{accepted}");
-        assert!(s.bytes() <= 2000);
-        fs::remove_dir_all(dir).unwrap();
-    }
-}
+#[path = "spill_tests.rs"]
+mod tests;

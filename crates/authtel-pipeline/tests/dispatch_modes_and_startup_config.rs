@@ -31,17 +31,38 @@ fn async_without_runtime_is_a_startup_error_that_says_what_to_do() {
     );
 }
 
+/// Remembers the thread each call ran on.
+#[derive(Debug, Default)]
+struct Threads(std::sync::Mutex<Vec<String>>);
+
+impl authtel_core::forward::Forwarder for Threads {
+    fn forward<'a>(&'a self, _: &'a [AuditEvent]) -> authtel_core::forward::ForwardFuture<'a> {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        self.0.lock().unwrap().push(name);
+        Box::pin(async { Ok(()) })
+    }
+}
+
 #[test]
-fn auto_without_runtime_delivers_inline() {
-    let dest = Arc::new(Capture::new());
+fn auto_without_runtime_queues_and_delivers_on_its_own_worker_thread() {
+    let dest = Arc::new(Threads::default());
     let p = Pipeline::builder()
         .forwarder(ForwarderConfig::from_arc("sql", dest.clone()))
         .build()
         .unwrap();
-    p.publish(event()).unwrap();
-    // Delivered before publish returned: nothing asynchronous is involved.
-    assert_eq!(dest.len(), 1);
-    assert!(!p.metrics()[0].asynchronous);
+    std::thread::Builder::new()
+        .name("login-handler".into())
+        .spawn({
+            let p = p.clone();
+            move || p.publish(event()).unwrap()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(p.flush(Instant::now() + PATIENCE), Ok(()));
+    assert!(p.metrics()[0].asynchronous);
+    // Never on the emitting thread: on the pipeline's own worker.
+    assert_eq!(*dest.0.lock().unwrap(), ["authtel-pipeline"]);
 }
 
 #[test]

@@ -37,8 +37,11 @@ fn sampling_never_touches_audit_records_or_security_signals() {
             .unwrap();
         p.publish_telemetry(AuditEvent::new("security.lockout", Outcome::Failure))
             .unwrap();
-        p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success))
-            .unwrap();
+        p.publish_telemetry(AuditEvent::new(
+            "token.verify.stop",
+            Outcome::Success,
+        ))
+        .unwrap();
     }
     let m = &p.metrics()[0];
     assert_eq!(
@@ -82,7 +85,10 @@ fn rate_limit_drops_excess_telemetry_and_reports_it() {
         .unwrap();
     let mut dropped = 0;
     for _ in 0..100 {
-        match p.publish_telemetry(AuditEvent::new("jwt.refresh.stop", Outcome::Success)) {
+        match p.publish_telemetry(AuditEvent::new(
+            "jwt.refresh.stop",
+            Outcome::Success,
+        )) {
             Ok(()) => {}
             Err(PublishError::Dropped { forwarder }) => {
                 assert_eq!(forwarder, "otlp");
@@ -137,8 +143,14 @@ impl Forwarder for Gate {
     }
 }
 
-fn gated(gate: Arc<Gate>, backpressure: Backpressure, dir: &std::path::Path) -> Pipeline {
+fn gated(
+    rt: &tokio::runtime::Runtime,
+    gate: Arc<Gate>,
+    backpressure: Backpressure,
+    dir: &std::path::Path,
+) -> Pipeline {
     Pipeline::builder()
+        .runtime(rt.handle().clone())
         .forwarder(
             ForwarderConfig::from_arc("slow", gate)
                 .dispatch(Dispatch::Async)
@@ -165,13 +177,21 @@ fn fill(p: &Pipeline) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backpressure_block_drop_and_spill() {
+/// Publishers here are plain threads (outside any runtime), the only place `Block` waits.
+#[test]
+fn backpressure_block_drop_and_spill() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = TempDir::new("backpressure");
-    tokio::task::spawn_blocking(move || {
-        // Block: a typed timeout error when there is no room (spill would keep it: see below).
+    {
+        // Block: an explicit wait, then a typed timeout error when there is no room and
+        // no spill (spill would keep it: see below).
         let gate = Arc::new(Gate::default());
         let p = Pipeline::builder()
+            .runtime(rt.handle().clone())
             .forwarder(
                 ForwarderConfig::from_arc("slow", gate.clone())
                     .dispatch(Dispatch::Async)
@@ -185,37 +205,70 @@ async fn backpressure_block_drop_and_spill() {
         fill(&p);
         let started = Instant::now();
         let err = p
-            .publish_with_timeout(AuditEvent::new("auth.login.stop", Outcome::Success), Duration::from_millis(30))
+            .publish_with_timeout(
+                AuditEvent::new("auth.login.stop", Outcome::Success),
+                Duration::from_millis(30),
+            )
             .unwrap_err();
-        assert!(matches!(&err, PublishError::Timeout { timeout, .. } if *timeout == Duration::from_millis(30)));
+        assert!(
+            matches!(&err, PublishError::Timeout { timeout, .. } if *timeout == Duration::from_millis(30))
+        );
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert_eq!(p.metrics()[0].dropped, 1);
+        // Drop (the default) never waits: an audit record goes over the capacity into
+        // the reserve instead of being dropped.
+        let started = Instant::now();
+        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(p.metrics()[0].queue_depth, 3);
         gate.release();
         assert_eq!(p.flush(Instant::now() + PATIENCE), Ok(()));
-        assert_eq!(gate.inner.len(), 3);
-
-        // Drop: telemetry is dropped and counted; an audit record waits, then spills.
+        assert_eq!(gate.inner.len(), 4);
+    }
+    {
+        // Drop: telemetry is dropped and counted; an audit record spills, at once.
         let gate = Arc::new(Gate::default());
-        let p = gated(gate.clone(), Backpressure::Drop, &dir.path().join("drop"));
+        let p = gated(
+            &rt,
+            gate.clone(),
+            Backpressure::Drop,
+            &dir.path().join("drop"),
+        );
         fill(&p);
-        let t = p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success));
+        let t = p.publish_telemetry(AuditEvent::new(
+            "token.verify.stop",
+            Outcome::Success,
+        ));
         assert!(matches!(t, Err(PublishError::Dropped { .. })), "{t:?}");
-        p.publish(AuditEvent::new("auth.login.stop", Outcome::Failure)).unwrap();
+        p.publish(AuditEvent::new("auth.login.stop", Outcome::Failure))
+            .unwrap();
         let m = &p.metrics()[0];
         // The two queued records go to disk ahead of it, so replay keeps publish order.
-        assert_eq!((m.dropped, m.spilled, m.queue_depth), (1, 3, 0), "the audit record spilled, not dropped: {m:?}");
+        assert_eq!(
+            (m.dropped, m.spilled, m.queue_depth),
+            (1, 3, 0),
+            "the audit record spilled, not dropped: {m:?}"
+        );
         gate.release();
         assert!(wait_until(|| gate.inner.len() == 4));
         p.shutdown(Instant::now() + PATIENCE).unwrap();
-
+    }
+    {
         // Spill: nothing waits, nothing is lost.
         let gate = Arc::new(Gate::default());
-        let p = gated(gate.clone(), Backpressure::Spill, &dir.path().join("spill"));
+        let p = gated(
+            &rt,
+            gate.clone(),
+            Backpressure::Spill,
+            &dir.path().join("spill"),
+        );
         fill(&p);
         for e in numbered(0..50) {
             p.publish(e).unwrap();
         }
-        // Each overflow takes the queue to disk with it; whatever is left waits behind.
+        // Each overflow takes the queue to disk with it; once records wait on disk, new
+        // ones go straight there.
         let m = &p.metrics()[0];
         assert_eq!(m.spilled + m.queue_depth, 52, "{m:?}");
         assert!(m.spilled >= 3, "{m:?}");
@@ -223,10 +276,103 @@ async fn backpressure_block_drop_and_spill() {
         assert!(wait_until(|| gate.inner.len() == 53));
         let unique: std::collections::HashSet<_> = gate.inner.ids().into_iter().collect();
         assert_eq!(unique.len(), 53, "no record lost or doubled");
-        let seqs: Vec<u64> = gate.inner.received.lock().unwrap().iter().filter_map(|e| e.metadata.get("seq")?.as_u64()).collect();
-        assert_eq!(seqs, (0..50).collect::<Vec<_>>(), "delivered in publish order");
+        let seqs: Vec<u64> = gate
+            .inner
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.metadata.get("seq")?.as_u64())
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..50).collect::<Vec<_>>(),
+            "delivered in publish order"
+        );
         p.shutdown(Instant::now() + PATIENCE).unwrap();
-    })
-    .await
-    .unwrap();
+    }
+}
+
+/// `Block` on a multi-thread runtime's worker waits under `block_in_place`: the runtime
+/// goes on — here a task on it makes the room the publisher waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_on_a_runtime_worker_waits_without_stalling_the_runtime() {
+    let gate = Arc::new(Gate::default());
+    let p = Pipeline::builder()
+        .forwarder(
+            ForwarderConfig::from_arc("slow", gate.clone())
+                .batch_size(1)
+                .queue_capacity(2)
+                .backpressure(Backpressure::Block {
+                    timeout: Duration::from_secs(60),
+                })
+                .call_timeout(Duration::from_secs(300)),
+        )
+        .build()
+        .unwrap();
+    fill(&p);
+    let releaser = tokio::spawn({
+        let gate = gate.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            gate.release();
+        }
+    });
+    let started = Instant::now();
+    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(40),
+        "it waited for room: {waited:?}"
+    );
+    assert!(waited < PATIENCE);
+    releaser.await.unwrap();
+    let p2 = p.clone();
+    tokio::task::spawn_blocking(move || p2.flush(Instant::now() + PATIENCE))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gate.inner.len(), 4);
+    assert_eq!(p.metrics()[0].dropped, 0);
+}
+
+/// On a current-thread runtime nothing could make room while the only thread waits:
+/// `Block` handles the record as `Drop` at once (an audit record goes to the reserve).
+#[tokio::test(flavor = "current_thread")]
+async fn block_on_a_current_thread_runtime_never_waits() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let gate = Arc::new(Gate::default());
+    let p = Pipeline::builder()
+        .runtime(rt.handle().clone())
+        .forwarder(
+            ForwarderConfig::from_arc("slow", gate.clone())
+                .batch_size(1)
+                .queue_capacity(2)
+                .backpressure(Backpressure::Block {
+                    timeout: Duration::from_secs(60),
+                })
+                .call_timeout(Duration::from_secs(300)),
+        )
+        .build()
+        .unwrap();
+    fill(&p);
+    let started = Instant::now();
+    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(p.metrics()[0].queue_depth, 3);
+    gate.release();
+    let p2 = p.clone();
+    std::thread::spawn(move || p2.flush(Instant::now() + PATIENCE))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(gate.inner.len(), 4);
+    drop(p);
+    rt.shutdown_background();
 }
