@@ -56,6 +56,12 @@ fn off_a_terminal_progress_is_a_plain_line_every_n_rows() {
         lines[2]
     );
     assert!(!run.stderr.contains('\r'));
+    // Exporting to a device writes into it: /dev/null is still the null device (an
+    // earlier version wrote /dev/null.partial and renamed it over the device).
+    use std::os::unix::fs::FileTypeExt;
+    let null = std::fs::metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device(), "{null:?}");
+    assert!(!std::path::Path::new("/dev/null.partial").exists());
 }
 
 #[test]

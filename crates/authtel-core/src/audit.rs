@@ -515,7 +515,8 @@ impl AuditEvent {
     /// how many values were changed; they are added to [`crate::policy::redaction_count`]
     /// once. Idempotent: a sanitized record sanitizes to itself and returns 0.
     ///
-    /// Records decoded from JSON ([`Deserialize`]) are sanitized on the way in.
+    /// Records decoded from JSON are not sanitized by decoding: every sink calls
+    /// [`screened`](AuditEvent::screened) before it writes one.
     ///
     /// [`validate`]: AuditEvent::validate
     ///

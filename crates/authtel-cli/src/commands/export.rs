@@ -19,6 +19,9 @@ const BUFFER: usize = 256 * 1024;
 /// Where the export goes.
 enum Sink {
     Stdout(BufWriter<std::io::StdoutLock<'static>>),
+    /// A device or pipe given as `--output` (`/dev/null`, a FIFO): written in place, since
+    /// renaming over it would replace the device with a regular file.
+    Device { out: BufWriter<File>, path: PathBuf },
     /// Written to `partial`, renamed to `path` once complete.
     File {
         out: BufWriter<File>,
@@ -35,6 +38,20 @@ impl Sink {
                 std::io::stdout().lock(),
             )));
         };
+        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if special {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|source| CliError::Io {
+                    doing: format!("opening {}", path.display()),
+                    source,
+                })?;
+            return Ok(Sink::Device {
+                out: BufWriter::with_capacity(BUFFER, file),
+                path: path.to_owned(),
+            });
+        }
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
@@ -52,6 +69,7 @@ impl Sink {
     fn writer(&mut self) -> &mut dyn Write {
         match self {
             Sink::Stdout(out) => out,
+            Sink::Device { out, .. } => out,
             Sink::File { out, .. } => out,
         }
     }
@@ -59,6 +77,7 @@ impl Sink {
     fn describe(&self) -> String {
         match self {
             Sink::Stdout(_) => "writing the export to stdout".to_owned(),
+            Sink::Device { path, .. } => format!("writing the export to {}", path.display()),
             Sink::File { partial, .. } => format!("writing the export to {}", partial.display()),
         }
     }
@@ -72,6 +91,7 @@ impl Sink {
         };
         match self {
             Sink::Stdout(mut out) => out.flush().map_err(io),
+            Sink::Device { mut out, .. } => out.flush().map_err(io),
             Sink::File { out, partial, path } => {
                 let file = out.into_inner().map_err(|e| io(e.into_error()))?;
                 file.sync_all().map_err(io)?;
