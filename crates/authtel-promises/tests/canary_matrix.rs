@@ -1,0 +1,29 @@
+//! The canary matrix: every secret class, in every form a careless application writes
+//! it, planted in every position a caller controls, pushed through every sink at once
+//! (logger, recent store, SQLite file and export, PostgreSQL, Kafka key/headers/payload,
+//! OTLP, Prometheus, spill and dead-letter files), then searched for byte by byte in
+//! every encoding (plain, base64 std/url-safe at every alignment, hex, percent, JSON).
+//!
+//! Exception and panic messages are off (the default) here; `canary_matrix_opted_in.rs`
+//! runs the message positions with them exported.
+//!
+//! Out of scope, and not planted (`authtel_core::policy`, "What screening cannot
+//! catch"): a bare secret with no shape (a password, a TOTP or backup code with no word
+//! naming it) in free text or an identifier, and a bare secret whose only shape is
+//! randomness in an identifier field (a random session id is random by design).
+
+mod support;
+
+use support::canary;
+use support::plant;
+use support::sinks::Sinks;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_planted_secret_reaches_any_sink_in_any_encoding() {
+    assert!(!authtel_core::policy::exception_messages(), "the default");
+    let sinks = Sinks::start("canary").await;
+    let report = canary::run(&sinks, &plant::positions()).await;
+    report.print("canary matrix (messages not exported)");
+    assert!(report.plants > 1000, "the matrix is real: {}", report.plants);
+    assert_eq!(report.hits.len(), 0, "planted secrets reached a sink");
+}
