@@ -68,6 +68,7 @@ impl Report {
 /// Plants `plants` through `sinks` and searches what they wrote.
 pub async fn run(sinks: &Sinks, positions: &[Position]) -> Report {
     quiet_panics();
+    let started = std::time::Instant::now();
     let (plants, out_of_scope) = plant::plants(positions);
     let mut emitted = Emitted::default();
     let list = plants.clone();
@@ -93,6 +94,7 @@ pub async fn run(sinks: &Sinks, positions: &[Position]) -> Report {
             })
         })
     };
+    println!("emitted in {:?}", started.elapsed());
     // The hand-built records also go straight into each SQL store, in transactions.
     for chunk in plants
         .iter()
@@ -116,7 +118,9 @@ pub async fn run(sinks: &Sinks, positions: &[Position]) -> Report {
             }
         }
     }
+    println!("recorded in transactions at {:?}", started.elapsed());
     sinks.settle().await;
+    println!("settled at {:?}", started.elapsed());
     let outputs = sinks.outputs().await;
     for (name, bytes) in &outputs {
         assert!(
@@ -125,12 +129,14 @@ pub async fn run(sinks: &Sinks, positions: &[Position]) -> Report {
             bytes.len()
         );
     }
+    println!("read outputs at {:?}", started.elapsed());
     let needles: Vec<Vec<String>> = plants.iter().map(|p| p.needles.clone()).collect();
     let search = Search::new(&needles);
     let mut hits = Vec::new();
     for (name, bytes) in &outputs {
         hits.extend(search.hits(name, bytes));
     }
+    println!("searched at {:?}", started.elapsed());
     Report {
         plants: plants.len(),
         out_of_scope,
