@@ -24,6 +24,42 @@ async fn no_planted_secret_reaches_any_sink_in_any_encoding() {
     let sinks = Sinks::start("canary").await;
     let report = canary::run(&sinks, &plant::positions()).await;
     report.print("canary matrix (messages not exported)");
-    assert!(report.plants > 1000, "the matrix is real: {}", report.plants);
+    assert!(
+        report.plants > 1000,
+        "the matrix is real: {}",
+        report.plants
+    );
     assert_eq!(report.hits.len(), 0, "planted secrets reached a sink");
+
+    // The search finds what does get through: an out-of-scope plant (a shapeless
+    // password under an innocent key) is found in every sink that keeps extra fields.
+    {
+        let _scope = sinks.registry.enter();
+        let m = authtel_core::metadata::Metadata::new()
+            .user_id("u_canary")
+            .with_extra("note", "Tr0ub4dorOutOfScope");
+        let _ = authtel_core::telemetry::span(&authtel_core::catalogue::AUTH_LOGIN, m, || true);
+    }
+    sinks.settle().await;
+    let search = support::needles::Search::new(&[vec!["Tr0ub4dorOutOfScope".to_owned()]]);
+    let found: Vec<String> = sinks
+        .outputs()
+        .await
+        .iter()
+        .filter(|(name, bytes)| !search.hits(name, bytes).is_empty())
+        .map(|(name, _)| name.clone())
+        .collect();
+    println!("out-of-scope control plant found in: {found:?}");
+    for sink in [
+        "log",
+        "recent_store",
+        "sqlite_export",
+        "otlp",
+        "spill_files",
+    ] {
+        assert!(
+            found.iter().any(|f| f == sink),
+            "control plant not found in {sink}: {found:?}"
+        );
+    }
 }

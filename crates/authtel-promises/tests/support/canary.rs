@@ -109,12 +109,21 @@ pub async fn run(sinks: &Sinks, positions: &[Position]) -> Report {
         }
         tx.commit().await.unwrap();
         if let Some(pg) = &sinks.postgres {
-            // A refused record aborts a PostgreSQL transaction: one per record.
-            for e in chunk {
+            // A refused record aborts a PostgreSQL transaction: the valid ones share one,
+            // each refused one gets its own.
+            let (valid, refused): (Vec<_>, Vec<_>) =
+                chunk.iter().partition(|e| e.screened().is_ok());
+            let mut tx = pg.begin().await.unwrap();
+            for e in valid {
+                tx.record(e).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            for e in refused {
                 let mut tx = pg.begin().await.unwrap();
-                if tx.record(e).await.is_ok() {
-                    tx.commit().await.unwrap();
-                }
+                assert!(
+                    tx.record(e).await.is_err(),
+                    "core refuses it, so does the store"
+                );
             }
         }
     }

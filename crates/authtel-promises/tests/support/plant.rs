@@ -135,7 +135,11 @@ pub fn positions() -> Vec<Position> {
         Position::ForwarderError,
     ]);
     let mut leaves = Vec::new();
-    string_leaves(&serde_json::to_value(template()).unwrap(), String::new(), &mut leaves);
+    string_leaves(
+        &serde_json::to_value(template()).unwrap(),
+        String::new(),
+        &mut leaves,
+    );
     p.extend(leaves.iter().cloned().map(Position::Record));
     p.extend(leaves.into_iter().map(Position::Decoded));
     p
@@ -196,15 +200,21 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
     match &plant.position {
         Position::TextField(f) => {
             let m = base().with_text_field(f, v).expect("a standard field");
-            let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || Err::<(), _>("invalid_password"));
+            let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || {
+                Err::<(), _>("invalid_password")
+            });
         }
         Position::Extra(k) => {
             let m = base().with_extra(k, v);
-            let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || Err::<(), _>("invalid_password"));
+            let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || {
+                Err::<(), _>("invalid_password")
+            });
         }
         Position::Swapped => {
             let m = base().with_extra(v, "password");
-            let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || Err::<(), _>("invalid_password"));
+            let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || {
+                Err::<(), _>("invalid_password")
+            });
         }
         Position::Panic => {
             let caught = std::panic::catch_unwind(|| {
@@ -215,14 +225,20 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
         Position::Exception => telemetry::start(&catalogue::OAUTH_CALLBACK, base()).exception(v),
         Position::ForwarderError => {
             sinks.rejects.texts.lock().unwrap().push_back(v.to_owned());
-            let before = sinks.rejects.calls.load(std::sync::atomic::Ordering::SeqCst);
+            let before = sinks
+                .rejects
+                .calls
+                .load(std::sync::atomic::Ordering::SeqCst);
             sinks
                 .pipeline
                 .publish(AuditEvent::new("auth.logout.stop", Outcome::Success))
                 .unwrap();
             // The rejecting forwarder is synchronous: publish returned after its call.
             assert_eq!(
-                sinks.rejects.calls.load(std::sync::atomic::Ordering::SeqCst),
+                sinks
+                    .rejects
+                    .calls
+                    .load(std::sync::atomic::Ordering::SeqCst),
                 before + 1
             );
         }

@@ -65,7 +65,12 @@ pub fn all(n: usize) -> Vec<Secret> {
         s(
             "backup_code",
             format!("{:04}-{:04}-{:04}", 1000 + n % 9000, 7000 + n % 3000, 5311),
-            vec![format!("{:04}-{:04}-{:04}", 1000 + n % 9000, 7000 + n % 3000, 5311)],
+            vec![format!(
+                "{:04}-{:04}-{:04}",
+                1000 + n % 9000,
+                7000 + n % 3000,
+                5311
+            )],
             Shape::None,
         ),
         s(
@@ -83,7 +88,10 @@ pub fn all(n: usize) -> Vec<Secret> {
         s(
             "jwt",
             format!("eyJhbGciOiJIUzI1NiJ9.{jwt_payload}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV{n:05}"),
-            vec![jwt_payload.clone(), format!("SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV{n:05}")],
+            vec![
+                jwt_payload.clone(),
+                format!("SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV{n:05}"),
+            ],
             Shape::Structural,
         ),
         s(
@@ -141,7 +149,10 @@ pub const FORMS: [(&str, &str); 9] = [
     ("bare", "{}"),
     ("pair", "password={}"),
     ("prose", "verify failed for password {}"),
-    ("debug", "LoginForm { username: \"u_42\", password: \"{}\" }"),
+    (
+        "debug",
+        "LoginForm { username: \"u_42\", password: \"{}\" }",
+    ),
     ("authorization", "Authorization: Bearer {}"),
     ("query", "/callback?state=xyz&access_token={}"),
     ("reset_link", "/reset?token={}"),

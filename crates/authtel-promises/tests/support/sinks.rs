@@ -339,7 +339,10 @@ impl Sinks {
         out.push(("otlp".into(), otlp));
         out.push(("prometheus".into(), self.prometheus.render().into_bytes()));
         out.push(("spill_files".into(), all_bytes(&self.dir.join("spill"))));
-        out.push(("dead_letter_files".into(), all_bytes(&self.dir.join("dead"))));
+        out.push((
+            "dead_letter_files".into(),
+            all_bytes(&self.dir.join("dead")),
+        ));
         out
     }
 
