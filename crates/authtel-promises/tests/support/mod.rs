@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod canary;
+pub mod legit;
 pub mod needles;
 pub mod plant;
 pub mod secrets;
