@@ -14,9 +14,9 @@
 
 mod support;
 
-use support::canary;
 use support::plant;
 use support::sinks::Sinks;
+use support::{canary, needles};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_planted_secret_reaches_any_sink_in_any_encoding() {
@@ -60,6 +60,25 @@ async fn no_planted_secret_reaches_any_sink_in_any_encoding() {
         assert!(
             found.iter().any(|f| f == sink),
             "control plant not found in {sink}: {found:?}"
+        );
+    }
+}
+
+/// The search's base64 needles are found whatever the secret's offset in the encoded text.
+#[test]
+fn base64_needles_match_every_alignment() {
+    assert_eq!(
+        needles::base64(b"hello", needles::STANDARD, true),
+        "aGVsbG8="
+    );
+    let text = format!("xx{}yy", "secret-needle-1");
+    for skip in 0..3 {
+        let encoded = needles::base64(&text.as_bytes()[skip..], needles::STANDARD, true);
+        assert!(
+            needles::base64_inner(b"secret-needle-1", needles::STANDARD)
+                .iter()
+                .any(|e| encoded.contains(e.as_str())),
+            "alignment {skip}"
         );
     }
 }

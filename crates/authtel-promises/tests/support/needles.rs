@@ -29,7 +29,7 @@ pub fn base64(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
 /// The base64 text that appears inside any encoding of a text containing `needle`,
 /// whatever the needle's alignment: for each of the three alignments, the characters
 /// that depend on the needle's bytes only.
-fn base64_inner(needle: &[u8], alphabet: &[u8; 64]) -> Vec<String> {
+pub fn base64_inner(needle: &[u8], alphabet: &[u8; 64]) -> Vec<String> {
     (0..3)
         .filter_map(|skip| {
             let rest = &needle[skip.min(needle.len())..];
@@ -139,20 +139,5 @@ impl Search {
             });
         }
         hits
-    }
-}
-
-#[test]
-fn base64_matches_a_known_vector() {
-    assert_eq!(base64(b"hello", STANDARD, true), "aGVsbG8=");
-    let text = format!("xx{}yy", "secret-needle-1");
-    for skip in 0..3 {
-        let encoded = base64(&text.as_bytes()[skip..], STANDARD, true);
-        assert!(
-            base64_inner(b"secret-needle-1", STANDARD)
-                .iter()
-                .any(|e| encoded.contains(e.as_str())),
-            "alignment {skip}"
-        );
     }
 }

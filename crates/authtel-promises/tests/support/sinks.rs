@@ -209,7 +209,7 @@ impl Sinks {
             .forwarder(
                 ForwarderConfig::new("spills", Down)
                     .dispatch(Dispatch::Async)
-                    .retry(once.clone())
+                    .retry(once)
                     .breaker(BreakerConfig {
                         failure_threshold: 1,
                         open_for: Duration::from_secs(3600),
