@@ -280,10 +280,23 @@ mod tests {
     /// was redacted by every sink that screens records, and `mfa_factor: "totp"` everywhere.
     #[test]
     fn keys_of_other_things_and_factor_names_are_plain() {
-        for key in ["rate_limit_key", "idempotency_key", "partition_key", "mfa_factor", "mfa_factors"] {
+        for key in [
+            "rate_limit_key",
+            "idempotency_key",
+            "partition_key",
+            "mfa_factor",
+            "mfa_factors",
+        ] {
             assert_eq!(classify_key(key), KeyClass::Plain, "{key}");
         }
-        for key in ["key", "api_key", "signing_key", "limit_secret", "mfa", "factor_code"] {
+        for key in [
+            "key",
+            "api_key",
+            "signing_key",
+            "limit_secret",
+            "mfa",
+            "factor_code",
+        ] {
             assert_eq!(classify_key(key), KeyClass::Secret, "{key}");
         }
     }

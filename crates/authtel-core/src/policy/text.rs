@@ -667,7 +667,11 @@ mod tests {
                 "{id}"
             );
         }
-        for id in ["did:key:z6MkhaXgBZDvotDkL5257", "user:u_42", "password: reset"] {
+        for id in [
+            "did:key:z6MkhaXgBZDvotDkL5257",
+            "user:u_42",
+            "password: reset",
+        ] {
             assert_eq!(find(id, Scan::IDENTIFIER), None, "{id}");
         }
     }
