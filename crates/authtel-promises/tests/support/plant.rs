@@ -6,6 +6,7 @@
 //! is planted in without editing this file.
 
 use authtel_core::audit::{AuditEvent, Party};
+use authtel_core::authorization::{DenyReason, Operation, log_authorized, log_denied, log_error};
 use authtel_core::catalogue;
 use authtel_core::metadata::Metadata;
 use authtel_core::outcome::Outcome;
@@ -29,6 +30,12 @@ pub enum Position {
     Exception,
     /// The error text of a failing forwarder behind the pipeline.
     ForwarderError,
+    /// `authorization::log_denied(.., DenyReason::Custom(secret))`.
+    DenyReason,
+    /// `authorization::log_error(.., &error)` with the secret in the error's text.
+    AuthorizationError,
+    /// `authorization::log_authorized(Operation::Custom(secret), ..)`.
+    CustomOperation,
     /// A string leaf of a hand-built record, by JSON pointer.
     Record(String),
     /// The same leaf in a record decoded from JSON text (the secret's first character
@@ -72,6 +79,9 @@ impl Position {
             Position::Panic => "panic_message".into(),
             Position::Exception => "exception_message".into(),
             Position::ForwarderError => "forwarder_error".into(),
+            Position::DenyReason => "deny_reason_custom".into(),
+            Position::AuthorizationError => "authorization_error_text".into(),
+            Position::CustomOperation => "operation_custom".into(),
             Position::Record(p) => format!("record:{p}"),
             Position::Decoded(p) => format!("decoded:{p}"),
         }
@@ -133,6 +143,9 @@ pub fn positions() -> Vec<Position> {
         Position::Panic,
         Position::Exception,
         Position::ForwarderError,
+        Position::DenyReason,
+        Position::AuthorizationError,
+        Position::CustomOperation,
     ]);
     let mut leaves = Vec::new();
     string_leaves(
@@ -241,6 +254,21 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
                     .load(std::sync::atomic::Ordering::SeqCst),
                 before + 1
             );
+        }
+        Position::DenyReason => log_denied(
+            Operation::Call,
+            "svc_canary",
+            "/api/v1/users/42",
+            DenyReason::Custom(v),
+        ),
+        Position::AuthorizationError => log_error(
+            Operation::Call,
+            "svc_canary",
+            "/api/v1/users/42",
+            &format!("upstream said: {v}"),
+        ),
+        Position::CustomOperation => {
+            log_authorized(Operation::Custom(v), "svc_canary", "/api/v1/users/42")
         }
         Position::Record(_) | Position::Decoded(_) => match record(plant) {
             Some(e) => {
