@@ -31,6 +31,10 @@ async fn matrix(name: &str, keep: impl Fn(&Position) -> bool) -> Sinks {
         report.plants
     );
     assert_eq!(report.hits.len(), 0, "planted secrets reached a sink");
+    assert_eq!(
+        report.records_unscreened, 0,
+        "records built from events must already pass the policy"
+    );
     sinks
 }
 

@@ -43,4 +43,8 @@ async fn exported_messages_carry_no_planted_secret() {
         "opted-in messages reach the log"
     );
     assert_eq!(report.hits.len(), 0, "planted secrets reached a sink");
+    assert_eq!(
+        report.records_unscreened, 0,
+        "records built from events must already pass the policy"
+    );
 }

@@ -16,6 +16,9 @@ pub struct Report {
     pub sinks: Vec<String>,
     pub patterns: usize,
     pub hits: Vec<Hit>,
+    /// Records built from events, and how many were not already screened.
+    pub records_checked: u64,
+    pub records_unscreened: u64,
     pub plants_list: Vec<Plant>,
 }
 
@@ -40,6 +43,10 @@ impl Report {
             self.hits.len()
         );
         println!("sinks: {}", self.sinks.join(", "));
+        println!(
+            "records built from events: {}, not already screened: {}",
+            self.records_checked, self.records_unscreened
+        );
         let mut grouped: BTreeMap<(String, &str, &str, String), usize> = BTreeMap::new();
         for h in &self.hits {
             let p = &self.plants_list[h.plant];
@@ -153,6 +160,12 @@ pub async fn run(sinks: &Sinks, positions: &[Position]) -> Report {
         sinks: outputs.iter().map(|(n, _)| n.clone()).collect(),
         patterns: search.patterns(),
         hits,
+        records_checked: sinks
+            .records_checked
+            .load(std::sync::atomic::Ordering::Relaxed),
+        records_unscreened: sinks
+            .records_unscreened
+            .load(std::sync::atomic::Ordering::Relaxed),
         plants_list: plants,
     }
 }

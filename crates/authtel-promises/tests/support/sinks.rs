@@ -113,6 +113,11 @@ pub struct Sinks {
     pub prometheus: PrometheusSink,
     dir: PathBuf,
     pub rejects: Arc<Rejects>,
+    /// Audit records built from events (`AuditEvent::from_record`), and how many of them
+    /// were not already screened. The recent store trusts that they are; a record that is
+    /// not is stored differently by the sinks that screen again (SQL, Kafka).
+    pub records_checked: Arc<AtomicU64>,
+    pub records_unscreened: Arc<AtomicU64>,
     log_start: usize,
 }
 
@@ -136,6 +141,23 @@ impl Sinks {
         let dir = std::env::temp_dir().join(unique(&format!("authtel-promises-{name}")));
         std::fs::create_dir_all(&dir).unwrap();
         let registry = Registry::new();
+        let records_checked = Arc::new(AtomicU64::new(0));
+        let records_unscreened = Arc::new(AtomicU64::new(0));
+        let (checked, unscreened) = (records_checked.clone(), records_unscreened.clone());
+        registry
+            .attach(
+                "invariant",
+                Selection::All,
+                authtel_core::registry::handler_fn(move |r| {
+                    if let Some(e) = AuditEvent::from_record(r) {
+                        checked.fetch_add(1, Ordering::Relaxed);
+                        if !e.is_screened() {
+                            unscreened.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }),
+            )
+            .unwrap();
         Logger::build(LoggerOptions::new().with_level(tracing::Level::TRACE))
             .attach_to(&registry)
             .unwrap();
@@ -256,6 +278,8 @@ impl Sinks {
             prometheus,
             dir,
             rejects,
+            records_checked,
+            records_unscreened,
             log_start,
         }
     }
