@@ -145,7 +145,7 @@ pub fn classes() -> usize {
 }
 
 /// The forms a careless application writes a secret in; `{}` is the secret.
-pub const FORMS: [(&str, &str); 9] = [
+pub const FORMS: [(&str, &str); 12] = [
     ("bare", "{}"),
     ("pair", "password={}"),
     ("prose", "verify failed for password {}"),
@@ -158,11 +158,20 @@ pub const FORMS: [(&str, &str); 9] = [
     ("reset_link", "/reset?token={}"),
     ("url_userinfo", "https://svc:{}@host.internal/api"),
     ("totp_prose", "totp {} was wrong"),
+    ("bearer_tab", "Authorization:\tBearer\t{}"),
+    ("cookie_header", "Cookie: theme=dark; session={}"),
+    // The secret only in base64 (`svc:<secret>`): found by the search's base64 needles.
+    ("basic_auth", "Authorization: Basic {b64}"),
 ];
 
 /// Fills a form with a secret.
 pub fn fill(form: &str, secret: &str) -> String {
-    form.replace("{}", secret)
+    let b64 = crate::support::needles::base64(
+        format!("svc:{secret}").as_bytes(),
+        crate::support::needles::STANDARD,
+        true,
+    );
+    form.replace("{b64}", &b64).replace("{}", secret)
 }
 
 /// What kind of position a value is planted in.
