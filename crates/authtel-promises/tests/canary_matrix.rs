@@ -43,7 +43,10 @@ async fn matrix(name: &str, keep: impl Fn(&Position) -> bool) -> Sinks {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_planted_in_metadata_or_messages_reaches_any_sink() {
     let sinks = matrix("metadata", |p| {
-        !matches!(p, Position::Record(_) | Position::Decoded(_))
+        !matches!(
+            p,
+            Position::Record(_) | Position::RecordKey(_) | Position::Decoded(_)
+        )
     })
     .await;
 
@@ -91,7 +94,10 @@ async fn no_secret_planted_in_metadata_or_messages_reaches_any_sink() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_planted_in_a_hand_built_record_reaches_any_sink() {
-    matrix("hand_built", |p| matches!(p, Position::Record(_))).await;
+    matrix("hand_built", |p| {
+        matches!(p, Position::Record(_) | Position::RecordKey(_))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,7 +105,12 @@ pub async fn run(sinks: &Sinks, positions: &[Position]) -> Report {
     // The hand-built records also go straight into each SQL store, in transactions.
     for chunk in plants
         .iter()
-        .filter(|p| matches!(p.position, Position::Record(_) | Position::Decoded(_)))
+        .filter(|p| {
+            matches!(
+                p.position,
+                Position::Record(_) | Position::RecordKey(_) | Position::Decoded(_)
+            )
+        })
         .filter_map(plant::record)
         .collect::<Vec<_>>()
         .chunks(200)

@@ -38,6 +38,9 @@ pub enum Position {
     CustomOperation,
     /// A string leaf of a hand-built record, by JSON pointer.
     Record(String),
+    /// A hand-built record's metadata key, swapped with a secret's name as its value
+    /// (`{"<secret>": "password"}`), in the object at this JSON pointer.
+    RecordKey(String),
     /// The same leaf in a record decoded from JSON text (the secret's first character
     /// written as a `\u` escape).
     Decoded(String),
@@ -56,7 +59,7 @@ impl Position {
         match self {
             Position::TextField(f) if IDENTIFIER_FIELDS.contains(f) => Slot::Identifier,
             Position::Extra(k) if SECRET_KEYS.contains(k) => Slot::SecretKey,
-            Position::Swapped => Slot::SecretKey,
+            Position::Swapped | Position::RecordKey(_) => Slot::SecretKey,
             Position::Record(p) | Position::Decoded(p) => {
                 if IDENTIFIER_LEAVES.contains(&p.as_str()) {
                     Slot::Identifier
@@ -83,6 +86,7 @@ impl Position {
             Position::AuthorizationError => "authorization_error_text".into(),
             Position::CustomOperation => "operation_custom".into(),
             Position::Record(p) => format!("record:{p}"),
+            Position::RecordKey(p) => format!("record_key:{p}"),
             Position::Decoded(p) => format!("decoded:{p}"),
         }
     }
@@ -154,6 +158,15 @@ pub fn positions() -> Vec<Position> {
         &mut leaves,
     );
     p.extend(leaves.iter().cloned().map(Position::Record));
+    p.extend(
+        [
+            "/metadata",
+            "/metadata/l2",
+            "/metadata/l2/l3",
+            "/metadata/l2/l3/l4",
+        ]
+        .map(|o| Position::RecordKey(o.to_owned())),
+    );
     p.extend(leaves.into_iter().map(Position::Decoded));
     p
 }
@@ -177,7 +190,8 @@ pub fn plants(positions: &[Position]) -> (Vec<Plant>, usize) {
         for class in 0..secrets::classes() {
             for (form, template) in secrets::FORMS {
                 // A swapped key is the bare secret itself.
-                if matches!(position, Position::Swapped) && form != "bare" {
+                if matches!(position, Position::Swapped | Position::RecordKey(_)) && form != "bare"
+                {
                     continue;
                 }
                 let secret = secrets::all(out.len()).swap_remove(class);
@@ -270,13 +284,15 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
         Position::CustomOperation => {
             log_authorized(Operation::Custom(v), "svc_canary", "/api/v1/users/42")
         }
-        Position::Record(_) | Position::Decoded(_) => match record(plant) {
-            Some(e) => {
-                let _ = sinks.pipeline.publish(e.clone());
-                let _ = sinks.recent.insert(e);
+        Position::Record(_) | Position::RecordKey(_) | Position::Decoded(_) => {
+            match record(plant) {
+                Some(e) => {
+                    let _ = sinks.pipeline.publish(e.clone());
+                    let _ = sinks.recent.insert(e);
+                }
+                None => emitted.refused_by_type += 1,
             }
-            None => emitted.refused_by_type += 1,
-        },
+        }
     }
 }
 
@@ -287,6 +303,13 @@ pub fn record(plant: &Plant) -> Option<AuditEvent> {
     match &plant.position {
         Position::Record(p) => {
             *v.pointer_mut(p).unwrap() = Value::String(plant.value.clone());
+            serde_json::from_value(v).ok()
+        }
+        Position::RecordKey(p) => {
+            v.pointer_mut(p)
+                .and_then(Value::as_object_mut)
+                .expect("an object in the template")
+                .insert(plant.value.clone(), Value::from("password"));
             serde_json::from_value(v).ok()
         }
         Position::Decoded(p) => {
