@@ -84,8 +84,11 @@ const SECRET_WORDS: [&str; 11] = [
 ];
 
 /// Last segments that make a key describe a secret instead of holding one.
-const SAFE_LAST: [&str; 62] = [
+const SAFE_LAST: [&str; 64] = [
     "type",
+    // `mfa_factor: "totp"` names which factor was used, never the code.
+    "factor",
+    "factors",
     "types",
     "algorithm",
     "algorithms",
@@ -156,6 +159,18 @@ const NOT_A_SECRET_CODE: [&str; 22] = [
     "event", "deny", "failure",
 ];
 
+/// Segments before `key` that make it a key of something else (`rate_limit_key`, the
+/// record's own field, holds `ip:203.0.113.7`; `idempotency_key`, `partition_key`).
+const NOT_A_SECRET_KEY: [&str; 7] = [
+    "limit",
+    "partition",
+    "idempotency",
+    "cache",
+    "sort",
+    "routing",
+    "dedup",
+];
+
 /// Classifies a key.
 ///
 /// ```
@@ -184,6 +199,12 @@ pub fn classify_key(key: &str) -> KeyClass {
     if last == "code"
         && segments.len() >= 2
         && NOT_A_SECRET_CODE.contains(&segments[segments.len() - 2])
+    {
+        return KeyClass::Plain;
+    }
+    if last == "key"
+        && segments.len() >= 2
+        && NOT_A_SECRET_KEY.contains(&segments[segments.len() - 2])
     {
         return KeyClass::Plain;
     }
@@ -254,6 +275,31 @@ fn split_segments<'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the cross-sink over-redaction matrix: the record's own `rate_limit_key`
+    /// was redacted by every sink that screens records, and `mfa_factor: "totp"` everywhere.
+    #[test]
+    fn keys_of_other_things_and_factor_names_are_plain() {
+        for key in [
+            "rate_limit_key",
+            "idempotency_key",
+            "partition_key",
+            "mfa_factor",
+            "mfa_factors",
+        ] {
+            assert_eq!(classify_key(key), KeyClass::Plain, "{key}");
+        }
+        for key in [
+            "key",
+            "api_key",
+            "signing_key",
+            "limit_secret",
+            "mfa",
+            "factor_code",
+        ] {
+            assert_eq!(classify_key(key), KeyClass::Secret, "{key}");
+        }
+    }
 
     #[test]
     fn leaked_key_names_are_secret() {

@@ -407,7 +407,7 @@ impl<'a> Iterator for Words<'a> {
         let trim = |c: &u8| {
             matches!(
                 c,
-                b'"' | b'\'' | b',' | b';' | b'(' | b')' | b'`' | b'.' | b'!' | b'?'
+                b'"' | b'\'' | b',' | b';' | b':' | b'(' | b')' | b'`' | b'.' | b'!' | b'?'
             )
         };
         let mut word = &b[start..self.at];
@@ -651,6 +651,30 @@ fn has_email(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Debug` output (`password: "…"`) in an identifier, where `key: value` pairs are not
+    /// read (colons namespace ids): the word naming the secret ends in a colon.
+    #[test]
+    fn a_secret_word_with_a_colon_names_what_follows() {
+        for id in [
+            r#"LoginForm { username: "u_42", password: "Tr0ub4dor0042x" }"#,
+            r#"LoginForm { username: "u_42", password: "40314722" }"#,
+            "token: 8fK2xQ9aB7mZ4pL1vN6c",
+        ] {
+            assert_eq!(
+                find(id, Scan::IDENTIFIER),
+                Some(Finding::SecretAfterWord),
+                "{id}"
+            );
+        }
+        for id in [
+            "did:key:z6MkhaXgBZDvotDkL5257",
+            "user:u_42",
+            "password: reset",
+        ] {
+            assert_eq!(find(id, Scan::IDENTIFIER), None, "{id}");
+        }
+    }
 
     #[test]
     fn each_rule_finds_its_shape() {
