@@ -37,11 +37,8 @@ fn sampling_never_touches_audit_records_or_security_signals() {
             .unwrap();
         p.publish_telemetry(AuditEvent::new("security.lockout", Outcome::Failure))
             .unwrap();
-        p.publish_telemetry(AuditEvent::new(
-            "token.verify.stop",
-            Outcome::Success,
-        ))
-        .unwrap();
+        p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success))
+            .unwrap();
     }
     let m = &p.metrics()[0];
     assert_eq!(
@@ -85,10 +82,7 @@ fn rate_limit_drops_excess_telemetry_and_reports_it() {
         .unwrap();
     let mut dropped = 0;
     for _ in 0..100 {
-        match p.publish_telemetry(AuditEvent::new(
-            "jwt.refresh.stop",
-            Outcome::Success,
-        )) {
+        match p.publish_telemetry(AuditEvent::new("jwt.refresh.stop", Outcome::Success)) {
             Ok(()) => {}
             Err(PublishError::Dropped { forwarder }) => {
                 assert_eq!(forwarder, "otlp");
@@ -236,10 +230,7 @@ fn backpressure_block_drop_and_spill() {
             &dir.path().join("drop"),
         );
         fill(&p);
-        let t = p.publish_telemetry(AuditEvent::new(
-            "token.verify.stop",
-            Outcome::Success,
-        ));
+        let t = p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success));
         assert!(matches!(t, Err(PublishError::Dropped { .. })), "{t:?}");
         p.publish(AuditEvent::new("auth.login.stop", Outcome::Failure))
             .unwrap();

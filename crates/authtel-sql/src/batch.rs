@@ -52,12 +52,14 @@ impl<DB: Database> BatchWriter<DB> {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use authtel_core::audit::{AuditEvent, Party};
+/// use authtel_core::audit::AuditEvent;
 /// use authtel_core::Outcome;
 /// let store = authtel_sql::AuditStore::builder(authtel_sql::sqlite::connect("sqlite::memory:").await?).build();
 /// store.migrate().await?;
+/// // SQL text cannot hold a NUL byte. (In an identifier, core's policy redacts the id
+/// // first, and the record is stored.)
 /// let mut bad = AuditEvent::new("auth.login.stop", Outcome::Success);
-/// bad.actor = Some(Party::new("u_\0", "user"));
+/// bad.reason = Some("bad\0reason".into());
 /// let batch = vec![AuditEvent::new("auth.login.stop", Outcome::Success), bad];
 /// let outcome = authtel_sql::BatchWriter::new(&store).write(&batch).await?;
 /// assert_eq!(outcome.stored, 1);

@@ -21,7 +21,10 @@ enum Sink {
     Stdout(BufWriter<std::io::StdoutLock<'static>>),
     /// A device or pipe given as `--output` (`/dev/null`, a FIFO): written in place, since
     /// renaming over it would replace the device with a regular file.
-    Device { out: BufWriter<File>, path: PathBuf },
+    Device {
+        out: BufWriter<File>,
+        path: PathBuf,
+    },
     /// Written to `partial`, renamed to `path` once complete.
     File {
         out: BufWriter<File>,
