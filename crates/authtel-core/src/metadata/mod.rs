@@ -425,7 +425,7 @@ impl<'a> Metadata<'a> {
 
     #[inline]
     fn push_extra(&mut self, key: &'a str, value: Value<'a>) -> Result<(), MetadataError> {
-        if !key_charset_ok(key) {
+        if !policy::key_charset_ok(key) {
             return Err(MetadataError::InvalidKey {
                 key: truncate(key, MAX_KEY_LEN).to_owned(),
             });
@@ -622,19 +622,6 @@ fn screen_extra<'a>(key: &'a str, value: Value<'a>) -> Screened<'a> {
         },
         other => Screened::Kept(other),
     }
-}
-
-/// The cheap part of the key check, done when a field is added (even when nobody
-/// listens): `[a-z][a-z0-9_.]*`, at most [`MAX_KEY_LEN`] bytes. Whether the key is really
-/// a value is decided when it is read ([`policy::valid_key`] holds the whole rule).
-#[inline]
-fn key_charset_ok(key: &str) -> bool {
-    let b = key.as_bytes();
-    !b.is_empty()
-        && b.len() <= MAX_KEY_LEN
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'.')
 }
 
 impl fmt::Debug for Metadata<'_> {

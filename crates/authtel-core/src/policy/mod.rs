@@ -233,14 +233,25 @@ pub fn check_identifier(id: &str) -> Result<(), IdentifierProblem> {
 /// assert!(!valid_key("s3cr3t4567"));
 /// ```
 pub fn valid_key(key: &str) -> bool {
+    key_charset_ok(key)
+        && !key
+            .as_bytes()
+            .windows(4)
+            .any(|w| w.iter().all(u8::is_ascii_digit))
+        && find_credential(key).is_none()
+}
+
+/// The cheap part of [`valid_key`]: `[a-z][a-z0-9_.]*`, at most [`Limits::key_bytes`]
+/// bytes. `Metadata` checks this when a field is added (even when nobody listens) and the
+/// rest of [`valid_key`] when it is read.
+#[inline]
+pub(crate) fn key_charset_ok(key: &str) -> bool {
     let b = key.as_bytes();
     !b.is_empty()
         && b.len() <= LIMITS.key_bytes
         && b[0].is_ascii_lowercase()
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'.')
-        && !b.windows(4).any(|w| w.iter().all(u8::is_ascii_digit))
-        && find_credential(key).is_none()
 }
 
 /// Whether a field's key and value look swapped, so that the key is the secret:
