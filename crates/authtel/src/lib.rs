@@ -36,6 +36,7 @@
 //!   [`telemetry::event()`].
 //! - [`metadata`]: typed fields and the policy that keeps secrets out.
 //! - [`registry`]: attach and detach handlers; scoped registries for tests.
+//! - [`context`]: the request context every event emitted inside a request inherits.
 //! - [`outcome`]: how an operation ended.
 //! - [`audit`]: the audit record every audit sink stores.
 //! - [`forward`]: the contract sink crates implement.
@@ -54,6 +55,8 @@
 //! - `prometheus`: Prometheus metrics and a scrape listener (`authtel::prometheus`).
 //! - `detect`: real-time attack detectors and login verdicts (`authtel::detect`); needs
 //!   nothing else.
+//! - `tower`: the request-context layer for tower/axum/hyper (`authtel::tower`); brings
+//!   `http`, `tower-layer`, `tower-service` and axum without its default features.
 //!
 //! Enable only the sinks you deploy: every sink brings its client library.
 //!
@@ -64,7 +67,9 @@
 
 pub use authtel_core::event;
 pub use authtel_core::{Category, Event, Metadata, Outcome, SpanDef};
-pub use authtel_core::{audit, catalogue, forward, metadata, outcome, registry, telemetry};
+pub use authtel_core::{
+    audit, catalogue, context, forward, metadata, outcome, registry, telemetry,
+};
 
 /// The default logger: span stops, exceptions and signals as structured `tracing` events
 /// under per-category targets (`authtel::auth`, `authtel::security`, …).
@@ -115,4 +120,6 @@ sink_module! {
     "prometheus" => prometheus = authtel_prometheus;
     /// Real-time attack detectors (`authtel-detect`): signals and login verdicts.
     "detect" => detect = authtel_detect;
+    /// The request-context layer for tower, axum and hyper (`authtel-tower`).
+    "tower" => tower = authtel_tower;
 }
