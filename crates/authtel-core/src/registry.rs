@@ -825,7 +825,8 @@ fn deliver_in_context(inner: &Inner, snap: &Snapshot, record: &EventRecord<'_>) 
     }
     match crate::context::current_fields() {
         Some(fields) => {
-            let metadata = fields.merge(record.metadata);
+            let mut metadata = record.metadata.clone();
+            fields.fill(&mut metadata);
             deliver_to_handlers(
                 inner,
                 snap,

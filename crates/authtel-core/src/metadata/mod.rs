@@ -373,13 +373,14 @@ impl<'a> Metadata<'a> {
     /// This metadata with a request context's fields filled in where it left them unset
     /// (the call site wins): client IP, user agent, trace parent, and extra fields whose
     /// key it does not already hold, while there is room.
+    #[inline]
     pub(crate) fn inherit(
-        mut self,
+        &mut self,
         client_ip: Option<IpAddr>,
         user_agent: Option<&'a str>,
         trace_parent: Option<&'a TraceParent>,
         extras: [(&'static str, Option<&'a str>); 2],
-    ) -> Self {
+    ) {
         if self.client_ip.is_none() {
             self.client_ip = client_ip;
         }
@@ -398,7 +399,6 @@ impl<'a> Metadata<'a> {
                 self.extra.push(key, Value::Str(value));
             }
         }
-        self
     }
 
     /// An explicit outcome (a span derives its own from the closure's result; this one
