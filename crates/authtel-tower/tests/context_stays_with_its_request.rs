@@ -72,7 +72,9 @@ fn concurrent_requests_keep_their_own_context_across_awaits_and_workers() {
                         .unwrap();
                     req.extensions_mut().insert(PeerAddr(peer));
                     let response = svc.call(req).await.unwrap();
-                    let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+                    let body = axum::body::to_bytes(response.into_body(), 1024)
+                        .await
+                        .unwrap();
                     // The response future's context never stays on the worker afterwards.
                     assert!(RequestContext::current().is_none());
                     body == "true"
@@ -127,7 +129,9 @@ fn tasks_the_request_did_not_scope_do_not_inherit_it() {
             tokio::spawn(async { signal(200) }).await.unwrap();
             // Spawned with the request's context: the request's.
             let ctx = RequestContext::current().unwrap();
-            tokio::spawn(ctx.scope(async { signal(300) })).await.unwrap();
+            tokio::spawn(ctx.scope(async { signal(300) }))
+                .await
+                .unwrap();
             hop_around().await;
             "ok"
         }
@@ -201,8 +205,16 @@ fn two_requests_in_flight_at_once_over_loopback_each_record_their_own_client() {
                     .unwrap(),
             );
         let addr = support::serve(app).await;
-        let a = support::request(addr, "/", &[("X-Forwarded-For", "198.51.100.1"), ("X-Request-Id", "a")]);
-        let b = support::request(addr, "/", &[("X-Forwarded-For", "2001:db8::2"), ("X-Request-Id", "b")]);
+        let a = support::request(
+            addr,
+            "/",
+            &[("X-Forwarded-For", "198.51.100.1"), ("X-Request-Id", "a")],
+        );
+        let b = support::request(
+            addr,
+            "/",
+            &[("X-Forwarded-For", "2001:db8::2"), ("X-Request-Id", "b")],
+        );
         let (ra, rb) = tokio::join!(a, b);
         assert_eq!((ra.0, rb.0), (200, 200));
     });
@@ -243,9 +255,8 @@ fn a_panicking_handler_leaves_no_context_on_the_thread_that_polled_it() {
         .enable_all()
         .build()
         .unwrap();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rt.block_on(svc.call(req))
-    }));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(svc.call(req))));
     assert!(outcome.is_err(), "the handler's panic reached the caller");
     assert!(RequestContext::current().is_none());
     signal(9);

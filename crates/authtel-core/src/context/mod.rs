@@ -216,6 +216,28 @@ impl RequestContext {
         WithContext::new(future, self.clone())
     }
 
+    /// A builder holding this context's fields, to derive a context with one more (a tenant
+    /// known only after authentication). Enter the result inside this one: it takes over
+    /// for the rest of the request's scope.
+    ///
+    /// ```
+    /// use authtel_core::context::RequestContext;
+    /// let ctx = RequestContext::builder().request_id("r-1").build();
+    /// let with_tenant = ctx.to_builder().tenant("acme").build();
+    /// assert_eq!(with_tenant.request_id(), Some("r-1"));
+    /// assert_eq!(with_tenant.tenant(), Some("acme"));
+    /// ```
+    pub fn to_builder(&self) -> RequestContextBuilder {
+        let f = &*self.fields;
+        RequestContextBuilder {
+            client_ip: f.client_ip,
+            user_agent: f.user_agent.clone(),
+            request_id: f.request_id.clone(),
+            tenant: f.tenant.clone(),
+            trace_parent: f.trace_parent,
+        }
+    }
+
     /// The client's address.
     pub fn client_ip(&self) -> Option<IpAddr> {
         self.fields.client_ip
