@@ -27,22 +27,53 @@ async fn every_page_is_401_without_credentials_and_403_with_a_wrong_token() {
         assert_eq!(r.status, 401, "{page} without credentials: {r:?}");
         assert!(r.body.contains("not logged in"), "{page}: {}", r.body);
         assert!(r.header("www-authenticate").is_some());
-        let wrong = request(f.addr, "GET", page, &[("authorization", "Bearer test-token-0123456789abcdeX")], "").await;
+        let wrong = request(
+            f.addr,
+            "GET",
+            page,
+            &[("authorization", "Bearer test-token-0123456789abcdeX")],
+            "",
+        )
+        .await;
         assert_eq!(wrong.status, 403, "{page} with a wrong token: {wrong:?}");
         let short = request(f.addr, "GET", page, &[("authorization", "Bearer t")], "").await;
         assert_eq!(short.status, 403, "{page} with a prefix of the token");
-        let basic = request(f.addr, "GET", page, &[("authorization", "Basic dXNlcjpwYXNz")], "").await;
+        let basic = request(
+            f.addr,
+            "GET",
+            page,
+            &[("authorization", "Basic dXNlcjpwYXNz")],
+            "",
+        )
+        .await;
         assert_eq!(basic.status, 401, "{page} with another scheme");
-        let bogus_cookie = request(f.addr, "GET", page, &[("cookie", "authtel_console=deadbeef")], "").await;
+        let bogus_cookie = request(
+            f.addr,
+            "GET",
+            page,
+            &[("cookie", "authtel_console=deadbeef")],
+            "",
+        )
+        .await;
         assert_eq!(bogus_cookie.status, 401, "{page} with an unknown session");
     }
     for page in &PAGES[..7] {
         let ok = f.get(page).await;
-        assert!(ok.status == 200 || ok.status == 404, "{page} with the token: {ok:?}");
+        assert!(
+            ok.status == 200 || ok.status == 404,
+            "{page} with the token: {ok:?}"
+        );
     }
     // The POST routes refuse before looking at the form.
     for page in ["/outbox/requeue", "/purge", "/logout"] {
-        let r = request(f.addr, "POST", page, &[("content-type", "application/x-www-form-urlencoded")], "forwarder=siem").await;
+        let r = request(
+            f.addr,
+            "POST",
+            page,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "forwarder=siem",
+        )
+        .await;
         assert_eq!(r.status, 401, "POST {page}: {r:?}");
     }
 }
@@ -53,15 +84,32 @@ async fn the_login_form_sets_a_strict_http_only_session_cookie() {
     let form = request(f.addr, "GET", "/login", &[], "").await;
     assert_eq!(form.status, 200);
     assert!(form.body.contains("name=\"token\""));
-    let wrong = request(f.addr, "POST", "/login", &[("content-type", "application/x-www-form-urlencoded")], "token=wrong-token-0123456789").await;
+    let wrong = request(
+        f.addr,
+        "POST",
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "token=wrong-token-0123456789",
+    )
+    .await;
     assert_eq!(wrong.status, 403, "{wrong:?}");
     assert!(wrong.header("set-cookie").is_none());
-    let ok = request(f.addr, "POST", "/login", &[("content-type", "application/x-www-form-urlencoded")], &format!("token={TOKEN}")).await;
+    let ok = request(
+        f.addr,
+        "POST",
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}"),
+    )
+    .await;
     assert_eq!(ok.status, 303);
     let cookie = ok.header("set-cookie").unwrap();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(!cookie.contains(TOKEN), "the cookie is a session id, not the token");
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is a session id, not the token"
+    );
     let (session, csrf) = f.login().await;
     assert_eq!(csrf.len(), 64);
     let page = request(f.addr, "GET", "/search", &[("cookie", &session)], "").await;
@@ -71,7 +119,10 @@ async fn the_login_form_sets_a_strict_http_only_session_cookie() {
         f.addr,
         "POST",
         "/logout",
-        &[("cookie", &session), ("content-type", "application/x-www-form-urlencoded")],
+        &[
+            ("cookie", &session),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
         &format!("csrf={csrf}"),
     )
     .await;
@@ -82,16 +133,27 @@ async fn the_login_form_sets_a_strict_http_only_session_cookie() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_access_policy_no_weak_token_no_remote_listening() {
-    let pool = authtel_sql::sqlite::connect("sqlite::memory:").await.unwrap();
+    let pool = authtel_sql::sqlite::connect("sqlite::memory:")
+        .await
+        .unwrap();
     let store = authtel_sql::AuditStore::builder(pool).build();
     let e = Console::builder(store.clone()).build().unwrap_err();
     assert!(matches!(e, ConsoleError::NoAccessPolicy));
     assert!(e.to_string().contains("with_token"), "{e}");
-    let e = Console::builder(store.clone()).with_token("abc").unwrap_err();
+    let e = Console::builder(store.clone())
+        .with_token("abc")
+        .unwrap_err();
     assert!(matches!(e, ConsoleError::WeakToken { len: 3 }), "{e}");
-    let e = authtel_console::bind("0.0.0.0:0".parse().unwrap(), false).await.unwrap_err();
+    let e = authtel_console::bind("0.0.0.0:0".parse().unwrap(), false)
+        .await
+        .unwrap_err();
     assert!(matches!(e, ConsoleError::NotLoopback { .. }), "{e}");
-    assert!(authtel_console::bind("[::1]:0".parse().unwrap(), false).await.is_ok() || std::net::TcpListener::bind("[::1]:0").is_err());
+    assert!(
+        authtel_console::bind("[::1]:0".parse().unwrap(), false)
+            .await
+            .is_ok()
+            || std::net::TcpListener::bind("[::1]:0").is_err()
+    );
 }
 
 /// Admits requests with `x-admin: <id>`; `x-admin: intern` is admitted without a role.
@@ -110,7 +172,9 @@ impl Authorizer for HeaderAuthorizer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_application_authorizer_and_the_history_access_policy_decide() {
-    let pool = authtel_sql::sqlite::connect("sqlite::memory:").await.unwrap();
+    let pool = authtel_sql::sqlite::connect("sqlite::memory:")
+        .await
+        .unwrap();
     let store = authtel_sql::AuditStore::builder(pool).build();
     store.migrate().await.unwrap();
     let console = Console::builder(store)
@@ -124,22 +188,38 @@ async fn an_application_authorizer_and_the_history_access_policy_decide() {
         }))
         .build()
         .unwrap();
-    let listener = authtel_console::bind("127.0.0.1:0".parse().unwrap(), false).await.unwrap();
+    let listener = authtel_console::bind("127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(console.serve_on(listener, std::future::pending()));
     assert_eq!(request(addr, "GET", "/search", &[], "").await.status, 401);
     let intern = request(addr, "GET", "/search", &[("x-admin", "intern")], "").await;
     assert_eq!(intern.status, 403);
-    assert!(intern.body.contains("lacks the &quot;admin&quot; role"), "{}", intern.body);
+    assert!(
+        intern.body.contains("lacks the &quot;admin&quot; role"),
+        "{}",
+        intern.body
+    );
     let mallory = request(addr, "GET", "/search", &[("x-admin", "mallory")], "").await;
     assert_eq!(mallory.status, 403);
     assert!(mallory.body.contains("suspended"));
     let ops = request(addr, "GET", "/outbox", &[("x-admin", "ops")], "").await;
     assert_eq!(ops.status, 200);
     // The authorizer's reader got a session, so its forms carry a CSRF token.
-    assert!(ops.header("set-cookie").is_some_and(|c| c.contains("SameSite=Strict")));
+    assert!(
+        ops.header("set-cookie")
+            .is_some_and(|c| c.contains("SameSite=Strict"))
+    );
     assert!(ops.body.contains("name=\"csrf\""));
     // A bearer token means nothing to a console without one.
-    let bearer = request(addr, "GET", "/search", &[("authorization", &format!("Bearer {TOKEN}"))], "").await;
+    let bearer = request(
+        addr,
+        "GET",
+        "/search",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        "",
+    )
+    .await;
     assert_eq!(bearer.status, 401);
 }

@@ -110,7 +110,10 @@ impl Fixture {
         )
         .await;
         assert_eq!(r.status, 303, "{r:?}");
-        let set = r.header("set-cookie").expect("login sets a cookie").to_owned();
+        let set = r
+            .header("set-cookie")
+            .expect("login sets a cookie")
+            .to_owned();
         let cookie = set.split(';').next().unwrap().to_owned();
         let page = request(self.addr, "GET", "/outbox", &[("cookie", &cookie)], "").await;
         assert_eq!(page.status, 200, "{page:?}");
@@ -187,7 +190,13 @@ pub fn record_links(body: &str) -> Vec<String> {
         .collect()
 }
 
-fn raw_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
     let mut text = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     for (k, v) in headers {
         text.push_str(&format!("{k}: {v}\r\n"));
@@ -220,9 +229,18 @@ pub async fn request(
 /// was complete.
 fn parse(raw: &[u8]) -> (Response, bool) {
     let text = String::from_utf8_lossy(raw);
-    let (head, rest) = text.split_once("\r\n\r\n").expect("a complete response head");
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .expect("a complete response head");
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -230,7 +248,11 @@ fn parse(raw: &[u8]) -> (Response, bool) {
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let (body, complete) = if chunked { dechunk(rest) } else { (rest.to_owned(), true) };
+    let (body, complete) = if chunked {
+        dechunk(rest)
+    } else {
+        (rest.to_owned(), true)
+    };
     (
         Response {
             status,
@@ -283,7 +305,10 @@ impl Sse {
     /// Opens `/stream/events` with the token and `extra` headers.
     pub async fn open(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Sse {
         let auth = format!("Bearer {TOKEN}");
-        let mut headers = vec![("authorization", auth.as_str()), ("accept", "text/event-stream")];
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("accept", "text/event-stream"),
+        ];
         headers.extend_from_slice(extra);
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream
@@ -361,12 +386,20 @@ impl Sse {
         let deadline = Instant::now() + within;
         let mut got = Vec::new();
         loop {
-            got.extend(self.take_events().into_iter().filter(|e| e.event == "audit"));
+            got.extend(
+                self.take_events()
+                    .into_iter()
+                    .filter(|e| e.event == "audit"),
+            );
             if got.len() >= n || Instant::now() >= deadline {
                 return got;
             }
             if !self.read_more(deadline).await {
-                got.extend(self.take_events().into_iter().filter(|e| e.event == "audit"));
+                got.extend(
+                    self.take_events()
+                        .into_iter()
+                        .filter(|e| e.event == "audit"),
+                );
                 return got;
             }
         }
