@@ -72,30 +72,30 @@ pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
 macro_rules! shared_methods {
     () => {
         fn query<'a>(&'a self, q: &'a AuditQuery) -> StoreFuture<'a, Page> {
-            Box::pin(AuditStore::query(self, q))
+            Box::pin(Self::query(self, q))
         }
         fn delivery_state(&self) -> StoreFuture<'_, Vec<ForwarderState>> {
-            Box::pin(AuditStore::delivery_state(self))
+            Box::pin(Self::delivery_state(self))
         }
         fn retrying(&self) -> StoreFuture<'_, Vec<ForwarderRetries>> {
-            Box::pin(AuditStore::retrying(self))
+            Box::pin(Self::retrying(self))
         }
         fn dead_letters<'a>(
             &'a self,
             forwarder: &'a str,
             limit: u32,
         ) -> StoreFuture<'a, Vec<DeadLetter>> {
-            Box::pin(AuditStore::dead_letters(self, forwarder, limit))
+            Box::pin(Self::dead_letters(self, forwarder, limit))
         }
         fn requeue_dead<'a>(&'a self, forwarder: &'a str) -> StoreFuture<'a, u64> {
-            Box::pin(AuditStore::requeue_dead(self, forwarder))
+            Box::pin(Self::requeue_dead(self, forwarder))
         }
         fn requeue_dead_event<'a>(
             &'a self,
             event: Uuid,
             forwarder: Option<&'a str>,
         ) -> StoreFuture<'a, u64> {
-            Box::pin(AuditStore::requeue_dead_event(self, event, forwarder))
+            Box::pin(Self::requeue_dead_event(self, event, forwarder))
         }
         fn purge_older_than(
             &self,
@@ -103,7 +103,7 @@ macro_rules! shared_methods {
             batch: u32,
             dry_run: bool,
         ) -> StoreFuture<'_, PurgeReport> {
-            Box::pin(AuditStore::purge_older_than(self, cutoff, batch, dry_run))
+            Box::pin(Self::purge_older_than(self, cutoff, batch, dry_run))
         }
     };
 }
@@ -113,10 +113,10 @@ impl ConsoleStore for AuditStore<authtel_sql::sqlite::Sqlite> {
     shared_methods!();
 
     fn feed_after(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<(u64, AuditEvent)>> {
-        Box::pin(AuditStore::feed_after(self, after, limit))
+        Box::pin(Self::feed_after(self, after, limit))
     }
     fn feed_head(&self) -> StoreFuture<'_, u64> {
-        Box::pin(AuditStore::feed_head(self))
+        Box::pin(Self::feed_head(self))
     }
     fn supports_feed(&self) -> bool {
         true
