@@ -54,6 +54,8 @@
 //! - `prometheus`: Prometheus metrics and a scrape listener (`authtel::prometheus`).
 //! - `detect`: real-time attack detectors and login verdicts (`authtel::detect`); needs
 //!   nothing else.
+//! - `console`: the web console (`authtel::console`), an axum router to mount in the
+//!   application's service; implies `sql` (with `postgres`, it serves PostgreSQL too).
 //!
 //! Enable only the sinks you deploy: every sink brings its client library.
 //!
@@ -115,4 +117,7 @@ sink_module! {
     "prometheus" => prometheus = authtel_prometheus;
     /// Real-time attack detectors (`authtel-detect`): signals and login verdicts.
     "detect" => detect = authtel_detect;
+    /// The web console (`authtel-console`): an axum router over the SQL store, behind an
+    /// access policy.
+    "console" => console = authtel_console;
 }
