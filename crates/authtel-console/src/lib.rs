@@ -13,6 +13,9 @@
 //!   purge forms (POST, CSRF-protected).
 //! - `/detections`: the detector signals (`security.*`) in the store.
 //!
+//! Every page read and every operator action is itself recorded in the store
+//! (`audit.history.read`, `audit.requeue`, `audit.purge`, with the reader as actor).
+//!
 //! The console is a security boundary: [`ConsoleBuilder::build`] refuses to build without an
 //! access policy (a bearer token, or the application's [`Authorizer`]); every reader then
 //! passes an [`authtel_audit::AccessPolicy`] (default: the `admin` role, as for the recent
@@ -46,6 +49,13 @@
 //! # Supported Rust versions
 //! 1.94 and newer.
 
+// Without a backend feature the crate has the trait but no implementation; keep that build
+// (used by feature-matrix checks) free of dead-code noise.
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused_imports, unused_macros)
+)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,10 +72,12 @@ mod error;
 mod html;
 mod pages;
 mod store;
+mod trail;
 
 pub use access::{AccessToken, Authorizer, MIN_TOKEN_BYTES, Refusal, SESSION_TTL, TOKEN_READER};
 pub use error::ConsoleError;
 pub use store::{ConsoleStore, StoreFuture};
+pub use trail::{HISTORY_READ, PURGE, READER_TYPE, REQUEUE};
 
 use access::{Gate, SESSION_COOKIE, Sessions, Viewer};
 use error::PageError;
@@ -93,6 +105,7 @@ pub(crate) struct Shared {
     pub(crate) gate: Gate,
     pub(crate) base: String,
     pub(crate) poll: Duration,
+    pub(crate) self_audit: bool,
 }
 
 /// A built console: call [`router`](Console::router) to mount it, or
@@ -111,6 +124,7 @@ pub struct ConsoleBuilder {
     policy: Box<dyn authtel_audit::AccessPolicy>,
     base: String,
     poll: Duration,
+    self_audit: bool,
 }
 
 impl Console {
@@ -134,6 +148,7 @@ impl Console {
             policy: Box::new(authtel_audit::RequireRole::admin()),
             base: String::new(),
             poll: DEFAULT_POLL_INTERVAL,
+            self_audit: true,
         }
     }
 
@@ -279,6 +294,14 @@ impl ConsoleBuilder {
         self
     }
 
+    /// Whether the console records each page read ([`HISTORY_READ`]) and each requeue and
+    /// purge ([`REQUEUE`], [`PURGE`]) in the store it serves, with the reader as actor.
+    /// Default on; turn it off only when the application records console access itself.
+    pub fn with_self_audit(mut self, on: bool) -> Self {
+        self.self_audit = on;
+        self
+    }
+
     /// The console, or [`ConsoleError::NoAccessPolicy`] when neither a token nor an
     /// authorizer was given.
     pub fn build(self) -> Result<Console, ConsoleError> {
@@ -296,6 +319,7 @@ impl ConsoleBuilder {
                 },
                 base: self.base,
                 poll: self.poll,
+                self_audit: self.self_audit,
             }),
         })
     }
@@ -328,6 +352,23 @@ async fn require_access(
         Ok(v) => v,
         Err(refusal) => return PageError::from(refusal).into_response(),
     };
+    if parts.method == axum::http::Method::GET {
+        let resource = format!(
+            "{}{}",
+            shared.base,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+        );
+        let entry = trail::Entry {
+            action: HISTORY_READ,
+            outcome: authtel_core::outcome::Outcome::Success,
+            resource,
+            operation: "read",
+            reason: None,
+        };
+        if let Err(e) = shared.audit(&viewer.reader, entry).await {
+            return e.into_response();
+        }
+    }
     let new_cookie = viewer.new_cookie.clone();
     parts.extensions.insert(viewer);
     let mut response = next.run(Request::from_parts(parts, body)).await;

@@ -59,6 +59,9 @@ pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
         event: Uuid,
         forwarder: Option<&'a str>,
     ) -> StoreFuture<'a, u64>;
+    /// Records `event` in its own transaction (the console's own audit trail of reads and
+    /// operator actions).
+    fn record<'a>(&'a self, event: &'a AuditEvent) -> StoreFuture<'a, ()>;
     /// Retention purge, or only a count with `dry_run`.
     fn purge_older_than(
         &self,
@@ -96,6 +99,13 @@ macro_rules! shared_methods {
             forwarder: Option<&'a str>,
         ) -> StoreFuture<'a, u64> {
             Box::pin(Self::requeue_dead_event(self, event, forwarder))
+        }
+        fn record<'a>(&'a self, event: &'a AuditEvent) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                let mut tx = self.begin().await?;
+                tx.record(event).await?;
+                tx.commit().await.map(|_| ())
+            })
         }
         fn purge_older_than(
             &self,

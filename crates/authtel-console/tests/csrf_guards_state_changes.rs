@@ -8,6 +8,9 @@ use authtel_core::audit::Timestamp;
 use authtel_core::outcome::Outcome;
 use support::{Fixture, TOKEN, login, request};
 
+/// A refused attempt: what is wrong, its headers and its form body.
+type Attempt<'a> = (&'a str, Vec<(&'a str, &'a str)>, String);
+
 const FORM: &str = "application/x-www-form-urlencoded";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +27,7 @@ async fn requeue_needs_the_sessions_csrf_token() {
     let (other_cookie, other_csrf) = f.login().await;
     assert_ne!(csrf, other_csrf);
     let auth = format!("Bearer {TOKEN}");
-    let refused: Vec<(&str, Vec<(&str, &str)>, String)> = vec![
+    let refused: Vec<Attempt<'_>> = vec![
         (
             "missing",
             vec![("cookie", &cookie), ("content-type", FORM)],

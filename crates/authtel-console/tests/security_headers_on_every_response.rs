@@ -5,6 +5,9 @@ mod support;
 
 use support::{Fixture, Response, Sse, TOKEN, request};
 
+/// A request: method, path, headers, and the status it must get.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+
 fn assert_secured(what: &str, r: &Response) {
     let csp = r
         .header("content-security-policy")
@@ -28,7 +31,7 @@ fn assert_secured(what: &str, r: &Response) {
 async fn every_response_carries_the_security_headers() {
     let f = Fixture::start("headers").await;
     let auth = format!("Bearer {TOKEN}");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("GET", "/", vec![("authorization", &auth)], 200),
         (
             "GET",

@@ -16,6 +16,8 @@ use crate::access::Viewer;
 use crate::error::PageError;
 use crate::html::{Html, escape};
 use crate::pages::{check_csrf, csrf_field, parse_age};
+use crate::trail::{Entry, PURGE, REQUEUE};
+use authtel_core::outcome::Outcome;
 
 /// Dead letters listed per forwarder.
 const DEAD_SHOWN: u32 = 20;
@@ -136,7 +138,7 @@ pub(crate) async fn requeue(
     check_csrf(&viewer, &headers, &form.csrf)?;
     let forwarder = form.forwarder.trim();
     let event = form.event.trim();
-    let moved = if !event.is_empty() {
+    let result = if !event.is_empty() {
         let id = event.parse().map_err(|_| {
             PageError::bad_input(
                 format!("event {event:?} is not a record id"),
@@ -152,8 +154,28 @@ pub(crate) async fn requeue(
             "requeue needs a forwarder or a record id",
             "use the Requeue button of a forwarder on the outbox page",
         ));
-    }
-    .map_err(PageError::store("requeueing dead outbox entries"))?;
+    };
+    let target = match (forwarder, event) {
+        ("", e) => format!("outbox/record {e}"),
+        (f, "") => format!("outbox/forwarder {f}"),
+        (f, e) => format!("outbox/forwarder {f}/record {e}"),
+    };
+    let entry = Entry {
+        action: REQUEUE,
+        outcome: if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Error
+        },
+        resource: target,
+        operation: "requeue",
+        reason: Some(match &result {
+            Ok(n) => format!("requeued {n} dead entries"),
+            Err(e) => format!("failed: {e}"),
+        }),
+    };
+    shared.audit(&viewer.reader, entry).await?;
+    let moved = result.map_err(PageError::store("requeueing dead outbox entries"))?;
     tracing::info!(
         reader = viewer.reader.id(),
         forwarder,
@@ -198,11 +220,26 @@ pub(crate) async fn purge(
     let micros = i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
     let cutoff = Timestamp::from_unix_micros(Timestamp::now().unix_micros().saturating_sub(micros));
     let dry_run = form.confirm != "yes";
-    let report = shared
+    let result = shared
         .store
         .purge_older_than(cutoff, PURGE_BATCH, dry_run)
-        .await
-        .map_err(PageError::store("purging old audit rows"))?;
+        .await;
+    let entry = Entry {
+        action: PURGE,
+        outcome: if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Error
+        },
+        resource: format!("audit trail older than {cutoff}"),
+        operation: if dry_run { "dry_run" } else { "delete" },
+        reason: Some(match &result {
+            Ok(r) => format!("{} audit rows, {} outbox entries", r.events, r.outbox),
+            Err(e) => format!("failed: {e}"),
+        }),
+    };
+    shared.audit(&viewer.reader, entry).await?;
+    let report = result.map_err(PageError::store("purging old audit rows"))?;
     tracing::info!(
         reader = viewer.reader.id(),
         older_than = older,

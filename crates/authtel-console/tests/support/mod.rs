@@ -30,8 +30,14 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// A migrated store with forwarder `siem`, and a console on it with [`TOKEN`].
+    /// A migrated store with forwarder `siem`, and a console on it with [`TOKEN`], not
+    /// recording its own reads (so streams and counts see only what the test writes).
     pub async fn start(name: &str) -> Fixture {
+        Fixture::start_with(name, false).await
+    }
+
+    /// Like [`Fixture::start`], choosing whether the console audits itself.
+    pub async fn start_with(name: &str, self_audit: bool) -> Fixture {
         let dir = std::env::temp_dir().join("authtel-console-tests");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}-{}.db", uuid::Uuid::now_v7().simple()));
@@ -47,6 +53,7 @@ impl Fixture {
             .with_token(TOKEN)
             .unwrap()
             .with_poll_interval(Duration::from_millis(50))
+            .with_self_audit(self_audit)
             .build()
             .unwrap();
         let listener = authtel_console::bind("127.0.0.1:0".parse().unwrap(), false)
