@@ -223,3 +223,70 @@ async fn an_application_authorizer_and_the_history_access_policy_decide() {
     .await;
     assert_eq!(bearer.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_under_a_path_its_links_and_cookie_point_there() {
+    let pool = authtel_sql::sqlite::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let store = authtel_sql::AuditStore::builder(pool).build();
+    store.migrate().await.unwrap();
+    let console = Console::builder(store)
+        .with_token(TOKEN)
+        .unwrap()
+        .mounted_at("/ops/audit")
+        .unwrap()
+        .with_self_audit(false)
+        .build()
+        .unwrap();
+    let app = axum::Router::new().nest("/ops/audit", console.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let login = request(
+        addr,
+        "POST",
+        "/ops/audit/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}"),
+    )
+    .await;
+    assert_eq!(login.status, 303, "{login:?}");
+    assert_eq!(login.header("location"), Some("/ops/audit/"));
+    assert!(
+        login
+            .header("set-cookie")
+            .unwrap()
+            .contains("Path=/ops/audit;")
+    );
+    let page = request(
+        addr,
+        "GET",
+        "/ops/audit/search",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("href=\"/ops/audit/timeline\""));
+    assert!(page.body.contains("src=\"/ops/audit/assets/console.js\""));
+    assert!(page.body.contains("action=\"/ops/audit/search\""));
+    assert_eq!(
+        request(addr, "GET", "/ops/audit/assets/console.css", &[], "")
+            .await
+            .status,
+        200
+    );
+    assert!(
+        Console::builder(
+            authtel_sql::AuditStore::builder(
+                authtel_sql::sqlite::connect("sqlite::memory:")
+                    .await
+                    .unwrap()
+            )
+            .build()
+        )
+        .mounted_at("/a//b")
+        .is_err()
+    );
+}
