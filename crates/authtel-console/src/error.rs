@@ -141,7 +141,7 @@ impl IntoResponse for PageError {
             escape(&self.what),
             escape(&self.hint)
         );
-        let mut response = Html::page("error", "", &body).into_response();
+        let mut response = Html::bare("error", &body).into_response();
         *response.status_mut() = self.status;
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

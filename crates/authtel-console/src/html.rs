@@ -75,6 +75,18 @@ impl Html {
     }
 }
 
+impl Html {
+    /// A page with no navigation, script or stylesheet: error pages, which do not know
+    /// where the console is mounted.
+    pub(crate) fn bare(title: &str, body: &str) -> Html {
+        Html(format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>authtel console: {}</title></head><body><main>{body}</main></body></html>\n",
+            escape(title)
+        ))
+    }
+}
+
 impl IntoResponse for Html {
     fn into_response(self) -> Response {
         let mut r = self.0.into_response();

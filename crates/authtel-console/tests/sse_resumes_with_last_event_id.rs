@@ -130,3 +130,25 @@ async fn a_garbled_last_event_id_is_a_clear_400() {
     let mut sse = Sse::open(f.addr, "/stream/events?after=0", &[]).await;
     assert_eq!(sse.audit_events(1, WAIT).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_browsers_each_get_every_record() {
+    let f = Fixture::start("sse-fanout").await;
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        clients.push(Sse::open(f.addr, "/stream/events", &[]).await);
+    }
+    let records: Vec<_> = (0..5).map(|i| login(&format!("fan{i}"), Outcome::Success)).collect();
+    let want: Vec<String> = records.iter().map(|e| e.id.to_string()).collect();
+    let committed = std::time::Instant::now();
+    f.record(&records).await;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| tokio::spawn(async move { c.audit_events(5, WAIT).await }))
+        .collect();
+    for t in tasks {
+        let got = t.await.unwrap();
+        assert_eq!(got.iter().map(event_record_id).collect::<Vec<_>>(), want);
+    }
+    eprintln!("5 records reached 100 SSE clients {:?} after commit", committed.elapsed());
+}
