@@ -24,9 +24,11 @@
     tr.setAttribute("data-seq", String(record.seq));
     var first = document.createElement("td");
     var link = document.createElement("a");
-    // The server builds href from the record's UUID and time; only same-origin paths.
-    if (typeof record.href === "string" && record.href.charAt(0) === "/") {
-      link.setAttribute("href", record.href);
+    // The server builds href from the record's UUID and time; accept only a same-origin
+    // path ("/x", not the protocol-relative "//host").
+    var href = record.href;
+    if (typeof href === "string" && href.charAt(0) === "/" && href.charAt(1) !== "/") {
+      link.setAttribute("href", href);
     }
     link.textContent = record.at;
     first.appendChild(link);

@@ -129,6 +129,13 @@ async fn a_garbled_last_event_id_is_a_clear_400() {
     f.record(&[login("x", Outcome::Success)]).await;
     let mut sse = Sse::open(f.addr, "/stream/events?after=0", &[]).await;
     assert_eq!(sse.audit_events(1, WAIT).await.len(), 1);
+    // A position from another (or a rebuilt) database, past the newest record, starts at the
+    // newest record: the next commit arrives instead of silence.
+    let mut from_elsewhere = Sse::open(f.addr, "/stream/events", &[("last-event-id", "999999")]).await;
+    let next = login("y", Outcome::Success);
+    f.record(std::slice::from_ref(&next)).await;
+    let got = from_elsewhere.audit_events(1, WAIT).await;
+    assert_eq!(got.iter().map(event_record_id).collect::<Vec<_>>(), vec![next.id.to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

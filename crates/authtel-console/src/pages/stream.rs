@@ -93,14 +93,14 @@ pub(crate) async fn events(
         ),
         None => None,
     };
-    let start = match resume.or(params.after) {
-        Some(n) => n,
-        None => shared
-            .store
-            .feed_head()
-            .await
-            .map_err(PageError::store("reading the newest record position"))?,
-    };
+    let head = shared
+        .store
+        .feed_head()
+        .await
+        .map_err(PageError::store("reading the newest record position"))?;
+    // A position past the newest record comes from another database (or one rebuilt since):
+    // start at the newest record instead of waiting for the positions to catch up.
+    let start = resume.or(params.after).map_or(head, |n| n.min(head));
     Ok(Sse::new(follow(shared, start))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
