@@ -350,7 +350,12 @@ async fn require_access(
     let (mut parts, body) = request.into_parts();
     let viewer = match shared.gate.admit(&parts) {
         Ok(v) => v,
-        Err(refusal) => return PageError::from(refusal).into_response(),
+        Err(refusal) => {
+            if let Refusal::Forbidden(_) = &refusal {
+                tracing::warn!(reason = %refusal, path = parts.uri.path(), "authtel console: a request was refused");
+            }
+            return PageError::from(refusal).into_response();
+        }
     };
     if parts.method == axum::http::Method::GET {
         let resource = format!(
@@ -444,7 +449,10 @@ async fn login(
             );
             r
         }
-        Err(refusal) => PageError::from(refusal).into_response(),
+        Err(refusal) => {
+            tracing::warn!(reason = %refusal, "authtel console: a login was refused");
+            PageError::from(refusal).into_response()
+        }
     }
 }
 

@@ -131,11 +131,15 @@ async fn a_garbled_last_event_id_is_a_clear_400() {
     assert_eq!(sse.audit_events(1, WAIT).await.len(), 1);
     // A position from another (or a rebuilt) database, past the newest record, starts at the
     // newest record: the next commit arrives instead of silence.
-    let mut from_elsewhere = Sse::open(f.addr, "/stream/events", &[("last-event-id", "999999")]).await;
+    let mut from_elsewhere =
+        Sse::open(f.addr, "/stream/events", &[("last-event-id", "999999")]).await;
     let next = login("y", Outcome::Success);
     f.record(std::slice::from_ref(&next)).await;
     let got = from_elsewhere.audit_events(1, WAIT).await;
-    assert_eq!(got.iter().map(event_record_id).collect::<Vec<_>>(), vec![next.id.to_string()]);
+    assert_eq!(
+        got.iter().map(event_record_id).collect::<Vec<_>>(),
+        vec![next.id.to_string()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +149,9 @@ async fn a_hundred_browsers_each_get_every_record() {
     for _ in 0..100 {
         clients.push(Sse::open(f.addr, "/stream/events", &[]).await);
     }
-    let records: Vec<_> = (0..5).map(|i| login(&format!("fan{i}"), Outcome::Success)).collect();
+    let records: Vec<_> = (0..5)
+        .map(|i| login(&format!("fan{i}"), Outcome::Success))
+        .collect();
     let want: Vec<String> = records.iter().map(|e| e.id.to_string()).collect();
     let committed = std::time::Instant::now();
     f.record(&records).await;
@@ -157,5 +163,8 @@ async fn a_hundred_browsers_each_get_every_record() {
         let got = t.await.unwrap();
         assert_eq!(got.iter().map(event_record_id).collect::<Vec<_>>(), want);
     }
-    eprintln!("5 records reached 100 SSE clients {:?} after commit", committed.elapsed());
+    eprintln!(
+        "5 records reached 100 SSE clients {:?} after commit",
+        committed.elapsed()
+    );
 }
