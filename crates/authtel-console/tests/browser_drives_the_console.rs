@@ -283,14 +283,18 @@ async fn drive(c: &Client, f: &Fixture, base: &str) -> Result<(), fantoccini::er
     c.goto(&format!("{base}/timeline?minutes=15")).await?;
     let svg = c.find(Locator::Css("svg#timeline")).await?;
     assert_eq!(
-        c.find_all(Locator::Css("svg#timeline polyline"))
+        c.find_all(Locator::Css("svg#timeline g.series"))
             .await?
             .len(),
         4
     );
-    let lockouts = c
-        .find(Locator::Css("polyline[data-series=lockouts]"))
-        .await?;
+    assert!(
+        !c.find_all(Locator::Css("svg#timeline g.series rect"))
+            .await?
+            .is_empty(),
+        "bars are drawn"
+    );
+    let lockouts = c.find(Locator::Css("g[data-series=lockouts]")).await?;
     assert_eq!(lockouts.attr("data-total").await?.as_deref(), Some("1"));
     let width = c
         .execute(

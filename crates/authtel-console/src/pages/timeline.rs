@@ -1,6 +1,6 @@
 //! `/timeline`: logins, failed logins, lockouts and denials per minute over the last
 //! `?minutes=` (default 60), counted from the store's own query and drawn as SVG on the
-//! server (no charting script). `/timeline.svg` is the chart alone.
+//! server as grouped bars (no charting script). `/timeline.svg` is the chart alone.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -134,7 +134,10 @@ fn svg_of(c: &Counts) -> String {
         .unwrap_or(0)
         .max(1);
     let n = c.minutes.max(1) as f64;
-    let x = |i: usize| PAD + (W - 2.0 * PAD) * (i as f64 + 0.5) / n;
+    let slot = (W - 2.0 * PAD) / n;
+    let series = c.lines.len().max(1) as f64;
+    // Each minute's slot holds one bar per series side by side, with a gap of one bar.
+    let bar = slot / (series + 1.0);
     let y = |v: u64| H - PAD - (H - 2.0 * PAD) * v as f64 / max as f64;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" role=\"img\" \
@@ -160,18 +163,24 @@ fn svg_of(c: &Counts) -> String {
         H - PAD + 16.0,
     );
     for (k, (name, colour, buckets)) in c.lines.iter().enumerate() {
-        let points: Vec<String> = buckets
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
-            .collect();
         let total: u64 = buckets.iter().sum();
         let _ = write!(
             s,
-            "<polyline class=\"series\" data-series=\"{name}\" data-total=\"{total}\" fill=\"none\" \
-             stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
-             <text x=\"{}\" y=\"20\" font-size=\"12\" fill=\"{colour}\">{name}: {total}</text>",
-            points.join(" "),
+            "<g class=\"series\" data-series=\"{name}\" data-total=\"{total}\" fill=\"{colour}\">"
+        );
+        for (i, v) in buckets.iter().enumerate().filter(|(_, v)| **v > 0) {
+            let x = PAD + slot * i as f64 + bar * (k as f64 + 0.5);
+            let top = y(*v);
+            let _ = write!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{name}: {v}</title></rect>",
+                bar.max(1.0),
+                (H - PAD - top).max(0.0),
+            );
+        }
+        let _ = write!(
+            s,
+            "</g><text x=\"{}\" y=\"20\" font-size=\"12\" fill=\"{colour}\">{name}: {total}</text>",
             PAD + 150.0 * k as f64,
         );
     }
@@ -242,6 +251,11 @@ mod tests {
         assert!(s.starts_with("<svg"));
         assert!(s.contains("data-series=\"logins\" data-total=\"3\""));
         assert!(s.contains("data-series=\"lockouts\" data-total=\"1\""));
-        assert_eq!(s.matches("<polyline").count(), 2);
+        assert_eq!(s.matches("<g class=\"series\"").count(), 2);
+        assert_eq!(
+            s.matches("<rect x=").count(),
+            1 + 3,
+            "the background and one bar per non-zero minute"
+        );
     }
 }
