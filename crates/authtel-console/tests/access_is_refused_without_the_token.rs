@@ -212,6 +212,54 @@ async fn an_application_authorizer_and_the_history_access_policy_decide() {
             .is_some_and(|c| c.contains("SameSite=Strict"))
     );
     assert!(ops.body.contains("name=\"csrf\""));
+    // That session's CSRF token lets the same reader change state...
+    let cookie = ops
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = support::between(&ops.body, "name=\"csrf\" value=\"", "\"")
+        .unwrap()
+        .to_owned();
+    let form = [
+        ("x-admin", "ops"),
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let ok = request(
+        addr,
+        "POST",
+        "/outbox/requeue",
+        &form,
+        &format!("forwarder=siem&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.body.contains("Requeued 0 dead entries"));
+    // ...but the cookie does not outlive the application's word: presented by someone the
+    // authorizer says is another reader, it is not ops's session any more.
+    let stolen = [
+        ("x-admin", "intern"),
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let r = request(
+        addr,
+        "POST",
+        "/outbox/requeue",
+        &stolen,
+        &format!("forwarder=siem&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let gone = [("cookie", cookie.as_str())];
+    assert_eq!(
+        request(addr, "GET", "/outbox", &gone, "").await.status,
+        401,
+        "no authorizer identity, no access"
+    );
     // A bearer token means nothing to a console without one.
     let bearer = request(
         addr,
