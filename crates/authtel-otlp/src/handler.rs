@@ -220,7 +220,7 @@ fn severity(record: &EventRecord<'_>) -> (Severity, &'static str) {
     }
 }
 
-fn any_value(value: Value) -> AnyValue {
+pub(crate) fn any_value(value: Value) -> AnyValue {
     match value {
         Value::Bool(b) => AnyValue::Boolean(b),
         Value::I64(n) => AnyValue::Int(n),

@@ -144,7 +144,7 @@ pub struct OtlpSinkBuilder {
     timeout: Option<Duration>,
     service_name: Option<String>,
     service_version: Option<String>,
-    retry_window: Duration,
+    pub(crate) retry_window: Duration,
     audit_logs: bool,
 }
 
@@ -537,6 +537,11 @@ impl OtlpSink {
     /// The handler, to attach where you choose.
     pub fn handler(&self) -> OtlpHandler {
         self.handler.clone()
+    }
+
+    /// Counts a log record handed to the logger outside the handler (the forwarder's).
+    pub(crate) fn count_log_emitted(&self) {
+        self.counters.logs_emitted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Attaches the handler to `registry` under [`HANDLER_ID`], for every event.
