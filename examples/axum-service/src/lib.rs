@@ -1,0 +1,188 @@
+//! A small but real HTTP auth service on axum and SQLite, instrumented with authtel the
+//! way the authtel docs recommend. It is the worked example of `docs/testing.md` and the
+//! service `cargo xtask bench` measures.
+//!
+//! - Register, login (Argon2id), logout, sessions (opaque random ids, stored as digests),
+//!   TOTP MFA, password reset (single-use, expiring tokens stored as digests), refresh
+//!   tokens with rotation and reuse detection, and an authorization check.
+//! - Every operation runs in a `telemetry::span_async`; the audit row of a change is written
+//!   with `AuditTx` in the same transaction as the change (a rolled-back registration
+//!   leaves no row), with one outbox entry per configured forwarder.
+//! - The attack detectors see every event; login asks `Detectors::verdict` first and
+//!   answers `429 Too Many Requests` with `Retry-After` when they say slow down or block.
+//! - `/metrics` serves the Prometheus text of the authtel handler.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use authtel_axum_service::{App, Config};
+//! let app = App::start(Config::default()).await?;
+//! app.attach_global()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! authtel_axum_service::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod config;
+mod db;
+mod error;
+mod mailbox;
+mod routes;
+mod secrets;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use authtel::detect::Detectors;
+use authtel::prometheus::PrometheusSink;
+use authtel::registry::{Registry, Selection};
+use authtel::sql::AuditStore;
+use authtel::sql::sqlx::{Sqlite, SqlitePool};
+use axum::Router;
+
+pub use client::MAX_USER_AGENT;
+pub use config::{Config, HashCost, Mutations};
+pub use error::{ApiError, StartError};
+pub use mailbox::{Mail, Mailbox};
+pub use secrets::totp;
+
+/// The forwarder id the audit store writes outbox entries for (delivered by a relay when
+/// one runs; see the README).
+pub const OUTBOX_FORWARDER: &str = "siem";
+
+/// The id the Prometheus handler is attached under.
+pub const METRICS_HANDLER_ID: &str = "axum-service-metrics";
+
+/// The running service's shared state. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    pool: SqlitePool,
+    store: AuditStore<Sqlite>,
+    hashing: secrets::PasswordHashing,
+    detectors: Detectors,
+    metrics: PrometheusSink,
+    mailbox: Mailbox,
+}
+
+impl App {
+    /// Opens the database, creates the application tables and the audit trail's, and
+    /// builds the detectors and the metrics sink. Nothing is attached yet: call
+    /// [`App::attach`] (a scoped registry, in tests) or [`App::attach_global`].
+    pub async fn start(config: Config) -> Result<App, StartError> {
+        let db_error = |cause: String| StartError::Database {
+            url: config.database_url.clone(),
+            cause,
+        };
+        let pool = authtel::sql::sqlite::connect(&config.database_url)
+            .await
+            .map_err(|e| db_error(e.to_string()))?;
+        let store = AuditStore::builder(pool.clone())
+            .with_forwarder(OUTBOX_FORWARDER)
+            .map_err(|e| StartError::Config(e.to_string()))?
+            .build();
+        store.migrate().await.map_err(|e| db_error(e.to_string()))?;
+        db::migrate(&pool)
+            .await
+            .map_err(|e| db_error(e.to_string()))?;
+        let hashing =
+            secrets::PasswordHashing::new(config.hash_cost).map_err(StartError::Config)?;
+        let detectors = Detectors::builder()
+            .with_config(config.detect.clone())
+            .build()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let metrics = PrometheusSink::builder()
+            .build()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        Ok(App {
+            inner: Arc::new(Inner {
+                config,
+                pool,
+                store,
+                hashing,
+                detectors,
+                metrics,
+                mailbox: Mailbox::default(),
+            }),
+        })
+    }
+
+    /// Attaches the detectors and the metrics handler to `registry`.
+    pub fn attach(&self, registry: &Registry) -> Result<(), StartError> {
+        let fail = |e: &dyn std::fmt::Display| {
+            StartError::Config(format!("attaching handlers failed: {e}"))
+        };
+        self.inner
+            .detectors
+            .attach(registry)
+            .map_err(|e| fail(&e))?;
+        registry
+            .attach(
+                METRICS_HANDLER_ID,
+                Selection::All,
+                self.inner.metrics.handler(),
+            )
+            .map_err(|e| fail(&e))?;
+        Ok(())
+    }
+
+    /// Attaches the detectors and the metrics handler to the process-global registry.
+    pub fn attach_global(&self) -> Result<(), StartError> {
+        self.attach(Registry::global())
+    }
+
+    /// The axum router with every route.
+    pub fn router(&self) -> Router {
+        routes::router(self.clone())
+    }
+
+    /// The settings the service runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The audit store (the same database as the application tables).
+    pub fn audit_store(&self) -> &AuditStore<Sqlite> {
+        &self.inner.store
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// The detectors, for their verdicts and statistics.
+    pub fn detectors(&self) -> &Detectors {
+        &self.inner.detectors
+    }
+
+    /// The Prometheus text of every authtel metric so far.
+    pub fn render_metrics(&self) -> String {
+        self.inner.metrics.render()
+    }
+
+    /// The outgoing mail (reset tokens): a real service hands these to its mailer.
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.inner.mailbox
+    }
+
+    pub(crate) fn hashing(&self) -> &secrets::PasswordHashing {
+        &self.inner.hashing
+    }
+}
+
+/// Serves `app` on `listener` until the process ends, with the peer address of every
+/// connection available to the handlers.
+pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
