@@ -21,9 +21,11 @@ pub(crate) fn random_token() -> Result<String, ApiError> {
     Ok(hex::encode(bytes))
 }
 
-/// A fresh public id with a prefix (`u_…`, `s_…`): a UUIDv7, not a secret.
-pub(crate) fn public_id(prefix: &str) -> String {
-    format!("{prefix}{}", uuid::Uuid::now_v7().simple())
+/// A fresh public id (users, sessions): a hyphenated UUIDv7, not a secret. Plain UUIDs on
+/// purpose: the metadata policy knows them, while a prefixed id (`u_<uuid>`) inside a
+/// resource path such as `users/<id>/profile` reads as a random token and is redacted.
+pub(crate) fn public_id() -> String {
+    uuid::Uuid::now_v7().hyphenated().to_string()
 }
 
 /// The digest the database stores for a token.

@@ -49,7 +49,7 @@ pub(crate) async fn register(
     let creds = body(payload)?;
     check_email(&creds.email)?;
     check_password(&creds.password)?;
-    let user_id = secrets::public_id("u_");
+    let user_id = secrets::public_id();
     let meta = client.on(Metadata::new().user_id(&user_id).method("password"));
     let work = async {
         let hash = app.hashing().hash(&creds.password)?;
@@ -57,6 +57,7 @@ pub(crate) async fn register(
         let row = client
             .row(AUTH_REGISTER.stop(), Outcome::Success)
             .user(&user_id)
+            .method("password")
             .done();
         tx.record(&row).await?;
         let inserted = sqlx::query(

@@ -121,7 +121,7 @@ async fn attempt(
             tx.commit().await?;
             telemetry::event(
                 &SECURITY_LOCKOUT,
-                Measurements::new().count(failures as u64),
+                Measurements::new(),
                 client.on(Metadata::new()
                     .user_id(&user.id)
                     .reason("too_many_attempts")),

@@ -137,7 +137,7 @@ pub(crate) async fn login_mfa(
             if burnt {
                 telemetry::event(
                     &MFA_LOCKOUT,
-                    Measurements::new().count(failures as u64),
+                    Measurements::new(),
                     client.on(Metadata::new()
                         .user_id(&challenge.user_id)
                         .reason("too_many_attempts")),

@@ -87,7 +87,7 @@ pub(crate) async fn create_session(
     client: &crate::client::Client,
     user_id: &str,
 ) -> Result<Tokens, ApiError> {
-    let session_id = secrets::public_id("s_");
+    let session_id = secrets::public_id();
     let meta = client.on(authtel::Metadata::new()
         .user_id(user_id)
         .session_id(&session_id));
