@@ -27,6 +27,7 @@ mod config;
 mod db;
 mod error;
 mod mailbox;
+mod relay;
 mod routes;
 mod secrets;
 
@@ -44,6 +45,7 @@ pub use client::MAX_USER_AGENT;
 pub use config::{Config, HashCost, Mutations};
 pub use error::{ApiError, StartError};
 pub use mailbox::{Mail, Mailbox};
+pub use relay::NdjsonFile;
 pub use secrets::totp;
 
 /// The forwarder id the audit store writes outbox entries for (delivered by a relay when

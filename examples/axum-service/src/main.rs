@@ -1,9 +1,10 @@
 //! `axum-service`: the example auth service, on the process-global registry with the
 //! default logger. `AXUM_SERVICE_ADDR` (default `127.0.0.1:8080`), `DATABASE_URL` (default
 //! `sqlite://axum-service.db`), `AUTHTEL_DETECT_*` for the detectors,
-//! `AXUM_SERVICE_DEV=1` to get reset tokens in responses (local demos only).
+//! `AXUM_SERVICE_DEV=1` to get reset tokens in responses (local demos only),
+//! `AXUM_SERVICE_AUDIT_NDJSON=path` to relay the audit outbox to an NDJSON file.
 
-use authtel_axum_service::{App, Config};
+use authtel_axum_service::{App, Config, NdjsonFile};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -24,6 +25,10 @@ async fn main() -> anyhow::Result<()> {
 
     let app = App::start(config).await?;
     app.attach_global()?;
+    let _relay = match std::env::var_os("AXUM_SERVICE_AUDIT_NDJSON") {
+        Some(path) => Some(app.spawn_relay(std::sync::Arc::new(NdjsonFile::new(path)))?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!(
         "axum-service listening on http://{} (audit trail in {})",

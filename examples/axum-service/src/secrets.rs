@@ -70,6 +70,28 @@ impl PasswordHashing {
             .map_err(|e| ApiError::internal(format!("hashing a password failed: {e}")))
     }
 
+    /// [`PasswordHashing::hash`] on a blocking thread: at production cost a hash takes tens
+    /// of milliseconds of CPU, which must not stall the runtime's workers.
+    pub(crate) async fn hash_blocking(&self, password: &str) -> Result<String, ApiError> {
+        let (hashing, password) = (self.clone(), password.to_owned());
+        tokio::task::spawn_blocking(move || hashing.hash(&password))
+            .await
+            .map_err(|e| ApiError::internal(format!("the hashing task failed: {e}")))?
+    }
+
+    /// [`PasswordHashing::verify`] on a blocking thread.
+    pub(crate) async fn verify_blocking(
+        &self,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<bool, ApiError> {
+        let (hashing, password) = (self.clone(), password.to_owned());
+        let stored = stored.map(str::to_owned);
+        tokio::task::spawn_blocking(move || hashing.verify(&password, stored.as_deref()))
+            .await
+            .map_err(|e| ApiError::internal(format!("the password check failed: {e}")))
+    }
+
     /// Whether `password` matches `stored` (a PHC string); `None` checks against the dummy
     /// hash and is always false.
     pub(crate) fn verify(&self, password: &str, stored: Option<&str>) -> bool {

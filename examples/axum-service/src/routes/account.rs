@@ -52,7 +52,7 @@ pub(crate) async fn register(
     let user_id = secrets::public_id();
     let meta = client.on(Metadata::new().user_id(&user_id).method("password"));
     let work = async {
-        let hash = app.hashing().hash(&creds.password)?;
+        let hash = app.hashing().hash_blocking(&creds.password).await?;
         let mut tx = app.audit_store().begin().await?;
         let row = client
             .row(AUTH_REGISTER.stop(), Outcome::Success)

@@ -76,7 +76,8 @@ async fn attempt(
 ) -> Result<LoginOk, ApiError> {
     let matched = app
         .hashing()
-        .verify(password, user.map(|u| u.password_hash.as_str()));
+        .verify_blocking(password, user.map(|u| u.password_hash.as_str()))
+        .await?;
     let mut tx = app.audit_store().begin().await?;
     let row = |outcome, reason: Option<&str>| {
         let mut r = client.row(AUTH_LOGIN.stop(), outcome).method("password");

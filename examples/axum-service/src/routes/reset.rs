@@ -122,7 +122,7 @@ pub(crate) async fn complete(
     let (user_id,) = found;
     let meta = client.on(Metadata::new().user_id(&user_id).method("reset"));
     let work = async {
-        let hash = app.hashing().hash(&req.new_password)?;
+        let hash = app.hashing().hash_blocking(&req.new_password).await?;
         let mut tx = app.audit_store().begin().await?;
         let now = db::now();
         // Burn the token first; a concurrent use of the same token then updates nothing.
