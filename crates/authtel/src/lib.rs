@@ -39,6 +39,10 @@
 //! - [`outcome`]: how an operation ended.
 //! - [`audit`]: the audit record every audit sink stores.
 //! - [`forward`]: the contract sink crates implement.
+//! - [`authorization`]: audit authorization decisions (`log_authorized`, `log_denied`,
+//!   `log_error`).
+//! - [`policy`]: the one screen that keeps secrets out of every sink.
+//! - [`setup()`]: attach every sink in one chain and get one guard that shuts them down.
 //! - [`log`] (feature `log`): the default logger.
 //!
 //! # Feature flags
@@ -55,6 +59,10 @@
 //! - `detect`: real-time attack detectors and login verdicts (`authtel::detect`); needs
 //!   nothing else.
 //!
+//! [`setup()`] takes each enabled sink in one chain (`.sql(url)`, `.kafka(..)`,
+//! `.otlp_from_env()`, `.prometheus(addr)`, `.detectors(config)`, or `.from_env()`); `sql`
+//! and `kafka` turn on `pipeline`, which delivers to them.
+//!
 //! Enable only the sinks you deploy: every sink brings its client library.
 //!
 //! # Supported Rust versions
@@ -64,7 +72,12 @@
 
 pub use authtel_core::event;
 pub use authtel_core::{Category, Event, Metadata, Outcome, SpanDef};
-pub use authtel_core::{audit, catalogue, forward, metadata, outcome, registry, telemetry};
+pub use authtel_core::{
+    audit, authorization, catalogue, forward, metadata, outcome, policy, registry, telemetry,
+};
+
+pub mod setup;
+pub use setup::{Authtel, LaneReport, Setup, SetupError, ShutdownReport, setup};
 
 /// The default logger: span stops, exceptions and signals as structured `tracing` events
 /// under per-category targets (`authtel::auth`, `authtel::security`, …).
@@ -82,8 +95,15 @@ pub mod log {
     pub use authtel_log::*;
 }
 
-/// The README's Rust examples, compiled and run as doctests so they cannot drift.
-#[cfg(all(doctest, feature = "log"))]
+/// The README's Rust examples, compiled and run as doctests so they cannot drift (the
+/// setup example needs the features the workspace's examples turn on).
+#[cfg(all(
+    doctest,
+    feature = "log",
+    feature = "sql",
+    feature = "prometheus",
+    feature = "detect"
+))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
