@@ -5,8 +5,8 @@
 //! `authorization::log_authorized` / `log_denied`, and an audit row.
 
 use authtel::Outcome;
+use authtel::authorization::{DenyReason, Operation, log_authorized, log_denied};
 use authtel::catalogue::{AUTHORIZATION_ALLOWED, AUTHORIZATION_DENIED};
-use authtel_core::authorization::{DenyReason, Operation, log_authorized, log_denied};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
