@@ -10,6 +10,8 @@
 //!   leaves no row), with one outbox entry per configured forwarder.
 //! - The attack detectors see every event; login asks `Detectors::verdict` first and
 //!   answers `429 Too Many Requests` with `Retry-After` when they say slow down or block.
+//! - The detectors' signals reach the audit trail too, through the store's batch writer
+//!   (they follow a committed change, so they cannot join its transaction).
 //! - `/metrics` serves the Prometheus text of the authtel handler.
 //!
 //! ```no_run
@@ -30,6 +32,7 @@ mod mailbox;
 mod relay;
 mod routes;
 mod secrets;
+mod signals;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +58,9 @@ pub const OUTBOX_FORWARDER: &str = "siem";
 /// The id the Prometheus handler is attached under.
 pub const METRICS_HANDLER_ID: &str = "axum-service-metrics";
 
+/// The id of the handler that writes the detectors' signals to the audit trail.
+pub const SIGNALS_HANDLER_ID: &str = "axum-service-signal-trail";
+
 /// The running service's shared state. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {
@@ -70,6 +76,7 @@ struct Inner {
     detectors: Detectors,
     metrics: PrometheusSink,
     mailbox: Mailbox,
+    signals: signals::SignalTrail,
 }
 
 impl App {
@@ -94,6 +101,7 @@ impl App {
             .map_err(|e| db_error(e.to_string()))?;
         let hashing =
             secrets::PasswordHashing::new(config.hash_cost).map_err(StartError::Config)?;
+        let signal_trail = signals::SignalTrail::spawn(&store);
         let detectors = Detectors::builder()
             .with_config(config.detect.clone())
             .build()
@@ -110,6 +118,7 @@ impl App {
                 detectors,
                 metrics,
                 mailbox: Mailbox::default(),
+                signals: signal_trail,
             }),
         })
     }
@@ -128,6 +137,13 @@ impl App {
                 METRICS_HANDLER_ID,
                 Selection::All,
                 self.inner.metrics.handler(),
+            )
+            .map_err(|e| fail(&e))?;
+        registry
+            .attach(
+                SIGNALS_HANDLER_ID,
+                Selection::Events(signals::detector_signals()),
+                self.inner.signals.clone(),
             )
             .map_err(|e| fail(&e))?;
         Ok(())
@@ -166,6 +182,16 @@ impl App {
     /// The Prometheus text of every authtel metric so far.
     pub fn render_metrics(&self) -> String {
         self.inner.metrics.render()
+    }
+
+    /// Waits until every detector signal raised so far is in the audit trail.
+    pub async fn flush_signals(&self) {
+        self.inner.signals.flush().await;
+    }
+
+    /// Detector signals dropped because their queue to the audit trail was full.
+    pub fn signals_dropped(&self) -> u64 {
+        self.inner.signals.dropped()
     }
 
     /// The outgoing mail (reset tokens): a real service hands these to its mailer.
