@@ -35,7 +35,7 @@ pub(crate) fn detector_signals() -> Vec<&'static Event> {
 const QUEUE: usize = 4096;
 
 enum Message {
-    Record(AuditEvent),
+    Record(Box<AuditEvent>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -67,7 +67,7 @@ impl SignalTrail {
                 let mut next = Some(first);
                 while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
                     match message {
-                        Message::Record(event) => batch.push(event),
+                        Message::Record(event) => batch.push(*event),
                         Message::Flush(ack) => acks.push(ack),
                     }
                     if batch.len() >= 500 {
@@ -107,10 +107,10 @@ impl SignalTrail {
 
 impl Handler for SignalTrail {
     fn handle(&self, record: &EventRecord<'_>) {
-        if let Some(event) = AuditEvent::from_record(record) {
-            if self.queue.try_send(Message::Record(event)).is_err() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(event) = AuditEvent::from_record(record)
+            && self.queue.try_send(Message::Record(Box::new(event))).is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
