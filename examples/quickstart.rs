@@ -28,6 +28,7 @@ use authtel::catalogue::{
     AUTH_LOGIN, AUTHORIZATION_DENIED, JWT_REFRESH, MFA_LOCKOUT, MFA_VERIFY, OAUTH_CALLBACK,
     OAUTH_LINK, SECURITY_LOCKOUT, SECURITY_RATE_LIMITED,
 };
+use authtel::context::RequestContext;
 use authtel::log::LoggerOptions;
 use authtel::metadata::Metadata;
 use authtel::registry::{self, Selection, handler_fn};
@@ -219,11 +220,28 @@ impl fmt::Display for Traffic {
     }
 }
 
+/// Runs one simulated HTTP request: everything emitted inside carries the client's address,
+/// user agent and a request id, as the `authtel::tower` layer sets them in a real service.
+fn request<R>(n: &mut u32, ip: &str, f: impl FnOnce() -> R) -> R {
+    *n += 1;
+    let ip: IpAddr = ip
+        .parse()
+        .expect("the addresses in the simulation are valid");
+    let id = format!("req-{n:04}");
+    RequestContext::builder()
+        .client_ip(ip)
+        .user_agent("Mozilla/5.0 (quickstart)")
+        .request_id(&id)
+        .build()
+        .in_scope(f)
+}
+
 /// An auth service's morning: logins that work and fail, an account locked after repeated
 /// failures, MFA, an OAuth callback, rate limiting, a JWT refresh, a denied authorization.
 fn simulate_traffic() -> Traffic {
     let mut service = AuthService::new();
     let mut traffic = Traffic::default();
+    let mut requests = 0;
 
     // 20 login attempts: (user, password, client ip). u_mallory keeps guessing.
     let attempts = [
@@ -249,41 +267,35 @@ fn simulate_traffic() -> Traffic {
         ("u_erin", "s3cure-erin", "203.0.113.14"),
     ];
     for (user, password, ip) in attempts {
-        let ip: IpAddr = ip.parse().expect("the addresses above are valid");
-        let meta = Metadata::new()
-            .user_id(user)
-            .client_ip(ip)
-            .method("password");
-        // One line around the operation: start, then stop with the Result's outcome.
-        match telemetry::span(&AUTH_LOGIN, meta, || service.login(user, password)) {
-            Ok(()) => traffic.logins_ok += 1,
-            Err(LoginError::WrongPassword { now_locked }) => {
-                traffic.logins_failed += 1;
-                if now_locked {
-                    traffic.lockouts += 1;
-                    telemetry::event(
-                        &SECURITY_LOCKOUT,
-                        Measurements::new().count(1),
-                        Metadata::new()
-                            .user_id(user)
-                            .client_ip(ip)
-                            .reason("too_many_failures"),
-                    );
+        // The request context supplies client_ip, user agent and request id.
+        let meta = Metadata::new().user_id(user).method("password");
+        request(&mut requests, ip, || {
+            // One line around the operation: start, then stop with the Result's outcome.
+            match telemetry::span(&AUTH_LOGIN, meta, || service.login(user, password)) {
+                Ok(()) => traffic.logins_ok += 1,
+                Err(LoginError::WrongPassword { now_locked }) => {
+                    traffic.logins_failed += 1;
+                    if now_locked {
+                        traffic.lockouts += 1;
+                        telemetry::event(
+                            &SECURITY_LOCKOUT,
+                            Measurements::new().count(1),
+                            Metadata::new().user_id(user).reason("too_many_failures"),
+                        );
+                    }
                 }
+                Err(LoginError::Locked) => traffic.logins_failed += 1,
             }
-            Err(LoginError::Locked) => traffic.logins_failed += 1,
-        }
+        });
     }
 
     // A spraying bot: one address, one password, 25 accounts (authtel-detect flags it).
-    let bot: IpAddr = "203.0.113.66".parse().expect("a valid address");
     for n in 0..25 {
         let user = format!("u_sprayed_{n:02}");
-        let meta = Metadata::new()
-            .user_id(&user)
-            .client_ip(bot)
-            .method("password");
-        let _ = telemetry::span(&AUTH_LOGIN, meta, || Err::<(), _>("invalid_password"));
+        let meta = Metadata::new().user_id(&user).method("password");
+        request(&mut requests, "203.0.113.66", || {
+            let _ = telemetry::span(&AUTH_LOGIN, meta, || Err::<(), _>("invalid_password"));
+        });
         traffic.logins_failed += 1;
     }
 
@@ -299,39 +311,47 @@ fn simulate_traffic() -> Traffic {
         ("u_dave", "999999"),
         ("u_dave", "123123"),
     ]) {
-        let mut span = telemetry::start(&MFA_VERIFY, Metadata::new().user_id(user).method("totp"));
-        let result = service.verify_totp(user, code);
-        // Attempts remaining is only known after checking the code.
-        let meta = span.metadata_mut();
-        *meta = std::mem::take(meta).attempts_remaining(service.mfa_attempts_left(user));
-        span.stop_with(&result);
-        match result {
-            Ok(()) => {}
-            Err(MfaError::WrongCode { now_locked }) => {
-                traffic.mfa_failed += 1;
-                if now_locked {
-                    traffic.mfa_lockouts += 1;
-                    telemetry::event(
-                        &MFA_LOCKOUT,
-                        Measurements::new(),
-                        Metadata::new().user_id(user),
-                    );
-                }
+        let ip = if user == "u_alice" {
+            "203.0.113.10"
+        } else {
+            "203.0.113.13"
+        };
+        let result = request(&mut requests, ip, || {
+            let mut span =
+                telemetry::start(&MFA_VERIFY, Metadata::new().user_id(user).method("totp"));
+            let result = service.verify_totp(user, code);
+            // Attempts remaining is only known after checking the code.
+            let meta = span.metadata_mut();
+            *meta = std::mem::take(meta).attempts_remaining(service.mfa_attempts_left(user));
+            span.stop_with(&result);
+            if let Err(MfaError::WrongCode { now_locked: true }) = result {
+                telemetry::event(
+                    &MFA_LOCKOUT,
+                    Measurements::new(),
+                    Metadata::new().user_id(user),
+                );
             }
+            result
+        });
+        if let Err(MfaError::WrongCode { now_locked }) = result {
+            traffic.mfa_failed += 1;
+            traffic.mfa_lockouts += u32::from(now_locked);
         }
     }
 
     // OAuth: a GitHub callback for u_grace, who links the account.
-    let callback = telemetry::span(&OAUTH_CALLBACK, Metadata::new().provider("github"), || {
-        service.exchange_oauth_code("github")
+    request(&mut requests, "203.0.113.16", || {
+        let callback = telemetry::span(&OAUTH_CALLBACK, Metadata::new().provider("github"), || {
+            service.exchange_oauth_code("github")
+        });
+        if callback.is_ok() {
+            telemetry::event(
+                &OAUTH_LINK,
+                Measurements::new(),
+                Metadata::new().user_id("u_grace").provider("github"),
+            );
+        }
     });
-    if callback.is_ok() {
-        telemetry::event(
-            &OAUTH_LINK,
-            Measurements::new(),
-            Metadata::new().user_id("u_grace").provider("github"),
-        );
-    }
 
     // Rate limiting: a burst from one address.
     let burst_ip = "198.51.100.23";
@@ -339,32 +359,38 @@ fn simulate_traffic() -> Traffic {
     if rejected > 0 {
         traffic.rate_limited += rejected as u32;
         let key = format!("ip:{burst_ip}");
-        telemetry::event(
-            &SECURITY_RATE_LIMITED,
-            Measurements::new().count(rejected),
-            Metadata::new().rate_limit_key(&key),
-        );
+        request(&mut requests, burst_ip, || {
+            telemetry::event(
+                &SECURITY_RATE_LIMITED,
+                Measurements::new().count(rejected),
+                Metadata::new().rate_limit_key(&key),
+            );
+        });
     }
 
     // A JWT refresh for an existing session.
-    let _ = telemetry::span(
-        &JWT_REFRESH,
-        Metadata::new().user_id("u_bob").session_id("s_7f3a"),
-        || service.refresh_jwt("u_bob"),
-    );
+    request(&mut requests, "203.0.113.11", || {
+        let _ = telemetry::span(
+            &JWT_REFRESH,
+            Metadata::new().user_id("u_bob").session_id("s_7f3a"),
+            || service.refresh_jwt("u_bob"),
+        );
+    });
 
     // Authorization: u_erin may not delete another tenant's invoices.
     if !service.may("u_erin", "delete", "invoice/acme/2024-117") {
         traffic.denied += 1;
-        telemetry::event(
-            &AUTHORIZATION_DENIED,
-            Measurements::new(),
-            Metadata::new()
-                .caller("u_erin")
-                .operation("delete")
-                .resource("invoice/acme/2024-117")
-                .reason("not_in_tenant"),
-        );
+        request(&mut requests, "203.0.113.14", || {
+            telemetry::event(
+                &AUTHORIZATION_DENIED,
+                Measurements::new(),
+                Metadata::new()
+                    .caller("u_erin")
+                    .operation("delete")
+                    .resource("invoice/acme/2024-117")
+                    .reason("not_in_tenant"),
+            );
+        });
     }
 
     traffic

@@ -713,7 +713,12 @@ impl AuditEvent {
             .map(str::to_owned)
             .or_else(|| record.exception.and_then(|e| e.reason).map(str::to_owned));
         audit.span_id = Some(record.context.span_id.to_string());
-        audit.trace_id = Some(record.context.root_id.to_string());
+        // Inside a distributed trace (a `traceparent`, usually from the request context) the
+        // trace's id; else the root span's id.
+        audit.trace_id = Some(match m.get_trace_parent() {
+            Some(tp) => tp.trace_id_hex().as_str().to_owned(),
+            None => record.context.root_id.to_string(),
+        });
         let mut put = |k: &str, v: serde_json::Value| {
             audit.metadata.insert(k.to_owned(), v);
         };

@@ -10,6 +10,8 @@
 //! - [`registry`]: attach handlers; a panicking handler is isolated and reported.
 //! - [`metadata`]: typed fields, read only through the policy.
 //! - [`policy`]: the one screen that keeps secrets out of every sink, and the limits table.
+//! - [`context`]: the request context (client address, user agent, request id, trace)
+//!   every event emitted while handling a request inherits.
 //! - [`audit`]: the audit record every sink stores.
 //! - [`authorization`]: audit authorization decisions (allowed, denied, error).
 //! - [`forward`]: the contract sink crates implement.
@@ -38,6 +40,7 @@
 pub mod audit;
 pub mod authorization;
 pub mod catalogue;
+pub mod context;
 pub mod forward;
 pub mod metadata;
 pub mod outcome;
@@ -45,6 +48,7 @@ pub mod policy;
 mod record;
 pub mod registry;
 pub mod telemetry;
+mod trace_parent;
 
 pub use catalogue::{Category, Event, SpanDef};
 pub use metadata::Metadata;

@@ -805,8 +805,43 @@ pub(crate) mod global_snapshot {
     }
 }
 
+/// Hands a record to the handlers that want it: the one place every record passes, so the
+/// one place a request context is merged in (at the cost of one thread-local load when no
+/// context is set).
 #[inline(always)]
 fn deliver(inner: &Inner, snap: &Snapshot, record: &EventRecord<'_>) {
+    if crate::context::is_set() {
+        return deliver_in_context(inner, snap, record);
+    }
+    deliver_to_handlers(inner, snap, record)
+}
+
+/// A request context is in force: handlers get the record's metadata with the context's
+/// fields filled in where the call site left them unset. Built only if someone listens.
+#[inline(never)]
+fn deliver_in_context(inner: &Inner, snap: &Snapshot, record: &EventRecord<'_>) {
+    if !snap.wants(record.event) {
+        return;
+    }
+    match crate::context::current_fields() {
+        Some(fields) => {
+            let mut metadata = record.metadata.clone();
+            fields.fill(&mut metadata);
+            deliver_to_handlers(
+                inner,
+                snap,
+                &EventRecord {
+                    metadata: &metadata,
+                    ..*record
+                },
+            );
+        }
+        None => deliver_to_handlers(inner, snap, record),
+    }
+}
+
+#[inline(always)]
+fn deliver_to_handlers(inner: &Inner, snap: &Snapshot, record: &EventRecord<'_>) {
     snap.for_each(record.event, |entry| {
         if entry.detached.load(Ordering::Relaxed) {
             return;

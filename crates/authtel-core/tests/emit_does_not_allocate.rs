@@ -188,3 +188,38 @@ fn one_handler_on_one_event_allocates_nothing() {
     });
     assert_eq!(n, 0);
 }
+
+#[test]
+fn a_request_context_adds_no_allocation() {
+    use authtel_core::context::RequestContext;
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    let registry = Registry::new();
+    registry
+        .attach(
+            "ips",
+            Selection::All,
+            handler_fn(move |r| {
+                if r.metadata.get_client_ip().is_some() && r.metadata.extra().count() > 0 {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }),
+        )
+        .unwrap();
+    let _scope = registry.enter();
+    let ctx = RequestContext::builder()
+        .client_ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 4)))
+        .user_agent("Mozilla/5.0")
+        .request_id("0190a5f2-7b3c-7d4e-9f10-2a3b4c5d6e7f")
+        .build();
+    let user = String::from("u_42");
+    let reason = String::from("invalid_password");
+    // Entering (once per request, or per poll of a scoped future) and every emit inside.
+    let n = allocations_in(|| {
+        let _entered = ctx.enter();
+        emit_everything(&user, &reason);
+    });
+    assert_eq!(n, 0, "{n} allocations with a request context entered");
+    // Every event saw the context's address and request id.
+    assert_eq!(seen.load(Ordering::Relaxed), 103 * 8);
+}

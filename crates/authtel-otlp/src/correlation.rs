@@ -14,6 +14,9 @@
 //!   parent's trace id is recorded, keyed by the root's authtel id, for every span and signal
 //!   of the chain. Entries are kept after the root ends (so sinks running after us can still
 //!   stamp records) and swept once [`MAX_TRACKED_ROOTS`] is reached.
+//! - Else, when the root's metadata carries a W3C trace parent — inherited from the request
+//!   context, which `authtel-tower` fills from the request's `traceparent` header — the root
+//!   becomes a child of that remote span, the same way.
 //! - Otherwise the trace id is derived from the root's id (deterministic, so no
 //!   bookkeeping): its 8 bytes followed by a mix of them.
 //!
@@ -77,9 +80,28 @@ pub(crate) fn external_parent() -> Option<ExternalParent> {
     None
 }
 
-/// Records the external parent of a root span that starts now, if there is one.
-pub(crate) fn root_started(root: telemetry::SpanId) {
-    let Some(parent) = external_parent() else {
+/// The active OpenTelemetry span, else the caller's span named by the record's trace parent
+/// (a `traceparent` header, through the request context).
+pub(crate) fn external_parent_of(record: &EventRecord<'_>) -> Option<ExternalParent> {
+    external_parent().or_else(|| {
+        record.metadata.get_trace_parent().map(|tp| ExternalParent {
+            trace_id: TraceId::from_bytes(tp.trace_id()),
+            span_id: otel_span_id(tp.parent_id()),
+            flags: if tp.sampled() {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            },
+            remote: true,
+        })
+    })
+}
+
+/// Records the external parent of a root span that starts now (`record` is its start), if
+/// there is one.
+pub(crate) fn root_started(record: &EventRecord<'_>) {
+    let root = record.context.span_id;
+    let Some(parent) = external_parent_of(record) else {
         return;
     };
     let mut guard = roots();
@@ -179,7 +201,7 @@ pub(crate) fn otel_ids(record: &EventRecord<'_>) -> (TraceId, SpanId) {
     if record.event.kind() == EventKind::Signal {
         match ctx.parent_id {
             Some(parent) => (trace_of(ctx).0, otel_span_id(parent)),
-            None => match external_parent() {
+            None => match external_parent_of(record) {
                 Some(p) => (p.trace_id, p.span_id),
                 None => (derived_trace_id(ctx.span_id), otel_span_id(ctx.span_id)),
             },
@@ -240,5 +262,38 @@ mod tests {
         assert_ne!(derived_trace_id(root), TraceId::INVALID);
         let other = telemetry::SpanId::from_u64(43).unwrap();
         assert_ne!(derived_trace_id(root), derived_trace_id(other));
+    }
+
+    #[test]
+    fn a_trace_parent_in_the_metadata_becomes_the_roots_remote_parent() {
+        use authtel_core::catalogue;
+        use authtel_core::context::TraceParent;
+        use authtel_core::metadata::Metadata;
+        use authtel_core::telemetry::Measurements;
+        let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap();
+        let meta = Metadata::new().trace_parent(&tp);
+        let numbers = Measurements::new();
+        let root = SpanContext::child_of(None);
+        let start = EventRecord::signal(catalogue::AUTH_LOGIN.start(), root, &numbers, &meta);
+        root_started(&start);
+        let (trace, parent) = trace_of(&root);
+        assert_eq!(trace.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let parent = parent.expect("the traceparent's span is the root's parent");
+        assert_eq!(parent.span_id.to_string(), "00f067aa0ba902b7");
+        assert!(parent.remote);
+        // A signal outside any span, in the same request: the request's trace.
+        let signal = EventRecord::signal(
+            &catalogue::SECURITY_LOCKOUT,
+            SpanContext::child_of(None),
+            &numbers,
+            &meta,
+        );
+        assert_eq!(
+            trace_ids(&signal).trace_id,
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        root_ended(root.span_id);
     }
 }

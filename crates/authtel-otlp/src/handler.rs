@@ -59,7 +59,7 @@ impl Handler for OtlpHandler {
         match record.event.kind() {
             EventKind::SpanStart => {
                 if record.context.parent_id.is_none() {
-                    correlation::root_started(record.context.span_id);
+                    correlation::root_started(record);
                 }
             }
             EventKind::SpanStop | EventKind::SpanException => {

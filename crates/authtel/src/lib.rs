@@ -36,6 +36,7 @@
 //!   [`telemetry::event()`].
 //! - [`metadata`]: typed fields and the policy that keeps secrets out.
 //! - [`registry`]: attach and detach handlers; scoped registries for tests.
+//! - [`context`]: the request context every event emitted inside a request inherits.
 //! - [`outcome`]: how an operation ended.
 //! - [`audit`]: the audit record every audit sink stores.
 //! - [`forward`]: the contract sink crates implement.
@@ -58,6 +59,8 @@
 //! - `prometheus`: Prometheus metrics and a scrape listener (`authtel::prometheus`).
 //! - `detect`: real-time attack detectors and login verdicts (`authtel::detect`); needs
 //!   nothing else.
+//! - `tower`: the request-context layer for tower/axum/hyper (`authtel::tower`); brings
+//!   `http`, `tower-layer`, `tower-service` and axum without its default features.
 //!
 //! [`setup()`] takes each enabled sink in one chain (`.sql(url)`, `.kafka(..)`,
 //! `.otlp_from_env()`, `.prometheus(addr)`, `.detectors(config)`, or `.from_env()`); `sql`
@@ -73,7 +76,8 @@
 pub use authtel_core::event;
 pub use authtel_core::{Category, Event, Metadata, Outcome, SpanDef};
 pub use authtel_core::{
-    audit, authorization, catalogue, forward, metadata, outcome, policy, registry, telemetry,
+    audit, authorization, catalogue, context, forward, metadata, outcome, policy, registry,
+    telemetry,
 };
 
 pub mod setup;
@@ -135,4 +139,6 @@ sink_module! {
     "prometheus" => prometheus = authtel_prometheus;
     /// Real-time attack detectors (`authtel-detect`): signals and login verdicts.
     "detect" => detect = authtel_detect;
+    /// The request-context layer for tower, axum and hyper (`authtel-tower`).
+    "tower" => tower = authtel_tower;
 }

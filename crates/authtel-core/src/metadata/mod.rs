@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::outcome::Outcome;
 use crate::policy::{self, KeyClass, LIMITS};
+use crate::trace_parent::TraceParent;
 use slots::{ExtraSlots, TEXT_KEYS, Text, TextSlots};
 
 pub use crate::policy::{MAX_TEXT_LEN, REDACTED, key_names_secret, truncate};
@@ -142,6 +143,8 @@ pub enum MetadataError {
 pub struct Metadata<'a> {
     texts: TextSlots<'a>,
     client_ip: Option<IpAddr>,
+    /// Borrowed: one pointer (one store when unset), not the 32 bytes of the value.
+    trace_parent: Option<&'a TraceParent>,
     outcome: Option<Outcome>,
     attempts_remaining: Option<u32>,
     admin: Option<bool>,
@@ -157,6 +160,7 @@ impl Clone for Metadata<'_> {
         Metadata {
             texts: self.texts,
             client_ip: self.client_ip,
+            trace_parent: self.trace_parent,
             outcome: self.outcome,
             attempts_remaining: self.attempts_remaining,
             admin: self.admin,
@@ -210,6 +214,7 @@ impl<'a> Metadata<'a> {
         unsafe {
             std::ptr::addr_of_mut!((*p).texts.set).write(0);
             std::ptr::addr_of_mut!((*p).client_ip).write(None);
+            std::ptr::addr_of_mut!((*p).trace_parent).write(None);
             std::ptr::addr_of_mut!((*p).outcome).write(None);
             std::ptr::addr_of_mut!((*p).attempts_remaining).write(None);
             std::ptr::addr_of_mut!((*p).admin).write(None);
@@ -340,6 +345,60 @@ impl<'a> Metadata<'a> {
     #[inline]
     pub fn get_client_ip(&self) -> Option<IpAddr> {
         self.client_ip
+    }
+
+    /// The distributed trace the event belongs to (a W3C `traceparent`, usually inherited
+    /// from the [request context](crate::context)): audit records take its trace id.
+    ///
+    /// ```
+    /// use authtel_core::{context::TraceParent, metadata::Metadata};
+    /// let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse()?;
+    /// let m = Metadata::new().trace_parent(&tp);
+    /// assert_eq!(m.get_trace_parent(), Some(&tp));
+    /// # Ok::<(), authtel_core::context::TraceParentError>(())
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn trace_parent(mut self, trace_parent: &'a TraceParent) -> Self {
+        self.trace_parent = Some(trace_parent);
+        self
+    }
+
+    /// The trace parent, if set.
+    #[inline]
+    pub fn get_trace_parent(&self) -> Option<&'a TraceParent> {
+        self.trace_parent
+    }
+
+    /// This metadata with a request context's fields filled in where it left them unset
+    /// (the call site wins): client IP, user agent, trace parent, and extra fields whose
+    /// key it does not already hold, while there is room.
+    #[inline]
+    pub(crate) fn inherit(
+        &mut self,
+        client_ip: Option<IpAddr>,
+        user_agent: Option<&'a str>,
+        trace_parent: Option<&'a TraceParent>,
+        extras: [(&'static str, Option<&'a str>); 2],
+    ) {
+        if self.client_ip.is_none() {
+            self.client_ip = client_ip;
+        }
+        if let Some(ua) = user_agent
+            && self.texts.get(Text::UserAgent).is_none()
+        {
+            self.texts.set(Text::UserAgent, ua);
+        }
+        if self.trace_parent.is_none() {
+            self.trace_parent = trace_parent;
+        }
+        for (key, value) in extras {
+            let Some(value) = value else { continue };
+            let taken = self.extra.as_slice().iter().any(|&(k, _)| k == key);
+            if !taken && !self.extra.is_full() {
+                self.extra.push(key, Value::Str(value));
+            }
+        }
     }
 
     /// An explicit outcome (a span derives its own from the closure's result; this one
@@ -577,6 +636,9 @@ impl<'a> Metadata<'a> {
             // Passed as text from a stack buffer; sinks that want the address use
             // `get_client_ip`.
             f("client_ip", Value::Str(IpText::new(ip).as_str()));
+        }
+        if let Some(tp) = self.trace_parent {
+            f("trace_id", Value::Str(tp.trace_id_hex().as_str()));
         }
         if let Some(o) = self.outcome {
             f("outcome", Value::Str(o.as_str()));
