@@ -47,7 +47,8 @@ impl HashCost {
 pub struct Mutations {
     /// Logout ends the session without emitting its `auth.logout` span.
     pub skip_logout_event: bool,
-    /// The request's client address and user agent are not put on the events.
+    /// The request-context layer is left out of the router: no event or row of a request
+    /// gets the client's address, user agent or request id.
     pub drop_request_context: bool,
 }
 
@@ -76,6 +77,10 @@ pub struct Config {
     /// Return the reset token in the `/password/reset` response instead of mailing it.
     /// For local demos only: a real service mails it (see [`crate::Mailbox`]).
     pub dev_return_reset_token: bool,
+    /// Networks of the reverse proxies whose `X-Forwarded-For` is believed (CIDRs such as
+    /// `10.0.0.0/8`, or addresses). Empty by default: the TCP peer is the client, and a
+    /// forwarded header is ignored, so a client cannot choose the address recorded for it.
+    pub trusted_proxies: Vec<String>,
     /// The attack detectors' settings.
     pub detect: DetectConfig,
     /// Deliberate breakage for the kit's mutation check; all off by default.
@@ -95,6 +100,7 @@ impl Default for Config {
             lockout_duration: Duration::from_secs(15 * 60),
             mfa_max_failures: 5,
             dev_return_reset_token: false,
+            trusted_proxies: Vec::new(),
             detect: DetectConfig::default(),
             mutations: Mutations::default(),
         }

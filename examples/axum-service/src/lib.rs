@@ -42,9 +42,9 @@ use authtel::prometheus::PrometheusSink;
 use authtel::registry::{Registry, Selection};
 use authtel::sql::AuditStore;
 use authtel::sql::sqlx::{Sqlite, SqlitePool};
+use authtel::tower::RequestContextLayer;
 use axum::Router;
 
-pub use client::MAX_USER_AGENT;
 pub use config::{Config, HashCost, Mutations};
 pub use error::{ApiError, StartError};
 pub use mailbox::{Mail, Mailbox};
@@ -77,6 +77,7 @@ struct Inner {
     metrics: PrometheusSink,
     mailbox: Mailbox,
     signals: signals::SignalTrail,
+    context_layer: RequestContextLayer,
 }
 
 impl App {
@@ -101,6 +102,15 @@ impl App {
             .map_err(|e| db_error(e.to_string()))?;
         let hashing =
             secrets::PasswordHashing::new(config.hash_cost).map_err(StartError::Config)?;
+        let context_layer = RequestContextLayer::new()
+            .trusted_proxies(&config.trusted_proxies)
+            .map_err(|e| {
+                StartError::Config(format!(
+                    "trusted proxy {:?} is not a network (write 10.0.0.0/8 or an address)",
+                    e.value()
+                ))
+            })?
+            .generate_request_id(true);
         let signal_trail = signals::SignalTrail::spawn(&store);
         let detectors = Detectors::builder()
             .with_config(config.detect.clone())
@@ -119,6 +129,7 @@ impl App {
                 metrics,
                 mailbox: Mailbox::default(),
                 signals: signal_trail,
+                context_layer,
             }),
         })
     }
@@ -154,9 +165,15 @@ impl App {
         self.attach(Registry::global())
     }
 
-    /// The axum router with every route.
+    /// The axum router with every route, inside the request-context layer (peer address,
+    /// trusted proxies' `X-Forwarded-For`, user agent, request id, `traceparent`), so every
+    /// event and audit row of a request carries its client.
     pub fn router(&self) -> Router {
-        routes::router(self.clone())
+        let router = routes::router(self.clone());
+        if self.config().mutations.drop_request_context {
+            return router;
+        }
+        router.layer(self.inner.context_layer.clone())
     }
 
     /// The settings the service runs with.

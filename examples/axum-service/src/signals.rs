@@ -108,7 +108,10 @@ impl SignalTrail {
 impl Handler for SignalTrail {
     fn handle(&self, record: &EventRecord<'_>) {
         if let Some(event) = AuditEvent::from_record(record)
-            && self.queue.try_send(Message::Record(Box::new(event))).is_err()
+            && self
+                .queue
+                .try_send(Message::Record(Box::new(event)))
+                .is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

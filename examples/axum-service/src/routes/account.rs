@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::{Authed, body};
-use crate::client::Client;
+use crate::client::row;
 use crate::error::{ApiError, Step};
 use crate::{App, db, secrets};
 
@@ -43,19 +43,17 @@ pub(crate) fn check_password(password: &str) -> Result<(), ApiError> {
 /// insert fails (the email is taken), the transaction rolls back and the row goes with it.
 pub(crate) async fn register(
     State(app): State<App>,
-    client: Client,
     payload: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let creds = body(payload)?;
     check_email(&creds.email)?;
     check_password(&creds.password)?;
     let user_id = secrets::public_id();
-    let meta = client.on(Metadata::new().user_id(&user_id).method("password"));
+    let meta = Metadata::new().user_id(&user_id).method("password");
     let work = async {
         let hash = app.hashing().hash_blocking(&creds.password).await?;
         let mut tx = app.audit_store().begin().await?;
-        let row = client
-            .row(AUTH_REGISTER.stop(), Outcome::Success)
+        let row = row(AUTH_REGISTER.stop(), Outcome::Success)
             .user(&user_id)
             .method("password")
             .done();
@@ -91,11 +89,7 @@ pub(crate) async fn register(
 
 /// `POST /logout` with the session's bearer token → `204`. Revokes the session and its
 /// refresh tokens.
-pub(crate) async fn logout(
-    State(app): State<App>,
-    client: Client,
-    authed: Authed,
-) -> Result<StatusCode, ApiError> {
+pub(crate) async fn logout(State(app): State<App>, authed: Authed) -> Result<StatusCode, ApiError> {
     let s = &authed.session;
     let work = async {
         let mut tx = app.audit_store().begin().await?;
@@ -112,8 +106,7 @@ pub(crate) async fn logout(
         .bind(&s.id)
         .execute(tx.conn())
         .await?;
-        let row = client
-            .row(AUTH_LOGOUT.stop(), Outcome::Success)
+        let row = row(AUTH_LOGOUT.stop(), Outcome::Success)
             .user(&s.user_id)
             .session(&s.id)
             .done();
@@ -124,7 +117,7 @@ pub(crate) async fn logout(
     if app.config().mutations.skip_logout_event {
         work.await?;
     } else {
-        let meta = client.on(Metadata::new().user_id(&s.user_id).session_id(&s.id));
+        let meta = Metadata::new().user_id(&s.user_id).session_id(&s.id);
         telemetry::span_async(&AUTH_LOGOUT, meta, async { Step(work.await) })
             .await
             .0?;
@@ -136,10 +129,9 @@ pub(crate) async fn logout(
 /// Reads are not audited; the check is a `token.verify` span (method `session`).
 pub(crate) async fn me(
     State(app): State<App>,
-    client: Client,
     headers: axum::http::HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let meta = client.on(Metadata::new().method("session"));
+    let meta = Metadata::new().method("session");
     let work = async {
         let token = super::bearer(&headers).ok_or(ApiError::Unauthenticated)?;
         db::session_by_token(app.pool(), &secrets::token_digest(token))

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{Authed, body};
 use crate::App;
-use crate::client::Client;
+use crate::client::row;
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -37,7 +37,6 @@ fn operation(name: &str) -> Result<Operation<'static>, ApiError> {
 
 pub(crate) async fn check(
     State(app): State<App>,
-    client: Client,
     authed: Authed,
     payload: Result<Json<Check>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -56,11 +55,7 @@ pub(crate) async fn check(
     } else {
         (&AUTHORIZATION_DENIED, Outcome::Denied)
     };
-    let mut row = client
-        .row(event, outcome)
-        .user(&s.user_id)
-        .session(&s.id)
-        .done();
+    let mut row = row(event, outcome).user(&s.user_id).session(&s.id).done();
     row.actor = Some(authtel::audit::Party::new(s.user_id.as_str(), "caller"));
     row.resource = Some(req.resource.clone());
     row.operation = Some(op.as_str().to_owned());

@@ -17,7 +17,7 @@ use axum::extract::rejection::JsonRejection;
 
 use super::account::Credentials;
 use super::{Tokens, body, create_session};
-use crate::client::Client;
+use crate::client::row;
 use crate::error::{ApiError, Step};
 use crate::{App, db, secrets};
 
@@ -36,23 +36,22 @@ pub(crate) enum LoginOk {
 
 pub(crate) async fn login(
     State(app): State<App>,
-    client: Client,
     payload: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Json<LoginOk>, ApiError> {
     let creds = body(payload)?;
     let user = db::user_by_email(app.pool(), &creds.email).await?;
     let user_id = user.as_ref().map(|u| u.id.as_str());
 
-    let verdict = app.detectors().verdict(client.ip, user_id);
+    let verdict = app.detectors().verdict(crate::client::client_ip(), user_id);
     if let Verdict::SlowDown(wait) | Verdict::Block(wait) = verdict {
-        return Err(rate_limited(&app, &client, user_id, wait).await?);
+        return Err(rate_limited(&app, user_id, wait).await?);
     }
 
     let now = db::now();
     let locked = user
         .as_ref()
         .is_some_and(|u| u.locked_until.is_some_and(|t| t > now));
-    let mut meta = client.on(Metadata::new().method("password"));
+    let mut meta = Metadata::new().method("password");
     meta = match user_id {
         Some(id) => meta.user_id(id),
         None => meta.reason(authtel::detect::reasons::UNKNOWN_USER),
@@ -60,7 +59,7 @@ pub(crate) async fn login(
     if locked {
         meta = meta.reason("account_locked");
     }
-    let work = attempt(&app, &client, user.as_ref(), locked, &creds.password);
+    let work = attempt(&app, user.as_ref(), locked, &creds.password);
     let ok = telemetry::span_async(&AUTH_LOGIN, meta, async { Step(work.await) })
         .await
         .0?;
@@ -69,7 +68,6 @@ pub(crate) async fn login(
 
 async fn attempt(
     app: &App,
-    client: &Client,
     user: Option<&db::User>,
     locked: bool,
     password: &str,
@@ -79,8 +77,8 @@ async fn attempt(
         .verify_blocking(password, user.map(|u| u.password_hash.as_str()))
         .await?;
     let mut tx = app.audit_store().begin().await?;
-    let row = |outcome, reason: Option<&str>| {
-        let mut r = client.row(AUTH_LOGIN.stop(), outcome).method("password");
+    let login_row = |outcome, reason: Option<&str>| {
+        let mut r = row(AUTH_LOGIN.stop(), outcome).method("password");
         if let Some(u) = user {
             r = r.user(&u.id);
         }
@@ -90,13 +88,13 @@ async fn attempt(
         r.done()
     };
     let Some(user) = user else {
-        tx.record(&row(Outcome::Failure, Some("unknown_user")))
+        tx.record(&login_row(Outcome::Failure, Some("unknown_user")))
             .await?;
         tx.commit().await?;
         return Err(ApiError::InvalidCredentials("unknown_user"));
     };
     if locked {
-        tx.record(&row(Outcome::Failure, Some("account_locked")))
+        tx.record(&login_row(Outcome::Failure, Some("account_locked")))
             .await?;
         tx.commit().await?;
         return Err(ApiError::Locked);
@@ -104,7 +102,7 @@ async fn attempt(
     if !matched {
         let failures = user.failed_logins + 1;
         let threshold = i64::from(app.config().lockout_threshold);
-        tx.record(&row(Outcome::Failure, Some("invalid_password")))
+        tx.record(&login_row(Outcome::Failure, Some("invalid_password")))
             .await?;
         if failures >= threshold {
             let until = db::now() + app.config().lockout_duration.as_secs() as i64;
@@ -113,8 +111,7 @@ async fn attempt(
                 .bind(&user.id)
                 .execute(tx.conn())
                 .await?;
-            let lock = client
-                .row(&SECURITY_LOCKOUT, Outcome::Failure)
+            let lock = row(&SECURITY_LOCKOUT, Outcome::Failure)
                 .user(&user.id)
                 .reason("too_many_attempts")
                 .done();
@@ -123,9 +120,9 @@ async fn attempt(
             telemetry::event(
                 &SECURITY_LOCKOUT,
                 Measurements::new(),
-                client.on(Metadata::new()
+                Metadata::new()
                     .user_id(&user.id)
-                    .reason("too_many_attempts")),
+                    .reason("too_many_attempts"),
             );
         } else {
             sqlx::query("UPDATE users SET failed_logins = ? WHERE id = ?")
@@ -151,15 +148,15 @@ async fn attempt(
         .bind(db::now() + app.config().mfa_ttl.as_secs() as i64)
         .execute(tx.conn())
         .await?;
-        tx.record(&row(Outcome::Success, Some("mfa_required")))
+        tx.record(&login_row(Outcome::Success, Some("mfa_required")))
             .await?;
         LoginOk::Mfa {
             mfa_required: true,
             mfa_token: challenge,
         }
     } else {
-        tx.record(&row(Outcome::Success, None)).await?;
-        LoginOk::Session(create_session(app, &mut tx, client, &user.id).await?)
+        tx.record(&login_row(Outcome::Success, None)).await?;
+        LoginOk::Session(create_session(app, &mut tx, &user.id).await?)
     };
     tx.commit().await?;
     Ok(ok)
@@ -168,16 +165,13 @@ async fn attempt(
 /// Records and reports a login the detectors refused; returns the 429 to answer with.
 async fn rate_limited(
     app: &App,
-    client: &Client,
     user_id: Option<&str>,
     wait: std::time::Duration,
 ) -> Result<ApiError, ApiError> {
-    let mut row = client
-        .row(&SECURITY_RATE_LIMITED, Outcome::Denied)
-        .reason("detector_verdict");
-    let mut meta = client.on(Metadata::new()
+    let mut row = row(&SECURITY_RATE_LIMITED, Outcome::Denied).reason("detector_verdict");
+    let mut meta = Metadata::new()
         .reason("detector_verdict")
-        .method("password"));
+        .method("password");
     if let Some(id) = user_id {
         row = row.user(id);
         meta = meta.user_id(id);

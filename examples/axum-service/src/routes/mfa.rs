@@ -10,7 +10,7 @@ use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 
 use super::{Authed, Tokens, body, create_session};
-use crate::client::Client;
+use crate::client::row;
 use crate::error::{ApiError, Step};
 use crate::secrets::totp;
 use crate::{App, db, secrets};
@@ -19,14 +19,13 @@ use crate::{App, db, secrets};
 /// account. (A production service would ask for a first code before switching it on.)
 pub(crate) async fn enroll(
     State(app): State<App>,
-    client: Client,
     authed: Authed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let s = &authed.session;
-    let meta = client.on(Metadata::new()
+    let meta = Metadata::new()
         .user_id(&s.user_id)
         .session_id(&s.id)
-        .method("totp"));
+        .method("totp");
     let work = async {
         let mut seed = [0u8; 20];
         getrandom::fill(&mut seed)
@@ -38,8 +37,7 @@ pub(crate) async fn enroll(
             .bind(&s.user_id)
             .execute(tx.conn())
             .await?;
-        let row = client
-            .row(MFA_ENROLL.stop(), Outcome::Success)
+        let row = row(MFA_ENROLL.stop(), Outcome::Success)
             .user(&s.user_id)
             .session(&s.id)
             .method("totp")
@@ -77,7 +75,6 @@ pub(crate) struct MfaStep {
 /// the challenge; at `mfa_max_failures` it is burnt and `mfa.lockout` is emitted.
 pub(crate) async fn login_mfa(
     State(app): State<App>,
-    client: Client,
     payload: Result<Json<MfaStep>, JsonRejection>,
 ) -> Result<Json<Tokens>, ApiError> {
     let step = body(payload)?;
@@ -96,7 +93,7 @@ pub(crate) async fn login_mfa(
         failures,
         totp_secret,
     };
-    let meta = client.on(Metadata::new().user_id(&challenge.user_id).method("totp"));
+    let meta = Metadata::new().user_id(&challenge.user_id).method("totp");
     let work = async {
         let seed = challenge
             .totp_secret
@@ -104,15 +101,14 @@ pub(crate) async fn login_mfa(
             .and_then(totp::from_base32)
             .ok_or(ApiError::InvalidCredentials("mfa_not_enrolled"))?;
         let mut tx = app.audit_store().begin().await?;
-        let row = |outcome| {
-            client
-                .row(MFA_VERIFY.stop(), outcome)
+        let verify_row = |outcome| {
+            row(MFA_VERIFY.stop(), outcome)
                 .user(&challenge.user_id)
                 .method("totp")
         };
         if !totp::verify(&seed, step.code.trim(), db::now() as u64) {
             let failures = challenge.failures + 1;
-            tx.record(&row(Outcome::Failure).reason("invalid_code").done())
+            tx.record(&verify_row(Outcome::Failure).reason("invalid_code").done())
                 .await?;
             let burnt = failures >= i64::from(app.config().mfa_max_failures);
             if burnt {
@@ -120,8 +116,7 @@ pub(crate) async fn login_mfa(
                     .bind(&digest)
                     .execute(tx.conn())
                     .await?;
-                let lock = client
-                    .row(&MFA_LOCKOUT, Outcome::Failure)
+                let lock = row(&MFA_LOCKOUT, Outcome::Failure)
                     .user(&challenge.user_id)
                     .reason("too_many_attempts")
                     .done();
@@ -138,9 +133,9 @@ pub(crate) async fn login_mfa(
                 telemetry::event(
                     &MFA_LOCKOUT,
                     Measurements::new(),
-                    client.on(Metadata::new()
+                    Metadata::new()
                         .user_id(&challenge.user_id)
-                        .reason("too_many_attempts")),
+                        .reason("too_many_attempts"),
                 );
             }
             return Err(ApiError::InvalidCredentials("invalid_code"));
@@ -149,8 +144,8 @@ pub(crate) async fn login_mfa(
             .bind(&digest)
             .execute(tx.conn())
             .await?;
-        tx.record(&row(Outcome::Success).done()).await?;
-        let tokens = create_session(&app, &mut tx, &client, &challenge.user_id).await?;
+        tx.record(&verify_row(Outcome::Success).done()).await?;
+        let tokens = create_session(&app, &mut tx, &challenge.user_id).await?;
         tx.commit().await?;
         Ok(tokens)
     };

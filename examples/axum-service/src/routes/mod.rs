@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::client::row;
 use crate::error::ApiError;
 use crate::{App, db, secrets};
 
@@ -84,13 +85,12 @@ pub(crate) struct Tokens {
 pub(crate) async fn create_session(
     app: &App,
     tx: &mut AuditTx<'static, Sqlite>,
-    client: &crate::client::Client,
     user_id: &str,
 ) -> Result<Tokens, ApiError> {
     let session_id = secrets::public_id();
-    let meta = client.on(authtel::Metadata::new()
+    let meta = authtel::Metadata::new()
         .user_id(user_id)
-        .session_id(&session_id));
+        .session_id(&session_id);
     let work = async {
         let session_token = secrets::random_token()?;
         let refresh_token = secrets::random_token()?;
@@ -107,14 +107,13 @@ pub(crate) async fn create_session(
         .execute(tx.conn())
         .await?;
         insert_refresh(app, tx, &refresh_token, &session_id, user_id).await?;
-        let row = client
-            .row(
-                authtel::catalogue::SESSION_CREATE.stop(),
-                authtel::Outcome::Success,
-            )
-            .user(user_id)
-            .session(&session_id)
-            .done();
+        let row = row(
+            authtel::catalogue::SESSION_CREATE.stop(),
+            authtel::Outcome::Success,
+        )
+        .user(user_id)
+        .session(&session_id)
+        .done();
         tx.record(&row).await?;
         Ok(Tokens {
             session_id: session_id.clone(),

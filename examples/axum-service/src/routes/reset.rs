@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::account::check_password;
 use super::body;
-use crate::client::Client;
+use crate::client::row;
 use crate::error::{ApiError, Step};
 use crate::mailbox::Mail;
 use crate::{App, db, secrets};
@@ -30,7 +30,6 @@ pub(crate) struct ResetRequest {
 /// also in the response.
 pub(crate) async fn request(
     State(app): State<App>,
-    client: Client,
     payload: Result<Json<ResetRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let req = body(payload)?;
@@ -47,18 +46,12 @@ pub(crate) async fn request(
             .bind(db::now() + app.config().reset_ttl.as_secs() as i64)
             .execute(tx.conn())
             .await?;
-            tx.record(
-                &client
-                    .row(&RESET_REQUESTED, Outcome::Success)
-                    .user(&u.id)
-                    .done(),
-            )
-            .await?;
+            tx.record(&row(&RESET_REQUESTED, Outcome::Success).user(&u.id).done())
+                .await?;
             (Some(u.id.as_str()), Some(token))
         }
         None => {
-            let row = client
-                .row(&RESET_REQUESTED, Outcome::Failure)
+            let row = row(&RESET_REQUESTED, Outcome::Failure)
                 .reason("unknown_user")
                 .done();
             tx.record(&row).await?;
@@ -67,10 +60,10 @@ pub(crate) async fn request(
     };
     tx.commit().await?;
     let meta = match meta_user {
-        Some(id) => client.on(Metadata::new().user_id(id)),
-        None => client.on(Metadata::new()
+        Some(id) => Metadata::new().user_id(id),
+        None => Metadata::new()
             .reason("unknown_user")
-            .outcome(Outcome::Failure)),
+            .outcome(Outcome::Failure),
     };
     telemetry::event(&RESET_REQUESTED, Measurements::new(), meta);
     let mut answer =
@@ -97,7 +90,6 @@ pub(crate) struct ResetComplete {
 /// burns the token and revokes every session of the account, in one transaction.
 pub(crate) async fn complete(
     State(app): State<App>,
-    client: Client,
     payload: Result<Json<ResetComplete>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let req = body(payload)?;
@@ -111,7 +103,7 @@ pub(crate) async fn complete(
     .fetch_optional(app.pool())
     .await?;
     let Some(found) = found else {
-        let meta = client.on(Metadata::new().method("reset").reason("invalid_token"));
+        let meta = Metadata::new().method("reset").reason("invalid_token");
         return telemetry::span_async(&ACCOUNT_PASSWORD_CHANGE, meta, async {
             Step::<()>(Err(ApiError::InvalidCredentials("invalid_token")))
         })
@@ -120,7 +112,7 @@ pub(crate) async fn complete(
         .map(|()| StatusCode::NO_CONTENT);
     };
     let (user_id,) = found;
-    let meta = client.on(Metadata::new().user_id(&user_id).method("reset"));
+    let meta = Metadata::new().user_id(&user_id).method("reset");
     let work = async {
         let hash = app.hashing().hash_blocking(&req.new_password).await?;
         let mut tx = app.audit_store().begin().await?;
@@ -150,13 +142,9 @@ pub(crate) async fn complete(
         .await?
         .rows_affected();
         for row in [
-            client
-                .row(ACCOUNT_PASSWORD_CHANGE.stop(), Outcome::Success)
-                .method("reset"),
-            client.row(&RESET_COMPLETED, Outcome::Success),
-            client
-                .row(&SESSION_REVOKE_ALL, Outcome::Success)
-                .reason("password_reset"),
+            row(ACCOUNT_PASSWORD_CHANGE.stop(), Outcome::Success).method("reset"),
+            row(&RESET_COMPLETED, Outcome::Success),
+            row(&SESSION_REVOKE_ALL, Outcome::Success).reason("password_reset"),
         ] {
             tx.record(&row.user(&user_id).done()).await?;
         }
@@ -164,12 +152,12 @@ pub(crate) async fn complete(
         telemetry::event(
             &RESET_COMPLETED,
             Measurements::new(),
-            client.on(Metadata::new().user_id(&user_id)),
+            Metadata::new().user_id(&user_id),
         );
         telemetry::event(
             &SESSION_REVOKE_ALL,
             Measurements::new().count(revoked),
-            client.on(Metadata::new().user_id(&user_id).reason("password_reset")),
+            Metadata::new().user_id(&user_id).reason("password_reset"),
         );
         Ok(())
     };

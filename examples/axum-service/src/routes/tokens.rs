@@ -15,7 +15,7 @@ use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 
 use super::{Tokens, body, insert_refresh};
-use crate::client::Client;
+use crate::client::row;
 use crate::error::{ApiError, Step};
 use crate::{App, db, secrets};
 
@@ -35,7 +35,6 @@ struct Found {
 
 pub(crate) async fn refresh(
     State(app): State<App>,
-    client: Client,
     payload: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<Json<Tokens>, ApiError> {
     let req = body(payload)?;
@@ -57,7 +56,7 @@ pub(crate) async fn refresh(
         },
     );
     let Some(found) = found else {
-        let meta = client.on(Metadata::new().reason("invalid_token"));
+        let meta = Metadata::new().reason("invalid_token");
         return telemetry::span_async(&JWT_REFRESH, meta, async {
             Step(Err(ApiError::InvalidCredentials("invalid_token")))
         })
@@ -66,31 +65,25 @@ pub(crate) async fn refresh(
     };
     // `session_id` is the family's id: the session, never the token.
     let reused = found.used_at.is_some();
-    let mut meta = client.on(Metadata::new()
+    let mut meta = Metadata::new()
         .user_id(&found.user_id)
-        .session_id(&found.session_id));
+        .session_id(&found.session_id);
     if reused {
         meta = meta.reason("reuse_detected");
     } else if found.revoked_at.is_some() {
         meta = meta.reason("revoked");
     }
-    let work = rotate(&app, &client, &found, &digest);
+    let work = rotate(&app, &found, &digest);
     let tokens = telemetry::span_async(&JWT_REFRESH, meta, async { Step(work.await) })
         .await
         .0?;
     Ok(Json(tokens))
 }
 
-async fn rotate(
-    app: &App,
-    client: &Client,
-    found: &Found,
-    digest: &str,
-) -> Result<Tokens, ApiError> {
+async fn rotate(app: &App, found: &Found, digest: &str) -> Result<Tokens, ApiError> {
     let now = db::now();
-    let row = |outcome| {
-        client
-            .row(JWT_REFRESH.stop(), outcome)
+    let refresh_row = |outcome| {
+        row(JWT_REFRESH.stop(), outcome)
             .user(&found.user_id)
             .session(&found.session_id)
     };
@@ -109,8 +102,12 @@ async fn rotate(
         .bind(&found.session_id)
         .execute(tx.conn())
         .await?;
-        tx.record(&row(Outcome::Failure).reason("reuse_detected").done())
-            .await?;
+        tx.record(
+            &refresh_row(Outcome::Failure)
+                .reason("reuse_detected")
+                .done(),
+        )
+        .await?;
         tx.commit().await?;
         return Err(ApiError::RefreshReuse);
     }
@@ -120,7 +117,8 @@ async fn rotate(
         } else {
             "expired"
         };
-        tx.record(&row(Outcome::Failure).reason(why).done()).await?;
+        tx.record(&refresh_row(Outcome::Failure).reason(why).done())
+            .await?;
         tx.commit().await?;
         return Err(ApiError::InvalidCredentials(
             if found.revoked_at.is_some() {
@@ -157,7 +155,7 @@ async fn rotate(
         &found.user_id,
     )
     .await?;
-    tx.record(&row(Outcome::Success).done()).await?;
+    tx.record(&refresh_row(Outcome::Success).done()).await?;
     tx.commit().await?;
     Ok(Tokens {
         session_id: found.session_id.clone(),

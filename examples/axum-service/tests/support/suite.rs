@@ -168,8 +168,7 @@ pub async fn run(capture: &Capture, configure: impl FnOnce(&mut Config)) -> Suit
     r.flow(check, Request::get("/me").bearer(&token), 200).await;
 
     // Authorization decisions.
-    // PRE-LAYER: log_authorized takes no metadata, so only a request context can give it the client.
-    let allowed = Flow::new("authorization allowed").expect(
+    let allowed = flow("authorization allowed").expect(
         Expect::signal(&AUTHORIZATION_ALLOWED)
             .fields([Field::Caller, Field::Resource, Field::Operation])
             .audited(),
@@ -182,7 +181,7 @@ pub async fn run(capture: &Capture, configure: impl FnOnce(&mut Config)) -> Suit
         )
     };
     r.flow(allowed, ask(&own).bearer(&token), 200).await;
-    let denied = Flow::new("authorization denied").expect(
+    let denied = flow("authorization denied").expect(
         Expect::signal(&AUTHORIZATION_DENIED)
             .fields([
                 Field::Caller,
@@ -212,8 +211,7 @@ pub async fn run(capture: &Capture, configure: impl FnOnce(&mut Config)) -> Suit
         .await;
     let (token, new_refresh) = (rotated.text("session_token"), rotated.text("refresh_token"));
     r.secrets.extend([token.clone(), new_refresh.clone()]);
-    // PRE-LAYER: the detector's signal carries the address but not the user agent.
-    let reuse = Flow::new("refresh token reuse")
+    let reuse = flow("refresh token reuse")
         .expect(
             Expect::stop(&JWT_REFRESH, Outcome::Failure)
                 .fields([Field::UserId, Field::SessionId, Field::Reason])
