@@ -5,6 +5,9 @@
 //! - Register, login (Argon2id), logout, sessions (opaque random ids, stored as digests),
 //!   TOTP MFA, password reset (single-use, expiring tokens stored as digests), refresh
 //!   tokens with rotation and reuse detection, and an authorization check.
+//! - `authtel::tower::RequestContextLayer` sets each request's context (peer address, a
+//!   trusted proxy's `X-Forwarded-For`, user agent, request id): every event and audit row
+//!   of the request carries the client without any handler passing it along.
 //! - Every operation runs in a `telemetry::span_async`; the audit row of a change is written
 //!   with `AuditTx` in the same transaction as the change (a rolled-back registration
 //!   leaves no row), with one outbox entry per configured forwarder.
