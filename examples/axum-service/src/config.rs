@@ -83,6 +83,9 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// The attack detectors' settings.
     pub detect: DetectConfig,
+    /// Write the audit rows (default). Off only for the overhead benchmark's baseline, the
+    /// same service with nothing of authtel attached.
+    pub audit_trail: bool,
     /// Deliberate breakage for the kit's mutation check; all off by default.
     pub mutations: Mutations,
 }
@@ -102,6 +105,7 @@ impl Default for Config {
             dev_return_reset_token: false,
             trusted_proxies: Vec::new(),
             detect: DetectConfig::default(),
+            audit_trail: true,
             mutations: Mutations::default(),
         }
     }

@@ -43,8 +43,8 @@ use std::sync::Arc;
 use authtel::detect::Detectors;
 use authtel::prometheus::PrometheusSink;
 use authtel::registry::{Registry, Selection};
-use authtel::sql::AuditStore;
 use authtel::sql::sqlx::{Sqlite, SqlitePool};
+use authtel::sql::{AuditStore, AuditTx};
 use authtel::tower::RequestContextLayer;
 use axum::Router;
 
@@ -217,6 +217,18 @@ impl App {
     /// The outgoing mail (reset tokens): a real service hands these to its mailer.
     pub fn mailbox(&self) -> &Mailbox {
         &self.inner.mailbox
+    }
+
+    /// Records `row` in `tx` (nothing when `Config::audit_trail` is off).
+    pub(crate) async fn record(
+        &self,
+        tx: &mut AuditTx<'static, Sqlite>,
+        row: &authtel::audit::AuditEvent,
+    ) -> Result<(), ApiError> {
+        if self.config().audit_trail {
+            tx.record(row).await?;
+        }
+        Ok(())
     }
 
     pub(crate) fn hashing(&self) -> &secrets::PasswordHashing {

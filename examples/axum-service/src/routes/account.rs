@@ -57,7 +57,7 @@ pub(crate) async fn register(
             .user(&user_id)
             .method("password")
             .done();
-        tx.record(&row).await?;
+        app.record(&mut tx, &row).await?;
         let inserted = sqlx::query(
             "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
         )
@@ -110,7 +110,7 @@ pub(crate) async fn logout(State(app): State<App>, authed: Authed) -> Result<Sta
             .user(&s.user_id)
             .session(&s.id)
             .done();
-        tx.record(&row).await?;
+        app.record(&mut tx, &row).await?;
         tx.commit().await?;
         Ok(())
     };

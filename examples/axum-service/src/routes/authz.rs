@@ -63,7 +63,7 @@ pub(crate) async fn check(
         row.reason = Some(DenyReason::InsufficientCapability.as_str().to_owned());
     }
     let mut tx = app.audit_store().begin().await?;
-    tx.record(&row).await?;
+    app.record(&mut tx, &row).await?;
     tx.commit().await?;
     if allowed {
         log_authorized(op, &s.user_id, &req.resource);

@@ -88,22 +88,28 @@ async fn attempt(
         r.done()
     };
     let Some(user) = user else {
-        tx.record(&login_row(Outcome::Failure, Some("unknown_user")))
+        app.record(&mut tx, &login_row(Outcome::Failure, Some("unknown_user")))
             .await?;
         tx.commit().await?;
         return Err(ApiError::InvalidCredentials("unknown_user"));
     };
     if locked {
-        tx.record(&login_row(Outcome::Failure, Some("account_locked")))
-            .await?;
+        app.record(
+            &mut tx,
+            &login_row(Outcome::Failure, Some("account_locked")),
+        )
+        .await?;
         tx.commit().await?;
         return Err(ApiError::Locked);
     }
     if !matched {
         let failures = user.failed_logins + 1;
         let threshold = i64::from(app.config().lockout_threshold);
-        tx.record(&login_row(Outcome::Failure, Some("invalid_password")))
-            .await?;
+        app.record(
+            &mut tx,
+            &login_row(Outcome::Failure, Some("invalid_password")),
+        )
+        .await?;
         if failures >= threshold {
             let until = db::now() + app.config().lockout_duration.as_secs() as i64;
             sqlx::query("UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?")
@@ -115,7 +121,7 @@ async fn attempt(
                 .user(&user.id)
                 .reason("too_many_attempts")
                 .done();
-            tx.record(&lock).await?;
+            app.record(&mut tx, &lock).await?;
             tx.commit().await?;
             telemetry::event(
                 &SECURITY_LOCKOUT,
@@ -148,14 +154,15 @@ async fn attempt(
         .bind(db::now() + app.config().mfa_ttl.as_secs() as i64)
         .execute(tx.conn())
         .await?;
-        tx.record(&login_row(Outcome::Success, Some("mfa_required")))
+        app.record(&mut tx, &login_row(Outcome::Success, Some("mfa_required")))
             .await?;
         LoginOk::Mfa {
             mfa_required: true,
             mfa_token: challenge,
         }
     } else {
-        tx.record(&login_row(Outcome::Success, None)).await?;
+        app.record(&mut tx, &login_row(Outcome::Success, None))
+            .await?;
         LoginOk::Session(create_session(app, &mut tx, &user.id).await?)
     };
     tx.commit().await?;
@@ -177,7 +184,7 @@ async fn rate_limited(
         meta = meta.user_id(id);
     }
     let mut tx = app.audit_store().begin().await?;
-    tx.record(&row.done()).await?;
+    app.record(&mut tx, &row.done()).await?;
     tx.commit().await?;
     telemetry::event(&SECURITY_RATE_LIMITED, Measurements::new().count(1), meta);
     Ok(ApiError::RateLimited(wait))

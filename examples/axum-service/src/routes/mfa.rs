@@ -42,7 +42,7 @@ pub(crate) async fn enroll(
             .session(&s.id)
             .method("totp")
             .done();
-        tx.record(&row).await?;
+        app.record(&mut tx, &row).await?;
         tx.commit().await?;
         Ok(secret)
     };
@@ -108,8 +108,11 @@ pub(crate) async fn login_mfa(
         };
         if !totp::verify(&seed, step.code.trim(), db::now() as u64) {
             let failures = challenge.failures + 1;
-            tx.record(&verify_row(Outcome::Failure).reason("invalid_code").done())
-                .await?;
+            app.record(
+                &mut tx,
+                &verify_row(Outcome::Failure).reason("invalid_code").done(),
+            )
+            .await?;
             let burnt = failures >= i64::from(app.config().mfa_max_failures);
             if burnt {
                 sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = ?")
@@ -120,7 +123,7 @@ pub(crate) async fn login_mfa(
                     .user(&challenge.user_id)
                     .reason("too_many_attempts")
                     .done();
-                tx.record(&lock).await?;
+                app.record(&mut tx, &lock).await?;
             } else {
                 sqlx::query("UPDATE mfa_challenges SET failures = ? WHERE token_hash = ?")
                     .bind(failures)
@@ -144,7 +147,8 @@ pub(crate) async fn login_mfa(
             .bind(&digest)
             .execute(tx.conn())
             .await?;
-        tx.record(&verify_row(Outcome::Success).done()).await?;
+        app.record(&mut tx, &verify_row(Outcome::Success).done())
+            .await?;
         let tokens = create_session(&app, &mut tx, &challenge.user_id).await?;
         tx.commit().await?;
         Ok(tokens)

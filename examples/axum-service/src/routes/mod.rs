@@ -114,7 +114,7 @@ pub(crate) async fn create_session(
         .user(user_id)
         .session(&session_id)
         .done();
-        tx.record(&row).await?;
+        app.record(tx, &row).await?;
         Ok(Tokens {
             session_id: session_id.clone(),
             session_token,

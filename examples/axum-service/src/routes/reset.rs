@@ -46,15 +46,18 @@ pub(crate) async fn request(
             .bind(db::now() + app.config().reset_ttl.as_secs() as i64)
             .execute(tx.conn())
             .await?;
-            tx.record(&row(&RESET_REQUESTED, Outcome::Success).user(&u.id).done())
-                .await?;
+            app.record(
+                &mut tx,
+                &row(&RESET_REQUESTED, Outcome::Success).user(&u.id).done(),
+            )
+            .await?;
             (Some(u.id.as_str()), Some(token))
         }
         None => {
             let row = row(&RESET_REQUESTED, Outcome::Failure)
                 .reason("unknown_user")
                 .done();
-            tx.record(&row).await?;
+            app.record(&mut tx, &row).await?;
             (None, None)
         }
     };
@@ -146,7 +149,7 @@ pub(crate) async fn complete(
             row(&RESET_COMPLETED, Outcome::Success),
             row(&SESSION_REVOKE_ALL, Outcome::Success).reason("password_reset"),
         ] {
-            tx.record(&row.user(&user_id).done()).await?;
+            app.record(&mut tx, &row.user(&user_id).done()).await?;
         }
         tx.commit().await?;
         telemetry::event(

@@ -102,7 +102,8 @@ async fn rotate(app: &App, found: &Found, digest: &str) -> Result<Tokens, ApiErr
         .bind(&found.session_id)
         .execute(tx.conn())
         .await?;
-        tx.record(
+        app.record(
+            &mut tx,
             &refresh_row(Outcome::Failure)
                 .reason("reuse_detected")
                 .done(),
@@ -117,7 +118,7 @@ async fn rotate(app: &App, found: &Found, digest: &str) -> Result<Tokens, ApiErr
         } else {
             "expired"
         };
-        tx.record(&refresh_row(Outcome::Failure).reason(why).done())
+        app.record(&mut tx, &refresh_row(Outcome::Failure).reason(why).done())
             .await?;
         tx.commit().await?;
         return Err(ApiError::InvalidCredentials(
@@ -155,7 +156,8 @@ async fn rotate(app: &App, found: &Found, digest: &str) -> Result<Tokens, ApiErr
         &found.user_id,
     )
     .await?;
-    tx.record(&refresh_row(Outcome::Success).done()).await?;
+    app.record(&mut tx, &refresh_row(Outcome::Success).done())
+        .await?;
     tx.commit().await?;
     Ok(Tokens {
         session_id: found.session_id.clone(),
