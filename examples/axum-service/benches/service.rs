@@ -163,7 +163,10 @@ fn bench(c: &mut Criterion) {
         Kind::Login,
     );
 
-    authtel::log::attach_default_logger(authtel::log::LoggerOptions::new()).expect("logger");
+    // `AUTHTEL_BENCH_AXUM_NO_LOG=1` leaves the default logger out, to see its share.
+    if std::env::var_os("AUTHTEL_BENCH_AXUM_NO_LOG").is_none() {
+        authtel::log::attach_default_logger(authtel::log::LoggerOptions::new()).expect("logger");
+    }
     full.app.attach_global().expect("handlers");
     run(
         &rt,
