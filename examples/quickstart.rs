@@ -144,6 +144,10 @@ async fn print_audit_trail(
     }
     println!("sql: {} audit records in {}", rows.len(), db.display());
     println!(
+        "console: AUTHTEL_CONSOLE_TOKEN=$(head -c 24 /dev/urandom | base64) cargo run -p authtel-cli -- console --database-url sqlite://{} --listen 127.0.0.1:8080",
+        db.display()
+    );
+    println!(
         "sql: newest 10 (authtel query --database-url sqlite://{} shows them all):",
         db.display()
     );

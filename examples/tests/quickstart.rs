@@ -77,6 +77,10 @@ fn the_quickstart_writes_the_audit_trail_it_names() {
         "the spraying bot is not blocked:\n{stdout}"
     );
     assert!(
+        stdout.contains(&format!("console --database-url sqlite://{}", db.display())),
+        "the quickstart does not say how to open the console on its trail:\n{stdout}"
+    );
+    assert!(
         stdout.contains("sql detect: 25 failed logins from 203.0.113.66"),
         "the detection query did not find the spraying bot:\n{stdout}"
     );

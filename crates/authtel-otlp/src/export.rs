@@ -11,8 +11,11 @@
 //!
 //! Retries run on the batch processor's own thread, never on the thread that emitted the
 //! event: the application is unaffected while the collector is down. New data queues in the
-//! batch processor meanwhile (2048 items per signal; beyond that the SDK drops and reports
-//! at shutdown).
+//! batch processor meanwhile (2,048 spans and [`LOG_QUEUE_CAPACITY`] log records; beyond
+//! that the SDK drops). The SDK does not say how many it dropped, so the sink counts every log
+//! record it hands over ([`ExportStats::logs_emitted`]): at shutdown, a record neither
+//! exported nor given up on after the retry window was dropped by the queue, and is added to
+//! [`ExportStats::logs_dropped`] and logged at error.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +26,11 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+/// How many log records wait for export before the SDK's batch processor drops new ones:
+/// 32 times the SDK's default, room for a burst of some tens of thousands of audited logins
+/// (about 1 KiB each while queued).
+pub const LOG_QUEUE_CAPACITY: usize = 65_536;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -39,7 +47,11 @@ pub struct ExportStats {
     pub export_failures: u64,
     /// Spans given up on after the retry window.
     pub spans_dropped: u64,
-    /// Log records given up on after the retry window.
+    /// Log records handed to the batch processor (signals and audit records).
+    pub logs_emitted: u64,
+    /// Log records lost: given up on after the retry window, or (counted at shutdown)
+    /// dropped by a full queue. After a shutdown,
+    /// `logs_exported + logs_dropped == logs_emitted`.
     pub logs_dropped: u64,
     /// The last export error, for the operator.
     pub last_error: Option<String>,
@@ -51,6 +63,7 @@ pub(crate) struct Counters {
     logs_exported: AtomicU64,
     export_failures: AtomicU64,
     spans_dropped: AtomicU64,
+    pub(crate) logs_emitted: AtomicU64,
     logs_dropped: AtomicU64,
     last_error: Mutex<Option<String>>,
     /// Set on shutdown: stop retrying, give up at once.
@@ -64,6 +77,7 @@ impl Counters {
             logs_exported: self.logs_exported.load(Ordering::Relaxed),
             export_failures: self.export_failures.load(Ordering::Relaxed),
             spans_dropped: self.spans_dropped.load(Ordering::Relaxed),
+            logs_emitted: self.logs_emitted.load(Ordering::Relaxed),
             logs_dropped: self.logs_dropped.load(Ordering::Relaxed),
             last_error: self
                 .last_error
@@ -71,6 +85,24 @@ impl Counters {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         }
+    }
+
+    /// After the logger provider shut down: the records handed over but neither exported
+    /// nor given up on were dropped by the SDK's queue. Counts them (once) and says so.
+    pub(crate) fn reconcile_logs(&self, endpoint: &str) -> u64 {
+        let emitted = self.logs_emitted.load(Ordering::SeqCst);
+        let accounted =
+            self.logs_exported.load(Ordering::SeqCst) + self.logs_dropped.load(Ordering::SeqCst);
+        let lost = emitted.saturating_sub(accounted);
+        if lost > 0 {
+            self.logs_dropped.fetch_add(lost, Ordering::SeqCst);
+            let message = format!(
+                "otlp: {lost} of {emitted} log records to {endpoint} were dropped before export (the batch queue of {LOG_QUEUE_CAPACITY} was full, or shutdown's deadline passed); put audit records that must arrive behind the pipeline or the SQL outbox"
+            );
+            tracing::error!(target: "authtel::otlp", "{message}");
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+        }
+        lost
     }
 
     fn failed(&self, signal: &str, endpoint: &str, attempt: u32, error: &OTelSdkError) {

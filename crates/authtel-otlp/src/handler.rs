@@ -32,6 +32,7 @@ pub(crate) struct Inner {
     pub(crate) logger: SdkLogger,
     pub(crate) scope: InstrumentationScope,
     pub(crate) audit_logs: bool,
+    pub(crate) counters: Arc<crate::export::Counters>,
 }
 
 /// The [`Handler`] of an [`OtlpSink`](crate::OtlpSink): each catalogue span becomes an
@@ -195,6 +196,10 @@ impl OtlpHandler {
             }
         }
         log.add_attributes(attrs.into_iter().map(|kv| (kv.key, any_value(kv.value))));
+        self.inner
+            .counters
+            .logs_emitted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         logger.emit(log);
     }
 }

@@ -43,7 +43,7 @@ mod handler;
 mod sink;
 
 pub use correlation::{TraceIds, current_trace_ids, otel_span_id, stamp_trace_ids, trace_ids};
-pub use export::ExportStats;
+pub use export::{ExportStats, LOG_QUEUE_CAPACITY};
 pub use handler::{OtlpHandler, SCOPE_NAME};
 pub use sink::{
     BuildError, DEFAULT_RETRY_WINDOW, FlushError, HANDLER_ID, OtlpSink, OtlpSinkBuilder, Protocol,

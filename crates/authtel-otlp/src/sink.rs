@@ -454,7 +454,15 @@ impl OtlpSinkBuilder {
         };
         let logger_provider = SdkLoggerProvider::builder()
             .with_resource(resource)
-            .with_log_processor(BatchLogProcessor::builder(log_exporter).build())
+            .with_log_processor(
+                BatchLogProcessor::builder(log_exporter)
+                    .with_batch_config(
+                        opentelemetry_sdk::logs::BatchConfigBuilder::default()
+                            .with_max_queue_size(crate::export::LOG_QUEUE_CAPACITY)
+                            .build(),
+                    )
+                    .build(),
+            )
             .build();
         let handler = OtlpHandler {
             inner: Arc::new(Inner {
@@ -462,6 +470,7 @@ impl OtlpSinkBuilder {
                 logger: logger_provider.logger_with_scope(scope()),
                 scope: scope(),
                 audit_logs: self.audit_logs,
+                counters: counters.clone(),
             }),
         };
         OtlpSink {
@@ -588,6 +597,9 @@ impl OtlpSink {
             a.and(b).map_err(|e| e.to_string())
         });
         self.counters.stopping.store(true, Ordering::Relaxed);
+        if result.is_ok() {
+            self.counters.reconcile_logs(&self.endpoint);
+        }
         result
     }
 }

@@ -61,6 +61,8 @@
 //!   nothing else.
 //! - `tower`: the request-context layer for tower/axum/hyper (`authtel::tower`); brings
 //!   `http`, `tower-layer`, `tower-service` and axum without its default features.
+//! - `console`: the web console (`authtel::console`), an axum router to mount in the
+//!   application's service; implies `sql` (with `postgres`, it serves PostgreSQL too).
 //!
 //! [`setup()`] takes each enabled sink in one chain (`.sql(url)`, `.kafka(..)`,
 //! `.otlp_from_env()`, `.prometheus(addr)`, `.detectors(config)`, or `.from_env()`); `sql`
@@ -141,4 +143,7 @@ sink_module! {
     "detect" => detect = authtel_detect;
     /// The request-context layer for tower, axum and hyper (`authtel-tower`).
     "tower" => tower = authtel_tower;
+    /// The web console (`authtel-console`): an axum router over the SQL store, behind an
+    /// access policy.
+    "console" => console = authtel_console;
 }
