@@ -157,6 +157,31 @@ impl Capture {
         found.remove(0)
     }
 
+    /// A position in the capture: pass it to [`Capture::events_since`] to get what was
+    /// emitted after it (one flow's events, for [`crate::flows`]).
+    ///
+    /// ```
+    /// use authtel_core::{catalogue, telemetry};
+    /// use authtel_testing::Capture;
+    /// let capture = Capture::new();
+    /// let _scope = capture.enter();
+    /// telemetry::event(&catalogue::MFA_LOCKOUT, Default::default(), Default::default());
+    /// let mark = capture.mark();
+    /// telemetry::event(&catalogue::SECURITY_LOCKOUT, Default::default(), Default::default());
+    /// let names: Vec<_> = capture.events_since(mark).iter().map(|e| e.name).collect();
+    /// assert_eq!(names, ["security.lockout"]);
+    /// ```
+    pub fn mark(&self) -> usize {
+        self.handler.len()
+    }
+
+    /// The events captured after `mark` (from [`Capture::mark`]), in arrival order.
+    pub fn events_since(&self, mark: usize) -> Vec<CapturedEvent> {
+        let mut events = self.handler.events();
+        events.drain(..mark.min(events.len()));
+        events
+    }
+
     /// Forgets everything captured so far (for example after warm-up).
     pub fn clear(&self) {
         self.handler.clear();

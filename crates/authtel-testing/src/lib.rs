@@ -41,6 +41,7 @@
 
 mod buffer;
 mod capture;
+pub mod flows;
 mod harness;
 #[cfg(feature = "otlp-receiver")]
 pub mod otlp;
