@@ -53,7 +53,8 @@
 //!
 //! # Feature flags
 //! - `axum` (default): read the peer from axum's `ConnectInfo<SocketAddr>`. Depends on axum
-//!   without its default features (no server, no extractors beyond that type).
+//!   with only its `tokio` feature (where axum defines that type; every axum server has it).
+//!   Without it the crate needs only `http`, `tower-layer` and `tower-service`.
 //!
 //! # Supported Rust versions
 //! 1.94 and newer.

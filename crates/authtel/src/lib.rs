@@ -56,7 +56,7 @@
 //! - `detect`: real-time attack detectors and login verdicts (`authtel::detect`); needs
 //!   nothing else.
 //! - `tower`: the request-context layer for tower/axum/hyper (`authtel::tower`); brings
-//!   `http`, `tower-layer`, `tower-service` and axum without its default features.
+//!   `http`, `tower-layer`, `tower-service` and axum (only its `tokio` feature).
 //!
 //! Enable only the sinks you deploy: every sink brings its client library.
 //!
