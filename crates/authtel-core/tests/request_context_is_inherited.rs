@@ -325,3 +325,33 @@ fn audit_rows_an_application_builds_itself_inherit_the_context_too() {
     assert_eq!(outside.client_ip, None);
     assert!(outside.metadata.is_empty());
 }
+
+#[test]
+fn a_leaked_guard_is_safe_even_for_emits_from_thread_local_destructors() {
+    struct EmitOnExit;
+    impl Drop for EmitOnExit {
+        fn drop(&mut self) {
+            // Runs while the thread's locals are torn down, perhaps after the context stack.
+            let seen = RequestContext::current().and_then(|c| c.request_id().map(str::to_owned));
+            lockout(Metadata::new());
+            // Either the context is still there (whole) or it is gone: never a freed one.
+            assert!(seen.is_none() || seen.as_deref() == Some("leaked"));
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<EmitOnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    std::thread::spawn(|| {
+        ON_EXIT.with(|e| *e.borrow_mut() = Some(EmitOnExit));
+        let ctx = ctx("192.0.2.9", "leaked");
+        // A leaked guard: its context stays in force on this thread until it exits.
+        std::mem::forget(ctx.enter());
+        drop(ctx);
+        assert_eq!(
+            RequestContext::current().and_then(|c| c.client_ip()),
+            Some(ip("192.0.2.9"))
+        );
+    })
+    .join()
+    .unwrap();
+}
