@@ -1,33 +1,38 @@
-//! authtel quickstart: a small auth service's traffic, logged by the default logger,
-//! counted in Prometheus metrics (served on `/metrics` while it runs) and kept in the
-//! in-memory recent-audit store, whose trail and statistics are printed at the end.
+//! authtel quickstart: a small auth service's morning, written to a SQLite audit trail,
+//! logged by the default logger, counted in Prometheus metrics (served on `/metrics` while it
+//! runs) and watched by the attack detectors. At the end it prints the trail, the detection
+//! queries' and the detectors' findings, and where the database file is.
 //!
 //! ```text
 //! cargo run --example quickstart
 //! RUST_LOG=authtel::security=warn cargo run --example quickstart   # security signals only
+//! AUTHTEL_QUICKSTART_DB=./audit.db cargo run --example quickstart  # keep the trail here
 //! AUTHTEL_METRICS_ADDR=127.0.0.1:9464 cargo run --example quickstart  # fixed metrics port
 //! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 cargo run --example quickstart --features otlp
 //! KAFKA_BOOTSTRAP=127.0.0.1:19092 cargo run --example quickstart --features kafka  # KAFKA_TOPIC=authtel-audit
 //! ```
 //!
-//! `main` sets up where events go; `simulate_traffic` is the auth code, which only emits
-//! through `authtel::telemetry` and knows nothing about sinks.
+//! `main` sets up where events go, in one chain; `simulate_traffic` is the auth code, which
+//! only emits through `authtel::telemetry` and knows nothing about sinks.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use authtel::audit_store::{Reader, RecentAuditStore};
+use authtel::audit::Timestamp;
 use authtel::catalogue::{
     AUTH_LOGIN, AUTHORIZATION_DENIED, JWT_REFRESH, MFA_LOCKOUT, MFA_VERIFY, OAUTH_CALLBACK,
     OAUTH_LINK, SECURITY_LOCKOUT, SECURITY_RATE_LIMITED,
 };
-use authtel::log::{LoggerOptions, attach_default_logger};
+use authtel::context::RequestContext;
+use authtel::log::LoggerOptions;
 use authtel::metadata::Metadata;
-use authtel::prometheus::PrometheusSink;
 use authtel::registry::{self, Selection, handler_fn};
+use authtel::sql::{AuditQuery, AuditStore, MAX_PAGE, sqlx::Sqlite};
 use authtel::telemetry::{self, Measurements};
 use tracing_subscriber::EnvFilter;
 
@@ -36,42 +41,63 @@ fn main() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
-    let events_seen = attach_sinks()?;
-    let (audit, metrics) = attach_audit_and_metrics()?;
-    #[cfg(feature = "otlp")]
-    let otlp = attach_otlp()?;
-    let kafka = attach_kafka()?;
-    // Real-time attack detection: ordinary handlers that raise `security.*` signals and
-    // answer "allow, slow down or block?" for the application's own throttling.
-    let detectors = authtel::detect::Detectors::new(authtel::detect::DetectConfig::from_env()?)?;
-    detectors.attach_global()?;
+    let db = audit_db_path()?;
+    let metrics_addr: SocketAddr = std::env::var("AUTHTEL_METRICS_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:0".to_owned())
+        .parse()?;
+    let started = Timestamp::now();
+
+    // Every sink in one chain; `from_env` adds OTLP and Kafka when their variables are set.
+    // Detectors are ordinary handlers that raise `security.*` signals and answer "allow,
+    // slow down or block?" for the application's own throttling.
+    let authtel = authtel::setup()
+        .service_name("authtel-quickstart")
+        .default_logger(LoggerOptions::new())
+        .sql(format!("sqlite://{}", db.display()))
+        .prometheus(metrics_addr)
+        .detectors(authtel::detect::DetectConfig::from_env()?)
+        .from_env()
+        .install()?;
+    for warning in authtel.warnings() {
+        println!("setup: {warning}");
+    }
+    if let Some(addr) = authtel.metrics_address() {
+        println!("prometheus: serving http://{addr}/metrics while the simulation runs");
+    }
+    let events_seen = attach_counter()?;
 
     let traffic = simulate_traffic();
+    authtel.flush(Duration::from_secs(10))?;
+
+    let detectors = authtel
+        .detectors()
+        .expect("detectors were configured above");
     let raised: u64 = detectors.stats().signals.iter().map(|(_, n)| n).sum();
     println!(
         "detect: {raised} signals raised; next attempt from 203.0.113.66: {:?}",
         detectors.verdict(Some("203.0.113.66".parse()?), None)
     );
+    let store = authtel
+        .sqlite()
+        .expect("the SQLite store was configured above");
+    let runtime = authtel
+        .runtime_handle()
+        .expect("the SQL lane runs on a runtime");
+    runtime.block_on(print_audit_trail(store, &db, started))?;
 
-    print_audit_trail(&audit)?;
-    let scraped = metrics.render();
+    let scraped = authtel.render_metrics().unwrap_or_default();
     let series = scraped
         .lines()
         .filter(|l| l.starts_with("authtel_"))
         .count();
-    println!(
-        "prometheus: {series} authtel series served at http://{}/metrics",
-        metrics
-            .listen_address()
-            .map_or_else(|| "(no listener)".to_owned(), |a| a.to_string())
-    );
-    #[cfg(feature = "otlp")]
-    if let Some(otlp) = otlp {
-        otlp.flush(std::time::Instant::now() + std::time::Duration::from_secs(5))?;
-        println!("otlp: {:?}", otlp.stats());
-    }
-    if let Some(kafka) = kafka {
-        kafka.finish()?;
+    println!("prometheus: {series} authtel series rendered");
+
+    let report = authtel.shutdown(Duration::from_secs(15))?;
+    for lane in &report.lanes {
+        println!(
+            "delivery: lane {} delivered {} of {} records ({} dead-lettered, {} dropped)",
+            lane.lane, lane.delivered, lane.published, lane.dead_lettered, lane.dropped
+        );
     }
     println!(
         "quickstart: {traffic}; {} events delivered to handlers",
@@ -80,145 +106,52 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The recent-audit store (in memory, bounded) and Prometheus metrics with a scrape
-/// listener (`AUTHTEL_METRICS_ADDR`, default: a free port on 127.0.0.1).
-fn attach_audit_and_metrics() -> anyhow::Result<(RecentAuditStore, PrometheusSink)> {
-    let audit = RecentAuditStore::builder("quickstart")
-        .with_max_entries(10_000)
-        .build()?;
-    registry::attach("quickstart-audit", Selection::All, audit.clone())?;
-
-    let addr: SocketAddr = std::env::var("AUTHTEL_METRICS_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:0".to_owned())
-        .parse()?;
-    let metrics = PrometheusSink::builder()
-        .with_listen_address(addr)
-        .attach()?;
-    if let Some(addr) = metrics.listen_address() {
-        println!("prometheus: serving http://{addr}/metrics while the simulation runs");
+/// The audit database: `AUTHTEL_QUICKSTART_DB`, or a fresh file in the temp directory
+/// (removed first, so every run starts from an empty trail).
+fn audit_db_path() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("AUTHTEL_QUICKSTART_DB") {
+        return Ok(PathBuf::from(path));
     }
-    Ok((audit, metrics))
+    let dir = std::env::temp_dir().join("authtel-quickstart");
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("audit.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(db)
 }
 
-/// OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (feature `otlp`).
-#[cfg(feature = "otlp")]
-fn attach_otlp() -> anyhow::Result<Option<authtel::otlp::OtlpSink>> {
-    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
-        println!("otlp: OTEL_EXPORTER_OTLP_ENDPOINT is not set, not exporting");
-        return Ok(None);
+/// Prints the newest records of the SQL audit trail, its size, and what the detection
+/// queries (the same ones `authtel detect` runs) find in it.
+async fn print_audit_trail(
+    store: &AuditStore<Sqlite>,
+    db: &std::path::Path,
+    since: Timestamp,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    let mut query = AuditQuery::new().limit(MAX_PAGE);
+    loop {
+        let page = store.query(&query).await?;
+        rows.extend(page.events);
+        match page.next {
+            Some(cursor) => query = query.after(cursor),
+            None => break,
+        }
     }
-    let sink = authtel::otlp::OtlpSink::builder()
-        .with_service_name("authtel-quickstart")
-        .attach()?;
-    Ok(Some(sink))
-}
-
-/// Audited events to a Kafka topic through the pipeline when `KAFKA_BOOTSTRAP` is set: one
-/// worker (each user's records stay in order), publishers wait for room rather than drop.
-#[cfg(feature = "kafka")]
-fn attach_kafka() -> anyhow::Result<Option<KafkaLane>> {
-    use authtel::kafka::KafkaForwarder;
-    use authtel::pipeline::{Backpressure, Dispatch, ForwarderConfig, Pipeline};
-    use std::time::Duration;
-
-    let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") else {
-        println!("kafka: KAFKA_BOOTSTRAP is not set, not sending");
-        return Ok(None);
-    };
-    let topic = std::env::var("KAFKA_TOPIC").unwrap_or_else(|_| "authtel-audit".to_owned());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    // Audit topics are created on purpose; an existing one is left as it is.
-    runtime.block_on(authtel::kafka::create_topic(
-        &bootstrap,
-        &topic,
-        1,
-        Duration::from_secs(10),
-    ))?;
-    let kafka = Arc::new(
-        KafkaForwarder::builder(&bootstrap, &topic)
-            .with_source("authtel://quickstart")
-            .build()?,
+    println!("sql: {} audit records in {}", rows.len(), db.display());
+    println!(
+        "console: AUTHTEL_CONSOLE_TOKEN=$(head -c 24 /dev/urandom | base64) cargo run -p authtel-cli -- console --database-url sqlite://{} --listen 127.0.0.1:8080",
+        db.display()
     );
-    let lane = ForwarderConfig::from_arc("kafka", kafka.clone())
-        .dispatch(Dispatch::Async)
-        .workers(1)
-        .backpressure(Backpressure::Block {
-            timeout: Duration::from_secs(5),
-        });
-    let pipeline = Pipeline::builder()
-        .runtime(runtime.handle().clone())
-        .forwarder(lane)
-        .build()?;
-    registry::attach("quickstart-kafka", Selection::All, pipeline.handler())?;
-    println!("kafka: sending audited events to topic {topic} at {bootstrap}");
-    Ok(Some(KafkaLane {
-        pipeline,
-        kafka,
-        topic,
-        _runtime: runtime,
-    }))
-}
-
-/// Says how to get the Kafka sink when `KAFKA_BOOTSTRAP` is set in a build without it.
-#[cfg(not(feature = "kafka"))]
-fn attach_kafka() -> anyhow::Result<Option<KafkaLane>> {
-    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
-        println!(
-            "kafka: KAFKA_BOOTSTRAP is set but this build has no Kafka sink; run \
-             KAFKA_BOOTSTRAP={bootstrap} cargo run --example quickstart --features kafka"
-        );
-    }
-    Ok(None)
-}
-
-/// Without the `kafka` feature there is no Kafka lane.
-#[cfg(not(feature = "kafka"))]
-enum KafkaLane {}
-
-#[cfg(not(feature = "kafka"))]
-impl KafkaLane {
-    fn finish(self) -> anyhow::Result<()> {
-        match self {}
-    }
-}
-
-/// The Kafka lane: the pipeline, the forwarder (for its counters) and the runtime the
-/// pipeline's worker runs on.
-#[cfg(feature = "kafka")]
-struct KafkaLane {
-    pipeline: authtel::pipeline::Pipeline,
-    kafka: Arc<authtel::kafka::KafkaForwarder>,
-    topic: String,
-    _runtime: tokio::runtime::Runtime,
-}
-
-#[cfg(feature = "kafka")]
-impl KafkaLane {
-    /// Delivers what is queued (bounded), then says how many records the broker acknowledged.
-    fn finish(self) -> anyhow::Result<()> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        self.pipeline.shutdown(deadline)?;
-        let lane = &self.pipeline.metrics()[0];
-        println!(
-            "kafka: {} audited records acknowledged by the broker on topic {} ({} dead-lettered, {} dropped)",
-            self.kafka.counters().records_acked,
-            self.topic,
-            lane.dead_lettered,
-            lane.dropped
-        );
-        Ok(())
-    }
-}
-
-/// Prints the last audit records and the store's statistics, read as an administrator
-/// (the store's default access policy refuses everyone else).
-fn print_audit_trail(audit: &RecentAuditStore) -> anyhow::Result<()> {
-    let admin = Reader::new("quickstart-operator").with_role("admin");
-    println!("recent audit trail (newest first):");
-    for e in audit.recent(&admin, 10)? {
+    println!(
+        "sql: newest 10 (authtel query --database-url sqlite://{} shows them all):",
+        db.display()
+    );
+    for e in rows.iter().rev().take(10) {
         println!(
             "  {} {:<32} {:<8} actor={} ip={}",
             e.occurred_at,
@@ -229,20 +162,24 @@ fn print_audit_trail(audit: &RecentAuditStore) -> anyhow::Result<()> {
                 .map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
         );
     }
-    let stats = audit.stats();
-    println!(
-        "audit store: {} records held (~{} bytes), {} stored in all; by outcome: {:?}",
-        stats.entries, stats.estimated_bytes, stats.stored_total, stats.by_outcome
-    );
+    for burst in store.failed_login_bursts(since, 5).await? {
+        println!(
+            "sql detect: {} failed logins from {} between {} and {}",
+            burst.failures, burst.client_ip, burst.first_at, burst.last_at
+        );
+    }
+    for lockout in store.lockouts(since).await? {
+        println!(
+            "sql detect: {} for {}",
+            lockout.action,
+            lockout.actor.as_ref().map_or("-", |a| a.id.as_str())
+        );
+    }
     Ok(())
 }
 
-/// Attaches where events go: the default logger, and a counter to show that any closure
-/// can be a handler. Sinks (Prometheus `/metrics`, the audit trail, Kafka, OTLP when their
-/// environment variables are set) are attached here too, once, at startup.
-fn attach_sinks() -> anyhow::Result<Arc<AtomicU64>> {
-    attach_default_logger(LoggerOptions::new())?;
-
+/// Any closure can be a handler too: this one counts what reaches handlers.
+fn attach_counter() -> anyhow::Result<Arc<AtomicU64>> {
     let seen = Arc::new(AtomicU64::new(0));
     let counter = seen.clone();
     registry::attach(
@@ -287,11 +224,28 @@ impl fmt::Display for Traffic {
     }
 }
 
+/// Runs one simulated HTTP request: everything emitted inside carries the client's address,
+/// user agent and a request id, as the `authtel::tower` layer sets them in a real service.
+fn request<R>(n: &mut u32, ip: &str, f: impl FnOnce() -> R) -> R {
+    *n += 1;
+    let ip: IpAddr = ip
+        .parse()
+        .expect("the addresses in the simulation are valid");
+    let id = format!("req-{n:04}");
+    RequestContext::builder()
+        .client_ip(ip)
+        .user_agent("Mozilla/5.0 (quickstart)")
+        .request_id(&id)
+        .build()
+        .in_scope(f)
+}
+
 /// An auth service's morning: logins that work and fail, an account locked after repeated
 /// failures, MFA, an OAuth callback, rate limiting, a JWT refresh, a denied authorization.
 fn simulate_traffic() -> Traffic {
     let mut service = AuthService::new();
     let mut traffic = Traffic::default();
+    let mut requests = 0;
 
     // 20 login attempts: (user, password, client ip). u_mallory keeps guessing.
     let attempts = [
@@ -317,41 +271,35 @@ fn simulate_traffic() -> Traffic {
         ("u_erin", "s3cure-erin", "203.0.113.14"),
     ];
     for (user, password, ip) in attempts {
-        let ip: IpAddr = ip.parse().expect("the addresses above are valid");
-        let meta = Metadata::new()
-            .user_id(user)
-            .client_ip(ip)
-            .method("password");
-        // One line around the operation: start, then stop with the Result's outcome.
-        match telemetry::span(&AUTH_LOGIN, meta, || service.login(user, password)) {
-            Ok(()) => traffic.logins_ok += 1,
-            Err(LoginError::WrongPassword { now_locked }) => {
-                traffic.logins_failed += 1;
-                if now_locked {
-                    traffic.lockouts += 1;
-                    telemetry::event(
-                        &SECURITY_LOCKOUT,
-                        Measurements::new().count(1),
-                        Metadata::new()
-                            .user_id(user)
-                            .client_ip(ip)
-                            .reason("too_many_failures"),
-                    );
+        // The request context supplies client_ip, user agent and request id.
+        let meta = Metadata::new().user_id(user).method("password");
+        request(&mut requests, ip, || {
+            // One line around the operation: start, then stop with the Result's outcome.
+            match telemetry::span(&AUTH_LOGIN, meta, || service.login(user, password)) {
+                Ok(()) => traffic.logins_ok += 1,
+                Err(LoginError::WrongPassword { now_locked }) => {
+                    traffic.logins_failed += 1;
+                    if now_locked {
+                        traffic.lockouts += 1;
+                        telemetry::event(
+                            &SECURITY_LOCKOUT,
+                            Measurements::new().count(1),
+                            Metadata::new().user_id(user).reason("too_many_failures"),
+                        );
+                    }
                 }
+                Err(LoginError::Locked) => traffic.logins_failed += 1,
             }
-            Err(LoginError::Locked) => traffic.logins_failed += 1,
-        }
+        });
     }
 
     // A spraying bot: one address, one password, 25 accounts (authtel-detect flags it).
-    let bot: IpAddr = "203.0.113.66".parse().expect("a valid address");
     for n in 0..25 {
         let user = format!("u_sprayed_{n:02}");
-        let meta = Metadata::new()
-            .user_id(&user)
-            .client_ip(bot)
-            .method("password");
-        let _ = telemetry::span(&AUTH_LOGIN, meta, || Err::<(), _>("invalid_password"));
+        let meta = Metadata::new().user_id(&user).method("password");
+        request(&mut requests, "203.0.113.66", || {
+            let _ = telemetry::span(&AUTH_LOGIN, meta, || Err::<(), _>("invalid_password"));
+        });
         traffic.logins_failed += 1;
     }
 
@@ -367,39 +315,47 @@ fn simulate_traffic() -> Traffic {
         ("u_dave", "999999"),
         ("u_dave", "123123"),
     ]) {
-        let mut span = telemetry::start(&MFA_VERIFY, Metadata::new().user_id(user).method("totp"));
-        let result = service.verify_totp(user, code);
-        // Attempts remaining is only known after checking the code.
-        let meta = span.metadata_mut();
-        *meta = std::mem::take(meta).attempts_remaining(service.mfa_attempts_left(user));
-        span.stop_with(&result);
-        match result {
-            Ok(()) => {}
-            Err(MfaError::WrongCode { now_locked }) => {
-                traffic.mfa_failed += 1;
-                if now_locked {
-                    traffic.mfa_lockouts += 1;
-                    telemetry::event(
-                        &MFA_LOCKOUT,
-                        Measurements::new(),
-                        Metadata::new().user_id(user),
-                    );
-                }
+        let ip = if user == "u_alice" {
+            "203.0.113.10"
+        } else {
+            "203.0.113.13"
+        };
+        let result = request(&mut requests, ip, || {
+            let mut span =
+                telemetry::start(&MFA_VERIFY, Metadata::new().user_id(user).method("totp"));
+            let result = service.verify_totp(user, code);
+            // Attempts remaining is only known after checking the code.
+            let meta = span.metadata_mut();
+            *meta = std::mem::take(meta).attempts_remaining(service.mfa_attempts_left(user));
+            span.stop_with(&result);
+            if let Err(MfaError::WrongCode { now_locked: true }) = result {
+                telemetry::event(
+                    &MFA_LOCKOUT,
+                    Measurements::new(),
+                    Metadata::new().user_id(user),
+                );
             }
+            result
+        });
+        if let Err(MfaError::WrongCode { now_locked }) = result {
+            traffic.mfa_failed += 1;
+            traffic.mfa_lockouts += u32::from(now_locked);
         }
     }
 
     // OAuth: a GitHub callback for u_grace, who links the account.
-    let callback = telemetry::span(&OAUTH_CALLBACK, Metadata::new().provider("github"), || {
-        service.exchange_oauth_code("github")
+    request(&mut requests, "203.0.113.16", || {
+        let callback = telemetry::span(&OAUTH_CALLBACK, Metadata::new().provider("github"), || {
+            service.exchange_oauth_code("github")
+        });
+        if callback.is_ok() {
+            telemetry::event(
+                &OAUTH_LINK,
+                Measurements::new(),
+                Metadata::new().user_id("u_grace").provider("github"),
+            );
+        }
     });
-    if callback.is_ok() {
-        telemetry::event(
-            &OAUTH_LINK,
-            Measurements::new(),
-            Metadata::new().user_id("u_grace").provider("github"),
-        );
-    }
 
     // Rate limiting: a burst from one address.
     let burst_ip = "198.51.100.23";
@@ -407,32 +363,38 @@ fn simulate_traffic() -> Traffic {
     if rejected > 0 {
         traffic.rate_limited += rejected as u32;
         let key = format!("ip:{burst_ip}");
-        telemetry::event(
-            &SECURITY_RATE_LIMITED,
-            Measurements::new().count(rejected),
-            Metadata::new().rate_limit_key(&key),
-        );
+        request(&mut requests, burst_ip, || {
+            telemetry::event(
+                &SECURITY_RATE_LIMITED,
+                Measurements::new().count(rejected),
+                Metadata::new().rate_limit_key(&key),
+            );
+        });
     }
 
     // A JWT refresh for an existing session.
-    let _ = telemetry::span(
-        &JWT_REFRESH,
-        Metadata::new().user_id("u_bob").session_id("s_7f3a"),
-        || service.refresh_jwt("u_bob"),
-    );
+    request(&mut requests, "203.0.113.11", || {
+        let _ = telemetry::span(
+            &JWT_REFRESH,
+            Metadata::new().user_id("u_bob").session_id("s_7f3a"),
+            || service.refresh_jwt("u_bob"),
+        );
+    });
 
     // Authorization: u_erin may not delete another tenant's invoices.
     if !service.may("u_erin", "delete", "invoice/acme/2024-117") {
         traffic.denied += 1;
-        telemetry::event(
-            &AUTHORIZATION_DENIED,
-            Measurements::new(),
-            Metadata::new()
-                .caller("u_erin")
-                .operation("delete")
-                .resource("invoice/acme/2024-117")
-                .reason("not_in_tenant"),
-        );
+        request(&mut requests, "203.0.113.14", || {
+            telemetry::event(
+                &AUTHORIZATION_DENIED,
+                Measurements::new(),
+                Metadata::new()
+                    .caller("u_erin")
+                    .operation("delete")
+                    .resource("invoice/acme/2024-117")
+                    .reason("not_in_tenant"),
+            );
+        });
     }
 
     traffic

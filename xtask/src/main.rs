@@ -31,7 +31,7 @@ Commands:
   services start            start PostgreSQL (127.0.0.1:54329) and tansu (127.0.0.1:19092);
                             prints export lines: eval \"$(cargo xtask services start)\"
   services stop             stop both
-  services env              print the export lines (DATABASE_URL, KAFKA_BOOTSTRAP, TANSU_*)
+  services env              print the export lines (DATABASE_URL, KAFKA_BOOTSTRAP, TANSU_*, CHROMIUM_BIN, CHROMEDRIVER_BIN)
   services restart-kafka [--storage-engine URL]
                             restart the broker on the same port (e.g. sqlite://tansu.db keeps its
                             log in the services dir across restarts)

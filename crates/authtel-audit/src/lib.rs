@@ -52,6 +52,6 @@ pub use access::{AccessDenied, AccessPolicy, FnPolicy, Reader, RequireRole, poli
 pub use cleanup::CleanupGuard;
 pub use named::{NameTaken, StoreRegistry};
 pub use store::{
-    Evictions, InsertError, Inserted, MAX_NAME_LEN, OTHER, RecentAuditStore, SettingsError,
-    StoreBuilder, StoreSettings, StoreStats,
+    BYTES_PER_ENTRY, Evictions, InsertError, Inserted, MAX_NAME_LEN, OTHER, RecentAuditStore,
+    SettingsError, StoreBuilder, StoreSettings, StoreStats,
 };

@@ -431,18 +431,38 @@ pub struct StoreBuilder {
     settings: StoreSettings,
     policy: Box<dyn AccessPolicy>,
     enabled: bool,
+    /// Whether `max_bytes` was chosen by the caller (else it follows `max_entries`).
+    bytes_set: bool,
 }
 
+/// The bytes budgeted per record when only `max_entries` is given: about twice a typical
+/// login record's estimate, so the entry bound, not the byte bound, is the one that holds.
+pub const BYTES_PER_ENTRY: usize = 2048;
+
 impl StoreBuilder {
-    /// Most records kept.
+    /// Most records kept. Unless [`with_max_bytes`](Self::with_max_bytes) sets a byte bound
+    /// too, the byte bound grows with it (`n` × [`BYTES_PER_ENTRY`], never below the 16 MiB
+    /// default), so `with_max_entries(100_000)` holds 100,000 typical records.
+    ///
+    /// ```
+    /// let store = authtel_audit::RecentAuditStore::builder("recent").with_max_entries(100_000).build()?;
+    /// assert_eq!(store.settings().max_bytes, 100_000 * authtel_audit::BYTES_PER_ENTRY);
+    /// # Ok::<(), authtel_audit::SettingsError>(())
+    /// ```
     pub fn with_max_entries(mut self, n: usize) -> Self {
         self.settings.max_entries = n;
+        if !self.bytes_set {
+            self.settings.max_bytes = StoreSettings::default()
+                .max_bytes
+                .max(n.saturating_mul(BYTES_PER_ENTRY));
+        }
         self
     }
 
-    /// Most estimated bytes kept.
+    /// Most estimated bytes kept (a hard bound on memory, whatever `max_entries` says).
     pub fn with_max_bytes(mut self, n: usize) -> Self {
         self.settings.max_bytes = n;
+        self.bytes_set = true;
         self
     }
 
@@ -523,6 +543,7 @@ impl RecentAuditStore {
             settings: StoreSettings::default(),
             policy: Box::new(RequireRole::admin()),
             enabled: true,
+            bytes_set: false,
         }
     }
 

@@ -222,3 +222,46 @@ fn invalid_names_are_refused() {
     ));
     assert!(RecentAuditStore::new(&"n".repeat(65)).is_err());
 }
+
+/// A burst of typical login records (user agent, IP, span ids, a few metadata fields), as
+/// the quickstart and a real service write them.
+fn login_record(n: usize) -> AuditEvent {
+    let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
+    e.actor = Some(Party::new(format!("u_{n:08}"), "user"));
+    e.client_ip = Some(std::net::IpAddr::from([203, 0, 113, (n % 250) as u8]));
+    e.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0".into());
+    e.session_id = Some(format!("sess_{n:016x}"));
+    e.reason = Some("invalid_password".into());
+    e.span_id = Some(format!("{n:016x}"));
+    e.trace_id = Some(format!("{n:032x}"));
+    e.metadata.insert("method".into(), "password".into());
+    e.metadata.insert("attempts_remaining".into(), 3.into());
+    e
+}
+
+#[test]
+fn max_entries_alone_holds_that_many_typical_records() {
+    // With only an entry bound, the byte bound follows it: 100,000 asked, 100,000 kept.
+    let store = RecentAuditStore::builder("burst")
+        .with_max_entries(100_000)
+        .build()
+        .unwrap();
+    for n in 0..100_000 {
+        store.insert(login_record(n)).unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.entries, 100_000, "{stats:?}");
+    assert_eq!(stats.evictions.max_bytes, 0, "{stats:?}");
+    // An explicit byte bound still wins, whichever order the calls come in.
+    let capped = RecentAuditStore::builder("capped")
+        .with_max_bytes(1 << 20)
+        .with_max_entries(100_000)
+        .build()
+        .unwrap();
+    for n in 0..10_000 {
+        capped.insert(login_record(n)).unwrap();
+    }
+    let stats = capped.stats();
+    assert!(stats.entries < 10_000, "{stats:?}");
+    assert!(stats.estimated_bytes <= 1 << 20, "{stats:?}");
+}

@@ -34,7 +34,7 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// The commands. `console` and `verify` are planned (see docs/operations.md).
+/// The commands. `verify` is planned (see docs/operations.md).
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Search the audit trail, one page at a time (oldest first).
@@ -62,6 +62,11 @@ pub(crate) enum Command {
     /// One health report: database reachable, schema version, outbox lag per forwarder.
     #[command(after_help = EXIT_CODES)]
     Doctor(DoctorArgs),
+    /// Serve the web console (live stream, search, timeline, outbox health) on loopback.
+    /// The access token comes from AUTHTEL_CONSOLE_TOKEN or --token-file, never the
+    /// command line.
+    #[command(after_help = EXIT_CODES)]
+    Console(ConsoleArgs),
     /// Print a shell completion script (`authtel completions bash > /etc/bash_completion.d/authtel`).
     Completions(CompletionsArgs),
 }
@@ -263,6 +268,26 @@ pub(crate) struct DoctorArgs {
     /// Output format (`ndjson`: the report as one JSON object).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,
+}
+
+/// `authtel console`.
+#[derive(Debug, Args)]
+pub(crate) struct ConsoleArgs {
+    /// Address to listen on; loopback only unless --allow-remote (`127.0.0.1:0` picks a
+    /// free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Read the access token (16 bytes or more) from this file instead of
+    /// AUTHTEL_CONSOLE_TOKEN.
+    #[arg(long)]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address (the console speaks plain HTTP: put a TLS proxy in
+    /// front).
+    #[arg(long)]
+    pub(crate) allow_remote: bool,
+    /// How often the live stream polls for new records (50ms to 10s).
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub(crate) poll_interval: Duration,
 }
 
 /// `authtel completions`.

@@ -63,6 +63,14 @@ pub(crate) enum Attempted {
     Stopped,
 }
 
+/// A part of a refused batch to dead-letter, from [`Core::isolate_refused`].
+#[derive(Debug)]
+pub(crate) struct Refusal<'b> {
+    pub(crate) part: &'b [AuditEvent],
+    pub(crate) reason: String,
+    pub(crate) attempts: u32,
+}
+
 /// Why a lane is not delivering, for the log line written once per change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -336,6 +344,64 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// After the forwarder refused `batch` for good, finds the records it refuses: the batch
+    /// is split in halves and each half tried again, down to single records, so one bad
+    /// record never takes its neighbours to the dead letters. Returns the parts to
+    /// dead-letter (single refused records, or a part that could not be retried now), each
+    /// with its reason and attempts. A batch of one is returned as it is, with no new call.
+    pub(crate) async fn isolate_refused<'b>(
+        &self,
+        batch: &'b [AuditEvent],
+        reason: String,
+        attempts: u32,
+    ) -> Vec<Refusal<'b>> {
+        let mut refused = Vec::new();
+        let mut split = vec![(batch, reason, attempts)];
+        while let Some((part, reason, attempts)) = split.pop() {
+            if part.len() <= 1 {
+                refused.push(Refusal {
+                    part,
+                    reason,
+                    attempts,
+                });
+                continue;
+            }
+            let (front, back) = part.split_at(part.len() / 2);
+            // Back first onto the stack, so the front's refusals are split (and reported)
+            // first: dead letters keep the batch's order.
+            let mut halves = Vec::with_capacity(2);
+            for half in [front, back] {
+                match self.attempt(half, 0).await {
+                    Attempted::Delivered => {}
+                    Attempted::Refused { reason, attempts: n } => {
+                        halves.push((half, reason, attempts + n));
+                    }
+                    Attempted::Exhausted { reason, attempts: n } => refused.push(Refusal {
+                        part: half,
+                        reason,
+                        attempts: attempts + n,
+                    }),
+                    Attempted::Blocked { attempts: n, .. } => refused.push(Refusal {
+                        part: half,
+                        reason: format!(
+                            "{reason} (circuit breaker opened while the refused record was isolated)"
+                        ),
+                        attempts: attempts + n,
+                    }),
+                    Attempted::Stopped => refused.push(Refusal {
+                        part: half,
+                        reason: format!(
+                            "{reason} (pipeline shut down while the refused record was isolated)"
+                        ),
+                        attempts,
+                    }),
+                }
+            }
+            split.extend(halves.into_iter().rev());
+        }
+        refused
     }
 
     /// Sleeps `d` unless shutdown cancels first; true when it slept the whole time.

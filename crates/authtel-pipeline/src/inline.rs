@@ -84,7 +84,11 @@ impl InlineLane {
         let core = &self.core;
         match core.attempt(batch, 0).await {
             Attempted::Delivered => {}
-            Attempted::Refused { reason, attempts } => core.dead_letter(batch, &reason, attempts),
+            Attempted::Refused { reason, attempts } => {
+                for r in core.isolate_refused(batch, reason, attempts).await {
+                    core.dead_letter(r.part, &r.reason, r.attempts);
+                }
+            }
             Attempted::Exhausted { reason, attempts } => {
                 if !(core.breaker.is_open() && self.append(batch).is_ok()) {
                     core.dead_letter(batch, &reason, attempts);
@@ -148,7 +152,13 @@ impl InlineLane {
                     Counters::add(&self.core.counters.replayed, batch.events.len());
                 }
                 Attempted::Refused { reason, attempts } => {
-                    self.core.dead_letter(&batch.events, &reason, attempts);
+                    let refused = self.core.isolate_refused(&batch.events, reason, attempts);
+                    let mut n = 0;
+                    for r in refused.await {
+                        n += r.part.len();
+                        self.core.dead_letter(r.part, &r.reason, r.attempts);
+                    }
+                    Counters::add(&self.core.counters.replayed, batch.events.len() - n);
                 }
                 _ => return false,
             }

@@ -384,7 +384,15 @@ impl QueuedLane {
                     return Delivery::Done;
                 }
                 Attempted::Refused { reason, attempts } => {
-                    self.dead_letter_off_worker(batch, reason, attempts).await;
+                    let mut refused = 0;
+                    for r in core.isolate_refused(batch, reason, attempts).await {
+                        refused += r.part.len();
+                        self.dead_letter_off_worker(r.part, r.reason, r.attempts)
+                            .await;
+                    }
+                    if replay {
+                        Counters::add(&core.counters.replayed, batch.len() - refused);
+                    }
                     return Delivery::Done;
                 }
                 _ if replay => return Delivery::Kept,

@@ -40,6 +40,10 @@
 //! - [`outcome`]: how an operation ended.
 //! - [`audit`]: the audit record every audit sink stores.
 //! - [`forward`]: the contract sink crates implement.
+//! - [`authorization`]: audit authorization decisions (`log_authorized`, `log_denied`,
+//!   `log_error`).
+//! - [`policy`]: the one screen that keeps secrets out of every sink.
+//! - [`setup()`]: attach every sink in one chain and get one guard that shuts them down.
 //! - [`log`] (feature `log`): the default logger.
 //!
 //! # Feature flags
@@ -57,6 +61,12 @@
 //!   nothing else.
 //! - `tower`: the request-context layer for tower/axum/hyper (`authtel::tower`); brings
 //!   `http`, `tower-layer`, `tower-service` and axum (only its `tokio` feature).
+//! - `console`: the web console (`authtel::console`), an axum router to mount in the
+//!   application's service; implies `sql` (with `postgres`, it serves PostgreSQL too).
+//!
+//! [`setup()`] takes each enabled sink in one chain (`.sql(url)`, `.kafka(..)`,
+//! `.otlp_from_env()`, `.prometheus(addr)`, `.detectors(config)`, or `.from_env()`); `sql`
+//! and `kafka` turn on `pipeline`, which delivers to them.
 //!
 //! Enable only the sinks you deploy: every sink brings its client library.
 //!
@@ -68,8 +78,12 @@
 pub use authtel_core::event;
 pub use authtel_core::{Category, Event, Metadata, Outcome, SpanDef};
 pub use authtel_core::{
-    audit, catalogue, context, forward, metadata, outcome, registry, telemetry,
+    audit, authorization, catalogue, context, forward, metadata, outcome, policy, registry,
+    telemetry,
 };
+
+pub mod setup;
+pub use setup::{Authtel, LaneReport, Setup, SetupError, ShutdownReport, setup};
 
 /// The default logger: span stops, exceptions and signals as structured `tracing` events
 /// under per-category targets (`authtel::auth`, `authtel::security`, …).
@@ -87,8 +101,15 @@ pub mod log {
     pub use authtel_log::*;
 }
 
-/// The README's Rust examples, compiled and run as doctests so they cannot drift.
-#[cfg(all(doctest, feature = "log"))]
+/// The README's Rust examples, compiled and run as doctests so they cannot drift (the
+/// setup example needs the features the workspace's examples turn on).
+#[cfg(all(
+    doctest,
+    feature = "log",
+    feature = "sql",
+    feature = "prometheus",
+    feature = "detect"
+))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
@@ -122,4 +143,7 @@ sink_module! {
     "detect" => detect = authtel_detect;
     /// The request-context layer for tower, axum and hyper (`authtel-tower`).
     "tower" => tower = authtel_tower;
+    /// The web console (`authtel-console`): an axum router over the SQL store, behind an
+    /// access policy.
+    "console" => console = authtel_console;
 }

@@ -1,5 +1,5 @@
-//! One module per command; [`run`] opens the store and dispatches. `console` and `verify`
-//! will be further modules here, dispatched the same way.
+//! One module per command; [`run`] opens the store and dispatches. `verify` will be a
+//! further module here, dispatched the same way.
 
 use authtel_core::audit::Timestamp;
 use authtel_core::outcome::Outcome;
@@ -9,6 +9,7 @@ use crate::cli::{Command, Filters, OutcomeArg};
 use crate::db;
 use crate::error::{CliError, Finished};
 
+mod console;
 mod detect;
 mod doctor;
 mod export;
@@ -34,6 +35,7 @@ pub(crate) async fn run(
         Command::Requeue(args) => requeue::run(&database, args).await,
         Command::Purge(args) => purge::run(&database, args).await,
         Command::Doctor(args) => doctor::run(&database, url, args).await,
+        Command::Console(args) => console::run(&database, args).await,
         // Handled before a database is needed (see main.rs).
         Command::Completions(_) => Ok(Finished::Ok),
     }

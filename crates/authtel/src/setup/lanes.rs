@@ -1,0 +1,118 @@
+//! The delivery lanes [`Setup`] builds on the pipeline: `sql` (the batch writer into the
+//! audit store) and `kafka` (the producer).
+
+use authtel_pipeline::{ForwarderConfig, Pipeline};
+
+use super::{Authtel, Setup, SetupError};
+
+/// The id the pipeline's handler is attached under.
+pub(super) const HANDLER_ID: &str = "authtel-pipeline";
+
+impl Authtel {
+    /// Connects the SQL store (migrating its schema) and builds the Kafka producer, then
+    /// one pipeline with a lane for each, attached to the global registry.
+    pub(super) async fn attach_pipeline(
+        &mut self,
+        setup: &Setup,
+        handle: tokio::runtime::Handle,
+    ) -> Result<(), SetupError> {
+        #[cfg_attr(not(any(feature = "sql", feature = "kafka")), allow(unused_mut))]
+        let mut lanes: Vec<ForwarderConfig> = Vec::new();
+        #[cfg(feature = "sql")]
+        if let Some(url) = &setup.sql_url {
+            lanes.push(self.connect_sql(url).await?);
+        }
+        #[cfg(feature = "kafka")]
+        if let Some((bootstrap, topic)) = &setup.kafka {
+            let kafka = authtel_kafka::KafkaForwarder::builder(bootstrap.clone(), topic.clone())
+                .with_source(format!("authtel://{}", setup.get_service_name()))
+                .build()?;
+            // One worker: each user's records reach the topic in order.
+            lanes.push(ForwarderConfig::new("kafka", kafka).workers(1));
+        }
+        if lanes.is_empty() {
+            return Ok(());
+        }
+        self.handle = Some(handle.clone());
+        let mut builder = Pipeline::builder().runtime(handle);
+        for mut lane in lanes {
+            let id = lane.id().to_owned();
+            if let Some(dir) = &setup.spill_dir {
+                lane = lane.spill_dir(dir.join(&id));
+            }
+            if let Some(dir) = &setup.dead_letter_dir {
+                lane = lane.dead_letter_dir(dir.join(&id));
+            }
+            builder = builder.forwarder(lane);
+        }
+        self.set_pipeline(builder.build()?)
+    }
+
+    #[cfg(feature = "sql")]
+    async fn connect_sql(&mut self, url: &str) -> Result<ForwarderConfig, SetupError> {
+        let lower = url.trim().to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            {
+                let store =
+                    authtel_sql::AuditStore::builder(authtel_sql::postgres::connect(url).await?)
+                        .build();
+                store.migrate().await?;
+                let lane = ForwarderConfig::new("sql", authtel_sql::BatchWriter::new(&store));
+                self.postgres = Some(store);
+                return Ok(lane);
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(SetupError::UnsupportedDatabase {
+                url: mask_password(url),
+                advice: "this build has SQLite only; enable the `authtel/postgres` feature",
+            });
+        }
+        if lower.contains("://") && !lower.starts_with("sqlite:") {
+            return Err(SetupError::UnsupportedDatabase {
+                url: mask_password(url),
+                advice: "use sqlite://path/to/audit.db, a file path, sqlite::memory: or postgres://…",
+            });
+        }
+        let store =
+            authtel_sql::AuditStore::builder(authtel_sql::sqlite::connect(url).await?).build();
+        store.migrate().await?;
+        let lane = ForwarderConfig::new("sql", authtel_sql::BatchWriter::new(&store));
+        self.sqlite = Some(store);
+        Ok(lane)
+    }
+}
+
+/// `scheme://user:***@host/…`: a URL fit for an error message.
+#[cfg(feature = "sql")]
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(all(test, feature = "sql"))]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn a_password_never_reaches_the_message() {
+        assert_eq!(
+            mask_password("mysql://app:hunter2@db:3306/x"),
+            "mysql://app:***@db:3306/x"
+        );
+        assert_eq!(mask_password("mysql://db/x"), "mysql://db/x");
+        assert_eq!(
+            mask_password("mysql://a:b@c@db/x?p=1"),
+            "mysql://a:***@db/x?p=1"
+        );
+    }
+}
