@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use authtel_core::context::RequestContext;
 use authtel_tower::{PeerAddr, RequestContextLayer};
-use http::Request;
+use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -18,7 +18,7 @@ use tower_service::Service;
 struct Echo;
 
 impl Service<Request<()>> for Echo {
-    type Response = (Option<IpAddr>, Option<IpAddr>);
+    type Response = Response<(Option<IpAddr>, Option<IpAddr>)>;
     type Error = Infallible;
     type Future = Ready<Result<Self::Response, Infallible>>;
 
@@ -32,7 +32,7 @@ impl Service<Request<()>> for Echo {
             .extensions()
             .get::<RequestContext>()
             .and_then(|c| c.client_ip());
-        ready(Ok((current, extension)))
+        ready(Ok(Response::new((current, extension))))
     }
 }
 
@@ -50,7 +50,7 @@ fn call(
         .as_mut()
         .poll(&mut Context::from_waker(std::task::Waker::noop()))
     {
-        Poll::Ready(Ok(out)) => out,
+        Poll::Ready(Ok(out)) => out.into_body(),
         Poll::Ready(Err(never)) => match never {},
         Poll::Pending => panic!("Echo answers at once"),
     }
