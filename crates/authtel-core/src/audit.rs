@@ -422,12 +422,53 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// A record for `action` with a fresh UUIDv7 id, happening now.
+    ///
+    /// Built inside a [request context](crate::context) (an audit row an application writes
+    /// itself, in its own transaction), it starts with the context's client IP, user agent,
+    /// trace id and `request_id` / `tenant` metadata, as every emitted event does; set a
+    /// field afterwards to override it.
+    ///
+    /// ```
+    /// use authtel_core::{audit::AuditEvent, context::RequestContext, outcome::Outcome};
+    /// let ctx = RequestContext::builder().client_ip("203.0.113.7".parse()?).request_id("r-1").build();
+    /// let e = ctx.in_scope(|| AuditEvent::new("auth.register.stop", Outcome::Success));
+    /// assert_eq!(e.client_ip, Some("203.0.113.7".parse()?));
+    /// assert_eq!(e.metadata["request_id"], "r-1");
+    /// assert_eq!(AuditEvent::new("auth.register.stop", Outcome::Success).client_ip, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(action: impl Into<String>, outcome: Outcome) -> AuditEvent {
+        let mut audit = AuditEvent::bare(action.into(), outcome);
+        if let Some(ctx) = crate::context::RequestContext::current() {
+            audit.inherit(&ctx);
+        }
+        audit
+    }
+
+    /// The context's fields, read through the policy as every getter of it is.
+    fn inherit(&mut self, ctx: &crate::context::RequestContext) {
+        self.client_ip = ctx.client_ip();
+        self.user_agent = ctx.user_agent().map(str::to_owned);
+        self.trace_id = ctx
+            .trace_parent()
+            .map(|tp| tp.trace_id_hex().as_str().to_owned());
+        for (key, value) in [
+            (crate::context::REQUEST_ID_KEY, ctx.request_id()),
+            (crate::context::TENANT_KEY, ctx.tenant()),
+        ] {
+            if let Some(value) = value {
+                self.metadata.insert(key.to_owned(), value.into());
+            }
+        }
+    }
+
+    /// A record with nothing but its id, time, action and outcome.
+    fn bare(action: String, outcome: Outcome) -> AuditEvent {
         AuditEvent {
             schema_version: SCHEMA_VERSION,
             id: Uuid::now_v7(),
             occurred_at: Timestamp::now(),
-            action: action.into(),
+            action,
             outcome,
             actor: None,
             target: None,
@@ -695,7 +736,8 @@ impl AuditEvent {
             EventKind::SpanException => Outcome::Error,
             _ => default_signal_outcome(record.event),
         });
-        let mut audit = AuditEvent::new(record.event.name(), outcome);
+        // Not `new`: the record's metadata already holds the context it was emitted in.
+        let mut audit = AuditEvent::bare(record.event.name().to_owned(), outcome);
         if let Some(t) = record.measurements.system_time {
             audit.occurred_at = Timestamp::from(t);
         }

@@ -61,6 +61,16 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+/// Held by every test that enters a scope. A scope entered on any thread makes emits on
+/// every thread look for listeners (the process-wide "anyone listening?" count), so the
+/// nothing-attached test must not overlap them: its emits would take the lookup path and,
+/// the first time, register a thread-local destructor (one allocation).
+static SCOPES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn scopes() -> std::sync::MutexGuard<'static, ()> {
+    SCOPES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// How many allocations `f` made on this thread.
 fn allocations_in(mut f: impl FnMut()) -> u64 {
     // Warm-up: thread-locals, arc-swap's per-thread debt slots and lazy ids are set up on
@@ -127,7 +137,8 @@ fn emit_everything(user: &str, reason: &str) {
 
 #[test]
 fn nothing_attached_allocates_nothing() {
-    // No scope entered on this thread and no global handler in this binary.
+    // No scope entered on any thread meanwhile, and no global handler in this binary.
+    let _alone = scopes();
     assert!(Registry::global().handlers().is_empty());
     let user = String::from("u_42");
     let reason = String::from("invalid_password");
@@ -150,6 +161,7 @@ fn one_noop_handler_allocates_nothing() {
             }),
         )
         .unwrap();
+    let _alone = scopes();
     let _scope = registry.enter();
 
     let user = String::from("u_42");
@@ -172,6 +184,7 @@ fn one_handler_on_one_event_allocates_nothing() {
             }),
         )
         .unwrap();
+    let _alone = scopes();
     let _scope = registry.enter();
     let user = String::from("u_42");
     let n = allocations_in(|| {
@@ -206,6 +219,7 @@ fn a_request_context_adds_no_allocation() {
             }),
         )
         .unwrap();
+    let _alone = scopes();
     let _scope = registry.enter();
     let ctx = RequestContext::builder()
         .client_ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 4)))

@@ -300,3 +300,58 @@ fn captured_events_outside_any_context_are_unchanged() {
     let e: &CapturedEvent = &capture.events()[0];
     assert_eq!(e.fields, [("user_id".to_owned(), "u_1".to_owned())]);
 }
+
+#[test]
+fn audit_rows_an_application_builds_itself_inherit_the_context_too() {
+    let c = ctx("203.0.113.7", "req-tx");
+    let e = c.in_scope(|| {
+        let mut e =
+            AuditEvent::for_action("billing.card.added", authtel_core::Outcome::Success).unwrap();
+        // The call site overrides what it knows better.
+        e.user_agent = Some("mobile-app/3.1".into());
+        e
+    });
+    assert_eq!(e.client_ip, Some(ip("203.0.113.7")));
+    assert_eq!(e.user_agent.as_deref(), Some("mobile-app/3.1"));
+    assert_eq!(e.metadata[REQUEST_ID_KEY], "req-tx");
+    assert_eq!(e.metadata[TENANT_KEY], "acme");
+    assert_eq!(
+        e.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert!(e.is_screened());
+    let outside =
+        AuditEvent::for_action("billing.card.added", authtel_core::Outcome::Success).unwrap();
+    assert_eq!(outside.client_ip, None);
+    assert!(outside.metadata.is_empty());
+}
+
+#[test]
+fn a_leaked_guard_is_safe_even_for_emits_from_thread_local_destructors() {
+    struct EmitOnExit;
+    impl Drop for EmitOnExit {
+        fn drop(&mut self) {
+            // Runs while the thread's locals are torn down, perhaps after the context stack.
+            let seen = RequestContext::current().and_then(|c| c.request_id().map(str::to_owned));
+            lockout(Metadata::new());
+            // Either the context is still there (whole) or it is gone: never a freed one.
+            assert!(seen.is_none() || seen.as_deref() == Some("leaked"));
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<EmitOnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    std::thread::spawn(|| {
+        ON_EXIT.with(|e| *e.borrow_mut() = Some(EmitOnExit));
+        let ctx = ctx("192.0.2.9", "leaked");
+        // A leaked guard: its context stays in force on this thread until it exits.
+        std::mem::forget(ctx.enter());
+        drop(ctx);
+        assert_eq!(
+            RequestContext::current().and_then(|c| c.client_ip()),
+            Some(ip("192.0.2.9"))
+        );
+    })
+    .join()
+    .unwrap();
+}

@@ -64,6 +64,7 @@ macro_rules! event_at {
                 span_id = HexId::new(r.context.span_id).as_str(),
                 parent_id = r.context.parent_id.map(HexId::new).as_ref().map(HexId::as_str),
                 root_id = HexId::new(r.context.root_id).as_str(),
+                trace_id = r.metadata.get_trace_parent().map(|t| t.trace_id_hex()).as_ref().map(|t| t.as_str()),
                 error_type = r.error_type,
                 exception = r.exception.map(|e| e.kind.as_str()),
                 exception_reason = r.exception.and_then(|e| e.reason),

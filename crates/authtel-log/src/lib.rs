@@ -16,7 +16,8 @@
 //!
 //! # Fields
 //! Only fields the metadata policy approved reach the log: `event`, `outcome`,
-//! `duration_ms`, `span_id`, `parent_id`, `root_id`, `error_type`, `exception`,
+//! `duration_ms`, `span_id`, `parent_id`, `root_id`, `trace_id` (inside a distributed trace:
+//! a `traceparent` through the request context), `error_type`, `exception`,
 //! `exception_reason`, `count`, the typed metadata fields (`user_id`, `session_id`,
 //! `client_ip`, `user_agent`, `provider`, `method`, `reason`, `operation`, `caller`,
 //! `resource`, `rate_limit_key`, `attempts_remaining`, `admin`) and the extra fields

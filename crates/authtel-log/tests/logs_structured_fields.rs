@@ -155,3 +155,33 @@ fn exceptions_are_logged_at_error_with_their_kind() {
     assert_eq!(dropped["exception"], "cancelled");
     assert!(out.events("auth.login.stop").is_empty());
 }
+
+#[test]
+fn a_request_context_reaches_the_log_line() {
+    use authtel_core::context::RequestContext;
+    let ctx = RequestContext::builder()
+        .client_ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 4)))
+        .user_agent("Mozilla/5.0")
+        .request_id("0190a5f2-7b3c-7d4e-9f10-2a3b4c5d6e7f")
+        .trace_parent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        )
+        .build();
+    let out = capture(LoggerOptions::new(), None, || {
+        ctx.in_scope(|| {
+            let _ = telemetry::span(&AUTH_LOGIN, Metadata::new().user_id("u_42"), || {
+                Ok::<_, WrongPassword>(())
+            });
+        });
+    });
+    let stop = out.one("auth.login.stop");
+    assert_eq!(stop["client_ip"], "198.51.100.4");
+    assert_eq!(stop["user_agent"], "Mozilla/5.0");
+    assert_eq!(stop["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        stop["extra"],
+        "request_id=0190a5f2-7b3c-7d4e-9f10-2a3b4c5d6e7f"
+    );
+}

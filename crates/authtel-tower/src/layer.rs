@@ -5,13 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use authtel_core::context::{RequestContext, TraceParent, WithContext};
+use authtel_core::context::{RequestContext, TraceParent};
 use http::header::{HeaderName, USER_AGENT};
-use http::{HeaderMap, Request};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::client_ip::{self, Cidr, CidrError, ForwardedHeader};
+use crate::response::ResponseFuture;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -33,6 +34,7 @@ struct Config {
     forwarded: ForwardedHeader,
     request_id_header: HeaderName,
     generate_request_id: bool,
+    echo_request_id: bool,
 }
 
 /// A tower [`Layer`] that gives every request an authtel
@@ -71,6 +73,7 @@ impl RequestContextLayer {
                 forwarded: ForwardedHeader::default(),
                 request_id_header: X_REQUEST_ID,
                 generate_request_id: false,
+                echo_request_id: false,
             }),
         }
     }
@@ -127,6 +130,19 @@ impl RequestContextLayer {
         self.config_mut().generate_request_id = generate;
         self
     }
+
+    /// Whether to send the request id back in the response, under the same header (unless
+    /// the service set that header itself). Off by default.
+    ///
+    /// ```
+    /// use authtel_tower::RequestContextLayer;
+    /// let layer = RequestContextLayer::new().generate_request_id(true).echo_request_id(true);
+    /// # let _ = layer;
+    /// ```
+    pub fn echo_request_id(mut self, echo: bool) -> Self {
+        self.config_mut().echo_request_id = echo;
+        self
+    }
 }
 
 impl<S> Layer<S> for RequestContextLayer {
@@ -172,8 +188,13 @@ impl<S> RequestContextService<S> {
         &self.inner
     }
 
-    /// The context for a request with these headers and extensions.
-    fn context_for(&self, headers: &HeaderMap, extensions: &http::Extensions) -> RequestContext {
+    /// The context for a request with these headers and extensions, and the request id to
+    /// echo in the response (when asked to).
+    fn context_for(
+        &self,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> (RequestContext, Option<(HeaderName, HeaderValue)>) {
         let config = &self.config;
         let mut builder = RequestContext::builder();
         if let Some(peer) = self.peer.or_else(|| peer_addr(extensions)) {
@@ -188,10 +209,16 @@ impl<S> RequestContextService<S> {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|id| usable_id(id));
+        let mut echo = None;
         match id {
-            Some(id) => builder = builder.request_id(id),
+            Some(id) => {
+                builder = builder.request_id(id);
+                echo = HeaderValue::from_str(id).ok();
+            }
             None if config.generate_request_id => {
-                builder = builder.request_id(&uuid::Uuid::now_v7().to_string());
+                let id = uuid::Uuid::now_v7().to_string();
+                builder = builder.request_id(&id);
+                echo = HeaderValue::from_str(&id).ok();
             }
             None => {}
         }
@@ -202,7 +229,10 @@ impl<S> RequestContextService<S> {
         {
             builder = builder.trace_parent(tp);
         }
-        builder.build()
+        let echo = echo
+            .filter(|_| config.echo_request_id)
+            .map(|v| (config.request_id_header.clone(), v));
+        (builder.build(), echo)
     }
 }
 
@@ -228,26 +258,26 @@ fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
     extensions.get::<SocketAddr>().copied()
 }
 
-impl<S, B> Service<Request<B>> for RequestContextService<S>
+impl<S, B, R> Service<Request<B>> for RequestContextService<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<R>>,
 {
-    type Response = S::Response;
+    type Response = Response<R>;
     type Error = S::Error;
-    type Future = WithContext<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let context = self.context_for(request.headers(), request.extensions());
+        let (context, echo) = self.context_for(request.headers(), request.extensions());
         // Handlers can also read it as an extension (axum: `Extension<RequestContext>`).
         request.extensions_mut().insert(context.clone());
         // In force during `call` itself (services that do work before returning their
         // future) and during every poll of the response future.
         let future = context.in_scope(|| self.inner.call(request));
-        context.scope(future)
+        ResponseFuture::new(context.scope(future), echo)
     }
 }
 

@@ -15,7 +15,8 @@
 //!   trusted hops: a header forged by a client never becomes the recorded address, and a
 //!   malformed one is ignored. No peer known: no address recorded.
 //! - **User agent**: `User-Agent`, bounded and screened by authtel's policy like any text.
-//! - **Request id**: `x-request-id` (configurable), optionally generated when absent.
+//! - **Request id**: `x-request-id` (configurable), optionally generated when absent and
+//!   echoed in the response ([`RequestContextLayer::echo_request_id`]).
 //! - **Trace**: a W3C `traceparent`; audit records then carry its trace id.
 //!
 //! The response future runs inside the context, so handlers' events inherit it across
@@ -53,7 +54,8 @@
 //!
 //! # Feature flags
 //! - `axum` (default): read the peer from axum's `ConnectInfo<SocketAddr>`. Depends on axum
-//!   without its default features (no server, no extractors beyond that type).
+//!   with only its `tokio` feature (where axum defines that type; every axum server has it).
+//!   Without it the crate needs only `http`, `tower-layer` and `tower-service`.
 //!
 //! # Supported Rust versions
 //! 1.94 and newer.
@@ -62,6 +64,8 @@
 
 mod client_ip;
 mod layer;
+mod response;
 
 pub use client_ip::{Cidr, CidrError, ForwardedHeader};
 pub use layer::{PeerAddr, RequestContextLayer, RequestContextService, client_ip_for};
+pub use response::ResponseFuture;

@@ -247,3 +247,27 @@ fn audit_records_carry_the_traceparent_trace_id_and_the_client() {
     assert_eq!(stop.client_ip, Some("127.0.0.1".parse().unwrap()));
     assert_eq!(stop.user_agent.as_deref(), Some("ua/1"));
 }
+
+#[test]
+fn the_request_id_is_echoed_in_the_response_when_asked() {
+    let (registry, _capture) = support::capture();
+    let rt = support::runtime(&registry);
+    let _scope = registry.enter();
+    rt.block_on(async {
+        let echoing = support::serve(app(RequestContextLayer::new()
+            .generate_request_id(true)
+            .echo_request_id(true)))
+        .await;
+        let given = support::request_raw(echoing, "/login", &[("X-Request-Id", "req-echo")]).await;
+        assert!(given.contains("x-request-id: req-echo\r\n"), "{given}");
+        let generated = support::request_raw(echoing, "/login", &[]).await;
+        let id = generated
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .expect("a generated id is echoed");
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+        let quiet = support::serve(app(RequestContextLayer::new())).await;
+        let response = support::request_raw(quiet, "/login", &[("X-Request-Id", "req-echo")]).await;
+        assert!(!response.contains("x-request-id"), "{response}");
+    });
+}

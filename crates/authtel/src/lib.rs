@@ -60,7 +60,7 @@
 //! - `detect`: real-time attack detectors and login verdicts (`authtel::detect`); needs
 //!   nothing else.
 //! - `tower`: the request-context layer for tower/axum/hyper (`authtel::tower`); brings
-//!   `http`, `tower-layer`, `tower-service` and axum without its default features.
+//!   `http`, `tower-layer`, `tower-service` and axum (only its `tokio` feature).
 //! - `console`: the web console (`authtel::console`), an axum router to mount in the
 //!   application's service; implies `sql` (with `postgres`, it serves PostgreSQL too).
 //!

@@ -30,7 +30,9 @@
 //!
 //! The merge happens once, where the registry hands a record to its handlers, and only when
 //! someone listens: with nothing attached an emit stays one atomic load; with handlers and
-//! no context it adds one thread-local load.
+//! no context it adds one thread-local load. Audit rows the application builds itself
+//! ([`AuditEvent::new`](crate::audit::AuditEvent::new), for its own transaction) start with
+//! the same fields.
 //!
 //! # Setting it
 //! ```

@@ -22,8 +22,19 @@ thread_local! {
     static TOP: Cell<*const Fields> = const { Cell::new(std::ptr::null()) };
     /// Entered contexts, oldest first, with their tokens (which grow, so the stack stays
     /// sorted by them).
-    static STACK: RefCell<Vec<(u64, Arc<Fields>)>> = const { RefCell::new(Vec::new()) };
+    static STACK: Stack = const { Stack(RefCell::new(Vec::new())) };
     static NEXT_TOKEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The stack; clears [`TOP`] when the thread's locals are destroyed, so an emit from a later
+/// thread-local destructor (the stack still held a leaked guard's entry) sees no context
+/// rather than a freed one.
+struct Stack(RefCell<Vec<(u64, Arc<Fields>)>>);
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        TOP.set(std::ptr::null());
+    }
 }
 
 /// The token of a context entered while this thread's stack was already destroyed (from a
@@ -56,7 +67,7 @@ fn push(fields: &Arc<Fields>) -> u64 {
         .try_with(|stack| {
             let token = NEXT_TOKEN.get();
             NEXT_TOKEN.set(token.wrapping_add(1) % NOTHING_ENTERED);
-            let mut stack = stack.borrow_mut();
+            let mut stack = stack.0.borrow_mut();
             stack.push((token, fields.clone()));
             TOP.set(Arc::as_ptr(fields));
             token
@@ -70,7 +81,7 @@ fn pop(token: u64) {
     }
     let _ = STACK.try_with(|stack| {
         let removed = {
-            let mut stack = stack.borrow_mut();
+            let mut stack = stack.0.borrow_mut();
             let removed = match stack.last() {
                 Some((t, _)) if *t == token => stack.pop(),
                 _ => stack

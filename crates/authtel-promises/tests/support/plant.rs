@@ -8,6 +8,7 @@
 use authtel_core::audit::{AuditEvent, Party};
 use authtel_core::authorization::{DenyReason, Operation, log_authorized, log_denied, log_error};
 use authtel_core::catalogue;
+use authtel_core::context::RequestContext;
 use authtel_core::metadata::Metadata;
 use authtel_core::outcome::Outcome;
 use authtel_core::telemetry;
@@ -36,6 +37,12 @@ pub enum Position {
     AuthorizationError,
     /// `authorization::log_authorized(Operation::Custom(secret), ..)`.
     CustomOperation,
+    /// A field of the request context (`user_agent`, `request_id`, `tenant`), which every
+    /// event emitted inside it inherits.
+    Context(&'static str),
+    /// The same field, in an audit record the application builds itself inside the context
+    /// (`AuditEvent::new`, as for a row written in its own transaction).
+    ContextRecord(&'static str),
     /// A string leaf of a hand-built record, by JSON pointer.
     Record(String),
     /// A hand-built record's metadata key, swapped with a secret's name as its value
@@ -50,6 +57,8 @@ pub enum Position {
 const IDENTIFIER_FIELDS: [&str; 4] = ["user_id", "session_id", "caller", "rate_limit_key"];
 /// Record leaves that hold identifiers.
 const IDENTIFIER_LEAVES: [&str; 3] = ["/actor/id", "/target/id", "/session_id"];
+/// The request context's text fields.
+const CONTEXT_FIELDS: [&str; 3] = ["user_agent", "request_id", "tenant"];
 /// Keys that name a secret (planted under, everything is redacted).
 pub const SECRET_KEYS: [&str; 6] = ["pw", "pin", "auth", "sid", "jwt", "key"];
 
@@ -85,6 +94,8 @@ impl Position {
             Position::DenyReason => "deny_reason_custom".into(),
             Position::AuthorizationError => "authorization_error_text".into(),
             Position::CustomOperation => "operation_custom".into(),
+            Position::Context(f) => format!("context:{f}"),
+            Position::ContextRecord(f) => format!("context_record:{f}"),
             Position::Record(p) => format!("record:{p}"),
             Position::RecordKey(p) => format!("record_key:{p}"),
             Position::Decoded(p) => format!("decoded:{p}"),
@@ -151,6 +162,8 @@ pub fn positions() -> Vec<Position> {
         Position::AuthorizationError,
         Position::CustomOperation,
     ]);
+    p.extend(CONTEXT_FIELDS.map(Position::Context));
+    p.extend(CONTEXT_FIELDS.map(Position::ContextRecord));
     let mut leaves = Vec::new();
     string_leaves(
         &serde_json::to_value(template()).unwrap(),
@@ -284,6 +297,17 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
         Position::CustomOperation => {
             log_authorized(Operation::Custom(v), "svc_canary", "/api/v1/users/42")
         }
+        Position::Context(f) => context(f, v).in_scope(|| {
+            let _ = telemetry::span(&catalogue::AUTH_LOGIN, base(), || {
+                Err::<(), _>("invalid_password")
+            });
+        }),
+        Position::ContextRecord(f) => {
+            let e =
+                context(f, v).in_scope(|| AuditEvent::new("auth.register.stop", Outcome::Success));
+            let _ = sinks.pipeline.publish(e.clone());
+            let _ = sinks.recent.insert(e);
+        }
         Position::Record(_) | Position::RecordKey(_) | Position::Decoded(_) => {
             match record(plant) {
                 Some(e) => {
@@ -294,6 +318,18 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
             }
         }
     }
+}
+
+/// A request context with `value` in its field `field`, as a request would set it.
+fn context(field: &str, value: &str) -> RequestContext {
+    let builder = RequestContext::builder().client_ip([198, 51, 100, 4].into());
+    match field {
+        "user_agent" => builder.user_agent(value),
+        "request_id" => builder.request_id(value),
+        "tenant" => builder.tenant(value),
+        other => unreachable!("not a context field: {other}"),
+    }
+    .build()
 }
 
 /// The hand-built (or decoded) record of a record plant; `None` when the planted value

@@ -64,6 +64,21 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
 /// Sends one HTTP/1.1 request with these extra header lines; returns the status code and
 /// body. Bounded: fails after 10 s.
 pub async fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let response = request_raw(addr, path, headers).await;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The whole response (status line, headers, body) as text. Bounded: fails after 10 s.
+pub async fn request_raw(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let mut head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
@@ -76,17 +91,7 @@ pub async fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> 
         stream.read_to_end(&mut response).await.unwrap();
         String::from_utf8_lossy(&response).into_owned()
     };
-    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+    tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
-        .expect("the server answered within 10 s");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("an HTTP status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .expect("the server answered within 10 s")
 }
