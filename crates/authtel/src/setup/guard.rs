@@ -350,10 +350,10 @@ impl Authtel {
                 .collect();
         }
         #[cfg(feature = "otlp")]
-        if let Some(otlp) = &self.otlp {
-            if let Err(source) = otlp.shutdown(deadline) {
-                first_error.get_or_insert(SetupError::OtlpShutdown { timeout, source });
-            }
+        if let Some(otlp) = &self.otlp
+            && let Err(source) = otlp.shutdown(deadline)
+        {
+            first_error.get_or_insert(SetupError::OtlpShutdown { timeout, source });
         }
         #[cfg(feature = "pipeline")]
         if let Some(runtime) = self.runtime.take() {
