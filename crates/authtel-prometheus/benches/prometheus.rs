@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use authtel_core::registry::Handler;
 use authtel_prometheus::PrometheusHandler;
-use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime};
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
 
 /// Histogram samples are buffered until upkeep folds them; doing that every chunk (outside
 /// the timing) keeps memory flat and both cases measuring the steady state.
@@ -85,7 +87,11 @@ fn span_stop(c: &mut Criterion) {
             common::record(common::refund_issued(), &signal, &meta),
         ),
     ];
-    macros(&mut group, "baseline:metrics_macros", common::macros_login_stop);
+    macros(
+        &mut group,
+        "baseline:metrics_macros",
+        common::macros_login_stop,
+    );
     for (id, record) in &cases {
         group.bench_function(*id, |b| {
             b.iter_custom(|iters| {
