@@ -209,13 +209,25 @@ pub fn classify_key(key: &str) -> KeyClass {
         return KeyClass::Plain;
     }
     let secret = segments.iter().any(|segment| {
-        SECRET_SEGMENTS.contains(segment) || SECRET_WORDS.iter().any(|w| segment.contains(w))
+        SECRET_SEGMENTS.contains(segment) || SECRET_WORDS.iter().any(|w| contains_bytes(segment, w))
     });
     if secret {
         KeyClass::Secret
     } else {
         KeyClass::Plain
     }
+}
+
+/// `haystack.contains(needle)` for short keys: a plain window scan, first byte first
+/// (`str::contains` sets up a substring searcher per call, which costs more than the scan).
+fn contains_bytes(haystack: &str, needle: &str) -> bool {
+    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    haystack
+        .windows(needle.len())
+        .any(|w| w[0] == first && w == needle)
 }
 
 /// Whether `key` names a secret ([`classify_key`] is [`KeyClass::Secret`]).
@@ -278,6 +290,26 @@ mod tests {
 
     /// Found by the cross-sink over-redaction matrix: the record's own `rate_limit_key`
     /// was redacted by every sink that screens records, and `mfa_factor: "totp"` everywhere.
+    #[test]
+    fn contains_bytes_is_str_contains() {
+        for (hay, needle) in [
+            ("newpassword", "password"),
+            ("password", "password"),
+            ("passwor", "password"),
+            ("xtokenx", "token"),
+            ("tenant", "token"),
+            ("", "key"),
+            ("key", ""),
+            ("kkey", "key"),
+        ] {
+            assert_eq!(
+                contains_bytes(hay, needle),
+                hay.contains(needle),
+                "{hay} {needle}"
+            );
+        }
+    }
+
     #[test]
     fn keys_of_other_things_and_factor_names_are_plain() {
         for key in [
