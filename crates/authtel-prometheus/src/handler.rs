@@ -5,7 +5,9 @@
 //! `metrics` handles (one per outcome, exception kind, operation), so a series is
 //! registered with the recorder once, on first use, and every later event is an index,
 //! an atomic load and the increment itself. Series that never happen are never
-//! registered, which keeps the exposition free of thousands of zero lines.
+//! registered, which keeps the exposition free of thousands of zero lines. Application
+//! events (`Event::declare`, `SpanDef::new`) are resolved on first sight into a slot
+//! indexed the same way, so they take the same path as catalogue events.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
