@@ -5,7 +5,9 @@
 //! `metrics` handles (one per outcome, exception kind, operation), so a series is
 //! registered with the recorder once, on first use, and every later event is an index,
 //! an atomic load and the increment itself. Series that never happen are never
-//! registered, which keeps the exposition free of thousands of zero lines.
+//! registered, which keeps the exposition free of thousands of zero lines. Application
+//! events (`Event::declare`, `SpanDef::new`) are resolved on first sight into a slot
+//! indexed the same way, so they take the same path as catalogue events.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -324,10 +326,19 @@ pub struct PrometheusHandler {
     target: Target,
     /// Catalogue events by dense id; `None` for ids of application events.
     table: Box<[Option<EventMetrics>]>,
+    /// Application events by dense id past the catalogue's (`id - table.len()`), each
+    /// set on the event's first sight to its entry in `custom` or to `overflow`, so a
+    /// declared event takes the same lock-free path as a catalogue one. Ids past the
+    /// slots go through `custom` every time.
+    app_slots: Box<[OnceLock<Arc<EventMetrics>>]>,
     /// Application events, resolved on first sight, at most `MAX_CUSTOM_EVENTS`.
     custom: RwLock<Vec<Arc<EventMetrics>>>,
-    overflow: EventMetrics,
+    overflow: Arc<EventMetrics>,
 }
+
+/// How many application event ids get a lock-free slot (16 bytes each). Ids are dense and
+/// global: every event a process declares or first uses takes the next one.
+const APP_SLOTS: usize = 1024;
 
 impl fmt::Debug for PrometheusHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -380,16 +391,31 @@ impl PrometheusHandler {
         PrometheusHandler {
             target,
             table: table.into_boxed_slice(),
+            app_slots: (0..APP_SLOTS).map(|_| OnceLock::new()).collect(),
             custom: RwLock::new(Vec::new()),
-            overflow: EventMetrics::overflow(),
+            overflow: Arc::new(EventMetrics::overflow()),
         }
+    }
+
+    /// The slot of an application event's id, if it has one.
+    #[inline]
+    fn app_slot(&self, id: usize) -> Option<&OnceLock<Arc<EventMetrics>>> {
+        id.checked_sub(self.table.len())
+            .and_then(|i| self.app_slots.get(i))
     }
 
     #[inline]
     fn with_metrics(&self, event: &'static Event, f: impl FnOnce(&EventMetrics)) {
-        if let Some(Some(m)) = self.table.get(event.id() as usize)
+        let id = event.id() as usize;
+        if let Some(Some(m)) = self.table.get(id)
             && m.event.is_some_and(|e| std::ptr::eq(e, event))
         {
+            return f(m);
+        }
+        // An id belongs to one event for the life of the process, so the slot needs no
+        // second check. (An application event whose id came before the catalogue's has
+        // no slot and always takes the locked path: correct, only slower.)
+        if let Some(m) = self.app_slot(id).and_then(OnceLock::get) {
             return f(m);
         }
         self.with_custom(event, f)
@@ -397,6 +423,16 @@ impl PrometheusHandler {
 
     #[cold]
     fn with_custom(&self, event: &'static Event, f: impl FnOnce(&EventMetrics)) {
+        let m = self.resolve_custom(event);
+        if let Some(slot) = self.app_slot(event.id() as usize) {
+            let _ = slot.set(m.clone());
+        }
+        f(&m)
+    }
+
+    /// The application event's entry in `custom` (added when there is room), else
+    /// `overflow`.
+    fn resolve_custom(&self, event: &'static Event) -> Arc<EventMetrics> {
         let find = |list: &[Arc<EventMetrics>]| {
             list.iter()
                 .find(|m| m.event.is_some_and(|e| std::ptr::eq(e, event)))
@@ -407,24 +443,21 @@ impl PrometheusHandler {
             (find(&list), list.len() >= names::MAX_CUSTOM_EVENTS)
         };
         if let Some(m) = found {
-            return f(&m);
+            return m;
         }
         if full {
-            return f(&self.overflow);
+            return self.overflow.clone();
         }
-        let m = {
-            let mut list = self.custom.write().unwrap_or_else(|p| p.into_inner());
-            match find(&list) {
-                Some(m) => m,
-                None if list.len() >= names::MAX_CUSTOM_EVENTS => return f(&self.overflow),
-                None => {
-                    let m = Arc::new(EventMetrics::new(event));
-                    list.push(m.clone());
-                    m
-                }
+        let mut list = self.custom.write().unwrap_or_else(|p| p.into_inner());
+        match find(&list) {
+            Some(m) => m,
+            None if list.len() >= names::MAX_CUSTOM_EVENTS => self.overflow.clone(),
+            None => {
+                let m = Arc::new(EventMetrics::new(event));
+                list.push(m.clone());
+                m
             }
-        };
-        f(&m)
+        }
     }
 }
 
@@ -454,6 +487,24 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(login.span_label, "auth.login");
+    }
+
+    #[test]
+    fn application_events_get_a_lock_free_slot_on_first_sight() {
+        use authtel_core::metadata::Metadata;
+        use authtel_core::telemetry::{Measurements, SpanContext};
+        let handler = PrometheusHandler::new();
+        let event = Event::declare("bench.slot.first_sight").unwrap();
+        let (meta, numbers) = (Metadata::new(), Measurements::new());
+        let record = EventRecord::signal(event, SpanContext::child_of(None), &numbers, &meta);
+        let slot = handler.app_slot(event.id() as usize).expect("a low id");
+        assert!(slot.get().is_none());
+        handler.handle(&record);
+        let m = slot.get().expect("set on first sight");
+        assert_eq!(m.event_label, "bench.slot.first_sight");
+        assert!(Arc::ptr_eq(m, &handler.custom.read().unwrap()[0]));
+        handler.handle(&record);
+        assert_eq!(handler.custom.read().unwrap().len(), 1, "resolved once");
     }
 
     #[test]

@@ -184,6 +184,72 @@ const NOT_A_SECRET_KEY: [&str; 7] = [
 /// }
 /// ```
 pub fn classify_key(key: &str) -> KeyClass {
+    // Keys repeat (the same few extra-field and JSON keys on every record): remember the
+    // last few answers per thread, by the key's bytes.
+    key_cache::get_or_classify(key, classify_uncached)
+}
+
+/// A small per-thread memo of [`classify_key`]: direct-mapped, keyed by the whole key
+/// (compared byte for byte), so an answer is reused only for exactly the same key.
+mod key_cache {
+    use std::cell::RefCell;
+
+    use super::KeyClass;
+
+    /// Longest key remembered; longer ones are classified every time.
+    const MAX_KEY: usize = 32;
+    const SLOTS: usize = 8;
+
+    #[derive(Clone, Copy)]
+    struct Slot {
+        len: u8,
+        key: [u8; MAX_KEY],
+        class: KeyClass,
+    }
+
+    const EMPTY: Slot = Slot {
+        // No key of this length is stored, so an empty slot never matches.
+        len: u8::MAX,
+        key: [0; MAX_KEY],
+        class: KeyClass::Plain,
+    };
+
+    thread_local! {
+        static SLOTS_OF_THREAD: RefCell<[Slot; SLOTS]> = const { RefCell::new([EMPTY; SLOTS]) };
+    }
+
+    #[inline]
+    pub(super) fn get_or_classify(key: &str, classify: fn(&str) -> KeyClass) -> KeyClass {
+        let bytes = key.as_bytes();
+        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+            return classify(key);
+        };
+        if bytes.len() > MAX_KEY {
+            return classify(key);
+        }
+        let index = (usize::from(first) ^ usize::from(last).rotate_left(3) ^ bytes.len()) % SLOTS;
+        let cached = SLOTS_OF_THREAD.try_with(|slots| {
+            let slot = slots.borrow()[index];
+            (usize::from(slot.len) == bytes.len() && &slot.key[..bytes.len()] == bytes)
+                .then_some(slot.class)
+        });
+        if let Ok(Some(class)) = cached {
+            return class;
+        }
+        let class = classify(key);
+        let _ = SLOTS_OF_THREAD.try_with(|slots| {
+            let mut slot = EMPTY;
+            slot.len = bytes.len() as u8;
+            slot.key[..bytes.len()].copy_from_slice(bytes);
+            slot.class = class;
+            slots.borrow_mut()[index] = slot;
+        });
+        class
+    }
+}
+
+/// [`classify_key`] without the memo.
+fn classify_uncached(key: &str) -> KeyClass {
     let mut buf = [""; 16];
     let mut lowered = [0u8; 128];
     let Some(segments) = split_segments(key, &mut lowered, &mut buf) else {
@@ -209,13 +275,25 @@ pub fn classify_key(key: &str) -> KeyClass {
         return KeyClass::Plain;
     }
     let secret = segments.iter().any(|segment| {
-        SECRET_SEGMENTS.contains(segment) || SECRET_WORDS.iter().any(|w| segment.contains(w))
+        SECRET_SEGMENTS.contains(segment) || SECRET_WORDS.iter().any(|w| contains_bytes(segment, w))
     });
     if secret {
         KeyClass::Secret
     } else {
         KeyClass::Plain
     }
+}
+
+/// `haystack.contains(needle)` for short keys: a plain window scan, first byte first
+/// (`str::contains` sets up a substring searcher per call, which costs more than the scan).
+fn contains_bytes(haystack: &str, needle: &str) -> bool {
+    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    haystack
+        .windows(needle.len())
+        .any(|w| w[0] == first && w == needle)
 }
 
 /// Whether `key` names a secret ([`classify_key`] is [`KeyClass::Secret`]).
@@ -278,6 +356,52 @@ mod tests {
 
     /// Found by the cross-sink over-redaction matrix: the record's own `rate_limit_key`
     /// was redacted by every sink that screens records, and `mfa_factor: "totp"` everywhere.
+    #[test]
+    fn the_memo_answers_as_the_classifier_does() {
+        // Twice each, in an order that makes keys share and evict slots.
+        let keys = [
+            "tenant",
+            "password",
+            "tenanT",
+            "x",
+            "newPassword",
+            "token_type",
+            "api_key",
+            "a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_q",
+            "error_code",
+            "code",
+            "key_id",
+            "kkey",
+        ];
+        for _ in 0..2 {
+            for key in keys {
+                assert_eq!(classify_key(key), classify_uncached(key), "{key}");
+            }
+        }
+        assert_eq!(classify_key("password"), KeyClass::Secret);
+        assert_eq!(classify_key("tenant"), KeyClass::Plain);
+    }
+
+    #[test]
+    fn contains_bytes_is_str_contains() {
+        for (hay, needle) in [
+            ("newpassword", "password"),
+            ("password", "password"),
+            ("passwor", "password"),
+            ("xtokenx", "token"),
+            ("tenant", "token"),
+            ("", "key"),
+            ("key", ""),
+            ("kkey", "key"),
+        ] {
+            assert_eq!(
+                contains_bytes(hay, needle),
+                hay.contains(needle),
+                "{hay} {needle}"
+            );
+        }
+    }
+
     #[test]
     fn keys_of_other_things_and_factor_names_are_plain() {
         for key in [

@@ -84,43 +84,109 @@ impl Scan {
 }
 
 /// The first finding in `text` under the rules `scan` selects.
+///
+/// One pass first notes which bytes the value holds ([`Shape`]); a rule runs only when
+/// the value has every byte that rule needs to match, so skipping one never changes the
+/// answer (`tests::the_shape_filter_never_changes_a_finding` checks that against the rules
+/// run one after the other). Most values (ids, names, methods) then skip most rules.
 pub(crate) fn find(text: &str, scan: Scan) -> Option<Finding> {
     let bytes = super::truncate(text, SCREENED_PREFIX).as_bytes();
     // Nothing of five bytes or fewer can hold a credential the rules recognise.
     if bytes.len() < 5 {
         return None;
     }
-    if has_jwt(bytes) {
+    let shape = Shape::of(bytes);
+    let has = |class: u8| shape.classes & class != 0;
+    // A JWT has two dots after its header.
+    if has(DOT) && has_jwt(bytes) {
         return Some(Finding::Jwt);
     }
-    if has_authorization_scheme(bytes) {
+    // The scheme is followed by whitespace, `+` or `%20`.
+    if has(SPACE | PLUS | PERCENT) && has_authorization_scheme(bytes) {
         return Some(Finding::AuthorizationScheme);
     }
-    if has_secret_pair(bytes, scan.colon_pairs) {
+    // A pair needs `=`, a colon (where colons count) or a percent-encoded one of them.
+    let separators = if scan.colon_pairs {
+        EQUALS | PERCENT | COLON
+    } else {
+        EQUALS | PERCENT
+    };
+    if has(separators) && has_secret_pair(bytes, scan.colon_pairs) {
         return Some(Finding::SecretPair);
     }
-    if has_secret_after_word(bytes) {
+    // Words are split at whitespace: one word has nothing after it.
+    if has(SPACE) && has_secret_after_word(bytes) {
         return Some(Finding::SecretAfterWord);
     }
-    if has_one_time_code(bytes) {
+    if shape.digits >= 6 && has_one_time_code(bytes) {
         return Some(Finding::OneTimeCode);
     }
-    if has_url_credentials(bytes) {
+    // `://` and an `@` in the authority.
+    if has(COLON) && has(AT) && has_url_credentials(bytes) {
         return Some(Finding::UrlCredentials);
     }
-    if has_password_hash(bytes) {
+    if has(DOLLAR) && has_password_hash(bytes) {
         return Some(Finding::PasswordHash);
     }
-    if has_vendor_token(bytes) {
+    // The shortest vendor token is a five-byte prefix and ten more characters.
+    if bytes.len() >= 15 && has_vendor_token(bytes) {
         return Some(Finding::VendorToken);
     }
-    if scan.entropy && has_high_entropy_token(bytes) {
+    if scan.entropy && bytes.len() >= 20 && has_high_entropy_token(bytes) {
         return Some(Finding::HighEntropyToken);
     }
-    if has_email(bytes) {
+    if has(AT) && has_email(bytes) {
         return Some(Finding::Email);
     }
     None
+}
+
+/// Byte classes [`Shape`] notes (bit flags).
+const DOT: u8 = 1;
+const SPACE: u8 = 1 << 1;
+const PLUS: u8 = 1 << 2;
+const PERCENT: u8 = 1 << 3;
+const EQUALS: u8 = 1 << 4;
+const COLON: u8 = 1 << 5;
+const AT: u8 = 1 << 6;
+const DOLLAR: u8 = 1 << 7;
+
+/// Each byte's class in [`Shape`]: `0` for letters, digits and everything no rule keys on.
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    table[b'.' as usize] = DOT;
+    // `is_space`'s bytes.
+    table[b' ' as usize] = SPACE;
+    table[b'\t' as usize] = SPACE;
+    table[b'\n' as usize] = SPACE;
+    table[b'\r' as usize] = SPACE;
+    table[0x0b] = SPACE;
+    table[0x0c] = SPACE;
+    table[b'+' as usize] = PLUS;
+    table[b'%' as usize] = PERCENT;
+    table[b'=' as usize] = EQUALS;
+    table[b':' as usize] = COLON;
+    table[b'@' as usize] = AT;
+    table[b'$' as usize] = DOLLAR;
+    table
+};
+
+/// What one pass over a value found: which byte classes occur, and how many ASCII digits.
+struct Shape {
+    classes: u8,
+    digits: usize,
+}
+
+impl Shape {
+    fn of(bytes: &[u8]) -> Shape {
+        let mut classes = 0u8;
+        let mut digits = 0usize;
+        for &b in bytes {
+            classes |= CLASS[b as usize];
+            digits += usize::from(b.is_ascii_digit());
+        }
+        Shape { classes, digits }
+    }
 }
 
 fn is_b64url(b: u8) -> bool {
@@ -540,11 +606,16 @@ fn has_vendor_token(bytes: &[u8]) -> bool {
         (b"npm_", 30),
     ];
     for i in 0..bytes.len() {
-        if !at_word_start(bytes, i) {
+        // Every prefix starts with one of these: most positions end here.
+        if !matches!(bytes[i], b'g' | b'x' | b's' | b'r' | b'A' | b'n') || !at_word_start(bytes, i)
+        {
             continue;
         }
         for (prefix, rest) in PREFIXES {
-            if bytes[i..].starts_with(prefix) && run(bytes, i + prefix.len(), is_b64url) >= rest {
+            if prefix[0] == bytes[i]
+                && bytes[i..].starts_with(prefix)
+                && run(bytes, i + prefix.len(), is_b64url) >= rest
+            {
                 return true;
             }
         }
@@ -739,6 +810,139 @@ mod tests {
         for (text, finding) in cases {
             assert_eq!(find_credential(text), Some(*finding), "{text:?}");
         }
+    }
+
+    /// Every rule, one after the other, with no filter: what `find` must answer.
+    fn find_every_rule(text: &str, scan: Scan) -> Option<Finding> {
+        let bytes = crate::policy::truncate(text, SCREENED_PREFIX).as_bytes();
+        if bytes.len() < 5 {
+            return None;
+        }
+        let rules: [(bool, Finding); 10] = [
+            (has_jwt(bytes), Finding::Jwt),
+            (
+                has_authorization_scheme(bytes),
+                Finding::AuthorizationScheme,
+            ),
+            (
+                has_secret_pair(bytes, scan.colon_pairs),
+                Finding::SecretPair,
+            ),
+            (has_secret_after_word(bytes), Finding::SecretAfterWord),
+            (has_one_time_code(bytes), Finding::OneTimeCode),
+            (has_url_credentials(bytes), Finding::UrlCredentials),
+            (has_password_hash(bytes), Finding::PasswordHash),
+            (has_vendor_token_every_position(bytes), Finding::VendorToken),
+            (
+                scan.entropy && has_high_entropy_token(bytes),
+                Finding::HighEntropyToken,
+            ),
+            (has_email(bytes), Finding::Email),
+        ];
+        rules.into_iter().find(|(hit, _)| *hit).map(|(_, f)| f)
+    }
+
+    /// `has_vendor_token` without its first-byte shortcut.
+    fn has_vendor_token_every_position(bytes: &[u8]) -> bool {
+        const PREFIXES: [(&[u8], usize); 16] = [
+            (b"ghp_", 20),
+            (b"gho_", 20),
+            (b"ghu_", 20),
+            (b"ghs_", 20),
+            (b"ghr_", 20),
+            (b"github_pat_", 20),
+            (b"glpat-", 16),
+            (b"xoxb-", 10),
+            (b"xoxp-", 10),
+            (b"xoxa-", 10),
+            (b"sk_live_", 12),
+            (b"sk_test_", 12),
+            (b"rk_live_", 12),
+            (b"AKIA", 16),
+            (b"AIza", 30),
+            (b"npm_", 30),
+        ];
+        (0..bytes.len()).any(|i| {
+            at_word_start(bytes, i)
+                && PREFIXES.iter().any(|(prefix, rest)| {
+                    bytes[i..].starts_with(prefix)
+                        && run(bytes, i + prefix.len(), is_b64url) >= *rest
+                })
+        })
+    }
+
+    #[test]
+    fn the_shape_filter_never_changes_a_finding() {
+        // Fragments that trigger (or nearly trigger) each rule, joined at random with
+        // separators: the filtered and unfiltered screens must agree on every one.
+        const PARTS: [&str; 40] = [
+            "password",
+            "token",
+            "pin",
+            "otp",
+            "code",
+            "mfa",
+            "bearer",
+            "Basic",
+            "key",
+            "api_key",
+            "u_42",
+            "svc_421",
+            "=",
+            ":",
+            "%3D",
+            "%3a",
+            "%20",
+            "+",
+            " ",
+            "\t",
+            "@",
+            "$2b$",
+            "$argon2id$",
+            "://",
+            ".",
+            "eyJhbGciOiJIUz",
+            "eyJzdWIi",
+            "123456",
+            "1234",
+            "ghp_",
+            "xoxb-",
+            "AKIA",
+            "sk_live_",
+            "16C7e42F292c6912E7710c8",
+            "example.com",
+            "alice",
+            "hunter2",
+            "4eC39HqLyjWDarjtT1zdp7dc",
+            "é",
+            "\"",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        let mut found = 0;
+        for _ in 0..20_000 {
+            let n = 1 + (next() % 7) as usize;
+            let text: String = (0..n)
+                .map(|_| PARTS[(next() % PARTS.len() as u64) as usize])
+                .collect();
+            for scan in [Scan::TEXT, Scan::IDENTIFIER] {
+                let expected = find_every_rule(&text, scan);
+                assert_eq!(find(&text, scan), expected, "{text:?}");
+                found += usize::from(expected.is_some());
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 40_000);
+        assert!(
+            found > 5_000,
+            "the corpus reaches the rules: {found} findings"
+        );
     }
 
     #[test]
