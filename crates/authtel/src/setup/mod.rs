@@ -149,6 +149,12 @@ impl Setup {
         self
     }
 
+    #[cfg(not(all(
+        feature = "sql",
+        feature = "kafka",
+        feature = "otlp",
+        feature = "prometheus"
+    )))]
     fn missing_feature(&mut self, variable: &str, feature: &str) {
         if env(variable).is_some() {
             self.warnings.push(format!(
