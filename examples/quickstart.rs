@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
     for lane in &report.lanes {
         println!(
             "delivery: lane {} delivered {} of {} records ({} dead-lettered, {} dropped)",
-            lane.lane, lane.delivered, lane.published, lane.dead_lettered, lane.dropped
+            lane.forwarder, lane.delivered, lane.published, lane.dead_lettered, lane.dropped
         );
     }
     println!(

@@ -172,8 +172,11 @@ fn connect_hint(backend: &str) -> &'static str {
 
 /// `url` with the password of its user-info part (`scheme://user:password@host`) replaced by
 /// `***`, for error messages.
-#[cfg(feature = "postgres")]
-pub(crate) fn redact_url(url: &str) -> String {
+///
+/// ```
+/// assert_eq!(authtel_sql::redact_url("mysql://root:pw@h/db"), "mysql://root:***@h/db");
+/// ```
+pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
@@ -222,7 +225,6 @@ impl From<SqlError> for ForwardError {
 mod tests {
     use super::*;
 
-    #[cfg(feature = "postgres")]
     #[test]
     fn redact_url_hides_only_the_password() {
         for (url, want) in [

@@ -67,7 +67,7 @@ mod store;
 mod tx;
 
 pub use batch::{BatchOutcome, BatchWriter, RefusedRecord};
-pub use error::SqlError;
+pub use error::{SqlError, redact_url};
 pub use operator::ForwarderRetries;
 pub use outbox::{DeadLetter, ForwarderState, Health, PurgeReport, RelayPass};
 pub use query::{AuditQuery, Cursor, MAX_PAGE, Page};

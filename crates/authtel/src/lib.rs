@@ -83,7 +83,7 @@ pub use authtel_core::{
 };
 
 pub mod setup;
-pub use setup::{Authtel, LaneReport, Setup, SetupError, ShutdownReport, setup};
+pub use setup::{Authtel, Setup, SetupError, ShutdownReport, setup};
 
 /// The default logger: span stops, exceptions and signals as structured `tracing` events
 /// under per-category targets (`authtel::auth`, `authtel::security`, …).

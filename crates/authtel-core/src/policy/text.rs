@@ -585,33 +585,44 @@ fn has_password_hash(bytes: &[u8]) -> bool {
     false
 }
 
+/// Vendor token prefixes (case-sensitive) and how many token characters must follow.
+const VENDOR_PREFIXES: [(&[u8], usize); 16] = [
+    (b"ghp_", 20),
+    (b"gho_", 20),
+    (b"ghu_", 20),
+    (b"ghs_", 20),
+    (b"ghr_", 20),
+    (b"github_pat_", 20),
+    (b"glpat-", 16),
+    (b"xoxb-", 10),
+    (b"xoxp-", 10),
+    (b"xoxa-", 10),
+    (b"sk_live_", 12),
+    (b"sk_test_", 12),
+    (b"rk_live_", 12),
+    (b"AKIA", 16),
+    (b"AIza", 30),
+    (b"npm_", 30),
+];
+
+/// Which bytes start a vendor prefix, derived from the table so the two cannot drift.
+const VENDOR_FIRST_BYTES: [bool; 256] = {
+    let mut first = [false; 256];
+    let mut i = 0;
+    while i < VENDOR_PREFIXES.len() {
+        first[VENDOR_PREFIXES[i].0[0] as usize] = true;
+        i += 1;
+    }
+    first
+};
+
 fn has_vendor_token(bytes: &[u8]) -> bool {
-    // (prefix, case-sensitive, characters that must follow)
-    const PREFIXES: [(&[u8], usize); 16] = [
-        (b"ghp_", 20),
-        (b"gho_", 20),
-        (b"ghu_", 20),
-        (b"ghs_", 20),
-        (b"ghr_", 20),
-        (b"github_pat_", 20),
-        (b"glpat-", 16),
-        (b"xoxb-", 10),
-        (b"xoxp-", 10),
-        (b"xoxa-", 10),
-        (b"sk_live_", 12),
-        (b"sk_test_", 12),
-        (b"rk_live_", 12),
-        (b"AKIA", 16),
-        (b"AIza", 30),
-        (b"npm_", 30),
-    ];
     for i in 0..bytes.len() {
-        // Every prefix starts with one of these: most positions end here.
-        if !matches!(bytes[i], b'g' | b'x' | b's' | b'r' | b'A' | b'n') || !at_word_start(bytes, i)
-        {
+        // Most positions start no prefix and end here.
+        if !VENDOR_FIRST_BYTES[bytes[i] as usize] || !at_word_start(bytes, i) {
             continue;
         }
-        for (prefix, rest) in PREFIXES {
+        for (prefix, rest) in VENDOR_PREFIXES {
             if prefix[0] == bytes[i]
                 && bytes[i..].starts_with(prefix)
                 && run(bytes, i + prefix.len(), is_b64url) >= rest
@@ -844,27 +855,9 @@ mod tests {
 
     /// `has_vendor_token` without its first-byte shortcut.
     fn has_vendor_token_every_position(bytes: &[u8]) -> bool {
-        const PREFIXES: [(&[u8], usize); 16] = [
-            (b"ghp_", 20),
-            (b"gho_", 20),
-            (b"ghu_", 20),
-            (b"ghs_", 20),
-            (b"ghr_", 20),
-            (b"github_pat_", 20),
-            (b"glpat-", 16),
-            (b"xoxb-", 10),
-            (b"xoxp-", 10),
-            (b"xoxa-", 10),
-            (b"sk_live_", 12),
-            (b"sk_test_", 12),
-            (b"rk_live_", 12),
-            (b"AKIA", 16),
-            (b"AIza", 30),
-            (b"npm_", 30),
-        ];
         (0..bytes.len()).any(|i| {
             at_word_start(bytes, i)
-                && PREFIXES.iter().any(|(prefix, rest)| {
+                && VENDOR_PREFIXES.iter().any(|(prefix, rest)| {
                     bytes[i..].starts_with(prefix)
                         && run(bytes, i + prefix.len(), is_b64url) >= *rest
                 })

@@ -53,28 +53,14 @@ impl fmt::Debug for Authtel {
     }
 }
 
-/// What one delivery lane did by the time of [`Authtel::shutdown`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaneReport {
-    /// The lane (`sql`, `kafka`).
-    pub lane: String,
-    /// Records accepted for delivery.
-    pub published: u64,
-    /// Records the destination acknowledged.
-    pub delivered: u64,
-    /// Records refused for good (kept in the dead-letter directory when one is set).
-    pub dead_lettered: u64,
-    /// Records dropped (counted, never audit records silently).
-    pub dropped: u64,
-    /// Records waiting on disk for the destination to come back.
-    pub spilled: u64,
-}
-
 /// What [`Authtel::shutdown`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
-    /// One entry per delivery lane.
-    pub lanes: Vec<LaneReport>,
+    /// Each delivery lane's counters (`sql`, `kafka`) as the pipeline reports them.
+    #[cfg(feature = "pipeline")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]
+    pub lanes: Vec<authtel_pipeline::ForwarderMetrics>,
 }
 
 impl ShutdownReport {
@@ -84,10 +70,17 @@ impl ShutdownReport {
     /// assert_eq!(authtel::ShutdownReport::default().delivered("sql"), None);
     /// ```
     pub fn delivered(&self, lane: &str) -> Option<u64> {
-        self.lanes
+        #[cfg(feature = "pipeline")]
+        return self
+            .lanes
             .iter()
-            .find(|l| l.lane == lane)
-            .map(|l| l.delivered)
+            .find(|l| l.forwarder == lane)
+            .map(|l| l.delivered);
+        #[cfg(not(feature = "pipeline"))]
+        {
+            let _ = lane;
+            None
+        }
     }
 }
 
@@ -336,18 +329,7 @@ impl Authtel {
             if let Err(source) = pipeline.shutdown(deadline) {
                 first_error.get_or_insert(SetupError::PipelineShutdown { timeout, source });
             }
-            report.lanes = pipeline
-                .metrics()
-                .into_iter()
-                .map(|m| LaneReport {
-                    lane: m.forwarder,
-                    published: m.published,
-                    delivered: m.delivered,
-                    dead_lettered: m.dead_lettered,
-                    dropped: m.dropped,
-                    spilled: m.spilled,
-                })
-                .collect();
+            report.lanes = pipeline.metrics();
         }
         #[cfg(feature = "otlp")]
         if let Some(otlp) = &self.otlp

@@ -64,13 +64,13 @@ impl Authtel {
             }
             #[cfg(not(feature = "postgres"))]
             return Err(SetupError::UnsupportedDatabase {
-                url: mask_password(url),
+                url: authtel_sql::redact_url(url),
                 advice: "this build has SQLite only; enable the `authtel/postgres` feature",
             });
         }
         if lower.contains("://") && !lower.starts_with("sqlite:") {
             return Err(SetupError::UnsupportedDatabase {
-                url: mask_password(url),
+                url: authtel_sql::redact_url(url),
                 advice: "use sqlite://path/to/audit.db, a file path, sqlite::memory: or postgres://…",
             });
         }
@@ -80,39 +80,5 @@ impl Authtel {
         let lane = ForwarderConfig::new("sql", authtel_sql::BatchWriter::new(&store));
         self.sqlite = Some(store);
         Ok(lane)
-    }
-}
-
-/// `scheme://user:***@host/…`: a URL fit for an error message.
-#[cfg(feature = "sql")]
-fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(all(test, feature = "sql"))]
-mod tests {
-    use super::mask_password;
-
-    #[test]
-    fn a_password_never_reaches_the_message() {
-        assert_eq!(
-            mask_password("mysql://app:hunter2@db:3306/x"),
-            "mysql://app:***@db:3306/x"
-        );
-        assert_eq!(mask_password("mysql://db/x"), "mysql://db/x");
-        assert_eq!(
-            mask_password("mysql://a:b@c@db/x?p=1"),
-            "mysql://a:***@db/x?p=1"
-        );
     }
 }

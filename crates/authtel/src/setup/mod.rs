@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use error::SetupError;
-pub use guard::{Authtel, LaneReport, ShutdownReport};
+pub use guard::{Authtel, ShutdownReport};
 
 /// Starts a [`Setup`]: nothing is attached until [`Setup::install`].
 ///
