@@ -50,8 +50,9 @@ pub struct ExportStats {
     /// Log records handed to the batch processor (signals and audit records).
     pub logs_emitted: u64,
     /// Log records lost: given up on after the retry window, or (counted at shutdown)
-    /// dropped by a full queue. After a shutdown,
-    /// `logs_exported + logs_dropped == logs_emitted`.
+    /// dropped by a full queue. After a shutdown that returned `Ok`,
+    /// `logs_exported + logs_dropped == logs_emitted` (a shutdown cut off by its deadline
+    /// leaves records in flight, and they are not counted).
     pub logs_dropped: u64,
     /// The last export error, for the operator.
     pub last_error: Option<String>,
