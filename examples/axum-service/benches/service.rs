@@ -1,7 +1,7 @@
 //! The service's overhead, measured the way a load generator sees it: the session check
 //! (`GET /me`) and the login (`POST /login`, Argon2id at production cost) over loopback, with
-//! authtel fully attached — the default logger writing to a file (through
-//! `tracing-appender`'s non-blocking writer, as its docs set up a file log), the SQLite audit rows and
+//! authtel fully attached — the default logger writing to a file (a `write(2)` per line on
+//! the request's thread), the SQLite audit rows and
 //! outbox in each transaction, the request-context layer, Prometheus and the detectors —
 //! against the same service with nothing attached (no handler, no layer, no audit rows).
 //!
@@ -18,8 +18,8 @@
 //! row is the method's noise floor on this machine.
 //!
 //! `AUTHTEL_BENCH_AXUM_PARTS=1` also runs one service per part (logger, layer, handlers,
-//! audit rows), each alone, and everything with the log file written on the request's thread,
-//! to show where the added time goes.
+//! audit rows), each alone, and everything with the log file written by `tracing-appender`'s
+//! writer thread or through a buffer flushed every 100 ms, to show where the added time goes.
 //! `AUTHTEL_BENCH_QUICK=1` (set by `cargo xtask bench --quick`) takes fewer rounds.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,9 +40,20 @@ struct Parts {
     layer: bool,
     handlers: bool,
     audit: bool,
-    /// The log file written on the request's thread (`Mutex<File>`, a `write(2)` per line)
-    /// instead of through `tracing-appender`'s non-blocking writer.
-    blocking_log: bool,
+    /// How the log file is written.
+    writer: LogWriter,
+}
+
+/// How the child writes its log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogWriter {
+    /// `Mutex<File>`: one `write(2)` per line, on the request's thread.
+    Blocking,
+    /// `tracing-appender`'s non-blocking writer: lines go to a writer thread.
+    NonBlocking,
+    /// `Mutex<BufWriter<File>>` (64 KiB) flushed every 100 ms by a thread: a line is a copy
+    /// into memory; a crash loses up to 100 ms of log lines (never audit rows).
+    Buffered,
 }
 
 impl Parts {
@@ -51,14 +62,14 @@ impl Parts {
         layer: false,
         handlers: false,
         audit: false,
-        blocking_log: false,
+        writer: LogWriter::Blocking,
     };
     const ALL: Parts = Parts {
         logger: true,
         layer: true,
         handlers: true,
         audit: true,
-        blocking_log: false,
+        writer: LogWriter::Blocking,
     };
 
     fn encode(self) -> String {
@@ -68,25 +79,32 @@ impl Parts {
             u8::from(self.layer),
             u8::from(self.handlers),
             u8::from(self.audit),
-            u8::from(self.blocking_log)
+            self.writer as u8
         )
     }
 
     fn decode(text: &str) -> Option<Parts> {
         let b = text.as_bytes();
-        (b.len() == 5 && b.iter().all(|c| matches!(c, b'0' | b'1'))).then(|| Parts {
+        let writer = match b.get(4) {
+            Some(b'0') => LogWriter::Blocking,
+            Some(b'1') => LogWriter::NonBlocking,
+            Some(b'2') => LogWriter::Buffered,
+            _ => return None,
+        };
+        (b.len() == 5 && b[..4].iter().all(|c| matches!(c, b'0' | b'1'))).then(|| Parts {
             logger: b[0] == b'1',
             layer: b[1] == b'1',
             handlers: b[2] == b'1',
             audit: b[3] == b'1',
-            blocking_log: b[4] == b'1',
+            writer,
         })
     }
 }
 
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
-        let parts = Parts::decode(&spec).expect("AUTHTEL_BENCH_AXUM_CHILD is five 0/1 digits");
+        let parts = Parts::decode(&spec)
+            .expect("AUTHTEL_BENCH_AXUM_CHILD is four 0/1 digits and a writer digit 0-2");
         child(parts);
         return;
     }
@@ -105,17 +123,40 @@ fn child(parts: Parts) {
     let db = std::env::temp_dir().join(format!("authtel-axum-bench-{tag}.db"));
     let log = std::env::temp_dir().join(format!("authtel-axum-bench-{tag}.log"));
     let file = std::fs::File::create(&log).expect("log file");
-    // A file log as tracing-appender's docs set one up: lines handed to a writer thread.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking(file.try_clone().expect("fd"));
-    if parts.blocking_log {
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(std::sync::Mutex::new(file))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-    } else {
-        let subscriber = tracing_subscriber::fmt().with_writer(writer).finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-    }
+    let mut _flush_on_exit = None;
+    let installed = match parts.writer {
+        LogWriter::Blocking => tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(file))
+                .finish(),
+        ),
+        LogWriter::NonBlocking => {
+            // As tracing-appender's docs set up a file log.
+            let (writer, guard) = tracing_appender::non_blocking(file);
+            _flush_on_exit = Some(guard);
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::fmt().with_writer(writer).finish(),
+            )
+        }
+        LogWriter::Buffered => {
+            let buffered: &'static std::sync::Mutex<std::io::BufWriter<std::fs::File>> =
+                Box::leak(Box::new(std::sync::Mutex::new(
+                    std::io::BufWriter::with_capacity(64 * 1024, file),
+                )));
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let _ = buffered.lock().map(|mut w| w.flush());
+                }
+            });
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::fmt()
+                    .with_writer(move || Buffered(buffered))
+                    .finish(),
+            )
+        }
+    };
+    installed.expect("one subscriber");
 
     let mut config = Config::for_tests(db.display().to_string());
     config.hash_cost = HashCost::production();
@@ -153,6 +194,22 @@ fn child(parts: Parts) {
         let _ = std::fs::remove_file(p);
     }
     let _ = std::fs::remove_file(log);
+}
+
+/// One line's writer into the shared buffer (a lock per line, no system call).
+struct Buffered(&'static std::sync::Mutex<std::io::BufWriter<std::fs::File>>);
+
+impl Write for Buffered {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("log buffer poisoned"))?
+            .write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 // ----- the load generator -----
@@ -423,9 +480,16 @@ fn load_generator() {
                 },
             ),
             (
-                "all, log blocking",
+                "all, log threaded",
                 Parts {
-                    blocking_log: true,
+                    writer: LogWriter::NonBlocking,
+                    ..Parts::ALL
+                },
+            ),
+            (
+                "all, log buffered",
+                Parts {
+                    writer: LogWriter::Buffered,
                     ..Parts::ALL
                 },
             ),
