@@ -466,8 +466,9 @@ impl Detectors {
     /// strongest penalty running on the address, its network, the account, or the pair.
     ///
     /// Before any penalty was imposed this is one atomic load; with none running, a clock
-    /// read more; otherwise it hashes the keys and looks up to four of them. In monitor mode
-    /// it is always [`Verdict::Allow`].
+    /// read more; otherwise it hashes the keys of the kinds that may have a penalty running
+    /// (address, account, their pair, network) and looks up those whose hint slot says they
+    /// may. In monitor mode it is always [`Verdict::Allow`].
     #[inline]
     pub fn verdict(&self, ip: Option<IpAddr>, user: Option<&str>) -> Verdict {
         let shared = &self.inner.shared;
@@ -479,20 +480,28 @@ impl Detectors {
         if !penalties.may_run(now) {
             return Verdict::Allow;
         }
+        // Hash only what a running penalty may be on: during a brute-force attack nobody's
+        // network is hashed, and no account before the first account penalty.
+        let on = |key| penalties.may_run_on(key, now);
+        let (ip_on, user_on, pair_on) = (
+            on(PenaltyKey::Ip),
+            on(PenaltyKey::Identifier),
+            on(PenaltyKey::Pair),
+        );
         let h = &shared.hasher;
-        let user = user.map(|u| h.user(u));
-        let ip_fp = ip.map(|ip| h.ip(ip));
-        let pair = ip_fp.zip(user).map(|(i, u)| KeyHasher::pair(i, u));
-        // Only the spraying detector penalises networks.
-        let prefix = ip
-            .filter(|_| self.inner.spraying.is_some())
-            .map(|ip| h.prefix(ip));
+        let ip_fp = ip.filter(|_| ip_on || pair_on).map(|ip| h.ip(ip));
+        let user_fp = user.filter(|_| user_on || pair_on).map(|u| h.user(u));
+        let pair = ip_fp
+            .zip(user_fp)
+            .filter(|_| pair_on)
+            .map(|(i, u)| KeyHasher::pair(i, u));
+        let prefix = ip.filter(|_| on(PenaltyKey::Prefix)).map(|ip| h.prefix(ip));
         penalties.check(
             now,
             &[
                 (PenaltyKey::Pair, pair),
-                (PenaltyKey::Ip, ip_fp),
-                (PenaltyKey::Identifier, user),
+                (PenaltyKey::Ip, ip_fp.filter(|_| ip_on)),
+                (PenaltyKey::Identifier, user_fp.filter(|_| user_on)),
                 (PenaltyKey::Prefix, prefix),
             ],
         )

@@ -94,6 +94,9 @@ pub(crate) struct PenaltyBox {
     /// The latest end of any penalty ever imposed: before it passes there may be one to find,
     /// after it there is none, and a verdict costs one load.
     horizon: AtomicU64,
+    /// The same per key kind ([`PenaltyKey`] order): a verdict hashes and looks up only the
+    /// kinds that may have a penalty running (during a brute-force attack, no network).
+    kinds: [AtomicU64; 4],
 }
 
 impl PenaltyBox {
@@ -103,6 +106,7 @@ impl PenaltyBox {
             table,
             hints: (0..hints).map(|_| AtomicU64::new(0)).collect(),
             horizon: AtomicU64::new(0),
+            kinds: Default::default(),
         }
     }
 
@@ -124,6 +128,7 @@ impl PenaltyBox {
                 p.until_ms = p.until_ms.max(until);
             }
         });
+        self.kinds[key as usize - 1].fetch_max(until, Ordering::Relaxed);
         self.horizon.fetch_max(until, Ordering::Relaxed);
     }
 
@@ -151,6 +156,12 @@ impl PenaltyBox {
     #[inline]
     pub(crate) fn may_run(&self, now: u64) -> bool {
         self.table.is_some() && self.horizon.load(Ordering::Relaxed) > now
+    }
+
+    /// Whether a penalty on a key of kind `key` may still be running at `now` (one load).
+    #[inline]
+    pub(crate) fn may_run_on(&self, key: PenaltyKey, now: u64) -> bool {
+        self.kinds[key as usize - 1].load(Ordering::Relaxed) > now
     }
 
     /// The strongest penalty among `keys` still running at `now`.
