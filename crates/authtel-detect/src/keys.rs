@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use authtel_core::telemetry::EventRecord;
 
+use crate::detectors::Shared;
+
 /// Domain tags, so an address and an identifier with the same bytes never share a digest.
 const TAG_USER: u64 = 1;
 const TAG_IP: u64 = 2;
@@ -177,11 +179,9 @@ pub(crate) struct KeyCache<'h, 'r> {
 }
 
 impl<'h, 'r> KeyCache<'h, 'r> {
-    pub(crate) fn new(
-        hasher: &'h KeyHasher,
-        clock: &dyn crate::clock::Clock,
-        record: &'r EventRecord<'r>,
-    ) -> KeyCache<'h, 'r> {
+    pub(crate) fn new(shared: &'h Shared, record: &'r EventRecord<'r>) -> KeyCache<'h, 'r> {
+        let hasher = &shared.hasher;
+        let clock = &*shared.clock;
         let key = (
             hasher.id,
             record.context.span_id.get(),
@@ -197,6 +197,7 @@ impl<'h, 'r> KeyCache<'h, 'r> {
                     .monotonic_time
                     .and_then(|t| clock.at_instant(t))
                     .unwrap_or_else(|| clock.now_ms());
+                shared.note_time(now);
                 let keys = Keys {
                     now,
                     user: record.metadata.get_user_id().map(|u| hasher.user(u)),

@@ -465,10 +465,11 @@ impl Detectors {
     /// What to do with the next attempt from `ip` on `user` (either may be unknown): the
     /// strongest penalty running on the address, its network, the account, or the pair.
     ///
-    /// Before any penalty was imposed this is one atomic load; with none running, a clock
-    /// read more; otherwise it hashes the keys of the kinds that may have a penalty running
-    /// (address, account, their pair, network) and looks up those whose hint slot says they
-    /// may. In monitor mode it is always [`Verdict::Allow`].
+    /// Before any penalty was imposed this is one atomic load; with none running, a few
+    /// more; otherwise it hashes the keys of the kinds that may have a penalty running
+    /// (address, account, their pair, network), and reads the clock and looks a key up only
+    /// when its hint slot says it may have one. In monitor mode it is always
+    /// [`Verdict::Allow`].
     #[inline]
     pub fn verdict(&self, ip: Option<IpAddr>, user: Option<&str>) -> Verdict {
         let shared = &self.inner.shared;
@@ -476,18 +477,20 @@ impl Detectors {
         if !penalties.ever_imposed() {
             return Verdict::Allow;
         }
-        let now = shared.now();
-        if !penalties.may_run(now) {
-            return Verdict::Allow;
-        }
-        // Hash only what a running penalty may be on: during a brute-force attack nobody's
-        // network is hashed, and no account before the first account penalty.
-        let on = |key| penalties.may_run_on(key, now);
-        let (ip_on, user_on, pair_on) = (
+        // A time no later than now (the latest clock reading of any detector or verdict):
+        // what ended before it needs no clock read, and keys that no running penalty can be
+        // on are not hashed (during a brute-force attack nobody's network is).
+        let seen = shared.seen_ms();
+        let on = |key| penalties.may_run_on(key, seen);
+        let (ip_on, user_on, pair_on, prefix_on) = (
             on(PenaltyKey::Ip),
             on(PenaltyKey::Identifier),
             on(PenaltyKey::Pair),
+            on(PenaltyKey::Prefix),
         );
+        if !(ip_on || user_on || pair_on || prefix_on) {
+            return Verdict::Allow;
+        }
         let h = &shared.hasher;
         let ip_fp = ip.filter(|_| ip_on || pair_on).map(|ip| h.ip(ip));
         let user_fp = user.filter(|_| user_on || pair_on).map(|u| h.user(u));
@@ -495,9 +498,10 @@ impl Detectors {
             .zip(user_fp)
             .filter(|_| pair_on)
             .map(|(i, u)| KeyHasher::pair(i, u));
-        let prefix = ip.filter(|_| on(PenaltyKey::Prefix)).map(|ip| h.prefix(ip));
-        penalties.check(
-            now,
+        let prefix = ip.filter(|_| prefix_on).map(|ip| h.prefix(ip));
+        penalties.check_since(
+            seen,
+            || shared.now(),
             &[
                 (PenaltyKey::Pair, pair),
                 (PenaltyKey::Ip, ip_fp.filter(|_| ip_on)),

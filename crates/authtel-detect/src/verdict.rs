@@ -152,12 +152,6 @@ impl PenaltyBox {
         self.horizon.load(Ordering::Relaxed) != 0
     }
 
-    /// Whether some penalty may still be running at `now` (one load).
-    #[inline]
-    pub(crate) fn may_run(&self, now: u64) -> bool {
-        self.table.is_some() && self.horizon.load(Ordering::Relaxed) > now
-    }
-
     /// Whether a penalty on a key of kind `key` may still be running at `now` (one load).
     #[inline]
     pub(crate) fn may_run_on(&self, key: PenaltyKey, now: u64) -> bool {
@@ -165,19 +159,39 @@ impl PenaltyBox {
     }
 
     /// The strongest penalty among `keys` still running at `now`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn check(&self, now: u64, keys: &[(PenaltyKey, Option<u64>)]) -> Verdict {
-        if self.horizon.load(Ordering::Relaxed) <= now {
+        self.check_since(now, || now, keys)
+    }
+
+    /// The strongest penalty among `keys` still running now, where `seen` is a time no later
+    /// than now and `clock` reads now. A key whose hint slot ended by `seen` is skipped
+    /// without reading the clock; the clock is read once, for the first key that may have a
+    /// penalty running.
+    #[inline]
+    pub(crate) fn check_since(
+        &self,
+        seen: u64,
+        mut clock: impl FnMut() -> u64,
+        keys: &[(PenaltyKey, Option<u64>)],
+    ) -> Verdict {
+        if self.horizon.load(Ordering::Relaxed) <= seen {
             return Verdict::Allow;
         }
         let Some(table) = &self.table else {
             return Verdict::Allow;
         };
+        let mut now = None;
         let mut verdict = Verdict::Allow;
         for &(key, fp) in keys {
             let Some(fp) = fp else { continue };
             let fp = tagged(fp, key as u8);
-            if self.hint(fp).load(Ordering::Relaxed) <= now {
+            let hint = self.hint(fp).load(Ordering::Relaxed);
+            if hint <= seen {
+                continue;
+            }
+            let now = *now.get_or_insert_with(&mut clock);
+            if hint <= now {
                 continue;
             }
             if let Some(p) = table.get(fp)

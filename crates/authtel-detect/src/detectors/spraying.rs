@@ -93,7 +93,7 @@ impl PasswordSpraying {
 
     fn failure(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let mut keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let mut keys = KeyCache::new(&self.shared, record);
         let (Some(user), Some(ip)) = (keys.user(), keys.ip()) else {
             return;
         };
