@@ -6,8 +6,11 @@
 //!   against the same span with one no-op handler (core's `span/one_handler_start_stop`).
 //!   Accounts and addresses rotate over 4,096 of each, as traffic does. Target: ≤ 200 ns.
 //! - `detect_verdict`: `Detectors::verdict` with no penalty running anywhere (one load)
-//!   and with penalties in the box (hash four keys, look them up), against one lookup in a
+//!   and with penalties in the box (address, account and pair penalties running: hash the
+//!   address and the account, look up what their hints point to), against one lookup in a
 //!   std `HashMap<String, u64>` (SipHash, like ours). Target: ≤ 100 ns.
+//!
+//! `examples/detect_loop.rs` runs the same loops (`common/`) for callgrind.
 //! - `detect/memory_…` (a JSON row in `$AUTHTEL_BENCH_DIR/detect.jsonl`): the process's
 //!   resident memory growth after a million distinct addresses and accounts, beside the
 //!   detectors' own accounting.
