@@ -17,6 +17,7 @@
 //! [`Detectors`]: crate::Detectors
 
 use std::cell::Cell;
+use std::fmt;
 use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,8 +40,9 @@ const TAG_NETWORK: u64 = 6;
 /// state that has already absorbed the kind's tag as one whole 8-byte block; a digest
 /// copies that state and writes the key's bytes in one call (the account's UTF-8, the
 /// address's 4 or 16 bytes). So domain separation costs nothing per key, and a key costs
-/// one SipHash compression per 8 bytes plus the finalisation.
-#[derive(Debug, Clone)]
+/// one SipHash compression per 8 bytes plus the finalisation. Its `Debug` shows no state
+/// (a SipHash state's own `Debug` prints the key).
+#[derive(Clone)]
 pub(crate) struct KeyHasher {
     user: DefaultHasher,
     ip: DefaultHasher,
@@ -50,6 +52,14 @@ pub(crate) struct KeyHasher {
     network: DefaultHasher,
     /// Tells this hasher's cached digests from another set's on the same thread.
     id: u64,
+}
+
+impl fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyHasher")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -294,6 +304,15 @@ mod tests {
         assert_ne!(a.user("u_1"), b.user("u_1"));
         assert_ne!(a.user("u_1"), a.device("u_1"));
         assert_eq!(a.user("u_1"), a.user("u_1"));
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let h = KeyHasher::new();
+        let text = format!("{h:?}");
+        // A derived `Debug` would print each SipHash state, keys (`k0`, `k1`) included.
+        assert!(!text.contains("k0") && !text.contains("k1"), "{text}");
+        assert!(text.starts_with("KeyHasher"), "{text}");
     }
 
     #[test]
