@@ -6,11 +6,16 @@
 //!   against the same span with one no-op handler (core's `span/one_handler_start_stop`).
 //!   Accounts and addresses rotate over 4,096 of each, as traffic does. Target: ≤ 200 ns.
 //! - `detect_verdict`: `Detectors::verdict` with no penalty running anywhere (one load)
-//!   and with penalties in the box (hash four keys, look them up), against one lookup in a
+//!   and with penalties in the box (address, account and pair penalties running: hash the
+//!   address and the account, look up what their hints point to), against one lookup in a
 //!   std `HashMap<String, u64>` (SipHash, like ours). Target: ≤ 100 ns.
+//!
+//! `examples/detect_loop.rs` runs the same loops (`common/`) for callgrind.
 //! - `detect/memory_…` (a JSON row in `$AUTHTEL_BENCH_DIR/detect.jsonl`): the process's
 //!   resident memory growth after a million distinct addresses and accounts, beside the
 //!   detectors' own accounting.
+
+mod common;
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -21,66 +26,16 @@ use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::metadata::Metadata;
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::{self, Registry, handler_fn};
-use authtel_core::telemetry::{self, EventRecord, Measurements, SpanContext};
-use authtel_detect::{DetectConfig, Detectors, FixedGeo, GeoPoint, Mode};
+use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
+use authtel_detect::{Detectors, FixedGeo, GeoPoint};
+use common::{KEYS, Traffic, login_detectors};
 use criterion::{BenchmarkGroup, Criterion, criterion_group, measurement::WallTime};
-
-const KEYS: usize = 4096;
 
 fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
     group
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-}
-
-struct Traffic {
-    users: Vec<String>,
-    ips: Vec<IpAddr>,
-    next: usize,
-}
-
-impl Traffic {
-    fn new() -> Traffic {
-        Traffic {
-            users: (0..KEYS).map(|i| format!("u_{i:05}")).collect(),
-            ips: (0..KEYS as u32)
-                .map(|i| {
-                    IpAddr::V4(Ipv4Addr::from(
-                        0x0A00_0000 + i.wrapping_mul(2_654_435_761) % (1 << 24),
-                    ))
-                })
-                .collect(),
-            next: 0,
-        }
-    }
-
-    fn failed_login(&mut self) -> bool {
-        self.next = (self.next + 1) % KEYS;
-        // Accounts and addresses rotate independently, so pairs vary too.
-        let user = &self.users[self.next];
-        let ip = self.ips[(self.next * 7) % KEYS];
-        let meta = Metadata::new()
-            .user_id(user)
-            .client_ip(ip)
-            .method("password");
-        telemetry::span(black_box(&AUTH_LOGIN), meta, || black_box(false))
-    }
-}
-
-/// The detectors that hear logins: everything but MFA and refresh reuse.
-fn login_detectors() -> Detectors {
-    let mut config = DetectConfig::default();
-    config.mfa.mode = Mode::Off;
-    config.refresh_reuse.mode = Mode::Off;
-    let geo = FixedGeo::new()
-        .with_network("10.0.0.0/8", GeoPoint::new(52.5, 13.4, 25).with_asn(64_500))
-        .expect("valid network");
-    Detectors::builder()
-        .with_config(config)
-        .with_geo(geo)
-        .build()
-        .expect("valid configuration")
 }
 
 fn assert_nothing_attached() {
@@ -123,45 +78,18 @@ fn detect_login(c: &mut Criterion) {
 fn detect_verdict(c: &mut Criterion) {
     let mut group = c.benchmark_group("detect_verdict");
     short(&mut group);
-    let traffic = Traffic::new();
+    let mut traffic = Traffic::new();
     let detectors = login_detectors();
-    let mut i = 0;
-    let mut next = || {
-        i = (i + 1) % KEYS;
-        (
-            Some(traffic.ips[(i * 7) % KEYS]),
-            Some(traffic.users[i].as_str()),
-        )
-    };
     group.bench_function("verdict_no_penalty", |b| {
         b.iter(|| {
-            let (ip, user) = next();
+            let (ip, user) = traffic.next_attempt();
             detectors.verdict(black_box(ip), black_box(user))
         })
     });
-    // Penalise every tenth address (ten failures each, through the brute-force handler).
-    let numbers = Measurements::new();
-    if let Some(bf) = detectors.brute_force() {
-        for (n, ip) in traffic.ips.iter().enumerate().step_by(10) {
-            let meta = Metadata::new()
-                .user_id(&traffic.users[n])
-                .client_ip(*ip)
-                .outcome(Outcome::Failure);
-            let record = EventRecord::signal(
-                AUTH_LOGIN.stop(),
-                SpanContext::child_of(None),
-                &numbers,
-                &meta,
-            );
-            for _ in 0..10 {
-                authtel_core::registry::Handler::handle(bf, &record);
-            }
-        }
-    }
-    assert!(!detectors.verdict(Some(traffic.ips[0]), None).is_allow());
+    traffic.penalise(&detectors);
     group.bench_function("verdict_with_penalties", |b| {
         b.iter(|| {
-            let (ip, user) = next();
+            let (ip, user) = traffic.next_attempt();
             detectors.verdict(black_box(ip), black_box(user))
         })
     });

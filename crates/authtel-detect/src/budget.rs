@@ -71,8 +71,12 @@ impl TableId {
     /// The `u32`s each entry carries beside its value.
     pub(crate) fn stride(self, c: &DetectConfig) -> usize {
         match self {
-            TableId::SprayingIp => c.spraying.ip_threshold as usize,
-            TableId::SprayingPrefix => c.spraying.prefix_threshold as usize,
+            TableId::SprayingIp => {
+                (c.spraying.ip_threshold as usize).saturating_sub(spraying::INLINE)
+            }
+            TableId::SprayingPrefix => {
+                (c.spraying.prefix_threshold as usize).saturating_sub(spraying::INLINE)
+            }
             _ => 0,
         }
     }

@@ -465,9 +465,11 @@ impl Detectors {
     /// What to do with the next attempt from `ip` on `user` (either may be unknown): the
     /// strongest penalty running on the address, its network, the account, or the pair.
     ///
-    /// Before any penalty was imposed this is one atomic load; with none running, a clock
-    /// read more; otherwise it hashes the keys and looks up to four of them. In monitor mode
-    /// it is always [`Verdict::Allow`].
+    /// Before any penalty was imposed this is one atomic load; with none running, a few
+    /// more; otherwise it hashes the keys of the kinds that may have a penalty running
+    /// (address, account, their pair, network), and reads the clock and looks a key up only
+    /// when its hint slot says it may have one. In monitor mode it is always
+    /// [`Verdict::Allow`].
     #[inline]
     pub fn verdict(&self, ip: Option<IpAddr>, user: Option<&str>) -> Verdict {
         let shared = &self.inner.shared;
@@ -475,24 +477,35 @@ impl Detectors {
         if !penalties.ever_imposed() {
             return Verdict::Allow;
         }
-        let now = shared.now();
-        if !penalties.may_run(now) {
+        // A time no later than now (the latest clock reading of any detector or verdict):
+        // what ended before it needs no clock read, and keys that no running penalty can be
+        // on are not hashed (during a brute-force attack nobody's network is).
+        let seen = shared.seen_ms();
+        let on = |key| penalties.may_run_on(key, seen);
+        let (ip_on, user_on, pair_on, prefix_on) = (
+            on(PenaltyKey::Ip),
+            on(PenaltyKey::Identifier),
+            on(PenaltyKey::Pair),
+            on(PenaltyKey::Prefix),
+        );
+        if !(ip_on || user_on || pair_on || prefix_on) {
             return Verdict::Allow;
         }
         let h = &shared.hasher;
-        let user = user.map(|u| h.user(u));
-        let ip_fp = ip.map(|ip| h.ip(ip));
-        let pair = ip_fp.zip(user).map(|(i, u)| KeyHasher::pair(i, u));
-        // Only the spraying detector penalises networks.
-        let prefix = ip
-            .filter(|_| self.inner.spraying.is_some())
-            .map(|ip| h.prefix(ip));
-        penalties.check(
-            now,
+        let ip_fp = ip.filter(|_| ip_on || pair_on).map(|ip| h.ip(ip));
+        let user_fp = user.filter(|_| user_on || pair_on).map(|u| h.user(u));
+        let pair = ip_fp
+            .zip(user_fp)
+            .filter(|_| pair_on)
+            .map(|(i, u)| KeyHasher::pair(i, u));
+        let prefix = ip.filter(|_| prefix_on).map(|ip| h.prefix(ip));
+        penalties.check_since(
+            seen,
+            || shared.now(),
             &[
                 (PenaltyKey::Pair, pair),
-                (PenaltyKey::Ip, ip_fp),
-                (PenaltyKey::Identifier, user),
+                (PenaltyKey::Ip, ip_fp.filter(|_| ip_on)),
+                (PenaltyKey::Identifier, user_fp.filter(|_| user_on)),
                 (PenaltyKey::Prefix, prefix),
             ],
         )

@@ -15,14 +15,27 @@
 //!
 //! Why not `std::collections::HashMap`: its growth is not bounded by a byte budget, and after
 //! removals it may resize rather than reuse tombstones. Here the index is an open-addressing
-//! array of `u32` node numbers with linear probing and backward-shift deletion (no
+//! array of node numbers, each beside the high half of its key's digest (so a probe reads a
+//! node only on a digest match), with linear probing and backward-shift deletion (no
 //! tombstones), probed with the key's keyed digest (see [`crate::keys`]) directly. Tables
 //! are split into shards, each behind its own mutex, by digest bits the index does not use.
 
 use std::mem::size_of;
 use std::sync::{Mutex, MutexGuard};
 
-const NIL: u32 = u32::MAX;
+/// An index slot: the high 32 bits of the key's digest beside its node number, so a probe
+/// compares digests in the index and reads a node (a cache miss with many keys) only for the
+/// key it is looking for. Empty: [`EMPTY`].
+type Slot = u64;
+const EMPTY: Slot = Slot::MAX;
+
+fn slot(fp: u64, idx: u32) -> Slot {
+    fp & !0xFFFF_FFFF | Slot::from(idx)
+}
+
+fn node_of(slot: Slot) -> u32 {
+    slot as u32
+}
 /// Shards per table (a power of two).
 pub(crate) const SHARDS: usize = 8;
 const SHARD_SHIFT: u32 = 61;
@@ -41,7 +54,7 @@ struct Node<V> {
 /// node (the distinct-identifier sets of the spraying detector).
 #[derive(Debug)]
 struct Shard<V> {
-    slots: Vec<u32>,
+    slots: Vec<Slot>,
     nodes: Vec<Node<V>>,
     arena: Vec<u32>,
     hand: u32,
@@ -111,8 +124,8 @@ impl<V: Copy + Default> Table<V> {
         let per_node = size_of::<Node<V>>() + stride * size_of::<u32>();
         let mut best: Option<Limits> = None;
         let mut slots = MIN_SLOTS;
-        while slots <= (1 << 30) && slots * size_of::<u32>() < budget {
-            let nodes = ((budget - slots * size_of::<u32>()) / per_node).min(slots / 4 * 3);
+        while slots <= (1 << 30) && slots * size_of::<Slot>() < budget {
+            let nodes = ((budget - slots * size_of::<Slot>()) / per_node).min(slots / 4 * 3);
             if nodes >= MIN_SLOTS / 4 * 3 && best.is_none_or(|b| nodes > b.max_nodes) {
                 best = Some(Limits {
                     max_nodes: nodes,
@@ -128,7 +141,8 @@ impl<V: Copy + Default> Table<V> {
     /// The smallest budget a table of `V` accepts.
     pub(crate) fn min_budget(stride: usize) -> usize {
         let per_node = size_of::<Node<V>>() + stride * size_of::<u32>();
-        Self::fixed_bytes() + SHARDS * (MIN_SLOTS * size_of::<u32>() + MIN_SLOTS / 4 * 3 * per_node)
+        Self::fixed_bytes()
+            + SHARDS * (MIN_SLOTS * size_of::<Slot>() + MIN_SLOTS / 4 * 3 * per_node)
     }
 
     /// The table's own structures, allocated when it is built.
@@ -192,14 +206,14 @@ impl<V: Copy + Default> Table<V> {
         let l = self.limits;
         Self::fixed_bytes()
             + SHARDS
-                * (l.max_slots * size_of::<u32>()
+                * (l.max_slots * size_of::<Slot>()
                     + l.max_nodes * (size_of::<Node<V>>() + l.stride * size_of::<u32>()))
     }
 }
 
 impl<V: Copy + Default> Shard<V> {
     fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<u32>()
+        self.slots.capacity() * size_of::<Slot>()
             + self.nodes.capacity() * size_of::<Node<V>>()
             + self.arena.capacity() * size_of::<u32>()
     }
@@ -210,12 +224,14 @@ impl<V: Copy + Default> Shard<V> {
         }
         let mask = self.slots.len() - 1;
         let mut i = fp as usize & mask;
+        let tag = fp >> 32;
         loop {
-            let idx = self.slots[i];
-            if idx == NIL {
+            let s = self.slots[i];
+            if s == EMPTY {
                 return None;
             }
-            if self.nodes[idx as usize].fp == fp {
+            let idx = node_of(s);
+            if s >> 32 == tag && self.nodes[idx as usize].fp == fp {
                 return Some(idx);
             }
             i = (i + 1) & mask;
@@ -289,7 +305,7 @@ impl<V: Copy + Default> Shard<V> {
 
     fn rehash(&mut self, slots: usize) {
         let mut fresh = Vec::with_capacity(slots);
-        fresh.resize(slots, NIL);
+        fresh.resize(slots, EMPTY);
         self.slots = fresh;
         for idx in 0..self.nodes.len() as u32 {
             let fp = self.nodes[idx as usize].fp;
@@ -300,10 +316,10 @@ impl<V: Copy + Default> Shard<V> {
     fn insert_slot(&mut self, fp: u64, idx: u32) {
         let mask = self.slots.len() - 1;
         let mut i = fp as usize & mask;
-        while self.slots[i] != NIL {
+        while self.slots[i] != EMPTY {
             i = (i + 1) & mask;
         }
-        self.slots[i] = idx;
+        self.slots[i] = slot(fp, idx);
     }
 
     /// Removes `fp` from the index, shifting later entries of its probe run back so that no
@@ -311,18 +327,18 @@ impl<V: Copy + Default> Shard<V> {
     fn remove_slot(&mut self, fp: u64) {
         let mask = self.slots.len() - 1;
         let mut i = fp as usize & mask;
-        while self.nodes[self.slots[i] as usize].fp != fp {
+        while self.nodes[node_of(self.slots[i]) as usize].fp != fp {
             i = (i + 1) & mask;
         }
         let mut hole = i;
         let mut j = i;
         loop {
             j = (j + 1) & mask;
-            let idx = self.slots[j];
-            if idx == NIL {
+            let moved = self.slots[j];
+            if moved == EMPTY {
                 break;
             }
-            let home = self.nodes[idx as usize].fp as usize & mask;
+            let home = self.nodes[node_of(moved) as usize].fp as usize & mask;
             // Move the entry at j into the hole unless its home lies cyclically in (hole, j].
             let stays = if hole <= j {
                 hole < home && home <= j
@@ -330,11 +346,11 @@ impl<V: Copy + Default> Shard<V> {
                 hole < home || home <= j
             };
             if !stays {
-                self.slots[hole] = idx;
+                self.slots[hole] = moved;
                 hole = j;
             }
         }
-        self.slots[hole] = NIL;
+        self.slots[hole] = EMPTY;
     }
 }
 
@@ -399,7 +415,7 @@ mod tests {
                 assert_eq!(s.find(n.fp), Some(i as u32));
                 assert_eq!(n.value, n.fp);
             }
-            let used = s.slots.iter().filter(|&&x| x != NIL).count();
+            let used = s.slots.iter().filter(|&&x| x != EMPTY).count();
             assert_eq!(used, s.nodes.len());
         }
         assert!(t.stats().entries <= cap);

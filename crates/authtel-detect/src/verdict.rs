@@ -94,6 +94,9 @@ pub(crate) struct PenaltyBox {
     /// The latest end of any penalty ever imposed: before it passes there may be one to find,
     /// after it there is none, and a verdict costs one load.
     horizon: AtomicU64,
+    /// The same per key kind ([`PenaltyKey`] order): a verdict hashes and looks up only the
+    /// kinds that may have a penalty running (during a brute-force attack, no network).
+    kinds: [AtomicU64; 4],
 }
 
 impl PenaltyBox {
@@ -103,6 +106,7 @@ impl PenaltyBox {
             table,
             hints: (0..hints).map(|_| AtomicU64::new(0)).collect(),
             horizon: AtomicU64::new(0),
+            kinds: Default::default(),
         }
     }
 
@@ -124,6 +128,7 @@ impl PenaltyBox {
                 p.until_ms = p.until_ms.max(until);
             }
         });
+        self.kinds[key as usize - 1].fetch_max(until, Ordering::Relaxed);
         self.horizon.fetch_max(until, Ordering::Relaxed);
     }
 
@@ -147,26 +152,46 @@ impl PenaltyBox {
         self.horizon.load(Ordering::Relaxed) != 0
     }
 
-    /// Whether some penalty may still be running at `now` (one load).
+    /// Whether a penalty on a key of kind `key` may still be running at `now` (one load).
     #[inline]
-    pub(crate) fn may_run(&self, now: u64) -> bool {
-        self.table.is_some() && self.horizon.load(Ordering::Relaxed) > now
+    pub(crate) fn may_run_on(&self, key: PenaltyKey, now: u64) -> bool {
+        self.kinds[key as usize - 1].load(Ordering::Relaxed) > now
     }
 
     /// The strongest penalty among `keys` still running at `now`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn check(&self, now: u64, keys: &[(PenaltyKey, Option<u64>)]) -> Verdict {
-        if self.horizon.load(Ordering::Relaxed) <= now {
+        self.check_since(now, || now, keys)
+    }
+
+    /// The strongest penalty among `keys` still running now, where `seen` is a time no later
+    /// than now and `clock` reads now. A key whose hint slot ended by `seen` is skipped
+    /// without reading the clock; the clock is read once, for the first key that may have a
+    /// penalty running.
+    #[inline]
+    pub(crate) fn check_since(
+        &self,
+        seen: u64,
+        mut clock: impl FnMut() -> u64,
+        keys: &[(PenaltyKey, Option<u64>)],
+    ) -> Verdict {
+        if self.horizon.load(Ordering::Relaxed) <= seen {
             return Verdict::Allow;
         }
         let Some(table) = &self.table else {
             return Verdict::Allow;
         };
+        let mut now = None;
         let mut verdict = Verdict::Allow;
         for &(key, fp) in keys {
             let Some(fp) = fp else { continue };
             let fp = tagged(fp, key as u8);
-            if self.hint(fp).load(Ordering::Relaxed) <= now {
+            let hint = self.hint(fp).load(Ordering::Relaxed);
+            if hint <= seen {
+                continue;
+            }
+            let now = *now.get_or_insert_with(&mut clock);
+            if hint <= now {
                 continue;
             }
             if let Some(p) = table.get(fp)

@@ -81,7 +81,7 @@ impl BruteForce {
 
     fn failure(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let keys = KeyCache::new(&self.shared, record);
         let now = keys.now();
         let meta = record.metadata;
         let signal = |kind: KeyKind| {
@@ -217,7 +217,7 @@ impl BruteForce {
 
     fn success(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let keys = KeyCache::new(&self.shared, record);
         let now = keys.now();
         if let Some(ip) = keys.ip() {
             let window = ms(c.ip_window);

@@ -158,7 +158,7 @@ impl Handler for MfaFatigue {
         if !is_start && !std::ptr::eq(record.event, MFA_VERIFY.stop()) {
             return;
         }
-        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let keys = KeyCache::new(&self.shared, record);
         let Some(user) = keys.user() else { return };
         if is_start {
             if self.is_push(record) {

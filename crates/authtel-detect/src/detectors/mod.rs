@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     pub(crate) penalties: PenaltyBox,
     pub(crate) geo: Option<Arc<dyn GeoLookup>>,
     raised: [AtomicU64; 7],
+    /// The latest clock reading any detector or verdict took: a lower bound of the time
+    /// now, so a verdict need not read the clock to know that a penalty ended before it.
+    seen_ms: AtomicU64,
 }
 
 impl fmt::Debug for Shared {
@@ -53,11 +56,30 @@ impl Shared {
             penalties,
             geo,
             raised: Default::default(),
+            seen_ms: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn now(&self) -> u64 {
-        self.clock.now_ms()
+        let now = self.clock.now_ms();
+        self.note_time(now);
+        now
+    }
+
+    /// Remembers a clock reading (taken now or earlier on this set's clock) for
+    /// [`Shared::seen_ms`]. A load, and a store only when the millisecond moved: a racing
+    /// store may put back an older reading, which is still a lower bound.
+    #[inline]
+    pub(crate) fn note_time(&self, now: u64) {
+        if now > self.seen_ms.load(Ordering::Relaxed) {
+            self.seen_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// A time no later than now: the latest reading [`Shared::note_time`] saw.
+    #[inline]
+    pub(crate) fn seen_ms(&self) -> u64 {
+        self.seen_ms.load(Ordering::Relaxed)
     }
 
     pub(crate) fn count_signal(&self, detector: DetectorKind) {

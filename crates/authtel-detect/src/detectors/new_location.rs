@@ -73,7 +73,7 @@ impl NewLocation {
 
     fn success(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let mut keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let mut keys = KeyCache::new(&self.shared, record);
         let Some(user) = keys.user() else { return };
         let prefix = keys.prefix().map(piece);
         let device = keys.device().map(piece);

@@ -5,6 +5,8 @@
 //! first failure), as 32-bit pieces of the accounts' keyed digests, up to the threshold:
 //! exact counting, so the same traffic gives the same signals whatever the hash key. (Two
 //! accounts sharing a piece undercount by one: about t²/2³³ for a set of t, 10⁻⁷ at 40.)
+//! The first [`INLINE`] pieces live in the key's entry, the rest in its table's arena: most
+//! addresses fail against one or two accounts, and their logins then read no arena memory.
 
 use std::sync::Arc;
 
@@ -20,12 +22,17 @@ use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, even
 use crate::table::{Table, TableStats};
 use crate::verdict::PenaltyKey;
 
+/// Pieces of a set held in the entry itself; the arena holds the rest (threshold − 2).
+pub(crate) const INLINE: usize = 2;
+
 /// Per address or network: when its window began, how many accounts its set holds.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SetState {
     /// Window start plus one (0: never used).
     start: u64,
     len: u32,
+    /// The set's first pieces.
+    first: [u32; INLINE],
     last_signal: u64,
     imposed_until: u64,
 }
@@ -70,14 +77,20 @@ impl PasswordSpraying {
     ) -> (u32, bool, bool) {
         let window = ms(self.config.window);
         let enforce = self.config.mode == Mode::Enforce;
-        table.with(key, |s, set, _| {
+        table.with(key, |s, rest, _| {
             if s.start == 0 || now.saturating_sub(s.start - 1) >= window {
                 s.start = now + 1;
                 s.len = 0;
             }
-            let held = &set[..s.len as usize];
-            if !held.contains(&piece) && (s.len as usize) < set.len() {
-                set[s.len as usize] = piece;
+            let len = s.len as usize;
+            let held = s.first[..len.min(INLINE)].contains(&piece)
+                || (len > INLINE && rest[..len - INLINE].contains(&piece));
+            // The arena has threshold − INLINE places, so the set holds `threshold` pieces.
+            if !held && len < threshold as usize {
+                match s.first.get_mut(len) {
+                    Some(place) => *place = piece,
+                    None => rest[len - INLINE] = piece,
+                }
                 s.len += 1;
             }
             let over = s.len >= threshold;
@@ -93,7 +106,7 @@ impl PasswordSpraying {
 
     fn failure(&self, record: &EventRecord<'_>) {
         let c = &self.config;
-        let mut keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let mut keys = KeyCache::new(&self.shared, record);
         let (Some(user), Some(ip)) = (keys.user(), keys.ip()) else {
             return;
         };
@@ -153,5 +166,41 @@ impl Handler for PasswordSpraying {
         {
             self.failure(record);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::verdict::PenaltyBox;
+
+    #[test]
+    fn sets_count_distinct_accounts_exactly_across_entry_and_arena() {
+        let shared = Arc::new(Shared::new(
+            Arc::new(ManualClock::new()),
+            PenaltyBox::new(None),
+            None,
+        ));
+        let threshold = 5;
+        let config = SprayingConfig {
+            mode: Mode::Monitor,
+            ip_threshold: threshold,
+            ..SprayingConfig::default()
+        };
+        let table = || Table::new("t", 1 << 16, threshold as usize - INLINE).unwrap();
+        let d = PasswordSpraying::new(shared, config, table(), table());
+        let mut counts = Vec::new();
+        // Accounts 1, 2 (held in the entry), 3, 4, 5 (the arena), each twice, then a sixth.
+        for piece in [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6] {
+            let (count, signal, impose) = d.count(&d.ip, 9, piece, threshold, 0);
+            assert!(!impose, "monitor mode imposes nothing");
+            counts.push((count, signal));
+        }
+        let just_counts: Vec<u32> = counts.iter().map(|c| c.0).collect();
+        assert_eq!(just_counts, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5]);
+        // One signal, when the fifth distinct account failed.
+        assert_eq!(counts.iter().filter(|c| c.1).count(), 1);
+        assert!(counts[8].1);
     }
 }

@@ -128,7 +128,7 @@ impl CredentialStuffing {
 
     fn observe(&self, record: &EventRecord<'_>, failed: bool) {
         let c = &self.config;
-        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let keys = KeyCache::new(&self.shared, record);
         let now = keys.now();
         let id = now / ms(c.window);
         let meta = record.metadata;

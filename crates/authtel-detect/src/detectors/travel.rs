@@ -61,7 +61,7 @@ impl ImpossibleTravel {
         let (Some(geo), Some(ip)) = (&self.shared.geo, record.metadata.get_client_ip()) else {
             return;
         };
-        let keys = KeyCache::new(&self.shared.hasher, &*self.shared.clock, record);
+        let keys = KeyCache::new(&self.shared, record);
         let Some(user) = keys.user() else { return };
         let Some(here) = geo.lookup(ip) else { return };
         let now = keys.now();
