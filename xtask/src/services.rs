@@ -448,8 +448,24 @@ fn pg_data() -> PathBuf {
     services_dir().join("pg/data")
 }
 
+/// The postmaster's pid from `postmaster.pid`, if that process is still a postgres. A machine
+/// that rebooted or had its processes killed leaves the file behind with a dead pid (or one
+/// reused by another program), and `pg_ctl stop` then fails with "No such process".
+fn running_pg_pid() -> Option<u32> {
+    running_postmaster(&pg_data())
+}
+
+fn running_postmaster(data: &Path) -> Option<u32> {
+    let pid_file = fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    let pid: u32 = pid_file.lines().next()?.trim().parse().ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline)
+        .contains("postgres")
+        .then_some(pid)
+}
+
 fn healthy() -> bool {
-    pg_data().join("postmaster.pid").is_file()
+    running_pg_pid().is_some()
         && port_open(PG_PORT)
         && running_tansu_pid().is_some()
         && port_open(KAFKA_PORT)
@@ -641,12 +657,13 @@ fn stop_kafka() -> Result<bool> {
 /// Stops the cluster; `Ok(true)` if one was running.
 fn stop_pg() -> Result<bool> {
     let pg = services_dir().join("pg");
-    let (Ok(bin), true) = (
-        fs::read_to_string(pg.join("bin")),
-        pg_data().join("postmaster.pid").is_file(),
-    ) else {
+    let Ok(bin) = fs::read_to_string(pg.join("bin")) else {
         return Ok(false);
     };
+    if running_pg_pid().is_none() {
+        // Nothing to stop; a stale pid file goes with the services dir on the next start.
+        return Ok(false);
+    }
     let pg_ctl = Path::new(bin.trim()).join("pg_ctl");
     let stop = |mode: &str| {
         runuser_postgres(&pg_ctl)
@@ -824,5 +841,46 @@ mod tests {
         assert!(taken.is_some());
         drop(taken);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_postmaster_pid_file_left_by_a_dead_or_foreign_process_is_not_a_running_cluster() {
+        let data = std::env::temp_dir().join(format!("xtask-pgdata-{}", std::process::id()));
+        fs::create_dir_all(&data).unwrap();
+        assert_eq!(running_postmaster(&data), None, "no pid file");
+
+        // A process that has exited and been reaped: its pid names nothing any more.
+        let mut child = Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        fs::write(
+            data.join("postmaster.pid"),
+            format!("{dead}\n{}\n", data.display()),
+        )
+        .unwrap();
+        assert_eq!(running_postmaster(&data), None, "dead pid {dead}");
+
+        // A live process that is not postgres (this test binary).
+        let ours = std::process::id();
+        fs::write(data.join("postmaster.pid"), format!("{ours}\n")).unwrap();
+        assert_eq!(
+            running_postmaster(&data),
+            None,
+            "live non-postgres pid {ours}"
+        );
+
+        // A live postgres-named process is the running cluster.
+        let mut live = Command::new("sh")
+            .args(["-c", "sleep 30; :", "postgres"])
+            .spawn()
+            .unwrap();
+        fs::write(data.join("postmaster.pid"), format!("{}\n", live.id())).unwrap();
+        assert_eq!(running_postmaster(&data), Some(live.id()));
+        live.kill().unwrap();
+        live.wait().unwrap();
+
+        fs::write(data.join("postmaster.pid"), "not a pid\n").unwrap();
+        assert_eq!(running_postmaster(&data), None, "garbage");
+        fs::remove_dir_all(&data).unwrap();
     }
 }
