@@ -216,7 +216,7 @@ impl<S> RequestContextService<S> {
                 echo = HeaderValue::from_str(id).ok();
             }
             None if config.generate_request_id => {
-                let id = crate::request_id::new_request_id().to_string();
+                let id = uuid::Uuid::now_v7().to_string();
                 builder = builder.request_id(&id);
                 echo = HeaderValue::from_str(&id).ok();
             }

@@ -64,7 +64,6 @@
 
 mod client_ip;
 mod layer;
-mod request_id;
 mod response;
 
 pub use client_ip::{Cidr, CidrError, ForwardedHeader};

@@ -199,7 +199,8 @@ fn a_request_id_is_generated_when_asked_and_absent() {
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains("given"));
     let generated = ids.iter().find(|id| *id != "given").unwrap();
-    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+    let parsed = uuid::Uuid::parse_str(generated).expect("a generated id is a UUID");
+    assert_eq!(parsed.get_version_num(), 7, "{generated}");
     // Without generation, no request id.
     let events = run(RequestContextLayer::new(), &[&[]]);
     assert!(
@@ -265,7 +266,8 @@ fn the_request_id_is_echoed_in_the_response_when_asked() {
             .split("\r\n")
             .find_map(|l| l.strip_prefix("x-request-id: "))
             .expect("a generated id is echoed");
-        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+        let parsed = uuid::Uuid::parse_str(id).expect("a generated id is a UUID");
+        assert_eq!(parsed.get_version_num(), 7, "{id}");
         let quiet = support::serve(app(RequestContextLayer::new())).await;
         let response = support::request_raw(quiet, "/login", &[("X-Request-Id", "req-echo")]).await;
         assert!(!response.contains("x-request-id"), "{response}");
