@@ -429,14 +429,20 @@ fn chaos_run_delivers_or_dead_letters_every_accepted_record() {
             1,
             "seq {seq} delivered under several ids: {ids:?}"
         );
-        assert!(!seq.is_multiple_of(POISON), "refused record {seq} was delivered");
+        assert!(
+            !seq.is_multiple_of(POISON),
+            "refused record {seq} was delivered"
+        );
         assert!(
             !dead_ids.contains_key(seq),
             "{seq} delivered and dead-lettered"
         );
     }
     for (seq, ids) in &dead_ids {
-        assert!(seq.is_multiple_of(POISON), "{seq} dead-lettered but never refused");
+        assert!(
+            seq.is_multiple_of(POISON),
+            "{seq} dead-lettered but never refused"
+        );
         assert_eq!(ids.len(), 1, "dead seq {seq} under several ids: {ids:?}");
     }
     let not_accepted: Vec<u64> = dead_ids
