@@ -118,6 +118,33 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// At most `max_attempts` calls (at least 1), waiting `base`, `2 base`, `4 base`, … up to
+    /// `max` between them, without jitter (set [`jitter`](Self::jitter) for full jitter).
+    ///
+    /// ```
+    /// use authtel_pipeline::RetryPolicy;
+    /// use std::time::Duration;
+    /// let p = RetryPolicy::new(8, Duration::from_secs(1), Duration::from_secs(300));
+    /// assert_eq!(p.delay_after(1), Duration::from_secs(1));
+    /// assert_eq!(p.delay_after(3), Duration::from_secs(4));
+    /// assert_eq!(p.delay_after(20), Duration::from_secs(300));
+    /// ```
+    pub fn new(max_attempts: u32, base: Duration, max: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: max_attempts.max(1),
+            base,
+            max: max.max(base),
+            jitter: false,
+        }
+    }
+
+    /// The wait after failed attempt `attempt` (1-based), drawing the jitter if it has any:
+    /// what a source that schedules retries itself (the SQL outbox stores the next attempt's
+    /// time) waits.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        self.backoff(attempt, crate::limit::unit_random())
+    }
+
     /// The wait after failed attempt `attempt` (1-based); `unit` in `[0, 1)` draws the jitter.
     pub fn backoff(&self, attempt: u32, unit: f64) -> Duration {
         let exp = attempt.saturating_sub(1).min(30);

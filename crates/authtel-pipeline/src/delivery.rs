@@ -67,8 +67,13 @@ pub(crate) enum Attempted {
 #[derive(Debug)]
 pub(crate) struct Refusal<'b> {
     pub(crate) part: &'b [AuditEvent],
+    /// Where `part` starts in the batch.
+    pub(crate) offset: usize,
     pub(crate) reason: String,
     pub(crate) attempts: u32,
+    /// Refused for good on its own (a single record); otherwise a part that could not be
+    /// tried again now (transient failures, breaker, shutdown).
+    pub(crate) alone: bool,
 }
 
 /// Why a lane is not delivering, for the log line written once per change.
@@ -358,45 +363,51 @@ impl Core {
         attempts: u32,
     ) -> Vec<Refusal<'b>> {
         let mut refused = Vec::new();
-        let mut split = vec![(batch, reason, attempts)];
-        while let Some((part, reason, attempts)) = split.pop() {
+        let mut split = vec![(batch, 0, reason, attempts)];
+        while let Some((part, offset, reason, attempts)) = split.pop() {
             if part.len() <= 1 {
                 refused.push(Refusal {
                     part,
+                    offset,
                     reason,
                     attempts,
+                    alone: true,
                 });
                 continue;
             }
-            let (front, back) = part.split_at(part.len() / 2);
+            let mid = part.len() / 2;
+            let (front, back) = part.split_at(mid);
             // Back first onto the stack, so the front's refusals are split (and reported)
             // first: dead letters keep the batch's order.
             let mut halves = Vec::with_capacity(2);
-            for half in [front, back] {
+            for (half, at) in [(front, offset), (back, offset + mid)] {
+                let not_now = |reason, attempts| Refusal {
+                    part: half,
+                    offset: at,
+                    reason,
+                    attempts,
+                    alone: false,
+                };
                 match self.attempt(half, 0).await {
                     Attempted::Delivered => {}
                     Attempted::Refused { reason, attempts: n } => {
-                        halves.push((half, reason, attempts + n));
+                        halves.push((half, at, reason, attempts + n));
                     }
-                    Attempted::Exhausted { reason, attempts: n } => refused.push(Refusal {
-                        part: half,
-                        reason,
-                        attempts: attempts + n,
-                    }),
-                    Attempted::Blocked { attempts: n, .. } => refused.push(Refusal {
-                        part: half,
-                        reason: format!(
+                    Attempted::Exhausted { reason, attempts: n } => {
+                        refused.push(not_now(reason, attempts + n));
+                    }
+                    Attempted::Blocked { attempts: n, .. } => refused.push(not_now(
+                        format!(
                             "{reason} (circuit breaker opened while the refused record was isolated)"
                         ),
-                        attempts: attempts + n,
-                    }),
-                    Attempted::Stopped => refused.push(Refusal {
-                        part: half,
-                        reason: format!(
+                        attempts + n,
+                    )),
+                    Attempted::Stopped => refused.push(not_now(
+                        format!(
                             "{reason} (pipeline shut down while the refused record was isolated)"
                         ),
                         attempts,
-                    }),
+                    )),
                 }
             }
             split.extend(halves.into_iter().rev());

@@ -68,6 +68,7 @@ mod blocking;
 mod breaker;
 mod config;
 mod dead_letter;
+mod deliverer;
 mod delivery;
 mod env;
 mod error;
@@ -88,6 +89,7 @@ pub use config::{
     Settings,
 };
 pub use dead_letter::{DeadLetters, read_dead_letters};
+pub use deliverer::{Deliverer, RecordOutcome};
 pub use env::EnvConfig;
 pub use error::{BuildError, DeadLetterError, FlushError, PublishError, ReplayError};
 pub use forwarder_config::ForwarderConfig;

@@ -77,6 +77,16 @@ pub enum SqlError {
         "forwarder {0:?} is not configured on the store; add it with AuditStoreBuilder::with_forwarder"
     )]
     UnknownForwarder(String),
+    /// The relay's delivery settings for a forwarder are invalid (a zero forward timeout, a
+    /// breaker threshold of 0, …).
+    #[error("relay settings for forwarder {forwarder:?} are invalid: {source}")]
+    RelaySettings {
+        /// The forwarder id.
+        forwarder: String,
+        /// What the delivery engine refused.
+        #[source]
+        source: Box<authtel_pipeline::BuildError>,
+    },
     /// An audit record that cannot be stored as it is.
     #[error("audit event {event_id} cannot be stored: field {field} {problem}")]
     InvalidEvent {

@@ -61,18 +61,18 @@ mod operator;
 mod outbox;
 mod query;
 mod relay;
-mod retry;
 mod row;
 mod store;
 mod tx;
 
+/// The relay's retry schedule is the pipeline's: one policy type for every delivery.
+pub use authtel_pipeline::{BreakerConfig, RetryPolicy};
 pub use batch::{BatchOutcome, BatchWriter, RefusedRecord};
 pub use error::{SqlError, redact_url};
 pub use operator::ForwarderRetries;
 pub use outbox::{DeadLetter, ForwarderState, Health, PurgeReport, RelayPass};
 pub use query::{AuditQuery, Cursor, MAX_PAGE, Page};
 pub use relay::{Relay, RelayConfig, RelayHandle, RelayStats};
-pub use retry::RetryPolicy;
 pub use row::{MAX_METADATA_BYTES, MAX_TEXT_BYTES};
 pub use store::{AuditStore, AuditStoreBuilder};
 pub use tx::AuditTx;

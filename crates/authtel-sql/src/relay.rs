@@ -2,6 +2,12 @@
 //! registered under the entry's forwarder id, then marks them done, reschedules them with
 //! backoff, or dead-letters them with the reason.
 //!
+//! The outbox is a source for the pipeline's delivery engine, not a second engine: each
+//! forwarder sits behind an [`authtel_pipeline::Deliverer`] (call timeout, panics caught,
+//! circuit breaker, a refused batch split down to the records refused alone), and the relay
+//! stores what each record's outcome means. The retry schedule is the pipeline's
+//! [`RetryPolicy`], applied across passes through the entry's stored attempt count.
+//!
 //! Claiming moves an entry's `next_attempt_at` one lease into the future in the same
 //! statement that selects it; on PostgreSQL the select uses `FOR UPDATE SKIP LOCKED`, so
 //! relays in several processes never hold the same entry at the same time. A relay that
@@ -12,17 +18,17 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use authtel_core::audit::AuditEvent;
-use authtel_core::forward::{ErrorKind, ForwardError, Forwarder};
+use authtel_core::forward::Forwarder;
+use authtel_pipeline::{Deliverer, ForwarderConfig};
 use sqlx::Database;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::{AuditStore, RetryPolicy};
+use crate::{AuditStore, BreakerConfig, RetryPolicy};
 
 /// How a relay works through the outbox.
 ///
@@ -38,18 +44,21 @@ pub struct RelayConfig {
     pub(crate) forward_timeout: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) retry: RetryPolicy,
+    pub(crate) breaker: BreakerConfig,
 }
 
 impl Default for RelayConfig {
     /// Batches of 500, a 60 s lease, 30 s forward timeout, polling every 250 ms when idle,
-    /// [`RetryPolicy::default`].
+    /// 8 attempts 1 s apart doubling up to 5 minutes (about 10 minutes in all), and the
+    /// pipeline's default breaker (open 5 s after 5 failures in a row).
     fn default() -> RelayConfig {
         RelayConfig {
             batch_size: 500,
             lease: Duration::from_secs(60),
             forward_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::new(8, Duration::from_secs(1), Duration::from_secs(300)),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -83,9 +92,17 @@ impl RelayConfig {
         self
     }
 
-    /// The retry schedule and attempt limit.
+    /// The retry schedule and attempt limit: an entry is tried at most `max_attempts`
+    /// times, one call per pass, waiting [`RetryPolicy::delay_after`] between them.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The circuit breaker in front of each forwarder: while it is open, the relay claims
+    /// nothing for that forwarder (no attempt is spent on a destination known to be down).
+    pub fn with_breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.breaker = breaker;
         self
     }
 
@@ -101,7 +118,7 @@ impl RelayConfig {
 #[derive(Debug)]
 pub struct Relay<DB: Database> {
     pub(crate) store: AuditStore<DB>,
-    pub(crate) forwarders: Vec<(String, Arc<dyn Forwarder>)>,
+    pub(crate) forwarders: Vec<Deliverer>,
     pub(crate) config: RelayConfig,
     pub(crate) stats: Arc<RelayStats>,
 }
@@ -127,8 +144,19 @@ impl<DB: Database> Relay<DB> {
         if !self.store.forwarders().iter().any(|f| f == id) {
             return Err(crate::SqlError::UnknownForwarder(id.to_owned()));
         }
-        self.forwarders.retain(|(f, _)| f != id);
-        self.forwarders.push((id.to_owned(), forwarder));
+        // One call per pass: retries are the outbox's, scheduled in the entry's row.
+        let once = RetryPolicy::new(1, Duration::ZERO, Duration::ZERO);
+        let config = ForwarderConfig::from_arc(id, forwarder)
+            .retry(once)
+            .call_timeout(self.config.forward_timeout)
+            .breaker(self.config.breaker);
+        let deliverer =
+            Deliverer::new(config).map_err(|source| crate::SqlError::RelaySettings {
+                forwarder: id.to_owned(),
+                source: Box::new(source),
+            })?;
+        self.forwarders.retain(|d| d.id() != id);
+        self.forwarders.push(deliverer);
         Ok(self)
     }
 
@@ -149,47 +177,9 @@ pub struct RelayStats {
     pub dead: AtomicU64,
     /// Passes that failed on the database (logged; the relay keeps going).
     pub errors: AtomicU64,
-    /// Forwarder calls (or relay passes) that panicked: caught, logged at error, counted; the
-    /// batch is retried like after a transient failure and the relay keeps going.
+    /// Forwarder calls (or relay passes) that panicked: caught, counted; the batch is
+    /// retried like after a transient failure and the relay keeps going.
     pub panics: AtomicU64,
-}
-
-/// Calls `forwarder` with `batch`, bounded by `timeout`, catching a panic in the call or
-/// while polling its future: a panic becomes a transient failure, counted in
-/// [`RelayStats::panics`] and logged.
-pub(crate) async fn forward_catching(
-    id: &str,
-    forwarder: &dyn Forwarder,
-    batch: &[AuditEvent],
-    timeout: Duration,
-    stats: &RelayStats,
-) -> Result<(), ForwardError> {
-    let caught = match catch_unwind(AssertUnwindSafe(|| forwarder.forward(batch))) {
-        Ok(future) => match tokio::time::timeout(timeout, CatchUnwind(future)).await {
-            Ok(caught) => caught,
-            Err(_) => {
-                return Err(ForwardError::message(
-                    ErrorKind::Transient,
-                    format!("forward to {id:?} (timed out after {timeout:?})"),
-                ));
-            }
-        },
-        Err(payload) => Err(payload),
-    };
-    caught.unwrap_or_else(|payload| {
-        stats.panics.fetch_add(1, Ordering::Relaxed);
-        let reason = panic_text(&*payload);
-        tracing::error!(
-            forwarder = id,
-            reason,
-            records = batch.len(),
-            "audit outbox forwarder panicked; the batch will be retried. Fix the forwarder"
-        );
-        Err(ForwardError::message(
-            ErrorKind::Transient,
-            format!("forward to {id:?} (the forwarder panicked: {reason})"),
-        ))
-    })
 }
 
 /// Polls a future, turning a panic into `Err(payload)`.

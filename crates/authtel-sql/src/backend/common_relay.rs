@@ -5,8 +5,8 @@ impl Relay<Db> {
     /// record the result. Returns what it did.
     pub async fn run_once(&self) -> Result<RelayPass, SqlError> {
         let mut total = RelayPass::default();
-        for (id, forwarder) in &self.forwarders {
-            total.add(self.deliver_batch(id, forwarder.as_ref()).await?);
+        for deliverer in &self.forwarders {
+            total.add(self.deliver_batch(deliverer).await?);
         }
         let stats = &self.stats;
         stats.delivered.fetch_add(total.delivered, AtomicOrdering::Relaxed);
@@ -17,10 +17,17 @@ impl Relay<Db> {
 
     async fn deliver_batch(
         &self,
-        id: &str,
-        forwarder: &dyn Forwarder,
+        deliverer: &authtel_pipeline::Deliverer,
     ) -> Result<RelayPass, SqlError> {
+        use authtel_pipeline::RecordOutcome;
+
+        let id = deliverer.id();
         let store = &self.store;
+        if deliverer.blocked() {
+            // The breaker is open: claiming would spend an attempt on every entry for a
+            // call that would not be made.
+            return Ok(RelayPass::default());
+        }
         let now = now_micros();
         let claimed = claim_batch(
             store,
@@ -55,57 +62,65 @@ impl Relay<Db> {
         if batch.is_empty() {
             return Ok(pass);
         }
-        let result = crate::relay::forward_catching(
-            id,
-            forwarder,
-            &batch,
-            self.config.forward_timeout,
-            &self.stats,
-        )
-        .await;
+        let panics_before = deliverer.metrics().panics;
+        let outcomes = deliverer.deliver(&batch).await;
+        let panics = deliverer.metrics().panics - panics_before;
+        self.stats.panics.fetch_add(panics, AtomicOrdering::Relaxed);
+
         let done_at = now_micros();
-        match result {
-            Ok(()) => {
-                let ids: Vec<i64> = entries.iter().map(|e| e.0).collect();
-                store.update_entries(&ids, "done", done_at, None).await?;
-                pass.delivered += ids.len() as u64;
-            }
-            Err(e) => {
-                let reason = error_chain(&e);
-                let max = i64::from(self.config.retry.max_attempts());
-                let mut dead = Vec::new();
-                let mut retry: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
-                for (entry, attempts) in entries {
-                    if !e.is_transient() || attempts >= max {
-                        dead.push(entry);
+        let max = i64::from(self.config.retry.max_attempts);
+        let mut done = Vec::new();
+        // Entries of one pass that end alike are marked in one statement.
+        let mut dead: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        let mut retry: std::collections::BTreeMap<(i64, String), Vec<i64>> = Default::default();
+        let mut last_failure = None;
+        for ((entry, attempts), outcome) in entries.into_iter().zip(outcomes) {
+            match outcome {
+                RecordOutcome::Delivered => done.push(entry),
+                RecordOutcome::Refused { reason } => {
+                    dead.entry(reason.clone()).or_default().push(entry);
+                    last_failure = Some(reason);
+                }
+                RecordOutcome::RetryLater { reason, not_before } => {
+                    if attempts >= max {
+                        let why = format!("gave up after {max} attempts: {reason}");
+                        dead.entry(why).or_default().push(entry);
                     } else {
-                        retry.entry(attempts).or_default().push(entry);
+                        let backoff = self.config.retry.delay_after(attempts.clamp(1, 64) as u32);
+                        let breaker = not_before
+                            .map(|t| t.saturating_duration_since(std::time::Instant::now()))
+                            .unwrap_or_default();
+                        let at = done_at + micros(backoff.max(breaker));
+                        retry.entry((at, reason.clone())).or_default().push(entry);
                     }
+                    last_failure = Some(reason);
                 }
-                let dead_reason = if e.is_transient() {
-                    format!("gave up after {max} attempts: {reason}")
-                } else {
-                    reason.clone()
-                };
-                store
-                    .update_entries(&dead, "dead", done_at, Some(&dead_reason))
-                    .await?;
-                pass.dead += dead.len() as u64;
-                for (attempts, ids) in retry {
-                    let delay = self.config.retry.delay_after(attempts.clamp(1, 64) as u32);
-                    store
-                        .update_entries(&ids, "pending", done_at + micros(delay), Some(&reason))
-                        .await?;
-                    pass.retried += ids.len() as u64;
-                }
-                tracing::warn!(
-                    forwarder = id,
-                    error = %reason,
-                    retried = pass.retried,
-                    dead = pass.dead,
-                    "audit outbox delivery failed"
-                );
             }
+        }
+        store.update_entries(&done, "done", done_at, None).await?;
+        pass.delivered += done.len() as u64;
+        for (reason, ids) in &dead {
+            store
+                .update_entries(ids, "dead", done_at, Some(reason))
+                .await?;
+            pass.dead += ids.len() as u64;
+        }
+        for ((at, reason), ids) in &retry {
+            store
+                .update_entries(ids, "pending", *at, Some(reason))
+                .await?;
+            pass.retried += ids.len() as u64;
+        }
+        if let Some(reason) = last_failure {
+            tracing::warn!(
+                forwarder = id,
+                error = %reason,
+                delivered = pass.delivered,
+                retried = pass.retried,
+                dead = pass.dead,
+                breaker = ?deliverer.breaker(),
+                "audit outbox delivery failed"
+            );
         }
         Ok(pass)
     }
