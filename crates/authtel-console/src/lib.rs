@@ -41,8 +41,8 @@
 //!
 //! # Feature flags
 //! - `sqlite` (default): serve an `AuditStore<Sqlite>`.
-//! - `postgres`: serve an `AuditStore<Postgres>` (every page but the live stream, which needs
-//!   a commit-ordered position PostgreSQL's schema does not have yet).
+//! - `postgres`: serve an `AuditStore<Postgres>` (the live stream included, on the feed
+//!   positions of schema migration 2).
 //!
 //! See `docs/console.md`.
 //!

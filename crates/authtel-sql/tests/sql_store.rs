@@ -12,6 +12,8 @@ mod sqlite_suite {
     use sqlx::Row;
 
     type Db = sqlx::Sqlite;
+    /// The newest migration.
+    const SCHEMA_VERSION: i64 = 1;
 
     fn temp_path(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join("authtel-sql-tests");
@@ -120,6 +122,8 @@ mod postgres_suite {
     use sqlx::Row;
 
     type Db = sqlx::Postgres;
+    /// The newest migration: 2 adds the live feed's positions.
+    const SCHEMA_VERSION: i64 = 2;
 
     async fn fresh_store(name: &str, forwarders: &[&str]) -> Option<AuditStore<Db>> {
         let Ok(url) = std::env::var("DATABASE_URL") else {
@@ -188,6 +192,7 @@ mod postgres_suite {
     include!("suite/cases.rs");
     include!("suite/edge_cases.rs");
     include!("suite/relay_engine.rs");
+    include!("suite/postgres_feed.rs");
 
     /// A CHECK constraint refuses rows of `actor`.
     async fn refuse_actor_in_db(store: &AuditStore<Db>, actor: &str) {

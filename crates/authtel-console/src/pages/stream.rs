@@ -32,8 +32,8 @@ pub(crate) async fn page(State(shared): State<Arc<Shared>>) -> Result<Html, Page
     let base = &shared.base;
     if !shared.store.supports_feed() {
         let body = "<h1>Live stream</h1><p class=\"notice\">The live stream needs a commit-ordered \
-             record position, which this store's backend (PostgreSQL) does not have yet. Use \
-             Search with a time range, or <code>authtel tail</code>.</p>";
+             record position, which this store does not offer. Use Search with a time range, \
+             or <code>authtel tail</code>.</p>";
         return Ok(Html::page("live stream", base, body));
     }
     let head = shared
@@ -75,7 +75,7 @@ pub(crate) async fn events(
     if !shared.store.supports_feed() {
         return Err(PageError::new(
             StatusCode::NOT_IMPLEMENTED,
-            "the live stream is not available on PostgreSQL yet",
+            "the live stream is not available on this store (no commit-ordered record position)",
             "use Search with a time range, or `authtel tail`",
         ));
     }

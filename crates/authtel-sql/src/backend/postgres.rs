@@ -15,17 +15,34 @@ use crate::row::{EventRow, OPTIONAL_TEXT_COLUMNS};
 type Db = Postgres;
 type DbConnection = PgConnection;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "audit_events",
-    include_str!("../../migrations/postgres/0001_audit_events.sql"),
-)];
+#[path = "postgres_feed.rs"]
+mod feed;
 
-const PARTITIONED_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "audit_events",
-    include_str!("../../migrations/postgres_partitioned/0001_audit_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "audit_events",
+        include_str!("../../migrations/postgres/0001_audit_events.sql"),
+    ),
+    (
+        2,
+        "feed_positions",
+        include_str!("../../migrations/postgres/0002_feed_positions.sql"),
+    ),
+];
+
+const PARTITIONED_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "audit_events",
+        include_str!("../../migrations/postgres_partitioned/0001_audit_events.sql"),
+    ),
+    (
+        2,
+        "feed_positions",
+        include_str!("../../migrations/postgres_partitioned/0002_feed_positions.sql"),
+    ),
+];
 
 fn migrations(partitioned: bool) -> &'static [(i64, &'static str, &'static str)] {
     if partitioned {

@@ -53,7 +53,7 @@ async fn migrate_is_idempotent_and_checked() {
         store.check_schema().await,
         Err(SqlError::SchemaOutdated {
             found: 0,
-            expected: 1
+            expected: SCHEMA_VERSION
         })
     ));
     let e = event("auth.login.stop", Outcome::Success);
