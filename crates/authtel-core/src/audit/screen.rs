@@ -183,13 +183,17 @@ pub(super) fn text(mut value: String) -> (String, usize) {
         Some(kept) => {
             let keep = kept.len();
             value.truncate(keep);
-            (value, 0)
+            (fitted(value), 0)
         }
-        None => {
-            REDACTED.clone_into(&mut value);
-            (value, 1)
-        }
+        None => (REDACTED.to_owned(), 1),
     }
+}
+
+/// `value` holding no more heap than its length: a record keeps what it was given for as
+/// long as a store keeps it, and a store's memory bound counts lengths.
+fn fitted(mut value: String) -> String {
+    value.shrink_to_fit();
+    value
 }
 
 /// A party: an id the policy refuses as an identifier reads as [`REDACTED`] (the record
@@ -197,9 +201,10 @@ pub(super) fn text(mut value: String) -> (String, usize) {
 pub(super) fn party(mut party: Party) -> (Party, usize) {
     let mut changed = 0;
     if party.id != REDACTED && policy::check_identifier(&party.id).is_err() {
-        REDACTED.clone_into(&mut party.id);
+        party.id = REDACTED.to_owned();
         changed += 1;
     }
+    party.id = fitted(party.id);
     let (kind, n) = text(party.kind);
     party.kind = kind;
     (party, changed + n)
@@ -208,7 +213,7 @@ pub(super) fn party(mut party: Party) -> (Party, usize) {
 /// An identifier (the session id): dropped when the policy refuses it.
 pub(super) fn identifier(id: String) -> (Option<String>, usize) {
     match policy::check_identifier(&id) {
-        Ok(()) => (Some(id), 0),
+        Ok(()) => (Some(fitted(id)), 0),
         Err(_) => (None, 1),
     }
 }
@@ -226,7 +231,7 @@ pub(super) fn trace_id(id: String) -> (Option<String>, usize) {
 
 fn hex(id: String, lens: &[usize]) -> (Option<String>, usize) {
     let ok = lens.contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if ok { (Some(id), 0) } else { (None, 1) }
+    if ok { (Some(fitted(id)), 0) } else { (None, 1) }
 }
 
 /// A metadata entry: removed when its key is a value passed in the key's place or it is a
