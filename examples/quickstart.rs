@@ -154,11 +154,11 @@ async fn print_audit_trail(
     for e in rows.iter().rev().take(10) {
         println!(
             "  {} {:<32} {:<8} actor={} ip={}",
-            e.occurred_at,
-            e.action,
-            e.outcome,
-            e.actor.as_ref().map_or("-", |a| a.id.as_str()),
-            e.client_ip
+            e.occurred_at(),
+            e.action(),
+            e.outcome(),
+            e.actor().map_or("-", |a| a.id.as_str()),
+            e.client_ip()
                 .map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
         );
     }
@@ -171,8 +171,8 @@ async fn print_audit_trail(
     for lockout in store.lockouts(since).await? {
         println!(
             "sql detect: {} for {}",
-            lockout.action,
-            lockout.actor.as_ref().map_or("-", |a| a.id.as_str())
+            lockout.action(),
+            lockout.actor().map_or("-", |a| a.id.as_str())
         );
     }
     Ok(())

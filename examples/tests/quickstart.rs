@@ -110,7 +110,7 @@ fn the_quickstart_writes_the_audit_trail_it_names() {
     assert_eq!(stored.len() as u64, printed);
     let logins = stored
         .iter()
-        .filter(|e| e.action == "auth.login.stop")
+        .filter(|e| e.action() == "auth.login.stop")
         .count();
     assert_eq!(logins, 45);
     // No password from the simulation reached the file.

@@ -41,16 +41,16 @@ fn record(i: usize) -> AuditEvent {
         } else {
             Outcome::Success
         },
-    );
-    e.actor = Some(Party::new(format!("svc_{}", i % ACTORS), "caller"));
-    e.resource = Some(format!("energy.site_{}.status", i % 250));
-    e.operation = Some("call".to_owned());
+    )
+    .unwrap();
+    e = e.with_actor(Party::new(format!("svc_{}", i % ACTORS), "caller"));
+    e = e.with_resource(format!("energy.site_{}.status", i % 250));
+    e = e.with_operation("call".to_owned());
     if i.is_multiple_of(5) {
-        e.reason = Some("insufficient_capability".to_owned());
+        e = e.with_reason("insufficient_capability".to_owned());
     }
-    e.span_id = Some(format!("{:016x}", i as u64 * 7_919));
-    e.trace_id = e.span_id.clone();
-    e
+    let span = format!("{:016x}", i as u64 * 7_919);
+    e.with_span_id(span.clone()).with_trace_id(span)
 }
 
 fn full_store() -> RecentAuditStore {
@@ -143,7 +143,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let found: Vec<Arc<AuditEvent>> = all
                 .iter()
-                .filter(|e| e.actor.as_ref().is_some_and(|p| p.id == black_box(actor)))
+                .filter(|e| e.actor().is_some_and(|p| p.id == black_box(actor)))
                 .take(100)
                 .cloned()
                 .collect();

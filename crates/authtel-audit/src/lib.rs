@@ -29,7 +29,7 @@
 //! log_authorized(Operation::Call, "svc_billing", "invoices.create");
 //!
 //! let admin = Reader::new("ops").with_role("admin");
-//! assert_eq!(store.recent(&admin, 10).unwrap()[0].action, "authorization.allowed");
+//! assert_eq!(store.recent(&admin, 10).unwrap()[0].action(), "authorization.allowed");
 //! assert_eq!(store.stats().entries, 1);
 //! ```
 //!

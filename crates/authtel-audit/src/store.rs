@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use authtel_core::audit::{AuditError, AuditEvent, Timestamp, is_audited};
+use authtel_core::audit::{AuditEvent, Timestamp, is_audited};
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
@@ -95,15 +95,6 @@ pub enum SettingsError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InsertError {
-    /// The record failed [`AuditEvent::sanitize`].
-    #[error("audit record refused by store {store:?}: {source}")]
-    Invalid {
-        /// The store's name.
-        store: String,
-        /// What was wrong with it.
-        #[source]
-        source: AuditError,
-    },
     /// The record alone is larger than the store's `max_bytes`.
     #[error(
         "audit record of an estimated {bytes} bytes is larger than store {store:?}'s whole max_bytes of {max}: raise max_bytes or shrink the record's metadata"
@@ -174,7 +165,7 @@ pub struct StoreStats {
     pub evictions: Evictions,
     /// Records not stored because storage was disabled.
     pub dropped_disabled: u64,
-    /// Records refused: invalid (failed sanitize) or larger than `max_bytes` alone.
+    /// Records refused: larger than `max_bytes` alone.
     pub rejected: u64,
 }
 
@@ -277,19 +268,19 @@ impl Inner {
     fn push(&mut self, entry: Entry) {
         let seq = self.first_seq + self.records.len() as u64;
         let (event, h) = (&entry.event, entry.hashes);
-        if let (Some(actor), Some(hash)) = (&event.actor, h.actor) {
+        if let (Some(actor), Some(hash)) = (&event.actor(), h.actor) {
             self.by_actor.push(&actor.id, hash, seq);
         }
-        if let (Some(resource), Some(hash)) = (&event.resource, h.resource) {
+        if let (Some(resource), Some(hash)) = (&event.resource(), h.resource) {
             self.by_resource.push(resource, hash, seq);
         }
-        self.by_action.push(&event.action, h.action, seq);
+        self.by_action.push(event.action(), h.action, seq);
         self.by_outcome.push(h.outcome, seq);
         let totals = &mut self.totals;
         totals.stored += 1;
         totals.by_outcome[h.outcome] += 1;
-        totals.by_action.add(&event.action, h.action);
-        if let (Some(op), Some(hash)) = (&event.operation, h.operation) {
+        totals.by_action.add(event.action(), h.action);
+        if let (Some(op), Some(hash)) = (&event.operation(), h.operation) {
             totals.by_operation.add(op, hash);
         }
         self.bytes += entry.bytes;
@@ -344,7 +335,7 @@ impl Inner {
         while self
             .records
             .front()
-            .is_some_and(|e| e.event.occurred_at < cutoff)
+            .is_some_and(|e| e.event.occurred_at() < cutoff)
         {
             if let Some(e) = self.evict_oldest(Why::Retention) {
                 evicted.keep(e);
@@ -405,7 +396,7 @@ struct Shared {
 ///
 /// let admin = Reader::new("ops").with_role("admin");
 /// let denied = store.by_actor(&admin, "svc_reports", 10).unwrap();
-/// assert_eq!(denied[0].reason.as_deref(), Some("unauthorized"));
+/// assert_eq!(denied[0].reason(), Some("unauthorized"));
 /// assert!(store.recent(&Reader::new("guest"), 10).is_err());
 /// ```
 #[derive(Clone)]
@@ -563,8 +554,8 @@ impl RecentAuditStore {
         self.shared.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores a record after [`AuditEvent::sanitize`] (secrets redacted at every depth, size
-    /// and depth bounds checked), evicting the oldest records as the bounds require.
+    /// Stores a record (screened and bounded by core's policy when it was made), evicting
+    /// the oldest records as the bounds require.
     ///
     /// ```
     /// use authtel_audit::{Inserted, RecentAuditStore};
@@ -573,31 +564,24 @@ impl RecentAuditStore {
     /// let event = AuditEvent::for_action("billing.invoice.viewed", Outcome::Success).unwrap();
     /// assert_eq!(store.insert(event).unwrap(), Inserted::Stored);
     /// ```
-    pub fn insert(&self, mut event: AuditEvent) -> Result<Inserted, InsertError> {
+    pub fn insert(&self, event: AuditEvent) -> Result<Inserted, InsertError> {
         if !self.is_enabled() {
             self.shared.dropped_disabled.fetch_add(1, Ordering::Relaxed);
             return Ok(Inserted::Disabled);
         }
-        if let Err(source) = event.sanitize() {
-            self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(InsertError::Invalid {
-                store: self.shared.name.clone(),
-                source,
-            });
-        }
         self.store(event)
     }
 
-    /// Stores an already-sanitized record.
+    /// Stores a record.
     fn store(&self, event: AuditEvent) -> Result<Inserted, InsertError> {
         let bytes = record_bytes(&event);
         let hasher = &self.shared.hasher;
         let hashes = KeyHashes {
-            actor: event.actor.as_ref().map(|a| hasher.hash(&a.id)),
-            resource: event.resource.as_deref().map(|r| hasher.hash(r)),
-            action: hasher.hash(&event.action),
-            operation: event.operation.as_deref().map(|o| hasher.hash(o)),
-            outcome: outcome_slot(event.outcome),
+            actor: event.actor().map(|a| hasher.hash(&a.id)),
+            resource: event.resource().map(|r| hasher.hash(r)),
+            action: hasher.hash(event.action()),
+            operation: event.operation().map(|o| hasher.hash(o)),
+            outcome: outcome_slot(event.outcome()),
         };
         let entry = Entry {
             event: Arc::new(event),
@@ -627,7 +611,7 @@ impl RecentAuditStore {
         if inner.inserts_since_cleanup >= CLEANUP_EVERY {
             inner.cleanup(Timestamp::now(), evicted);
         }
-        if inner.cutoff.is_some_and(|c| entry.event.occurred_at < c) {
+        if inner.cutoff.is_some_and(|c| entry.event.occurred_at() < c) {
             inner.evictions.retention += 1;
             drop(inner);
             evicted.keep(entry.event);
@@ -665,7 +649,7 @@ impl RecentAuditStore {
     /// use authtel_core::{audit::AuditEvent, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
     /// store.disable();
-    /// let e = AuditEvent::new("security.lockout", Outcome::Failure);
+    /// let e = AuditEvent::new("security.lockout", Outcome::Failure).unwrap();
     /// assert_eq!(store.insert(e).unwrap(), Inserted::Disabled);
     /// assert_eq!(store.stats().dropped_disabled, 1);
     /// ```
@@ -684,9 +668,9 @@ impl RecentAuditStore {
     /// # use authtel_audit::{Reader, RecentAuditStore};
     /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
-    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
-    /// e.actor = Some(Party::new("svc_a", "caller"));
-    /// e.resource = Some("grid.prices".into());
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied).unwrap();
+    /// e = e.with_actor(Party::new("svc_a", "caller"));
+    /// e = e.with_resource("grid.prices");
     /// store.insert(e).unwrap();
     /// let admin = Reader::new("ops").with_role("admin");
     /// store.clear();
@@ -769,9 +753,9 @@ impl RecentAuditStore {
     /// # use authtel_audit::{Reader, RecentAuditStore};
     /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
-    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
-    /// e.actor = Some(Party::new("svc_a", "caller"));
-    /// e.resource = Some("grid.prices".into());
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied).unwrap();
+    /// e = e.with_actor(Party::new("svc_a", "caller"));
+    /// e = e.with_resource("grid.prices");
     /// store.insert(e).unwrap();
     /// let admin = Reader::new("ops").with_role("admin");
     /// let stats = store.stats();
@@ -794,7 +778,7 @@ impl RecentAuditStore {
             distinct_actors: inner.by_actor.len(),
             distinct_resources: inner.by_resource.len(),
             distinct_actions: inner.by_action.len(),
-            oldest: inner.records.front().map(|e| e.event.occurred_at),
+            oldest: inner.records.front().map(|e| e.event.occurred_at()),
             stored_total: inner.totals.stored,
             by_outcome,
             by_operation: sorted(&inner.totals.by_operation),
@@ -816,9 +800,9 @@ impl RecentAuditStore {
     /// # use authtel_audit::{Reader, RecentAuditStore};
     /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
-    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
-    /// e.actor = Some(Party::new("svc_a", "caller"));
-    /// e.resource = Some("grid.prices".into());
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied).unwrap();
+    /// e = e.with_actor(Party::new("svc_a", "caller"));
+    /// e = e.with_resource("grid.prices");
     /// store.insert(e).unwrap();
     /// let admin = Reader::new("ops").with_role("admin");
     /// assert_eq!(store.recent(&admin, 10).unwrap().len(), 1);
@@ -842,12 +826,12 @@ impl RecentAuditStore {
     /// # use authtel_audit::{Reader, RecentAuditStore};
     /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
-    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
-    /// e.actor = Some(Party::new("svc_a", "caller"));
-    /// e.resource = Some("grid.prices".into());
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied).unwrap();
+    /// e = e.with_actor(Party::new("svc_a", "caller"));
+    /// e = e.with_resource("grid.prices");
     /// store.insert(e).unwrap();
     /// let admin = Reader::new("ops").with_role("admin");
-    /// assert_eq!(store.by_actor(&admin, "svc_a", 10).unwrap()[0].action, "authorization.denied");
+    /// assert_eq!(store.by_actor(&admin, "svc_a", 10).unwrap()[0].action(), "authorization.denied");
     /// assert!(store.by_actor(&admin, "svc_b", 10).unwrap().is_empty());
     /// ```
     pub fn by_actor(
@@ -868,9 +852,9 @@ impl RecentAuditStore {
     /// # use authtel_audit::{Reader, RecentAuditStore};
     /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
-    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
-    /// e.actor = Some(Party::new("svc_a", "caller"));
-    /// e.resource = Some("grid.prices".into());
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied).unwrap();
+    /// e = e.with_actor(Party::new("svc_a", "caller"));
+    /// e = e.with_resource("grid.prices");
     /// store.insert(e).unwrap();
     /// let admin = Reader::new("ops").with_role("admin");
     /// assert_eq!(store.by_resource(&admin, "grid.prices", 10).unwrap().len(), 1);
@@ -894,9 +878,9 @@ impl RecentAuditStore {
     /// # use authtel_audit::{Reader, RecentAuditStore};
     /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
-    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
-    /// e.actor = Some(Party::new("svc_a", "caller"));
-    /// e.resource = Some("grid.prices".into());
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied).unwrap();
+    /// e = e.with_actor(Party::new("svc_a", "caller"));
+    /// e = e.with_resource("grid.prices");
     /// store.insert(e).unwrap();
     /// let admin = Reader::new("ops").with_role("admin");
     /// assert_eq!(store.by_action(&admin, "authorization.denied", 10).unwrap().len(), 1);
@@ -919,9 +903,9 @@ impl RecentAuditStore {
     /// # use authtel_audit::{Reader, RecentAuditStore};
     /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
-    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
-    /// e.actor = Some(Party::new("svc_a", "caller"));
-    /// e.resource = Some("grid.prices".into());
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied).unwrap();
+    /// e = e.with_actor(Party::new("svc_a", "caller"));
+    /// e = e.with_resource("grid.prices");
     /// store.insert(e).unwrap();
     /// let admin = Reader::new("ops").with_role("admin");
     /// assert_eq!(store.by_outcome(&admin, Outcome::Denied, 10).unwrap().len(), 1);
@@ -946,9 +930,9 @@ impl RecentAuditStore {
     /// # use authtel_audit::{Reader, RecentAuditStore};
     /// # use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let store = RecentAuditStore::new("s").unwrap();
-    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied);
-    /// e.actor = Some(Party::new("svc_a", "caller"));
-    /// e.resource = Some("grid.prices".into());
+    /// let mut e = AuditEvent::new("authorization.denied", Outcome::Denied).unwrap();
+    /// e = e.with_actor(Party::new("svc_a", "caller"));
+    /// e = e.with_resource("grid.prices");
     /// store.insert(e).unwrap();
     /// let admin = Reader::new("ops").with_role("admin");
     /// use authtel_core::audit::Timestamp;
@@ -967,7 +951,7 @@ impl RecentAuditStore {
                 .records
                 .iter()
                 .rev()
-                .filter(|e| (from..=to).contains(&e.event.occurred_at))
+                .filter(|e| (from..=to).contains(&e.event.occurred_at()))
                 .take(limit)
                 .map(|e| e.event.clone())
                 .collect()

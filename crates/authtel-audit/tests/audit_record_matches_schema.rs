@@ -160,7 +160,7 @@ fn assert_valid(schema: &Value, event: &AuditEvent) {
     let mut errors = Vec::new();
     validate(schema, schema, &json, "$", &mut errors);
     check_patterns(&json, &mut errors);
-    assert!(errors.is_empty(), "{}: {errors:#?}", event.action);
+    assert!(errors.is_empty(), "{}: {errors:#?}", event.action());
 }
 
 /// A record for `event` with every field the metadata can fill set.
@@ -188,7 +188,7 @@ fn full_record(event: &'static catalogue::Event) -> Option<AuditEvent> {
         record.outcome = Some(Outcome::Failure);
     }
     let mut audit = AuditEvent::from_record(&record)?;
-    audit.target = Some(Party::new("acct_7", "account"));
+    audit = audit.with_target(Party::new("acct_7", "account"));
     Some(audit)
 }
 
@@ -201,8 +201,7 @@ fn every_audited_catalogue_action_round_trips_and_matches_the_schema() {
         assert_eq!(record.is_some(), is_audited(event), "{}", event.name());
         let Some(record) = record else { continue };
         audited += 1;
-        assert_eq!(record.action, event.name());
-        assert_eq!(record.validate(), Ok(()), "{}", event.name());
+        assert_eq!(record.action(), event.name());
         let text = serde_json::to_string(&record).unwrap();
         let back: AuditEvent = serde_json::from_str(&text).unwrap();
         assert_eq!(back, record, "{}", event.name());
@@ -220,13 +219,19 @@ fn every_audited_catalogue_action_round_trips_and_matches_the_schema() {
 #[test]
 fn a_minimal_application_record_matches_the_schema() {
     let schema = schema();
-    let mut e = AuditEvent::for_action("billing.invoice.viewed", Outcome::Success).unwrap();
+    let e = AuditEvent::for_action("billing.invoice.viewed", Outcome::Success).unwrap();
     assert_valid(&schema, &e);
-    e.metadata.insert(
-        "invoice".into(),
-        serde_json::json!({"id": "inv_1", "lines": [1, 2]}),
+    let e = e
+        .with_metadata(
+            "invoice",
+            serde_json::json!({"id": "inv_1", "lines": [1, 2]}),
+        )
+        .unwrap();
+    assert_eq!(
+        e.metadata()["invoice"]["id"],
+        "inv_1",
+        "nothing in it is redacted"
     );
-    assert_eq!(e.sanitize(), Ok(0));
     assert_valid(&schema, &e);
     let back: AuditEvent = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
     assert_eq!(back, e);
@@ -235,7 +240,8 @@ fn a_minimal_application_record_matches_the_schema() {
 #[test]
 fn the_validator_rejects_records_that_break_the_schema() {
     let schema = schema();
-    let good = serde_json::to_value(AuditEvent::new("security.lockout", Outcome::Failure)).unwrap();
+    let good = serde_json::to_value(AuditEvent::new("security.lockout", Outcome::Failure).unwrap())
+        .unwrap();
     let mut broken = Vec::new();
     let mut bad_outcome = good.clone();
     bad_outcome["outcome"] = "maybe".into();

@@ -43,19 +43,23 @@ fn spec() -> impl Strategy<Value = Spec> {
 }
 
 fn build(spec: &Spec, writer: u64, n: u64) -> AuditEvent {
-    let mut e = AuditEvent::new(ACTIONS[spec.action], Outcome::ALL[spec.outcome]);
-    e.actor = spec.actor.map(|a| Party::new(ACTORS[a], "user"));
-    e.resource = spec.resource.map(|r| RESOURCES[r].to_owned());
-    e.reason = Some("x".repeat(spec.reason_len));
-    e.metadata.insert("writer".into(), writer.into());
-    e.metadata.insert("n".into(), n.into());
+    let mut e = AuditEvent::new(ACTIONS[spec.action], Outcome::ALL[spec.outcome]).unwrap();
+    if let Some(a) = spec.actor {
+        e = e.with_actor(Party::new(ACTORS[a], "user"));
+    }
+    if let Some(r) = spec.resource {
+        e = e.with_resource(RESOURCES[r]);
+    }
+    e = e.with_reason("x".repeat(spec.reason_len));
+    e = e.with_metadata("writer", writer).unwrap();
+    e = e.with_metadata("n", n).unwrap();
     e
 }
 
 fn key(e: &AuditEvent) -> (u64, u64) {
     (
-        e.metadata["writer"].as_u64().unwrap(),
-        e.metadata["n"].as_u64().unwrap(),
+        e.metadata()["writer"].as_u64().unwrap(),
+        e.metadata()["n"].as_u64().unwrap(),
     )
 }
 
@@ -124,28 +128,28 @@ proptest! {
         let distinct = |f: &dyn Fn(&AuditEvent) -> Option<String>| {
             all.iter().filter_map(|e| f(e)).collect::<std::collections::HashSet<_>>().len()
         };
-        prop_assert_eq!(stats.distinct_actors, distinct(&|e| e.actor.as_ref().map(|p| p.id.clone())));
-        prop_assert_eq!(stats.distinct_resources, distinct(&|e| e.resource.clone()));
-        prop_assert_eq!(stats.distinct_actions, distinct(&|e| Some(e.action.clone())));
+        prop_assert_eq!(stats.distinct_actors, distinct(&|e| e.actor().map(|p| p.id.clone())));
+        prop_assert_eq!(stats.distinct_resources, distinct(&|e| e.resource().map(str::to_owned)));
+        prop_assert_eq!(stats.distinct_actions, distinct(&|e| Some(e.action().to_owned())));
 
         for actor in ACTORS.iter().chain(["nobody"].iter()) {
             let got = keys(&store.by_actor(&admin, actor, limit).unwrap());
-            let want = scan(&all, limit, |e| e.actor.as_ref().is_some_and(|p| p.id == *actor));
+            let want = scan(&all, limit, |e| e.actor().is_some_and(|p| p.id == *actor));
             prop_assert_eq!(got, want, "by_actor {}", actor);
         }
         for resource in RESOURCES {
             let got = keys(&store.by_resource(&admin, resource, limit).unwrap());
-            let want = scan(&all, limit, |e| e.resource.as_deref() == Some(resource));
+            let want = scan(&all, limit, |e| e.resource() == Some(resource));
             prop_assert_eq!(got, want, "by_resource {}", resource);
         }
         for action in ACTIONS {
             let got = keys(&store.by_action(&admin, action, limit).unwrap());
-            let want = scan(&all, limit, |e| e.action == action);
+            let want = scan(&all, limit, |e| e.action() == action);
             prop_assert_eq!(got, want, "by_action {}", action);
         }
         for outcome in Outcome::ALL {
             let got = keys(&store.by_outcome(&admin, outcome, limit).unwrap());
-            let want = scan(&all, limit, |e| e.outcome == outcome);
+            let want = scan(&all, limit, |e| e.outcome() == outcome);
             prop_assert_eq!(got, want, "by_outcome {}", outcome);
         }
         prop_assert_eq!(keys(&store.recent(&admin, limit).unwrap()), scan(&all, limit, |_| true));

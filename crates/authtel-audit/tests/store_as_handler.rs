@@ -47,12 +47,12 @@ fn attached_store_keeps_audited_events_but_not_span_starts() {
         .recent(&admin(), 10)
         .unwrap()
         .iter()
-        .map(|e| e.action.clone())
+        .map(|e| e.action().to_owned())
         .collect();
     assert_eq!(actions, ["security.lockout", "auth.login.stop"]);
     let login = &store.by_action(&admin(), "auth.login.stop", 1).unwrap()[0];
-    assert_eq!(login.outcome, Outcome::Failure);
-    assert_eq!(login.actor.as_ref().unwrap().id, "u_1");
+    assert_eq!(login.outcome(), Outcome::Failure);
+    assert_eq!(login.actor().unwrap().id, "u_1");
 }
 
 #[test]
@@ -75,19 +75,16 @@ fn authorization_decisions_are_queryable_by_caller_resource_and_outcome() {
     );
     let by_caller = store.by_actor(&admin(), "did:key:a", 10).unwrap();
     assert_eq!(by_caller.len(), 2);
-    assert_eq!(by_caller[0].outcome, Outcome::Denied);
-    assert_eq!(by_caller[0].reason.as_deref(), Some("namespace_mismatch"));
-    assert_eq!(by_caller[0].operation.as_deref(), Some("publish"));
-    assert_eq!(by_caller[1].outcome, Outcome::Success);
+    assert_eq!(by_caller[0].outcome(), Outcome::Denied);
+    assert_eq!(by_caller[0].reason(), Some("namespace_mismatch"));
+    assert_eq!(by_caller[0].operation(), Some("publish"));
+    assert_eq!(by_caller[1].outcome(), Outcome::Success);
     let on_prices = store.by_resource(&admin(), "grid.prices", 10).unwrap();
     assert_eq!(on_prices.len(), 2);
-    assert_eq!(on_prices[0].actor.as_ref().unwrap().id, "did:key:b");
+    assert_eq!(on_prices[0].actor().unwrap().id, "did:key:b");
     let errors = store.by_outcome(&admin(), Outcome::Error, 10).unwrap();
     assert_eq!(errors.len(), 1);
-    assert_eq!(
-        errors[0].reason.as_deref(),
-        Some("policy store unreachable")
-    );
+    assert_eq!(errors[0].reason(), Some("policy store unreachable"));
     let stats = store.stats();
     assert_eq!(stats.by_outcome[&Outcome::Success], 1);
     assert_eq!(stats.by_outcome[&Outcome::Denied], 1);
@@ -129,7 +126,7 @@ fn disabled_store_counts_instead_of_storing_while_events_keep_flowing() {
         .recent(&admin(), 10)
         .unwrap()
         .iter()
-        .map(|e| e.actor.as_ref().unwrap().id.clone())
+        .map(|e| e.actor().unwrap().id.clone())
         .collect();
     assert_eq!(callers, ["c4", "c1"]);
     assert_eq!(store.stats().dropped_disabled, 2);
@@ -139,7 +136,7 @@ fn disabled_store_counts_instead_of_storing_while_events_keep_flowing() {
 fn reading_without_the_admin_role_is_a_typed_refusal() {
     let store = RecentAuditStore::new("s").unwrap();
     store
-        .insert(AuditEvent::new("security.lockout", Outcome::Failure))
+        .insert(AuditEvent::new("security.lockout", Outcome::Failure).unwrap())
         .unwrap();
     let guest = Reader::new("guest").with_role("viewer");
     let err: AccessDenied = store.recent(&guest, 10).unwrap_err();
@@ -197,10 +194,10 @@ fn named_instances_are_independent() {
     authz.set_max_entries(5).unwrap();
     admin_actions.disable();
     authz
-        .insert(AuditEvent::new("authorization.allowed", Outcome::Success))
+        .insert(AuditEvent::new("authorization.allowed", Outcome::Success).unwrap())
         .unwrap();
     admin_actions
-        .insert(AuditEvent::new("security.lockout", Outcome::Failure))
+        .insert(AuditEvent::new("security.lockout", Outcome::Failure).unwrap())
         .unwrap();
     assert_eq!(authz.stats().entries, 1);
     assert_eq!(admin_actions.stats().entries, 0);
@@ -256,15 +253,12 @@ fn planted_secrets_never_come_back_out_of_the_store() {
     }
     // A directly inserted record with secrets nested deep in its metadata.
     let mut direct = AuditEvent::for_action("billing.card.added", Outcome::Success).unwrap();
-    direct.session_id = Some(jwt.to_owned());
-    direct.metadata.insert(
-        "request".into(),
-        serde_json::json!({
+    direct = direct.with_session_id(jwt.to_owned());
+    direct = direct.with_metadata("request", serde_json::json!({
             "headers": {"Authorization": format!("Bearer {}", secrets[1]), "Set-Cookie": secrets[4]},
             "body": {"form": {"new_password": secrets[0]}, "tokens": {"access_token": secrets[2]}},
             "note": jwt,
-        }),
-    );
+        })).unwrap();
     store.insert(direct).unwrap();
 
     let mut output = String::new();

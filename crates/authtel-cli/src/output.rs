@@ -122,15 +122,15 @@ pub(crate) const EVENT_COLUMNS: [&str; 8] = [
 pub(crate) fn event_cells(e: &AuditEvent) -> [String; 8] {
     let opt = |s: Option<&str>| s.unwrap_or("-").to_owned();
     [
-        e.occurred_at.to_string(),
-        e.action.clone(),
-        e.outcome.to_string(),
-        opt(e.actor.as_ref().map(|p| p.id.as_str())),
-        e.client_ip
+        e.occurred_at().to_string(),
+        e.action().to_owned(),
+        e.outcome().to_string(),
+        opt(e.actor().map(|p| p.id.as_str())),
+        e.client_ip()
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
-        opt(e.target.as_ref().map(|p| p.id.as_str())),
-        opt(e.reason.as_deref()),
-        e.id.to_string(),
+        opt(e.target().map(|p| p.id.as_str())),
+        opt(e.reason()),
+        e.id().to_string(),
     ]
 }
 

@@ -48,7 +48,7 @@ fn seeded(backend: Backend, name: &str) -> Option<Seeded> {
             "198.51.100.66",
             30 - i,
         );
-        e.reason = Some("invalid_credentials".into());
+        e = e.with_reason("invalid_credentials");
         bob_failures.push(e);
     }
     live.extend(bob_failures.iter().cloned());
@@ -131,8 +131,8 @@ fn query_filters_and_pages(backend: Backend) {
         }
     }
     let mut expected = s.bob_failures.clone();
-    expected.sort_by_key(|e| (e.occurred_at, e.id));
-    let expected: Vec<String> = expected.iter().map(|e| e.id.to_string()).collect();
+    expected.sort_by_key(|e| (e.occurred_at(), e.id()));
+    let expected: Vec<String> = expected.iter().map(|e| e.id().to_string()).collect();
     // bob's lockout is not a login failure but matches --actor: it sorts among them.
     seen.retain(|id| expected.contains(id));
     assert_eq!(seen, expected);
@@ -201,10 +201,10 @@ fn export_streams_every_record(backend: Backend) {
     assert!(
         lines
             .windows(2)
-            .all(|w| (w[0].occurred_at, w[0].id) < (w[1].occurred_at, w[1].id))
+            .all(|w| (w[0].occurred_at(), w[0].id()) < (w[1].occurred_at(), w[1].id()))
     );
     for e in &s.live {
-        assert!(lines.contains(e), "{} missing from the export", e.id);
+        assert!(lines.contains(e), "{} missing from the export", e.id());
     }
     let mut partial = path.clone().into_os_string();
     partial.push(".partial");
@@ -323,7 +323,7 @@ fn outbox_status_dead_letters_and_requeue(backend: Backend) {
             .contains("connection refused")
     );
 
-    let one = s.live[0].id.to_string();
+    let one = s.live[0].id().to_string();
     let r = f
         .cli(&["requeue", "--event", &one, "--forwarder", "siem"])
         .expect(0);

@@ -67,7 +67,7 @@ fn tail_shows_late_commits_and_stops_at_max_rows(backend: Backend) {
     f.write_batch(std::slice::from_ref(&first));
     let line = lines.next().expect("tail ended early").unwrap();
     let shown: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(shown["id"], first.id.to_string());
+    assert_eq!(shown["id"], first.id().to_string());
 
     // Committed now, stamped a second before `first` (inside --since and the grace window).
     let mut late = event(
@@ -77,14 +77,16 @@ fn tail_shows_late_commits_and_stops_at_max_rows(backend: Backend) {
         "192.0.2.3",
         0,
     );
-    late.occurred_at = Timestamp::from_unix_micros(first.occurred_at.unix_micros() - 1_000_000);
+    late = late.with_occurred_at(Timestamp::from_unix_micros(
+        first.occurred_at().unix_micros() - 1_000_000,
+    ));
     f.write_batch(std::slice::from_ref(&late));
     let line = lines
         .next()
         .expect("tail ended before the late record")
         .unwrap();
     let shown: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(shown["id"], late.id.to_string());
+    assert_eq!(shown["id"], late.id().to_string());
 
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));

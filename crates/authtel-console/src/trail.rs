@@ -40,11 +40,20 @@ impl Shared {
         if !self.self_audit {
             return Ok(());
         }
-        let mut e = AuditEvent::new(entry.action, entry.outcome);
-        e.actor = Some(Party::new(reader.id(), READER_TYPE));
-        e.resource = Some(authtel_core::metadata::truncate(&entry.resource, 500).to_owned());
-        e.operation = Some(entry.operation.to_owned());
-        e.reason = entry.reason;
+        let mut e = AuditEvent::new(entry.action, entry.outcome)
+            .map_err(|err| {
+                PageError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the console's own audit record was refused: {err}"),
+                    "this is a bug in authtel-console: report it with this message",
+                )
+            })?
+            .with_actor(Party::new(reader.id(), READER_TYPE))
+            .with_resource(entry.resource)
+            .with_operation(entry.operation);
+        if let Some(reason) = entry.reason {
+            e = e.with_reason(reason);
+        }
         self.store.record(&e).await.map_err(|err| {
             tracing::warn!(error = %err, action = entry.action, "authtel console: recording the console's own audit record failed");
             PageError::new(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use authtel_core::outcome::Outcome;
 use fantoccini::{Client, ClientBuilder, Locator};
-use support::{Fixture, TOKEN, login};
+use support::{Fixture, TOKEN, login, record};
 
 /// The browser binaries, or `None` (after saying why) when the test may skip.
 fn browser_paths() -> Option<(PathBuf, PathBuf)> {
@@ -196,10 +196,9 @@ async fn drive(c: &Client, f: &Fixture, base: &str) -> Result<(), fantoccini::er
     );
 
     // A lockout committed now appears within 1 s; its planted payload does not run.
-    let mut lockout = login("u_browser", Outcome::Denied);
-    lockout.action = "security.lockout".into();
-    lockout.user_agent = Some("<img src=x onerror=\"window.__pwned=1\">".into());
-    lockout.reason = Some("<script>window.__pwned=2</script>too many failures".into());
+    let mut lockout = record("security.lockout", "u_browser", Outcome::Denied);
+    lockout = lockout.with_user_agent("<img src=x onerror=\"window.__pwned=1\">");
+    lockout = lockout.with_reason("<script>window.__pwned=2</script>too many failures");
     let committed = Instant::now();
     f.record(std::slice::from_ref(&lockout)).await;
     let latency = loop {
@@ -265,7 +264,7 @@ async fn drive(c: &Client, f: &Fixture, base: &str) -> Result<(), fantoccini::er
         .await?;
     let text = record.text().await?;
     assert!(
-        text.contains(&lockout.id.to_string()),
+        text.contains(&lockout.id().to_string()),
         "the detail shows the record: {text}"
     );
     assert!(

@@ -103,8 +103,9 @@ async fn requeue_needs_the_sessions_csrf_token() {
 async fn purge_needs_the_csrf_token_and_is_a_dry_run_unless_confirmed() {
     let f = Fixture::start("csrf-purge").await;
     let mut old = login("u_old", Outcome::Success);
-    old.occurred_at =
-        Timestamp::from_unix_micros(Timestamp::now().unix_micros() - 10 * 86_400_000_000);
+    old = old.with_occurred_at(Timestamp::from_unix_micros(
+        Timestamp::now().unix_micros() - 10 * 86_400_000_000,
+    ));
     f.record(&[old]).await;
     // Delivered-or-dead rows are purgeable; pending ones are kept.
     f.kill_deliveries().await;

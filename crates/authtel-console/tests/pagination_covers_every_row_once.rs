@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use authtel_core::audit::Timestamp;
 use authtel_core::outcome::Outcome;
-use support::{Fixture, between, login, record_links};
+use support::{Fixture, between, login, record, record_links};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_page_links_cover_every_row_once() {
@@ -20,14 +20,16 @@ async fn next_page_links_cover_every_row_once() {
             Outcome::Success,
         );
         // Runs of 9 records share one timestamp, so ties straddle page boundaries.
-        e.occurred_at = Timestamp::from_unix_micros(t.unix_micros() - 1_000_000 + (i / 9) as i64);
+        e = e.with_occurred_at(Timestamp::from_unix_micros(
+            t.unix_micros() - 1_000_000 + (i / 9) as i64,
+        ));
         all.push(e);
     }
     f.record(&all).await;
     let want: HashSet<String> = all
         .iter()
-        .filter(|e| e.actor.as_ref().unwrap().id == "u_pager")
-        .map(|e| e.id.to_string())
+        .filter(|e| e.actor().unwrap().id == "u_pager")
+        .map(|e| e.id().to_string())
         .collect();
     let mut seen = Vec::new();
     let mut path = "/search?actor=u_pager&limit=10".to_owned();
@@ -51,9 +53,10 @@ async fn next_page_links_cover_every_row_once() {
 async fn a_record_opens_in_its_detail_view() {
     let f = Fixture::start("detail").await;
     let mut e = login("u_detail", Outcome::Failure);
-    e.reason = Some("bad password".into());
-    e.metadata
-        .insert("method".into(), serde_json::json!("password"));
+    e = e.with_reason("bad password");
+    e = e
+        .with_metadata("method", serde_json::json!("password"))
+        .unwrap();
     f.record(std::slice::from_ref(&e)).await;
     let search = f.get("/search?actor=u_detail&outcome=failure").await;
     let href = between(&search.body, "href=\"/records/", "\"")
@@ -62,7 +65,7 @@ async fn a_record_opens_in_its_detail_view() {
     let detail = f.get(&format!("/records/{href}")).await;
     assert_eq!(detail.status, 200);
     for want in [
-        e.id.to_string().as_str(),
+        e.id().to_string().as_str(),
         "u_detail (user)",
         "bad password",
         "192.0.2.7",
@@ -74,18 +77,17 @@ async fn a_record_opens_in_its_detail_view() {
             detail.body
         );
     }
-    let missing = f.get(&format!("/records/{}?at=1", e.id)).await;
+    let missing = f.get(&format!("/records/{}?at=1", e.id())).await;
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("purged"), "{}", missing.body);
-    let no_at = f.get(&format!("/records/{}", e.id)).await;
+    let no_at = f.get(&format!("/records/{}", e.id())).await;
     assert_eq!(no_at.status, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_counts_per_series_and_the_outbox_shows_health() {
     let f = Fixture::start("timeline").await;
-    let mut lock = login("u_t", Outcome::Denied);
-    lock.action = "security.lockout".into();
+    let lock = record("security.lockout", "u_t", Outcome::Denied);
     f.record(&[
         login("u_t", Outcome::Success),
         login("u_t", Outcome::Failure),

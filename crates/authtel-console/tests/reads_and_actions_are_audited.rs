@@ -29,9 +29,9 @@ async fn every_read_and_action_leaves_a_record_naming_the_reader() {
     let reads = records_of(&f, authtel_console::HISTORY_READ).await;
     assert_eq!(reads.len(), 1, "{reads:?}");
     let r = &reads[0];
-    assert_eq!(r.actor.as_ref().unwrap().id, authtel_console::TOKEN_READER);
-    assert_eq!(r.actor.as_ref().unwrap().kind, authtel_console::READER_TYPE);
-    assert_eq!(r.resource.as_deref(), Some("/search?actor=u_1"));
+    assert_eq!(r.actor().unwrap().id, authtel_console::TOKEN_READER);
+    assert_eq!(r.actor().unwrap().kind, authtel_console::READER_TYPE);
+    assert_eq!(r.resource(), Some("/search?actor=u_1"));
     // Refused reads are not recorded as reads.
     assert_eq!(request(f.addr, "GET", "/search", &[], "").await.status, 401);
     assert_eq!(records_of(&f, authtel_console::HISTORY_READ).await.len(), 1);
@@ -61,14 +61,8 @@ async fn every_read_and_action_leaves_a_record_naming_the_reader() {
     assert_eq!(ok.status, 200, "{ok:?}");
     let requeues = records_of(&f, authtel_console::REQUEUE).await;
     assert_eq!(requeues.len(), 1);
-    assert_eq!(
-        requeues[0].reason.as_deref(),
-        Some("requeued 1 dead entries")
-    );
-    assert_eq!(
-        requeues[0].resource.as_deref(),
-        Some("outbox/forwarder siem")
-    );
+    assert_eq!(requeues[0].reason(), Some("requeued 1 dead entries"));
+    assert_eq!(requeues[0].resource(), Some("outbox/forwarder siem"));
     let dry = request(
         f.addr,
         "POST",
@@ -80,8 +74,8 @@ async fn every_read_and_action_leaves_a_record_naming_the_reader() {
     assert_eq!(dry.status, 200);
     let purges = records_of(&f, authtel_console::PURGE).await;
     assert_eq!(purges.len(), 1);
-    assert_eq!(purges[0].operation.as_deref(), Some("dry_run"));
-    assert_eq!(purges[0].outcome, Outcome::Success);
+    assert_eq!(purges[0].operation(), Some("dry_run"));
+    assert_eq!(purges[0].outcome(), Outcome::Success);
     assert_eq!(
         records_of(&f, authtel_console::HISTORY_READ).await.len(),
         2,

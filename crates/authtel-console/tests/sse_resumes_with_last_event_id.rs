@@ -28,7 +28,7 @@ async fn reconnecting_with_last_event_id_gets_exactly_the_missed_records() {
     }
     let got = sse.audit_events(5, WAIT).await;
     let ids: Vec<String> = got.iter().map(event_record_id).collect();
-    let want: Vec<String> = first.iter().map(|e| e.id.to_string()).collect();
+    let want: Vec<String> = first.iter().map(|e| e.id().to_string()).collect();
     assert_eq!(ids, want, "live events arrive once each, in commit order");
     let seqs: Vec<u64> = got
         .iter()
@@ -49,7 +49,7 @@ async fn reconnecting_with_last_event_id_gets_exactly_the_missed_records() {
     let mut again = Sse::open(f.addr, "/stream/events", &[("last-event-id", &last)]).await;
     let got = again.audit_events(8, Duration::from_millis(1500)).await;
     let ids: Vec<String> = got.iter().map(event_record_id).collect();
-    let want: Vec<String> = missed.iter().map(|e| e.id.to_string()).collect();
+    let want: Vec<String> = missed.iter().map(|e| e.id().to_string()).collect();
     assert_eq!(
         ids, want,
         "exactly the missed records, in order, no duplicates"
@@ -60,7 +60,7 @@ async fn reconnecting_with_last_event_id_gets_exactly_the_missed_records() {
     let got = again.audit_events(1, WAIT).await;
     assert_eq!(
         got.iter().map(event_record_id).collect::<Vec<_>>(),
-        vec![next.id.to_string()]
+        vec![next.id().to_string()]
     );
 }
 
@@ -74,7 +74,7 @@ async fn a_reader_that_keeps_reconnecting_during_concurrent_writes_sees_every_re
                 let mut ids = Vec::new();
                 for i in 0..40 {
                     let e = login(&format!("w{w}-{i}"), Outcome::Success);
-                    ids.push(e.id.to_string());
+                    ids.push(e.id().to_string());
                     f.record(&[e]).await;
                 }
                 ids
@@ -138,7 +138,7 @@ async fn a_garbled_last_event_id_is_a_clear_400() {
     let got = from_elsewhere.audit_events(1, WAIT).await;
     assert_eq!(
         got.iter().map(event_record_id).collect::<Vec<_>>(),
-        vec![next.id.to_string()]
+        vec![next.id().to_string()]
     );
 }
 
@@ -152,7 +152,7 @@ async fn a_hundred_browsers_each_get_every_record() {
     let records: Vec<_> = (0..5)
         .map(|i| login(&format!("fan{i}"), Outcome::Success))
         .collect();
-    let want: Vec<String> = records.iter().map(|e| e.id.to_string()).collect();
+    let want: Vec<String> = records.iter().map(|e| e.id().to_string()).collect();
     let committed = std::time::Instant::now();
     f.record(&records).await;
     let tasks: Vec<_> = clients

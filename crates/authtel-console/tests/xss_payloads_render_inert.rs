@@ -13,14 +13,15 @@ const ATTR: &str = "\"><img src=x onerror=alert(1)>";
 const QUOTES: &str = "u'\"<b>";
 
 fn hostile() -> AuditEvent {
-    let mut e = AuditEvent::new("security.lockout", Outcome::Denied);
-    e.actor = Some(Party::new(QUOTES, "user"));
-    e.user_agent = Some(SCRIPT.to_owned());
-    e.resource = Some(ATTR.to_owned());
-    e.reason = Some(format!("{SCRIPT}{ATTR}"));
-    e.client_ip = Some("192.0.2.66".parse().unwrap());
-    e.metadata
-        .insert("note".into(), serde_json::Value::String(SCRIPT.to_owned()));
+    let mut e = AuditEvent::new("security.lockout", Outcome::Denied).unwrap();
+    e = e.with_actor(Party::new(QUOTES, "user"));
+    e = e.with_user_agent(SCRIPT.to_owned());
+    e = e.with_resource(ATTR.to_owned());
+    e = e.with_reason(format!("{SCRIPT}{ATTR}"));
+    e = e.with_client_ip("192.0.2.66".parse().unwrap());
+    e = e
+        .with_metadata("note", serde_json::Value::String(SCRIPT.to_owned()))
+        .unwrap();
     e
 }
 
@@ -54,11 +55,11 @@ async fn planted_markup_renders_as_text_everywhere() {
     let search = f.get("/search?ip=192.0.2.66").await;
     assert_eq!(search.status, 200);
     assert_inert("search", &search.body);
-    assert_eq!(record_links(&search.body), vec![e.id.to_string()]);
+    assert_eq!(record_links(&search.body), vec![e.id().to_string()]);
     let by_actor = f.get(&format!("/search?actor={}", "u%27%22%3Cb%3E")).await;
     assert_eq!(
         record_links(&by_actor.body),
-        vec![e.id.to_string()],
+        vec![e.id().to_string()],
         "search by a hostile actor id finds it"
     );
     assert!(
@@ -68,8 +69,8 @@ async fn planted_markup_renders_as_text_everywhere() {
     let detail = f
         .get(&format!(
             "/records/{}?at={}",
-            e.id,
-            e.occurred_at.unix_micros()
+            e.id(),
+            e.occurred_at().unix_micros()
         ))
         .await;
     assert_eq!(detail.status, 200);
@@ -81,7 +82,7 @@ async fn planted_markup_renders_as_text_everywhere() {
     // Over SSE the record travels as JSON (the page sets it with textContent).
     let got = sse.audit_events(1, std::time::Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1);
-    assert_eq!(event_record_id(&got[0]), e.id.to_string());
+    assert_eq!(event_record_id(&got[0]), e.id().to_string());
     let v: serde_json::Value = serde_json::from_str(&got[0].data).unwrap();
     assert_eq!(v["user_agent"], SCRIPT);
     assert!(!got[0].data.contains('\n'));

@@ -242,16 +242,16 @@ mod tests {
         let records = capture(|| log_authorized(Operation::Call, "did:key:z6Mk1", "home.status"));
         assert_eq!(records.len(), 1);
         let r = &records[0];
-        assert_eq!(r.action, "authorization.allowed");
-        assert_eq!(r.outcome, Outcome::Success);
-        let actor = r.actor.as_ref().unwrap();
+        assert_eq!(r.action(), "authorization.allowed");
+        assert_eq!(r.outcome(), Outcome::Success);
+        let actor = r.actor().unwrap();
         assert_eq!(
             (actor.id.as_str(), actor.kind.as_str()),
             ("did:key:z6Mk1", "caller")
         );
-        assert_eq!(r.operation.as_deref(), Some("call"));
-        assert_eq!(r.resource.as_deref(), Some("home.status"));
-        assert_eq!(r.reason, None);
+        assert_eq!(r.operation(), Some("call"));
+        assert_eq!(r.resource(), Some("home.status"));
+        assert_eq!(r.reason(), None);
     }
 
     #[test]
@@ -265,11 +265,11 @@ mod tests {
             )
         });
         let r = &records[0];
-        assert_eq!(r.action, "authorization.denied");
-        assert_eq!(r.outcome, Outcome::Denied);
-        assert_eq!(r.operation.as_deref(), Some("rotate_keys"));
-        assert_eq!(r.reason.as_deref(), Some("revoked_credential"));
-        assert_eq!(r.actor.as_ref().unwrap().id, "svc_a");
+        assert_eq!(r.action(), "authorization.denied");
+        assert_eq!(r.outcome(), Outcome::Denied);
+        assert_eq!(r.operation(), Some("rotate_keys"));
+        assert_eq!(r.reason(), Some("revoked_credential"));
+        assert_eq!(r.actor().unwrap().id, "svc_a");
     }
 
     #[test]
@@ -289,13 +289,10 @@ mod tests {
             );
         });
         assert_eq!(records.len(), 2);
-        assert_eq!(records[0].action, "authorization.error");
-        assert_eq!(records[0].outcome, Outcome::Error);
-        assert_eq!(records[0].reason.as_deref(), Some("policy store timed out"));
-        assert_eq!(
-            records[1].reason.as_deref(),
-            Some(crate::metadata::REDACTED)
-        );
+        assert_eq!(records[0].action(), "authorization.error");
+        assert_eq!(records[0].outcome(), Outcome::Error);
+        assert_eq!(records[0].reason(), Some("policy store timed out"));
+        assert_eq!(records[1].reason(), Some(crate::metadata::REDACTED));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Properties of the one screen, on arbitrary input: it never panics, it is idempotent,
 //! and what it lets out passes it. The same for JSON metadata and whole audit records.
 
-use authtel_core::audit::AuditEvent;
+use authtel_core::audit::{AuditEvent, AuditEventParts};
 use authtel_core::metadata::Metadata;
 use authtel_core::outcome::Outcome;
 use authtel_core::policy::{self, REDACTED};
@@ -96,29 +96,64 @@ proptest! {
     }
 
     #[test]
-    fn sanitized_records_are_screened_and_sanitize_to_themselves(
+    fn records_built_through_setters_are_screened_and_decode_to_themselves(
         texts in proptest::collection::vec(texty(), 6),
         meta in proptest::collection::btree_map(texty(), json(), 0..6),
     ) {
-        let mut e = AuditEvent::new("security.lockout", Outcome::Failure);
-        e.actor = Some(authtel_core::audit::Party::new(texts[0].clone(), texts[1].clone()));
-        e.session_id = Some(texts[2].clone());
-        e.user_agent = Some(texts[3].clone());
-        e.reason = Some(texts[4].clone());
-        e.span_id = Some(texts[5].clone());
-        e.metadata = meta;
-        let clean_before = e.is_screened();
-        let before = e.clone();
-        match e.sanitize() {
-            Ok(n) => {
-                prop_assert_eq!(clean_before, n == 0 && e == before);
-                prop_assert!(e.is_screened());
-                prop_assert_eq!(e.sanitize(), Ok(0));
+        let e = AuditEvent::new("security.lockout", Outcome::Failure)
+            .unwrap()
+            .with_actor(authtel_core::audit::Party::new(texts[0].clone(), texts[1].clone()))
+            .with_session_id(texts[2].clone())
+            .with_user_agent(texts[3].clone())
+            .with_reason(texts[4].clone())
+            .with_span_id(texts[5].clone());
+        let built = meta
+            .into_iter()
+            .try_fold(e, |e, (k, v)| e.with_metadata(k, v));
+        match built {
+            Ok(e) => {
+                for text in [e.user_agent(), e.reason(), e.actor().map(|a| a.kind.as_str())]
+                    .into_iter()
+                    .flatten()
+                {
+                    prop_assert!(policy::text_is_screened(text), "{text:?}");
+                }
+                for (k, v) in e.metadata() {
+                    prop_assert!(policy::json_is_screened(k, v, 1), "{k}: {v}");
+                }
+                // Decoding applies the same policy: a screened record decodes to itself.
                 let text = serde_json::to_string(&e).unwrap();
                 let back: AuditEvent = serde_json::from_str(&text).unwrap();
-                prop_assert!(back.is_screened());
+                prop_assert_eq!(back, e);
             }
             // Over a bound: a typed error, never a panic.
+            Err(err) => prop_assert!(!err.to_string().is_empty()),
+        }
+    }
+
+    #[test]
+    fn decoded_records_are_screened_and_decode_to_themselves(
+        texts in proptest::collection::vec(texty(), 8),
+        meta in proptest::collection::btree_map(texty(), json(), 0..6),
+    ) {
+        let e = AuditEvent::new("security.lockout", Outcome::Failure).unwrap();
+        let parts = AuditEventParts {
+            actor: Some(authtel_core::audit::Party::new(texts[0].clone(), texts[1].clone())),
+            session_id: Some(texts[2].clone()),
+            user_agent: Some(texts[3].clone()),
+            resource: Some(texts[4].clone()),
+            operation: Some(texts[5].clone()),
+            reason: Some(texts[6].clone()),
+            trace_id: Some(texts[7].clone()),
+            metadata: meta,
+            ..AuditEventParts::new(e.id(), e.occurred_at(), e.action(), e.outcome())
+        };
+        match AuditEvent::try_from(parts) {
+            Ok(e) => {
+                let text = serde_json::to_string(&e).unwrap();
+                let back: AuditEvent = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(back, e);
+            }
             Err(err) => prop_assert!(!err.to_string().is_empty()),
         }
     }

@@ -29,12 +29,17 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 fn records(n: usize) -> Vec<AuditEvent> {
     (0..n)
         .map(|i| {
-            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-            e.actor = Some(Party::new(format!("u_{}", i % 1000), "user"));
-            e.session_id = Some(format!("s_{i}"));
-            e.client_ip = Some([10, 0, (i / 256 % 256) as u8, (i % 256) as u8].into());
-            e.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64)".into());
-            e.metadata.insert("method".into(), "password".into());
+            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+            e = e.with_actor(Party::new(format!("u_{}", i % 1000), "user"));
+            e = e.with_session_id(format!("s_{i}"));
+            e = e.with_client_ip(std::net::IpAddr::from([
+                10,
+                0,
+                (i / 256 % 256) as u8,
+                (i % 256) as u8,
+            ]));
+            e = e.with_user_agent("Mozilla/5.0 (X11; Linux x86_64)");
+            e = e.with_metadata("method", "password").unwrap();
             e
         })
         .collect()
@@ -137,7 +142,7 @@ impl<S: ProjectionSink> ProjectionSink for Timed<S> {
             let now = Instant::now();
             let mut stored = self.stored.lock().unwrap();
             for e in batch {
-                stored.entry(e.id).or_insert(now);
+                stored.entry(e.id()).or_insert(now);
             }
             Ok(n)
         })
@@ -188,7 +193,7 @@ async fn e2e_latency(bootstrap: &str, n: usize) -> (f64, f64) {
     let events = records(n);
     let mut emitted = HashMap::with_capacity(n);
     for e in &events {
-        emitted.insert(e.id, Instant::now());
+        emitted.insert(e.id(), Instant::now());
         kafka.forward(std::slice::from_ref(e)).await.unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -204,7 +209,7 @@ async fn e2e_latency(bootstrap: &str, n: usize) -> (f64, f64) {
     let stored = sink.stored.lock().unwrap();
     let mut ms: Vec<f64> = events
         .iter()
-        .map(|e| (stored[&e.id] - emitted[&e.id]).as_secs_f64() * 1000.0)
+        .map(|e| (stored[&e.id()] - emitted[&e.id()]).as_secs_f64() * 1000.0)
         .collect();
     ms.sort_by(f64::total_cmp);
     (ms[n / 2], ms[(n * 99) / 100])

@@ -38,7 +38,7 @@
 //!         continue;
 //!     }
 //!     let event = decode(m.payload(), headers)?; // checks ce_id against the record
-//!     println!("lockout of {:?} at {}", event.actor, event.occurred_at);
+//!     println!("lockout of {:?} at {}", event.actor(), event.occurred_at());
 //!     consumer.commit_message(&m, rdkafka::consumer::CommitMode::Async)?;
 //! }
 //! # }
@@ -71,19 +71,19 @@ pub const JSON: &str = "application/json";
 /// ```
 /// use authtel_core::{audit::AuditEvent, outcome::Outcome};
 /// use authtel_kafka::cloudevents::{header_str, headers_for, TYPE};
-/// let e = AuditEvent::new("auth.login.stop", Outcome::Success);
+/// let e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
 /// let h = headers_for(&e, "authtel://login");
 /// assert_eq!(header_str(&h, TYPE), Some("auth.login.stop"));
 /// ```
 pub fn headers_for(event: &AuditEvent, source: &str) -> OwnedHeaders {
     let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let id = event.id.as_hyphenated().encode_lower(&mut id);
-    let time = event.occurred_at.to_string();
+    let id = event.id().as_hyphenated().encode_lower(&mut id);
+    let time = event.occurred_at().to_string();
     OwnedHeaders::new_with_capacity(6)
         .insert(header(SPECVERSION, SPEC_VERSION_VALUE))
         .insert(header(ID, id))
         .insert(header(SOURCE, source))
-        .insert(header(TYPE, &event.action))
+        .insert(header(TYPE, event.action()))
         .insert(header(TIME, &time))
         .insert(header(CONTENT_TYPE, JSON))
 }
@@ -118,7 +118,7 @@ pub fn header_str<'h, H: Headers>(headers: &'h H, key: &str) -> Option<&'h str> 
 /// ```
 /// use authtel_core::{audit::AuditEvent, outcome::Outcome};
 /// use authtel_kafka::cloudevents::{decode, headers_for};
-/// let e = AuditEvent::new("auth.logout.stop", Outcome::Success);
+/// let e = AuditEvent::new("auth.logout.stop", Outcome::Success).unwrap();
 /// let value = serde_json::to_vec(&e).unwrap();
 /// let headers = headers_for(&e, "authtel://test");
 /// assert_eq!(decode(Some(&value), Some(&headers)).unwrap(), e);
@@ -135,11 +135,11 @@ pub fn decode<H: Headers>(
             reason: e.to_string(),
         })?;
     if let Some(header_id) = headers.and_then(|h| header_str(h, ID))
-        && uuid::Uuid::parse_str(header_id).ok() != Some(event.id)
+        && uuid::Uuid::parse_str(header_id).ok() != Some(event.id())
     {
         return Err(DecodeError::IdMismatch {
             header: authtel_core::metadata::truncate(header_id, 64).to_owned(),
-            record: event.id.to_string(),
+            record: event.id().to_string(),
         });
     }
     Ok(event)

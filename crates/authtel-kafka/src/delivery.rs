@@ -121,7 +121,6 @@ pub(crate) struct ProducerStats {
     batches_ok: AtomicU64,
     batches_failed: AtomicU64,
     queue_full_waits: AtomicU64,
-    scrubbed: AtomicU64,
     broker_errors: AtomicU64,
     producer_resets: AtomicU64,
     errors_since_ack: AtomicU64,
@@ -140,7 +139,6 @@ impl ProducerStats {
             batches_delivered: get(&self.batches_ok),
             batches_failed: get(&self.batches_failed),
             queue_full_waits: get(&self.queue_full_waits),
-            records_scrubbed: get(&self.scrubbed),
             broker_errors: get(&self.broker_errors),
             producer_resets: get(&self.producer_resets),
         }
@@ -156,10 +154,6 @@ impl ProducerStats {
 
     pub(crate) fn count_producer_reset(&self) {
         self.producer_resets.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_scrubbed(&self) {
-        self.scrubbed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_batch(&self, ok: bool) {

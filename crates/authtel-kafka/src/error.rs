@@ -125,10 +125,6 @@ pub enum DeliveryError {
         /// librdkafka's error code.
         code: RDKafkaErrorCode,
     },
-    /// The record breaks a bound of core's policy (metadata too large or too deep, an
-    /// invalid action): it is not sent, and never will be.
-    #[error(transparent)]
-    Invalid(authtel_core::audit::AuditError),
     /// The record could not be serialized to JSON.
     #[error("audit record {event_id} could not be serialized to json: {reason}")]
     Serialize {
@@ -164,7 +160,6 @@ impl DeliveryError {
             DeliveryError::TooLarge { .. }
             | DeliveryError::UnknownTopic { .. }
             | DeliveryError::Serialize { .. }
-            | DeliveryError::Invalid(_)
             | DeliveryError::ShutDown { .. } => false,
         }
     }

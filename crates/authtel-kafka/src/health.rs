@@ -41,8 +41,6 @@ pub struct ProducerCounters {
     pub batches_failed: u64,
     /// Times a send waited for librdkafka's queue to drain.
     pub queue_full_waits: u64,
-    /// Records that carried a secret-looking field and were redacted before sending.
-    pub records_scrubbed: u64,
     /// Errors librdkafka reported about brokers (connection refused, all brokers down).
     pub broker_errors: u64,
     /// Times the producer was replaced because its idempotent identity became unusable

@@ -36,7 +36,7 @@ pub type ProjectFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, ForwardErro
 ///     fn project<'a>(&'a self, batch: &'a [AuditEvent]) -> ProjectFuture<'a> {
 ///         Box::pin(async move {
 ///             let mut ids = self.0.lock().unwrap();
-///             Ok(batch.iter().filter(|e| ids.insert(e.id)).count() as u64)
+///             Ok(batch.iter().filter(|e| ids.insert(e.id())).count() as u64)
 ///         })
 ///     }
 /// }
@@ -73,7 +73,7 @@ impl<S: ProjectionSink + ?Sized> ProjectionSink for std::sync::Arc<S> {
 /// }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let sink = ForwarderSink::new(Arc::new(Nowhere));
-/// let batch = [AuditEvent::new("auth.logout", authtel_core::Outcome::Success)];
+/// let batch = [AuditEvent::new("auth.logout.stop", authtel_core::Outcome::Success).unwrap()];
 /// assert_eq!(sink.project(&batch).await.unwrap(), 1);
 /// # }
 /// ```

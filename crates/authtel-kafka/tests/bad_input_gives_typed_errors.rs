@@ -12,8 +12,8 @@ use authtel_core::outcome::Outcome;
 use authtel_kafka::{BuildError, DeliveryError, HealthState, KafkaForwarder, ProbeError};
 
 fn event(user: &str) -> AuditEvent {
-    let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-    e.actor = Some(Party::new(user, "user"));
+    let mut e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+    e = e.with_actor(Party::new(user, "user"));
     e
 }
 
@@ -37,8 +37,9 @@ async fn oversized_record_fails_permanently_and_its_neighbours_are_delivered() {
     // Within core's bounds (texts of 200 bytes, 4 KiB of metadata), over the producer's.
     let mut big = event("u_big");
     for i in 0..20 {
-        big.metadata
-            .insert(format!("blob{i}"), "x".repeat(200).into());
+        big = big
+            .with_metadata(format!("blob{i}"), "x".repeat(200))
+            .unwrap();
     }
 
     let err = kafka
@@ -49,7 +50,7 @@ async fn oversized_record_fails_permanently_and_its_neighbours_are_delivered() {
     let text = format!("{err}: {}", delivery_error(&err));
     assert!(text.contains("1 of 3 records"), "{text}");
     assert!(
-        matches!(delivery_error(&err), DeliveryError::TooLarge { event_id, size } if *event_id == big.id.to_string() && *size > 4_000),
+        matches!(delivery_error(&err), DeliveryError::TooLarge { event_id, size } if *event_id == big.id().to_string() && *size > 4_000),
         "{text}"
     );
     assert!(

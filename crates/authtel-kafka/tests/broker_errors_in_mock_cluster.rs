@@ -16,8 +16,8 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 fn batch(n: usize) -> Vec<AuditEvent> {
     (0..n)
         .map(|i| {
-            let mut e = AuditEvent::new("mfa.verify.stop", Outcome::Success);
-            e.actor = Some(Party::new(format!("u_{i}"), "user"));
+            let mut e = AuditEvent::new("mfa.verify.stop", Outcome::Success).unwrap();
+            e = e.with_actor(Party::new(format!("u_{i}"), "user"));
             e
         })
         .collect()

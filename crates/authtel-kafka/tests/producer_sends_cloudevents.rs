@@ -14,9 +14,13 @@ use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
 use authtel_kafka::{HealthState, KafkaForwarder, cloudevents};
 
 fn event_for(user: Option<&str>, ip: Option<IpAddr>) -> AuditEvent {
-    let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-    e.actor = user.map(|u| Party::new(u, "user"));
-    e.client_ip = ip;
+    let mut e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+    if let Some(u) = user {
+        e = e.with_actor(Party::new(u, "user"));
+    }
+    if let Some(ip) = ip {
+        e = e.with_client_ip(ip);
+    }
     e
 }
 
@@ -54,7 +58,7 @@ async fn headers_key_and_value_follow_cloudevents_binary_mode() {
         assert_eq!(m.header(cloudevents::SPECVERSION), Some("1.0"));
         assert_eq!(
             m.header(cloudevents::ID),
-            Some(sent.id.to_string().as_str())
+            Some(sent.id().to_string().as_str())
         );
         assert_eq!(
             m.header(cloudevents::SOURCE),
@@ -63,7 +67,7 @@ async fn headers_key_and_value_follow_cloudevents_binary_mode() {
         assert_eq!(m.header(cloudevents::TYPE), Some("auth.login.stop"));
         assert_eq!(
             m.header(cloudevents::TIME),
-            Some(sent.occurred_at.to_string().as_str())
+            Some(sent.occurred_at().to_string().as_str())
         );
         assert_eq!(
             m.header(cloudevents::CONTENT_TYPE),
@@ -98,27 +102,20 @@ async fn planted_secrets_never_reach_the_topic() {
         &meta,
     );
     let from_emit = AuditEvent::from_record(&record).unwrap();
-    // Built by hand, bypassing the metadata policy: the forwarder must still scrub it.
-    let mut by_hand = AuditEvent::new("jwt.refresh.stop", Outcome::Failure);
-    by_hand.actor = Some(Party::new("u_42", "user"));
-    by_hand
-        .metadata
-        .insert("totp_code".into(), "123456-PLANTED".into());
-    by_hand
-        .metadata
-        .insert("oauth_client_secret".into(), "cs-PLANTED".into());
-    by_hand
-        .metadata
-        .insert("cookie".into(), "sid=PLANTED".into());
-    by_hand.reason = Some(format!("Bearer {JWT}"));
-    by_hand.user_agent = Some(format!("curl token={JWT}"));
-
+    // Built by hand, bypassing the event metadata policy: the record's setters screen it.
+    let mut by_hand = AuditEvent::new("jwt.refresh.stop", Outcome::Failure).unwrap();
+    by_hand = by_hand.with_actor(Party::new("u_42", "user"));
+    by_hand = by_hand
+        .with_metadata("totp_code", "123456-PLANTED")
+        .unwrap();
+    by_hand = by_hand
+        .with_metadata("oauth_client_secret", "cs-PLANTED")
+        .unwrap();
+    by_hand = by_hand.with_metadata("cookie", "sid=PLANTED").unwrap();
+    by_hand = by_hand.with_reason(format!("Bearer {JWT}"));
+    by_hand = by_hand.with_user_agent(format!("curl token={JWT}"));
+    assert_eq!(by_hand.reason(), Some("[REDACTED]"), "screened when set");
     kafka.forward(&[from_emit, by_hand]).await.unwrap();
-    assert_eq!(
-        kafka.counters().records_scrubbed,
-        1,
-        "the hand-built record was scrubbed"
-    );
 
     let (b, t) = (bootstrap.clone(), topic.clone());
     let got = tokio::task::spawn_blocking(move || common::consume(&b, &t, 1, 2))

@@ -49,8 +49,8 @@ where
     let kafka = KafkaForwarder::builder(&bootstrap, &topic).build().unwrap();
     let sent: Vec<_> = (0..300)
         .map(|i| {
-            let mut e = AuditEvent::new("jwt.refresh.stop", Outcome::Success);
-            e.actor = Some(Party::new(format!("u_{}", i % 10), "user"));
+            let mut e = AuditEvent::new("jwt.refresh.stop", Outcome::Success).unwrap();
+            e = e.with_actor(Party::new(format!("u_{}", i % 10), "user"));
             e
         })
         .collect();

@@ -19,9 +19,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 fn events(n: usize, users: usize) -> Vec<AuditEvent> {
     (0..n)
         .map(|i| {
-            let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-            e.actor = Some(Party::new(format!("u_{}", i % users), "user"));
-            e.reason = Some("bad_password".into());
+            let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
+            e = e.with_actor(Party::new(format!("u_{}", i % users), "user"));
+            e = e.with_reason("bad_password");
             e
         })
         .collect()
@@ -113,7 +113,7 @@ where
     let stored = store.actor_events("u_3").await;
     let expected: Vec<_> = sent
         .iter()
-        .filter(|e| e.actor.as_ref().unwrap().id == "u_3")
+        .filter(|e| e.actor().unwrap().id == "u_3")
         .cloned()
         .collect();
     assert_eq!(

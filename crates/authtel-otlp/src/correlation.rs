@@ -241,14 +241,14 @@ pub fn current_trace_ids() -> Option<TraceIds> {
 /// let meta = Metadata::new().user_id("u_1");
 /// let measurements = Measurements::new();
 /// let record = EventRecord::signal(&catalogue::SECURITY_LOCKOUT, SpanContext::child_of(None), &measurements, &meta);
-/// let mut audit = AuditEvent::from_record(&record).unwrap();
-/// authtel_otlp::stamp_trace_ids(&mut audit, &record);
-/// assert_eq!(audit.trace_id.as_ref().map(String::len), Some(32));
+/// let audit = AuditEvent::from_record(&record).unwrap();
+/// let audit = authtel_otlp::stamp_trace_ids(audit, &record);
+/// assert_eq!(audit.trace_id().map(str::len), Some(32));
 /// ```
-pub fn stamp_trace_ids(audit: &mut AuditEvent, record: &EventRecord<'_>) {
+#[must_use = "the stamped record is returned; the one passed in is consumed"]
+pub fn stamp_trace_ids(audit: AuditEvent, record: &EventRecord<'_>) -> AuditEvent {
     let ids = trace_ids(record);
-    audit.trace_id = Some(ids.trace_id);
-    audit.span_id = Some(ids.span_id);
+    audit.with_trace_id(ids.trace_id).with_span_id(ids.span_id)
 }
 
 #[cfg(test)]

@@ -14,15 +14,15 @@ use authtel_testing::otlp::{OtlpReceiver, any_value_text, attribute};
 fn records(n: usize) -> Vec<AuditEvent> {
     (0..n)
         .map(|i| {
-            let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-            e.actor = Some(Party::new(format!("u_{i}"), "user"));
-            e.reason = Some(if i == 0 {
+            let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
+            e = e.with_actor(Party::new(format!("u_{i}"), "user"));
+            e = e.with_reason(if i == 0 {
                 "password=hunter2".to_owned()
             } else {
                 "invalid_password".to_owned()
             });
-            e.client_ip = Some([203, 0, 113, 9].into());
-            e.metadata.insert("attempt".into(), (i as u64).into());
+            e = e.with_client_ip(std::net::IpAddr::from([203, 0, 113, 9]));
+            e = e.with_metadata("attempt", i as u64).unwrap();
             e
         })
         .collect()
@@ -52,12 +52,12 @@ async fn acknowledged_batches_arrive_whole_and_screened() {
             .filter_map(|l| attribute(&l.attributes, "audit.id"))
             .collect();
         assert_eq!(ids.len(), 1_000, "{protocol:?}");
-        let wanted: BTreeSet<String> = batch.iter().map(|e| e.id.to_string()).collect();
+        let wanted: BTreeSet<String> = batch.iter().map(|e| e.id().to_string()).collect();
         assert_eq!(ids, wanted);
         let first = logs
             .iter()
             .find(|l| {
-                attribute(&l.attributes, "audit.id").as_deref() == Some(&batch[0].id.to_string())
+                attribute(&l.attributes, "audit.id").as_deref() == Some(&batch[0].id().to_string())
             })
             .unwrap();
         assert_eq!(

@@ -31,8 +31,8 @@ async fn authtel_spans_are_children_of_the_current_otel_span() {
             "audit-stamp",
             Selection::All,
             handler_fn(move |record| {
-                if let Some(mut audit) = AuditEvent::from_record(record) {
-                    authtel_otlp::stamp_trace_ids(&mut audit, record);
+                if let Some(audit) = AuditEvent::from_record(record) {
+                    let audit = authtel_otlp::stamp_trace_ids(audit, record);
                     kept.lock().unwrap().push(audit);
                 }
             }),
@@ -100,22 +100,22 @@ async fn authtel_spans_are_children_of_the_current_otel_span() {
     let audits = audits.lock().unwrap().clone();
     let mfa_audit = audits
         .iter()
-        .find(|a| a.action == "mfa.verify.stop")
+        .find(|a| a.action() == "mfa.verify.stop")
         .unwrap();
     assert_eq!(
-        mfa_audit.trace_id.as_deref(),
+        mfa_audit.trace_id(),
         Some(request_trace.to_string().as_str())
     );
     assert_eq!(
-        mfa_audit.span_id.as_deref(),
+        mfa_audit.span_id(),
         Some(common::hex(&mfa.span_id).as_str())
     );
     let login_audit = audits
         .iter()
-        .find(|a| a.action == "auth.login.stop")
+        .find(|a| a.action() == "auth.login.stop")
         .unwrap();
     assert_eq!(
-        login_audit.trace_id.as_deref(),
+        login_audit.trace_id(),
         Some(request_trace.to_string().as_str())
     );
 

@@ -42,7 +42,7 @@ impl Forwarder for Down {
 }
 
 fn events(n: usize) -> Vec<AuditEvent> {
-    let template = AuditEvent::new("auth.login.stop", Outcome::Success);
+    let template = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
     (0..n).map(|_| template.clone()).collect()
 }
 

@@ -492,7 +492,7 @@ impl Core {
     /// and reports `pipeline.forward.error`.
     pub(crate) fn dead_letter(&self, batch: &[AuditEvent], reason: &str, attempts: u32) {
         let n = batch.len();
-        let ids: Vec<_> = batch.iter().map(|e| e.id).collect();
+        let ids: Vec<_> = batch.iter().map(|e| e.id()).collect();
         let Some(dead_letter) = &self.dead_letter else {
             tracing::error!(
                 forwarder = %self.id,

@@ -130,11 +130,6 @@ pub enum PublishError {
         /// The forwarder id.
         forwarder: String,
     },
-    /// The record breaks a bound of core's policy (metadata too large or too deep, an
-    /// invalid action, an unknown schema version): refused before it is queued, so no lane,
-    /// spill file or dead-letter file ever holds it.
-    #[error(transparent)]
-    Invalid(#[from] authtel_core::audit::AuditError),
 }
 
 /// `flush` or `shutdown` ran out of time.

@@ -71,7 +71,7 @@ pub enum BreakerState {
 /// use authtel_pipeline::{Dispatch, ForwarderConfig, Pipeline};
 /// use authtel_core::outcome::Outcome;
 /// let p = Pipeline::builder().forwarder(ForwarderConfig::new("noop", Noop).dispatch(Dispatch::Sync)).build().unwrap();
-/// p.publish(AuditEvent::new("auth.login.stop", Outcome::Success)).unwrap();
+/// p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap()).unwrap();
 /// let m = &p.metrics()[0];
 /// assert_eq!((m.forwarder.as_str(), m.published, m.delivered), ("noop", 1, 1));
 /// ```

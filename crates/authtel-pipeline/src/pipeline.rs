@@ -298,8 +298,8 @@ impl Pipeline {
     }
 
     /// Publishes an audit record to every forwarder. Audit records are never sampled or
-    /// rate limited. Secret-named metadata and credential-looking values are redacted
-    /// first. Returns the first forwarder's refusal, if any; the others still got it.
+    /// rate limited. The record was screened by core's policy when it was made. Returns the
+    /// first forwarder's refusal, if any; the others still got it.
     pub fn publish(&self, event: AuditEvent) -> Result<(), PublishError> {
         self.route(event, Class::Audit, None)
     }
@@ -319,12 +319,10 @@ impl Pipeline {
     /// use authtel_pipeline::{ForwarderConfig, Pipeline};
     /// # #[tokio::main] async fn main() {
     /// let p = Pipeline::builder().forwarder(ForwarderConfig::new("sql", Noop)).build().unwrap();
-    /// p.publish_async(AuditEvent::new("auth.login.stop", Outcome::Success)).await.unwrap();
+    /// p.publish_async(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap()).await.unwrap();
     /// # }
     /// ```
-    pub async fn publish_async(&self, mut event: AuditEvent) -> Result<(), PublishError> {
-        // Core's one policy, as for `publish`.
-        event.sanitize()?;
+    pub async fn publish_async(&self, event: AuditEvent) -> Result<(), PublishError> {
         let mut result = Ok(());
         for lane in &self.inner.lanes {
             let r = lane.publish_async(event.clone()).await;
@@ -346,13 +344,13 @@ impl Pipeline {
     /// let p = Pipeline::builder()
     ///     .forwarder(ForwarderConfig::new("otlp", Noop).dispatch(Dispatch::Sync).sample_rate(0.0))
     ///     .build().unwrap();
-    /// p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success)).unwrap();
-    /// p.publish_telemetry(AuditEvent::new("security.lockout", Outcome::Failure)).unwrap();
+    /// p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success).unwrap()).unwrap();
+    /// p.publish_telemetry(AuditEvent::new("security.lockout", Outcome::Failure).unwrap()).unwrap();
     /// let m = &p.metrics()[0];
     /// assert_eq!((m.sampled_out, m.delivered), (1, 1));
     /// ```
     pub fn publish_telemetry(&self, event: AuditEvent) -> Result<(), PublishError> {
-        let class = match catalogue::by_name(&event.action) {
+        let class = match catalogue::by_name(event.action()) {
             Some(e) if e.is_security_signal() => Class::Audit,
             _ => Class::Telemetry,
         };
@@ -372,13 +370,13 @@ impl Pipeline {
 
     fn route(
         &self,
-        mut event: AuditEvent,
+        event: AuditEvent,
         class: Class,
         timeout: Option<Duration>,
     ) -> Result<(), PublishError> {
-        // Core's one policy, before the record reaches a queue, a spill file or a
-        // dead-letter file (records from `AuditEvent::from_record` pass unchanged).
-        event.sanitize()?;
+        // No screening here: an `AuditEvent` is screened and bounded when it is made, so
+        // what reaches a queue, a spill file or a dead-letter file already passed core's
+        // one policy.
         let Some((last, rest)) = self.inner.lanes.split_last() else {
             return Ok(());
         };
@@ -422,7 +420,7 @@ impl Pipeline {
     /// use authtel_pipeline::{ForwarderConfig, Pipeline};
     /// use std::time::{Duration, Instant};
     /// let p = Pipeline::builder().forwarder(ForwarderConfig::new("x", Noop)).build().unwrap();
-    /// p.publish(AuditEvent::new("auth.login.stop", Outcome::Success)).unwrap();
+    /// p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap()).unwrap();
     /// p.shutdown(Instant::now() + Duration::from_secs(5)).unwrap();
     /// assert_eq!(p.metrics()[0].delivered, 1);
     /// ```
@@ -479,7 +477,7 @@ impl Pipeline {
     /// let dir = std::env::temp_dir().join(format!("authtel-doc-replay-{}", std::process::id()));
     /// std::fs::create_dir_all(&dir).unwrap();
     /// let file = dir.join("kafka.dead.replaying");
-    /// let event = AuditEvent::new("auth.login.stop", authtel_core::outcome::Outcome::Failure);
+    /// let event = AuditEvent::new("auth.login.stop", authtel_core::outcome::Outcome::Failure).unwrap();
     /// std::fs::write(&file, format!("{}\n", serde_json::json!({"reason": "x", "attempts": 5, "event": event}))).unwrap();
     /// let p = Pipeline::builder()
     ///     .forwarder(ForwarderConfig::new("kafka", Noop).dispatch(Dispatch::Sync))
@@ -515,10 +513,10 @@ impl Pipeline {
             );
         }
         let mut accepted = 0;
-        for mut event in read.events {
-            // Dead-letter files were written screened; a file edited by hand passes the
-            // policy again (a record over its bounds is not replayed).
-            if event.sanitize().is_ok() && lane.publish(event, Class::Audit, None).is_ok() {
+        for event in read.events {
+            // Decoding a dead-letter line applies core's policy, so a file edited by hand
+            // is screened again (a line over a bound is unreadable, never replayed).
+            if lane.publish(event, Class::Audit, None).is_ok() {
                 accepted += 1;
             }
         }

@@ -18,8 +18,8 @@ fn temp(name: &str) -> PathBuf {
 fn events(n: usize) -> Vec<AuditEvent> {
     (0..n)
         .map(|i| {
-            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-            e.metadata.insert("seq".into(), i.into());
+            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+            e = e.with_metadata("seq", i).unwrap();
             e
         })
         .collect()
@@ -39,14 +39,14 @@ fn appends_replay_in_order_across_segments_and_reopen() {
     s.commit(&first);
     drop(s);
     let mut s = SpillStore::open(dir.clone(), 1 << 30, 1 << 20, FsyncPolicy::Never).unwrap();
-    let mut seen: Vec<_> = first.events.iter().map(|e| e.id).collect();
+    let mut seen: Vec<_> = first.events.iter().map(|e| e.id()).collect();
     loop {
         let b = s.read_batch(13).unwrap();
         if b.events.is_empty() {
             s.commit(&b);
             break;
         }
-        seen.extend(b.events.iter().map(|e| e.id));
+        seen.extend(b.events.iter().map(|e| e.id()));
         s.commit(&b);
     }
     // Reopening re-reads the partially replayed segment: duplicates, never gaps.
@@ -56,7 +56,7 @@ fn appends_replay_in_order_across_segments_and_reopen() {
             unique.push(*id);
         }
     }
-    let want: Vec<_> = all.iter().map(|e| e.id).collect();
+    let want: Vec<_> = all.iter().map(|e| e.id()).collect();
     assert_eq!(unique, want);
     assert!(s.is_empty());
     assert_eq!(s.bytes(), 0);
@@ -76,10 +76,10 @@ fn batches_crossing_segments_are_read_exactly_once() {
     let mut seen = Vec::new();
     while !s.is_empty() {
         let b = s.read_batch(7).unwrap();
-        seen.extend(b.events.iter().map(|e| e.id));
+        seen.extend(b.events.iter().map(|e| e.id()));
         s.commit(&b);
     }
-    assert_eq!(seen, all.iter().map(|e| e.id).collect::<Vec<_>>());
+    assert_eq!(seen, all.iter().map(|e| e.id()).collect::<Vec<_>>());
     fs::remove_dir_all(dir).unwrap();
 }
 
@@ -112,7 +112,7 @@ fn drain(s: &mut SpillStore) -> (Vec<u64>, u64) {
         seqs.extend(
             b.events
                 .iter()
-                .filter_map(|e| e.metadata.get("seq")?.as_u64()),
+                .filter_map(|e| e.metadata().get("seq")?.as_u64()),
         );
         s.commit(&b);
         if done {
@@ -125,8 +125,8 @@ fn drain(s: &mut SpillStore) -> (Vec<u64>, u64) {
 fn numbered(range: std::ops::Range<u64>) -> Vec<AuditEvent> {
     range
         .map(|i| {
-            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-            e.metadata.insert("seq".into(), i.into());
+            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+            e = e.with_metadata("seq", i).unwrap();
             e
         })
         .collect()

@@ -66,7 +66,7 @@ fn dead_letters_are_private_then_replayed_with_their_ids() {
         .build()
         .unwrap();
     assert_eq!(healthy.replay_dead_letters("kafka", &aside).unwrap(), 5);
-    assert_eq!(dest.ids(), sent.iter().map(|e| e.id).collect::<Vec<_>>());
+    assert_eq!(dest.ids(), sent.iter().map(|e| e.id()).collect::<Vec<_>>());
     let unknown = healthy.replay_dead_letters("sql", &aside).unwrap_err();
     assert!(unknown.to_string().contains("kafka"), "{unknown}");
 }

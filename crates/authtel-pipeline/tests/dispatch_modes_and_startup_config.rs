@@ -14,7 +14,7 @@ use authtel_pipeline::{
 use common::{Capture, PATIENCE, TempDir, numbered};
 
 fn event() -> AuditEvent {
-    AuditEvent::new("auth.login.stop", Outcome::Success)
+    AuditEvent::new("auth.login.stop", Outcome::Success).unwrap()
 }
 
 #[test]

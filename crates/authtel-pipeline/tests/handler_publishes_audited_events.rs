@@ -42,10 +42,10 @@ fn audited_events_become_records_and_starts_do_not() {
         .lock()
         .unwrap()
         .iter()
-        .map(|e| e.action.clone())
+        .map(|e| e.action().to_owned())
         .collect();
     assert_eq!(actions, ["auth.login.stop", "security.lockout"]);
-    let actor = dest.received.lock().unwrap()[1].actor.clone().unwrap();
+    let actor = dest.received.lock().unwrap()[1].actor().cloned().unwrap();
     assert_eq!(actor.id, "u_7");
 }
 

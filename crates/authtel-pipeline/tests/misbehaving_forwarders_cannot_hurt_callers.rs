@@ -110,7 +110,7 @@ fn panicking_forwarder_in_sync_mode_does_not_reach_the_caller() {
         .build()
         .unwrap();
     let events = numbered(0..10);
-    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+    let ids: Vec<_> = events.iter().map(|e| e.id()).collect();
     for e in events {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.publish(e)));
         assert!(
@@ -148,7 +148,7 @@ async fn panicking_future_in_async_mode_is_caught_and_counted() {
         .build()
         .unwrap();
     let events = numbered(0..100);
-    let mut ids: Vec<_> = events.iter().map(|e| e.id).collect();
+    let mut ids: Vec<_> = events.iter().map(|e| e.id()).collect();
     for e in events {
         pipeline.publish(e).unwrap();
     }

@@ -61,17 +61,19 @@ fn plant(pipeline: &Pipeline, registry: &Registry) {
         }
     }
     for _ in 0..5 {
-        let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-        e.reason = Some(format!("Bearer {JWT}"));
-        e.user_agent = Some(JWT.to_owned());
-        e.metadata.insert("password".into(), SECRETS[0].into());
-        e.metadata.insert("access_token".into(), SECRETS[2].into());
-        e.metadata.insert("otp".into(), SECRETS[3].into());
-        e.metadata.insert("set_cookie".into(), SECRETS[4].into());
-        e.metadata.insert(
-            "oauth".into(),
-            serde_json::json!({"client_secret": SECRETS[5], "id_token": JWT}),
-        );
+        let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
+        e = e.with_reason(format!("Bearer {JWT}"));
+        e = e.with_user_agent(JWT.to_owned());
+        e = e.with_metadata("password", SECRETS[0]).unwrap();
+        e = e.with_metadata("access_token", SECRETS[2]).unwrap();
+        e = e.with_metadata("otp", SECRETS[3]).unwrap();
+        e = e.with_metadata("set_cookie", SECRETS[4]).unwrap();
+        e = e
+            .with_metadata(
+                "oauth",
+                serde_json::json!({"client_secret": SECRETS[5], "id_token": JWT}),
+            )
+            .unwrap();
         pipeline.publish(e).unwrap();
     }
 }

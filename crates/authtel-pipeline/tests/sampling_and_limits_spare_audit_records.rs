@@ -33,11 +33,11 @@ fn sampling_never_touches_audit_records_or_security_signals() {
         .build()
         .unwrap();
     for _ in 0..200 {
-        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())
             .unwrap();
-        p.publish_telemetry(AuditEvent::new("security.lockout", Outcome::Failure))
+        p.publish_telemetry(AuditEvent::new("security.lockout", Outcome::Failure).unwrap())
             .unwrap();
-        p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success))
+        p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success).unwrap())
             .unwrap();
     }
     let m = &p.metrics()[0];
@@ -52,7 +52,7 @@ fn sampling_never_touches_audit_records_or_security_signals() {
             .lock()
             .unwrap()
             .iter()
-            .all(|e| e.action != "token.verify.stop")
+            .all(|e| e.action() != "token.verify.stop")
     );
 }
 
@@ -82,7 +82,7 @@ fn rate_limit_drops_excess_telemetry_and_reports_it() {
         .unwrap();
     let mut dropped = 0;
     for _ in 0..100 {
-        match p.publish_telemetry(AuditEvent::new("jwt.refresh.stop", Outcome::Success)) {
+        match p.publish_telemetry(AuditEvent::new("jwt.refresh.stop", Outcome::Success).unwrap()) {
             Ok(()) => {}
             Err(PublishError::Dropped { forwarder }) => {
                 assert_eq!(forwarder, "otlp");
@@ -90,7 +90,7 @@ fn rate_limit_drops_excess_telemetry_and_reports_it() {
             }
             Err(e) => panic!("unexpected {e}"),
         }
-        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())
             .unwrap();
     }
     let m = &p.metrics()[0];
@@ -162,11 +162,11 @@ fn gated(
 
 /// Publishes until the queue is full and the worker holds one record at the gate.
 fn fill(p: &Pipeline) {
-    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())
         .unwrap();
     assert!(wait_until(|| p.metrics()[0].queue_depth == 0));
     for _ in 0..2 {
-        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())
             .unwrap();
     }
 }
@@ -200,7 +200,7 @@ fn backpressure_block_drop_and_spill() {
         let started = Instant::now();
         let err = p
             .publish_with_timeout(
-                AuditEvent::new("auth.login.stop", Outcome::Success),
+                AuditEvent::new("auth.login.stop", Outcome::Success).unwrap(),
                 Duration::from_millis(30),
             )
             .unwrap_err();
@@ -212,7 +212,7 @@ fn backpressure_block_drop_and_spill() {
         // Drop (the default) never waits: an audit record goes over the capacity into
         // the reserve instead of being dropped.
         let started = Instant::now();
-        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+        p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())
             .unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(p.metrics()[0].queue_depth, 3);
@@ -230,9 +230,10 @@ fn backpressure_block_drop_and_spill() {
             &dir.path().join("drop"),
         );
         fill(&p);
-        let t = p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success));
+        let t =
+            p.publish_telemetry(AuditEvent::new("token.verify.stop", Outcome::Success).unwrap());
         assert!(matches!(t, Err(PublishError::Dropped { .. })), "{t:?}");
-        p.publish(AuditEvent::new("auth.login.stop", Outcome::Failure))
+        p.publish(AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap())
             .unwrap();
         let m = &p.metrics()[0];
         // The two queued records go to disk ahead of it, so replay keeps publish order.
@@ -273,7 +274,7 @@ fn backpressure_block_drop_and_spill() {
             .lock()
             .unwrap()
             .iter()
-            .filter_map(|e| e.metadata.get("seq")?.as_u64())
+            .filter_map(|e| e.metadata().get("seq")?.as_u64())
             .collect();
         assert_eq!(
             seqs,
@@ -310,7 +311,7 @@ async fn block_on_a_runtime_worker_waits_without_stalling_the_runtime() {
         }
     });
     let started = Instant::now();
-    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())
         .unwrap();
     let waited = started.elapsed();
     assert!(
@@ -349,7 +350,7 @@ async fn block_on_a_current_thread_runtime_never_waits() {
         .unwrap();
     fill(&p);
     let started = Instant::now();
-    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success))
+    p.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())
         .unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(5),

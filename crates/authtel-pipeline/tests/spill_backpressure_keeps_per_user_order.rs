@@ -25,7 +25,7 @@ fn keyed(n: u64) -> Vec<AuditEvent> {
         .into_iter()
         .map(|mut e| {
             let user = format!("u_{}", seq_of(&e) % USERS);
-            e.actor = Some(Party::new(user, "user"));
+            e = e.with_actor(Party::new(user, "user"));
             e
         })
         .collect()

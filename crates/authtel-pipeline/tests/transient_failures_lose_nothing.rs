@@ -40,7 +40,7 @@ async fn thirty_percent_transient_failures_lose_nothing() {
         .build()
         .unwrap();
     let published = numbered(0..N);
-    let want: HashSet<_> = published.iter().map(|e| e.id).collect();
+    let want: HashSet<_> = published.iter().map(|e| e.id()).collect();
     let producer = {
         let p = pipeline.clone();
         tokio::task::spawn_blocking(move || {

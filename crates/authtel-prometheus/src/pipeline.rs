@@ -111,7 +111,7 @@ impl PrometheusSink {
     ///     .build()?;
     /// let sink = authtel_prometheus::PrometheusSink::builder().build()?;
     /// sink.register_pipeline_metrics(pipeline.clone());
-    /// pipeline.publish(AuditEvent::new("auth.login.stop", Outcome::Success))?;
+    /// pipeline.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())?;
     /// assert!(sink.render().contains(
     ///     r#"authtel_pipeline_records_total{forwarder="audit-store",state="delivered"} 1"#));
     /// # Ok::<(), Box<dyn std::error::Error>>(())

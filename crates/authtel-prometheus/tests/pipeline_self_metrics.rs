@@ -57,7 +57,7 @@ fn forwarder_counters_are_rendered_per_forwarder_and_state() {
     let sink = PrometheusSink::builder().build().unwrap();
     sink.register_pipeline_metrics(pipeline.clone());
     for _ in 0..3 {
-        let _ = pipeline.publish(AuditEvent::new("auth.login.stop", Outcome::Success));
+        let _ = pipeline.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap());
     }
     let text = sink.render();
     let value = |series: &str| sample(&text, series);
@@ -91,7 +91,7 @@ fn the_listener_refreshes_pipeline_metrics_between_scrapes() {
         .build()
         .unwrap();
     sink.register_pipeline_metrics(pipeline.clone());
-    let _ = pipeline.publish(AuditEvent::new("auth.login.stop", Outcome::Success));
+    let _ = pipeline.publish(AuditEvent::new("auth.login.stop", Outcome::Success).unwrap());
     let series = r#"authtel_pipeline_records_total{forwarder="audit-store",state="published"}"#;
     // Only the listener's periodic refresh can make the scraped value move: poll, bounded.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -59,13 +59,15 @@ async fn a_record_is_counted_once_not_once_per_sink() {
     assert_eq!(span_refused, 1);
 
     let before = policy::redaction_count();
-    let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-    e.reason = Some("verify failed for password Tr0ub4dor42".into());
-    e.metadata.insert("otp".into(), "492817".into());
-    e.metadata.insert(
-        "oauth".into(),
-        serde_json::json!({"client_secret": "cs_Q7wE9rT2yU"}),
-    );
+    let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
+    e = e.with_reason("verify failed for password Tr0ub4dor42");
+    e = e.with_metadata("otp", "492817").unwrap();
+    e = e
+        .with_metadata(
+            "oauth",
+            serde_json::json!({"client_secret": "cs_Q7wE9rT2yU"}),
+        )
+        .unwrap();
     let forwarders = sinks.pipeline.metrics().len();
     tokio::task::block_in_place(|| sinks.pipeline.publish(e)).unwrap();
     sinks.settle().await;

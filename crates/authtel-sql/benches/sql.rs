@@ -49,26 +49,27 @@ use tokio::runtime::Runtime;
 const BATCH: usize = 500;
 
 fn record() -> AuditEvent {
-    let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-    e.actor = Some(Party::new("u_0123456789abcdef", "user"));
-    e.client_ip = Some(
+    let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
+    e = e.with_actor(Party::new("u_0123456789abcdef", "user"));
+    e = e.with_client_ip(
         "203.0.113.77"
             .parse()
             .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
     );
-    e.session_id = Some("sess_8f14e45fceea167a5a36dedd4bea2543".into());
-    e.user_agent = Some(
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36".into(),
+    e = e.with_session_id("sess_8f14e45fceea167a5a36dedd4bea2543");
+    e = e.with_user_agent(
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
     );
-    e.reason = Some("invalid_credentials".into());
-    e.span_id = Some("a3ce929d0e0e4736".into());
-    e.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
-    e.metadata.insert("method".into(), "password".into());
-    e.metadata.insert("provider".into(), "local".into());
-    e.metadata.insert("attempts_remaining".into(), 2.into());
-    e.metadata.insert("duration_ms".into(), 12.5.into());
-    e.metadata
-        .insert("tenant".into(), "acme-corporation-eu-west".into());
+    e = e.with_reason("invalid_credentials");
+    e = e.with_span_id("a3ce929d0e0e4736");
+    e = e.with_trace_id("4bf92f3577b34da6a3ce929d0e0e4736");
+    e = e.with_metadata("method", "password").unwrap();
+    e = e.with_metadata("provider", "local").unwrap();
+    e = e.with_metadata("attempts_remaining", 2).unwrap();
+    e = e.with_metadata("duration_ms", 12.5).unwrap();
+    e = e
+        .with_metadata("tenant", "acme-corporation-eu-west")
+        .unwrap();
     e
 }
 
@@ -117,7 +118,7 @@ fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
 }
 
 fn meta_json(e: &AuditEvent) -> String {
-    serde_json::to_string(&e.metadata).unwrap_or_default()
+    serde_json::to_string(&e.metadata()).unwrap_or_default()
 }
 
 fn load_average() -> String {
@@ -191,25 +192,25 @@ async fn raw_sqlite_insert(pool: &sqlx::SqlitePool, batch: &[AuditEvent]) {
          resource, operation, reason, span_id, trace_id, metadata, schema_version) ",
     );
     qb.push_values(batch, |mut r, e| {
-        let actor = e.actor.as_ref();
-        r.push_bind(e.id.to_string())
-            .push_bind(e.occurred_at.unix_micros())
-            .push_bind(&e.action)
-            .push_bind(e.outcome.as_str())
+        let actor = e.actor();
+        r.push_bind(e.id().to_string())
+            .push_bind(e.occurred_at().unix_micros())
+            .push_bind(e.action())
+            .push_bind(e.outcome().as_str())
             .push_bind(actor.map(|a| &a.id))
             .push_bind(actor.map(|a| &a.kind))
             .push_bind(None::<String>)
             .push_bind(None::<String>)
-            .push_bind(&e.session_id)
-            .push_bind(e.client_ip.map(|ip| ip.to_string()))
-            .push_bind(&e.user_agent)
-            .push_bind(&e.resource)
-            .push_bind(&e.operation)
-            .push_bind(&e.reason)
-            .push_bind(&e.span_id)
-            .push_bind(&e.trace_id)
+            .push_bind(e.session_id())
+            .push_bind(e.client_ip().map(|ip| ip.to_string()))
+            .push_bind(e.user_agent())
+            .push_bind(e.resource())
+            .push_bind(e.operation())
+            .push_bind(e.reason())
+            .push_bind(e.span_id())
+            .push_bind(e.trace_id())
             .push_bind(meta_json(e))
-            .push_bind(i64::from(e.schema_version));
+            .push_bind(i64::from(e.schema_version()));
     });
     qb.build().execute(&mut *tx).await.expect("raw insert");
     tx.commit().await.expect("commit");
@@ -462,25 +463,25 @@ mod pg {
     fn copy_rows(batch: &[AuditEvent]) -> Vec<u8> {
         let mut out = Vec::with_capacity(batch.len() * 768);
         for e in batch {
-            let actor = e.actor.as_ref();
-            let ip = e.client_ip.map(|ip| ip.to_string());
+            let actor = e.actor();
+            let ip = e.client_ip().map(|ip| ip.to_string());
             let meta = meta_json(e);
-            let _ = write!(out, "{}\t{}\t", e.id, e.occurred_at);
+            let _ = write!(out, "{}\t{}\t", e.id(), e.occurred_at());
             let fields = [
-                Some(e.action.as_str()),
-                Some(e.outcome.as_str()),
+                Some(e.action()),
+                Some(e.outcome().as_str()),
                 actor.map(|a| a.id.as_str()),
                 actor.map(|a| a.kind.as_str()),
                 None,
                 None,
-                e.session_id.as_deref(),
+                e.session_id(),
                 ip.as_deref(),
-                e.user_agent.as_deref(),
-                e.resource.as_deref(),
-                e.operation.as_deref(),
-                e.reason.as_deref(),
-                e.span_id.as_deref(),
-                e.trace_id.as_deref(),
+                e.user_agent(),
+                e.resource(),
+                e.operation(),
+                e.reason(),
+                e.span_id(),
+                e.trace_id(),
                 Some(meta.as_str()),
             ];
             for f in fields {
@@ -490,7 +491,7 @@ mod pg {
                 }
                 out.push(b'\t');
             }
-            let _ = writeln!(out, "{}", e.schema_version);
+            let _ = writeln!(out, "{}", e.schema_version());
         }
         out
     }
@@ -580,26 +581,26 @@ mod pg {
         stmt: &str,
         e: &AuditEvent,
     ) -> Result<(), sqlx::Error> {
-        let actor = e.actor.as_ref();
+        let actor = e.actor();
         sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
-            .bind(e.id.to_string())
-            .bind(e.occurred_at.unix_micros())
-            .bind(&e.action)
-            .bind(e.outcome.as_str())
+            .bind(e.id().to_string())
+            .bind(e.occurred_at().unix_micros())
+            .bind(e.action())
+            .bind(e.outcome().as_str())
             .bind(actor.map(|a| &a.id))
             .bind(actor.map(|a| &a.kind))
             .bind(None::<&str>)
             .bind(None::<&str>)
-            .bind(&e.session_id)
-            .bind(e.client_ip.map(|ip| ip.to_string()))
-            .bind(&e.user_agent)
-            .bind(&e.resource)
-            .bind(&e.operation)
-            .bind(&e.reason)
-            .bind(&e.span_id)
-            .bind(&e.trace_id)
+            .bind(e.session_id())
+            .bind(e.client_ip().map(|ip| ip.to_string()))
+            .bind(e.user_agent())
+            .bind(e.resource())
+            .bind(e.operation())
+            .bind(e.reason())
+            .bind(e.span_id())
+            .bind(e.trace_id())
             .bind(meta_json(e))
-            .bind(i32::from(e.schema_version))
+            .bind(i32::from(e.schema_version()))
             .execute(conn)
             .await
             .map(|_| ())

@@ -29,7 +29,7 @@ use crate::{AuditStore, SqlError};
 /// let store = authtel_sql::AuditStore::builder(pool).build();
 /// store.migrate().await?;
 /// let writer = authtel_sql::BatchWriter::new(&store);
-/// let batch = vec![AuditEvent::new("auth.login.stop", Outcome::Success)];
+/// let batch = vec![AuditEvent::new("auth.login.stop", Outcome::Success).unwrap()];
 /// writer.forward(&batch).await?;
 /// writer.forward(&batch).await?; // the same batch again: still one row
 /// # Ok(()) }
@@ -58,9 +58,9 @@ impl<DB: Database> BatchWriter<DB> {
 /// store.migrate().await?;
 /// // SQL text cannot hold a NUL byte. (In an identifier, core's policy redacts the id
 /// // first, and the record is stored.)
-/// let mut bad = AuditEvent::new("auth.login.stop", Outcome::Success);
-/// bad.reason = Some("bad\0reason".into());
-/// let batch = vec![AuditEvent::new("auth.login.stop", Outcome::Success), bad];
+/// let mut bad = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+/// bad = bad.with_reason("bad\0reason");
+/// let batch = vec![AuditEvent::new("auth.login.stop", Outcome::Success).unwrap(), bad];
 /// let outcome = authtel_sql::BatchWriter::new(&store).write(&batch).await?;
 /// assert_eq!(outcome.stored, 1);
 /// assert_eq!(outcome.refused[0].index, 1);

@@ -29,7 +29,7 @@
 //! store.migrate().await?;
 //! let mut tx = store.begin().await?;
 //! // ... the application's own statements on tx.conn() ...
-//! tx.record(&AuditEvent::new("auth.login.stop", Outcome::Success)).await?;
+//! tx.record(&AuditEvent::new("auth.login.stop", Outcome::Success).unwrap()).await?;
 //! tx.commit().await?;
 //! # Ok(()) }
 //! ```

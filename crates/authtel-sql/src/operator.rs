@@ -20,12 +20,12 @@ use uuid::Uuid;
 /// let store = authtel_sql::AuditStore::builder(pool).with_forwarder("siem")?.build();
 /// store.migrate().await?;
 /// assert_eq!(store.schema_version().await?, 1);
-/// let e = AuditEvent::new("auth.login.stop", Outcome::Success);
+/// let e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
 /// let mut tx = store.begin().await?;
 /// tx.record(&e).await?;
 /// tx.commit().await?;
 /// assert!(store.retrying().await?.is_empty(), "nothing has failed yet");
-/// assert_eq!(store.requeue_dead_event(e.id, Some("siem")).await?, 0, "nothing is dead");
+/// assert_eq!(store.requeue_dead_event(e.id(), Some("siem")).await?, 0, "nothing is dead");
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]

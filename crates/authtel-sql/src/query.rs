@@ -102,7 +102,7 @@ impl AuditQuery {
 ///
 /// ```
 /// use authtel_sql::Cursor;
-/// let e = authtel_core::audit::AuditEvent::new("auth.login.stop", authtel_core::Outcome::Success);
+/// let e = authtel_core::audit::AuditEvent::new("auth.login.stop", authtel_core::Outcome::Success).unwrap();
 /// let c = Cursor::after_event(&e);
 /// assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
 /// assert!("nonsense".parse::<Cursor>().is_err());
@@ -117,8 +117,8 @@ impl Cursor {
     /// The cursor just after `event`.
     pub fn after_event(event: &AuditEvent) -> Cursor {
         Cursor {
-            occurred_at: event.occurred_at.unix_micros(),
-            event_id: event.id,
+            occurred_at: event.occurred_at().unix_micros(),
+            event_id: event.id(),
         }
     }
 }

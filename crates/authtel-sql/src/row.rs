@@ -1,17 +1,18 @@
-//! Between [`AuditEvent`] and a table row: core's policy ([`AuditEvent::screened`]) and
-//! validation on the way in, parsing on the way out. Backend-neutral: every column is text or a 64-bit integer here.
+//! Between [`AuditEvent`] and a table row: the checks SQL text needs on the way in (records
+//! are already screened by core's policy), parsing through core's policy
+//! ([`AuditEventParts`]) on the way out. Backend-neutral: every column is text or a 64-bit integer here.
 
 use std::borrow::Cow;
 
-use authtel_core::audit::{AuditEvent, Party, Timestamp};
+use authtel_core::audit::{AuditEvent, AuditEventParts, Party, Timestamp};
 use authtel_core::outcome::Outcome;
 use uuid::Uuid;
 
 use crate::SqlError;
 
 /// The largest metadata JSON a row may carry, in bytes: core's one limit
-/// ([`authtel_core::policy::LIMITS`]). Larger records are refused with
-/// [`SqlError::InvalidEvent`] rather than truncated silently.
+/// ([`authtel_core::policy::LIMITS`]), enforced when a record is made, so no larger record
+/// reaches the store.
 pub const MAX_METADATA_BYTES: usize = authtel_core::policy::LIMITS.metadata_bytes;
 
 /// The longest text a single column may carry, in bytes.
@@ -22,8 +23,8 @@ pub(crate) const COLUMNS: &str = "event_id, occurred_at, action, outcome, actor_
      target_id, target_type, session_id, client_ip, user_agent, resource, operation, reason, \
      span_id, trace_id, metadata, schema_version";
 
-/// One audit record ready to bind: screened by core's policy (see [`screen`]) and
-/// validated. Text borrows from the record, so a batch costs no per-field copies.
+/// One audit record ready to bind: screened by core's policy when it was made, and
+/// checked for what SQL text cannot hold. Text borrows from the record, so a batch costs no per-field copies.
 #[derive(Debug, Clone)]
 pub(crate) struct EventRow<'a> {
     pub(crate) event_id: String,
@@ -48,28 +49,18 @@ pub(crate) struct EventRow<'a> {
 
 impl<'a> EventRow<'a> {
     pub(crate) fn from_event(e: &'a AuditEvent) -> Result<EventRow<'a>, SqlError> {
-        let id = e.id;
-        debug_assert!(e.is_screened(), "rows are built from screened records");
+        let id = e.id();
         let text = |field: &'static str, v: &'a str| -> Result<Cow<'a, str>, SqlError> {
             check_text(id, field, v)?;
             Ok(Cow::Borrowed(v))
         };
         let opt = |field: &'static str, v: Option<&'a str>| v.map(|v| text(field, v)).transpose();
-        if e.action.is_empty() || e.action.len() > 128 {
+        if e.action().is_empty() || e.action().len() > 128 {
             return Err(invalid(id, "action", "must be 1-128 bytes long".into()));
         }
-        let metadata = serde_json::to_string(&e.metadata)
+        let metadata = serde_json::to_string(&e.metadata())
             .map_err(|err| invalid(id, "metadata", format!("does not serialize: {err}")))?;
-        if metadata.len() > MAX_METADATA_BYTES {
-            return Err(invalid(
-                id,
-                "metadata",
-                format!(
-                    "is {} bytes of JSON, over the {MAX_METADATA_BYTES}-byte limit; keep large payloads out of audit records",
-                    metadata.len()
-                ),
-            ));
-        }
+        // Its size is bounded by core's policy ([`MAX_METADATA_BYTES`]) when the record was made.
         // JSON escapes control characters, so only raw NULs in keys matter; PostgreSQL
         // text cannot hold \u0000 escapes either.
         if metadata.contains("\\u0000") {
@@ -77,23 +68,23 @@ impl<'a> EventRow<'a> {
         }
         Ok(EventRow {
             event_id: id.hyphenated().to_string(),
-            occurred_at: e.occurred_at.unix_micros(),
-            action: text("action", &e.action)?,
-            outcome: e.outcome.as_str(),
-            actor_id: opt("actor.id", e.actor.as_ref().map(|p| p.id.as_str()))?,
-            actor_type: opt("actor.type", e.actor.as_ref().map(|p| p.kind.as_str()))?,
-            target_id: opt("target.id", e.target.as_ref().map(|p| p.id.as_str()))?,
-            target_type: opt("target.type", e.target.as_ref().map(|p| p.kind.as_str()))?,
-            session_id: opt("session_id", e.session_id.as_deref())?,
-            client_ip: e.client_ip.map(|ip| ip.to_string()),
-            user_agent: opt("user_agent", e.user_agent.as_deref())?,
-            resource: opt("resource", e.resource.as_deref())?,
-            operation: opt("operation", e.operation.as_deref())?,
-            reason: opt("reason", e.reason.as_deref())?,
-            span_id: opt("span_id", e.span_id.as_deref())?,
-            trace_id: opt("trace_id", e.trace_id.as_deref())?,
+            occurred_at: e.occurred_at().unix_micros(),
+            action: text("action", e.action())?,
+            outcome: e.outcome().as_str(),
+            actor_id: opt("actor.id", e.actor().map(|p| p.id.as_str()))?,
+            actor_type: opt("actor.type", e.actor().map(|p| p.kind.as_str()))?,
+            target_id: opt("target.id", e.target().map(|p| p.id.as_str()))?,
+            target_type: opt("target.type", e.target().map(|p| p.kind.as_str()))?,
+            session_id: opt("session_id", e.session_id())?,
+            client_ip: e.client_ip().map(|ip| ip.to_string()),
+            user_agent: opt("user_agent", e.user_agent())?,
+            resource: opt("resource", e.resource())?,
+            operation: opt("operation", e.operation())?,
+            reason: opt("reason", e.reason())?,
+            span_id: opt("span_id", e.span_id())?,
+            trace_id: opt("trace_id", e.trace_id())?,
             metadata,
-            schema_version: i64::from(e.schema_version),
+            schema_version: i64::from(e.schema_version()),
         })
     }
 }
@@ -147,19 +138,6 @@ fn check_text(id: Uuid, field: &'static str, v: &str) -> Result<(), SqlError> {
         ));
     }
     Ok(())
-}
-
-/// `event` as the policy lets it be stored: borrowed when already screened, else a
-/// screened copy; a record over a bound is refused with [`SqlError::InvalidEvent`].
-pub(crate) fn screen(event: &AuditEvent) -> Result<Cow<'_, AuditEvent>, SqlError> {
-    event
-        .screened()
-        .map_err(|err| invalid(event.id, "record", err.to_string()))
-}
-
-/// [`screen`] for a batch.
-pub(crate) fn screen_all(events: &[AuditEvent]) -> Result<Vec<Cow<'_, AuditEvent>>, SqlError> {
-    events.iter().map(screen).collect()
 }
 
 /// A row as read back, before parsing: the columns of [`COLUMNS`] as text and integers.
@@ -219,12 +197,9 @@ impl StoredRow {
         let party = |id: Option<String>, kind: Option<String>| {
             id.map(|id| Party::new(id, kind.unwrap_or_default()))
         };
-        Ok(AuditEvent {
+        // The one way in for decoded records: core's policy, as for every other source.
+        let parts = AuditEventParts {
             schema_version,
-            id,
-            occurred_at: Timestamp::from_unix_micros(self.occurred_at),
-            action: self.action,
-            outcome,
             actor: party(self.actor_id, self.actor_type),
             target: party(self.target_id, self.target_type),
             session_id: self.session_id,
@@ -236,7 +211,14 @@ impl StoredRow {
             span_id: self.span_id,
             trace_id: self.trace_id,
             metadata,
-        })
+            ..AuditEventParts::new(
+                id,
+                Timestamp::from_unix_micros(self.occurred_at),
+                self.action,
+                outcome,
+            )
+        };
+        AuditEvent::try_from(parts).map_err(|e| corrupt(e.to_string()))
     }
 }
 
@@ -246,15 +228,18 @@ mod tests {
     use authtel_core::metadata::REDACTED;
 
     #[test]
-    fn secrets_in_metadata_and_text_are_scrubbed() {
-        let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-        e.metadata.insert("password".into(), "hunter2".into());
-        e.metadata.insert(
-            "nested".into(),
-            serde_json::json!({"refresh_token": "r1", "list": ["Bearer abc"]}),
-        );
-        e.reason = Some("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl".into());
-        let e = screen(&e).unwrap();
+    fn records_reach_rows_screened() {
+        let e = AuditEvent::new("auth.login.stop", Outcome::Failure)
+            .unwrap()
+            .with_metadata("password", "hunter2")
+            .and_then(|e| {
+                e.with_metadata(
+                    "nested",
+                    serde_json::json!({"refresh_token": "r1", "list": ["Bearer abc"]}),
+                )
+            })
+            .unwrap()
+            .with_reason("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl");
         let row = EventRow::from_event(&e).unwrap();
         assert!(!row.metadata.contains("hunter2"));
         assert!(!row.metadata.contains("r1"));
@@ -263,9 +248,43 @@ mod tests {
     }
 
     #[test]
+    fn rows_read_back_pass_the_policy() {
+        let e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
+        let row = StoredRow {
+            event_id: e.id().to_string(),
+            occurred_at: e.occurred_at().unix_micros(),
+            action: e.action().to_owned(),
+            outcome: "failure".into(),
+            actor_id: Some("alice@example.com".into()),
+            actor_type: Some("user".into()),
+            session_id: Some("alice@example.com".into()),
+            reason: Some("verify failed: password=hunter2".into()),
+            metadata: r#"{"pw":"hunter2","note":"Authorization: Bearer abc8fK2xQ9aB7mN3pL5"}"#
+                .into(),
+            schema_version: 1,
+            ..StoredRow::default()
+        };
+        let back = row.into_event().unwrap();
+        let json = serde_json::to_string(&back).unwrap();
+        for leaked in ["hunter2", "alice@", "abc8fK2xQ9aB7mN3pL5"] {
+            assert!(!json.contains(leaked), "{leaked}: {json}");
+        }
+        let bad = StoredRow {
+            event_id: e.id().to_string(),
+            action: "Not A Name".into(),
+            outcome: "failure".into(),
+            metadata: "{}".into(),
+            schema_version: 1,
+            ..StoredRow::default()
+        };
+        assert!(matches!(bad.into_event(), Err(SqlError::CorruptRow { .. })));
+    }
+
+    #[test]
     fn bad_input_is_a_typed_error() {
-        let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-        e.reason = Some("a\0b".into());
+        let e = AuditEvent::new("auth.login.stop", Outcome::Failure)
+            .unwrap()
+            .with_reason("a\0b");
         assert!(matches!(
             EventRow::from_event(&e),
             Err(SqlError::InvalidEvent {
@@ -273,19 +292,15 @@ mod tests {
                 ..
             })
         ));
-        let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
+        // Over core's bound: refused when the record is made, before any store sees it.
+        let mut e = Ok(AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap());
         for i in 0..64 {
-            e.metadata
-                .insert(format!("blob{i}"), "x".repeat(200).into());
+            e = e.and_then(|e| e.with_metadata(format!("blob{i}"), "x".repeat(200)));
         }
         assert!(matches!(
-            screen(&e),
-            Err(SqlError::InvalidEvent {
-                field: "record",
-                ..
-            })
+            e,
+            Err(authtel_core::audit::AuditError::MetadataTooLarge { .. })
         ));
-        let e = AuditEvent::new("", Outcome::Failure);
-        assert!(EventRow::from_event(&e).is_err());
+        assert!(AuditEvent::new("", Outcome::Failure).is_err());
     }
 }

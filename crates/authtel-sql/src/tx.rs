@@ -21,7 +21,7 @@ use crate::AuditStore;
 /// store.migrate().await?;
 /// let mut tx = store.begin().await?;
 /// sqlx::query("CREATE TABLE IF NOT EXISTS users (id TEXT)").execute(tx.conn()).await?;
-/// tx.record(&AuditEvent::new("auth.register.stop", Outcome::Success)).await?;
+/// tx.record(&AuditEvent::new("auth.register.stop", Outcome::Success).unwrap()).await?;
 /// let committed = tx.commit().await?;
 /// assert_eq!(committed.len(), 1);
 /// # Ok(()) }

@@ -21,7 +21,7 @@ use authtel_sql::{AuditQuery, AuditStore, Relay, RelayConfig};
 struct Dedup(Mutex<HashSet<uuid::Uuid>>);
 impl Forwarder for Dedup {
     fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
-        self.0.lock().unwrap().extend(batch.iter().map(|e| e.id));
+        self.0.lock().unwrap().extend(batch.iter().map(|e| e.id()));
         Box::pin(async { Ok(()) })
     }
 }
@@ -169,7 +169,7 @@ async fn postgres_restart_loses_nothing_committed() {
                 c.ctl(&["restart", "-m", "immediate", "-w", "-t", "60"])
             }));
         }
-        let e = AuditEvent::new("auth.login.stop", Outcome::Success);
+        let e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
         let result = async {
             let mut tx = store.begin().await?;
             tx.record(&e).await?;
@@ -178,7 +178,7 @@ async fn postgres_restart_loses_nothing_committed() {
         .await;
         match result {
             Ok(_) => {
-                committed.insert(e.id);
+                committed.insert(e.id());
             }
             Err(_) => {
                 failed_commits += 1;
@@ -194,7 +194,7 @@ async fn postgres_restart_loses_nothing_committed() {
         .unwrap()
         .events
         .iter()
-        .map(|e| e.id)
+        .map(|e| e.id())
         .collect();
     assert!(committed.is_subset(&stored), "a committed record was lost");
     let deadline = Instant::now() + Duration::from_secs(120);

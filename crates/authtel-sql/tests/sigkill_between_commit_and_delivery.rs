@@ -40,7 +40,7 @@ impl Forwarder for Dedup {
         self.deliveries
             .lock()
             .unwrap()
-            .extend(batch.iter().map(|e| e.id));
+            .extend(batch.iter().map(|e| e.id()));
         Box::pin(async { Ok(()) })
     }
 }
@@ -67,7 +67,7 @@ macro_rules! crash_case {
                 // Child: commit, let the relay claim a batch, report, wait to be killed.
                 for _ in 0..RECORDS {
                     let mut tx = store.begin().await.unwrap();
-                    tx.record(&AuditEvent::new("auth.login.stop", Outcome::Success))
+                    tx.record(&AuditEvent::new("auth.login.stop", Outcome::Success).unwrap())
                         .await
                         .unwrap();
                     tx.commit().await.unwrap();
@@ -115,7 +115,7 @@ macro_rules! crash_case {
                 .unwrap()
                 .events
                 .iter()
-                .map(|e| e.id)
+                .map(|e| e.id())
                 .collect();
             assert_eq!(committed.len(), RECORDS, "every committed record is stored");
             let state = store.delivery_state().await.unwrap();

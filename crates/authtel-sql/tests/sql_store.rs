@@ -270,7 +270,7 @@ mod postgres_suite {
             .with_forwarder("kafka", recording.clone())
             .unwrap();
         relay.run_once().await.unwrap();
-        assert_eq!(recording.ids(), [now.id]);
+        assert_eq!(recording.ids(), [now.id()]);
 
         let cutoff =
             Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 32 * 86_400_000_000);
@@ -278,6 +278,6 @@ mod postgres_suite {
         assert!(dropped.contains(&created[0]), "{dropped:?}");
         assert!(!dropped.contains(&created[2]), "{dropped:?}");
         let left = store.query(&AuditQuery::new()).await.unwrap().events;
-        assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), [old.id]);
+        assert_eq!(left.iter().map(|e| e.id()).collect::<Vec<_>>(), [old.id()]);
     }
 }

@@ -13,11 +13,11 @@ fn login(meta: Metadata<'_>, ok: bool) {
 }
 
 fn row(action: &str, outcome: Outcome, with_context: bool) -> AuditEvent {
-    let mut r = AuditEvent::new(action, outcome);
-    r.actor = Some(Party::new("u_1", "user"));
+    let mut r = AuditEvent::new(action, outcome).unwrap();
+    r = r.with_actor(Party::new("u_1", "user"));
     if with_context {
-        r.client_ip = Some("203.0.113.9".parse().unwrap());
-        r.user_agent = Some("curl/8".into());
+        r = r.with_client_ip("203.0.113.9".parse().unwrap());
+        r = r.with_user_agent("curl/8");
     }
     r
 }

@@ -239,14 +239,11 @@ fn audit_records_carry_the_traceparent_trace_id_and_the_client() {
     let audits = audits.lock().unwrap();
     let stop = audits
         .iter()
-        .find(|a| a.action == "auth.login.stop")
+        .find(|a| a.action() == "auth.login.stop")
         .expect("the login stop is audited");
-    assert_eq!(
-        stop.trace_id.as_deref(),
-        Some("4bf92f3577b34da6a3ce929d0e0e4736")
-    );
-    assert_eq!(stop.client_ip, Some("127.0.0.1".parse().unwrap()));
-    assert_eq!(stop.user_agent.as_deref(), Some("ua/1"));
+    assert_eq!(stop.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_eq!(stop.client_ip(), Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(stop.user_agent(), Some("ua/1"));
 }
 
 #[test]

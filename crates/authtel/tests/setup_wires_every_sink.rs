@@ -64,11 +64,11 @@ fn a_login_reaches_the_sqlite_trail_and_shutdown_reports_it() {
         .block_on(store.query(&AuditQuery::new().limit(100)))
         .expect("query");
     assert_eq!(page.events.len(), 50);
-    assert!(page.events.iter().all(|e| e.action == "auth.login.stop"));
+    assert!(page.events.iter().all(|e| e.action() == "auth.login.stop"));
     assert!(
         page.events
             .iter()
-            .all(|e| e.reason.as_deref() != Some("password=hunter2"))
+            .all(|e| e.reason() != Some("password=hunter2"))
     );
 
     let report = authtel.shutdown(Duration::from_secs(10)).expect("shutdown");
@@ -198,10 +198,7 @@ fn dropping_the_guard_delivers_and_detaches() {
             .events
     });
     assert_eq!(rows.len(), 1);
-    assert_eq!(
-        rows[0].actor.as_ref().map(|a| a.id.as_str()),
-        Some("u_drop")
-    );
+    assert_eq!(rows[0].actor().map(|a| a.id.as_str()), Some("u_drop"));
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -19,17 +19,14 @@ pub(crate) fn client_ip() -> Option<IpAddr> {
 /// describes. It carries the request context (client address, user agent, request id) and
 /// the current span's ids, so the row and the log lines of the same operation can be joined.
 pub(crate) fn row(event: &'static Event, outcome: Outcome) -> Row {
-    let mut audit = AuditEvent::new(event.name(), outcome);
-    if let Some(context) = RequestContext::current() {
-        audit.client_ip = context.client_ip();
-        audit.user_agent = context.user_agent().map(str::to_owned);
-        if let Some(id) = context.request_id() {
-            audit.metadata.insert("request_id".to_owned(), id.into());
-        }
-    }
+    // `AuditEvent::new` starts from the request context (client address, user agent,
+    // request id), as every emitted event does.
+    let mut audit =
+        AuditEvent::new(event.name(), outcome).expect("a catalogue event's name is an action");
     if let Some(span) = SpanContext::current() {
-        audit.span_id = Some(span.span_id.to_string());
-        audit.trace_id = Some(span.root_id.to_string());
+        audit = audit
+            .with_span_id(span.span_id.to_string())
+            .with_trace_id(span.root_id.to_string());
     }
     Row(audit)
 }
@@ -40,22 +37,25 @@ pub(crate) struct Row(pub(crate) AuditEvent);
 
 impl Row {
     pub(crate) fn user(mut self, id: &str) -> Row {
-        self.0.actor = Some(Party::new(id, "user"));
+        self.0 = self.0.with_actor(Party::new(id, "user"));
         self
     }
 
     pub(crate) fn session(mut self, id: &str) -> Row {
-        self.0.session_id = Some(id.to_owned());
+        self.0 = self.0.with_session_id(id);
         self
     }
 
     pub(crate) fn reason(mut self, reason: &str) -> Row {
-        self.0.reason = Some(reason.to_owned());
+        self.0 = self.0.with_reason(reason);
         self
     }
 
     pub(crate) fn method(mut self, method: &str) -> Row {
-        self.0.metadata.insert("method".to_owned(), method.into());
+        self.0 = self
+            .0
+            .with_metadata("method", method)
+            .expect("one short entry is in bounds");
         self
     }
 

@@ -58,7 +58,7 @@ async fn brute_force_login_gets_429_with_retry_after() {
     let rows = service.audit_rows().await;
     assert_eq!(
         rows.iter()
-            .filter(|r| r.action == "security.rate_limited")
+            .filter(|r| r.action() == "security.rate_limited")
             .count(),
         3
     );

@@ -44,7 +44,7 @@ async fn every_flow_emits_exactly_its_events_rows_and_metrics() {
     let rows = run.service.audit_rows().await;
     let registers = rows
         .iter()
-        .filter(|r| r.action == "auth.register.stop")
+        .filter(|r| r.action() == "auth.register.stop")
         .count();
     assert_eq!(
         registers, 1,
@@ -52,8 +52,8 @@ async fn every_flow_emits_exactly_its_events_rows_and_metrics() {
     );
     let detector_rows: Vec<&str> = rows
         .iter()
-        .filter(|r| r.metadata.contains_key("detector"))
-        .map(|r| r.action.as_str())
+        .filter(|r| r.metadata().contains_key("detector"))
+        .map(|r| r.action())
         .collect();
     assert_eq!(
         detector_rows,
@@ -64,7 +64,7 @@ async fn every_flow_emits_exactly_its_events_rows_and_metrics() {
     assert_eq!(run.service.outbox_entries().await, transactional as i64);
     assert_eq!(run.service.app.signals_dropped(), 0);
     assert!(
-        rows.iter().all(|r| r.client_ip.is_some()),
+        rows.iter().all(|r| r.client_ip().is_some()),
         "every row names the client"
     );
 

@@ -33,19 +33,19 @@ async fn login_with_forwarded_for(
     let rows = service.audit_rows().await;
     let row = rows
         .iter()
-        .find(|r| r.action == "auth.login.stop")
+        .find(|r| r.action() == "auth.login.stop")
         .expect("a login row");
     assert_eq!(
         event.field("request_id"),
         Some("0190a5f2-7b3c-7d4e-9f10-2a3b4c5d6e7f")
     );
     assert_eq!(
-        row.metadata["request_id"],
+        row.metadata()["request_id"],
         "0190a5f2-7b3c-7d4e-9f10-2a3b4c5d6e7f"
     );
     (
         event.field("client_ip").map(str::to_owned),
-        row.client_ip.map(|ip| ip.to_string()),
+        row.client_ip().map(|ip| ip.to_string()),
         event.field("user_agent").map(str::to_owned),
     )
 }

@@ -19,7 +19,7 @@ struct Channel(mpsc::UnboundedSender<uuid::Uuid>);
 impl Forwarder for Channel {
     fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
         for e in batch {
-            let _ = self.0.send(e.id);
+            let _ = self.0.send(e.id());
         }
         Box::pin(async { Ok(()) })
     }
@@ -54,7 +54,7 @@ async fn the_relay_delivers_every_committed_row_once() {
     );
 
     let rows = service.audit_rows().await;
-    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action()).collect();
     assert_eq!(
         actions,
         [
@@ -82,7 +82,7 @@ async fn the_relay_delivers_every_committed_row_once() {
         relay.shutdown(Duration::from_secs(5)).await,
         "the relay stops cleanly"
     );
-    let mut expected: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut expected: Vec<uuid::Uuid> = rows.iter().map(|r| r.id()).collect();
     expected.sort();
     delivered.sort();
     assert_eq!(delivered, expected);

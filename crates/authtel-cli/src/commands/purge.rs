@@ -38,7 +38,7 @@ pub(crate) async fn run(db: &Database, args: PurgeArgs) -> Result<Finished, CliE
             .map_err(CliError::store("finding the oldest row to purge"))?
             .events
             .first()
-            .map(|e| e.occurred_at);
+            .map(|e| e.occurred_at());
     let total = counted.events + counted.outbox;
     let mut progress = Progress::new("purged", (total / 10).max(1), Some(total));
     let mut done = PurgeReport::default();

@@ -62,10 +62,10 @@ pub(crate) async fn run(db: &Database, args: TailArgs) -> Result<Finished, CliEr
             let page = with_store!(&db.store, s => s.query(&q).await)
                 .map_err(CliError::store("polling the audit trail"))?;
             for e in &page.events {
-                if shown_ids.insert(e.id, e.occurred_at).is_some() {
+                if shown_ids.insert(e.id(), e.occurred_at()).is_some() {
                     continue;
                 }
-                newest = newest.max(e.occurred_at);
+                newest = newest.max(e.occurred_at());
                 print(&mut out, args.format, e)?;
                 shown += 1;
                 if args.max_rows.is_some_and(|max| shown >= max) {

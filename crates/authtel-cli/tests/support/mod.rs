@@ -269,10 +269,10 @@ pub fn event(
     ip: &str,
     age_minutes: i64,
 ) -> AuditEvent {
-    let mut e = AuditEvent::new(action, outcome);
-    e.occurred_at = minutes_ago(age_minutes);
-    e.actor = Some(Party::new(actor, "user"));
-    e.client_ip = Some(ip.parse().unwrap());
-    e.user_agent = Some("Mozilla/5.0".into());
+    let mut e = AuditEvent::new(action, outcome).unwrap();
+    e = e.with_occurred_at(minutes_ago(age_minutes));
+    e = e.with_actor(Party::new(actor, "user"));
+    e = e.with_client_ip(ip.parse().unwrap());
+    e = e.with_user_agent("Mozilla/5.0");
     e
 }

@@ -51,7 +51,7 @@ pub(crate) async fn page(
             .map_err(PageError::store("reading detector signals"))?;
         hits.extend(page.events);
     }
-    hits.sort_by_key(|e| std::cmp::Reverse((e.occurred_at, e.id)));
+    hits.sort_by_key(|e| std::cmp::Reverse((e.occurred_at(), e.id())));
     let body = format!(
         "<h1>Detector hits</h1><p>{} security signals since {} ({}).</p>{}",
         hits.len(),

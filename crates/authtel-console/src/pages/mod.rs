@@ -184,8 +184,8 @@ pub(crate) fn detail_href(base: &str, e: &AuditEvent) -> String {
     format!(
         "{}/records/{}?at={}",
         escape(base),
-        e.id,
-        e.occurred_at.unix_micros()
+        e.id(),
+        e.occurred_at().unix_micros()
     )
 }
 
@@ -201,16 +201,16 @@ pub(crate) fn record_row(base: &str, e: &AuditEvent) -> String {
         row,
         "<tr class=\"outcome-{}\"><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
          <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        e.outcome.as_str(),
+        e.outcome().as_str(),
         detail_href(base, e),
-        escape(&e.occurred_at.to_string()),
-        escape(&e.action),
-        e.outcome.as_str(),
-        opt(e.actor.as_ref().map(|a| a.id.as_str())),
-        escape(&e.client_ip.map(|ip| ip.to_string()).unwrap_or_default()),
-        opt(e.user_agent.as_deref()),
-        opt(e.resource.as_deref()),
-        opt(e.reason.as_deref()),
+        escape(&e.occurred_at().to_string()),
+        escape(e.action()),
+        e.outcome().as_str(),
+        opt(e.actor().map(|a| a.id.as_str())),
+        escape(&e.client_ip().map(|ip| ip.to_string()).unwrap_or_default()),
+        opt(e.user_agent()),
+        opt(e.resource()),
+        opt(e.reason()),
     );
     row
 }

@@ -132,7 +132,7 @@ pub(crate) async fn detail(
         .query(&q)
         .await
         .map_err(PageError::store("reading the record"))?;
-    let Some(e) = page.events.iter().find(|e| e.id == id) else {
+    let Some(e) = page.events.iter().find(|e| e.id() == id) else {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
             format!("no record {id} at that time"),
@@ -144,47 +144,44 @@ pub(crate) async fn detail(
 
 fn render_detail(base: &str, e: &AuditEvent) -> String {
     let mut rows: Vec<(&str, String)> = vec![
-        ("id", e.id.to_string()),
-        ("occurred at", e.occurred_at.to_string()),
-        ("action", e.action.clone()),
-        ("outcome", e.outcome.as_str().to_owned()),
+        ("id", e.id().to_string()),
+        ("occurred at", e.occurred_at().to_string()),
+        ("action", e.action().to_owned()),
+        ("outcome", e.outcome().as_str().to_owned()),
     ];
     let mut push = |k: &'static str, v: Option<String>| {
         if let Some(v) = v {
             rows.push((k, v));
         }
     };
-    push(
-        "actor",
-        e.actor.as_ref().map(|p| format!("{} ({})", p.id, p.kind)),
-    );
+    push("actor", e.actor().map(|p| format!("{} ({})", p.id, p.kind)));
     push(
         "target",
-        e.target.as_ref().map(|p| format!("{} ({})", p.id, p.kind)),
+        e.target().map(|p| format!("{} ({})", p.id, p.kind)),
     );
-    push("session", e.session_id.clone());
-    push("client IP", e.client_ip.map(|ip| ip.to_string()));
-    push("user agent", e.user_agent.clone());
-    push("resource", e.resource.clone());
-    push("operation", e.operation.clone());
-    push("reason", e.reason.clone());
-    push("span id", e.span_id.clone());
-    push("trace id", e.trace_id.clone());
-    push("schema version", Some(e.schema_version.to_string()));
+    push("session", e.session_id().map(str::to_owned));
+    push("client IP", e.client_ip().map(|ip| ip.to_string()));
+    push("user agent", e.user_agent().map(str::to_owned));
+    push("resource", e.resource().map(str::to_owned));
+    push("operation", e.operation().map(str::to_owned));
+    push("reason", e.reason().map(str::to_owned));
+    push("span id", e.span_id().map(str::to_owned));
+    push("trace id", e.trace_id().map(str::to_owned));
+    push("schema version", Some(e.schema_version().to_string()));
     let mut body = String::from("<h1>Record</h1><table id=\"record\">");
     for (k, v) in rows {
         let _ = write!(body, "<tr><th>{k}</th><td>{}</td></tr>", escape(&v));
     }
     body.push_str("</table>");
-    if !e.metadata.is_empty() {
-        let json = serde_json::to_string_pretty(&e.metadata).unwrap_or_default();
+    if !e.metadata().is_empty() {
+        let json = serde_json::to_string_pretty(&e.metadata()).unwrap_or_default();
         let _ = write!(
             body,
             "<h2>Metadata</h2><pre id=\"metadata\">{}</pre>",
             escape(&json)
         );
     }
-    if let Some(actor) = &e.actor {
+    if let Some(actor) = &e.actor() {
         let _ = write!(
             body,
             "<p><a href=\"{}/search?actor={}\">Everything by this actor</a></p>",

@@ -157,15 +157,15 @@ fn follow(shared: Arc<Shared>, start: u64) -> impl Stream<Item = Result<Event, I
 fn to_sse(base: &str, seq: u64, e: &AuditEvent) -> Event {
     let summary = serde_json::json!({
         "seq": seq,
-        "id": e.id.to_string(),
-        "at": e.occurred_at.to_string(),
-        "action": e.action,
-        "outcome": e.outcome.as_str(),
-        "actor": e.actor.as_ref().map(|a| a.id.as_str()),
-        "ip": e.client_ip.map(|ip| ip.to_string()),
-        "user_agent": e.user_agent,
-        "resource": e.resource,
-        "reason": e.reason,
+        "id": e.id().to_string(),
+        "at": e.occurred_at().to_string(),
+        "action": e.action(),
+        "outcome": e.outcome().as_str(),
+        "actor": e.actor().map(|a| a.id.as_str()),
+        "ip": e.client_ip().map(|ip| ip.to_string()),
+        "user_agent": e.user_agent(),
+        "resource": e.resource(),
+        "reason": e.reason(),
         "href": detail_href(base, e).replace("&amp;", "&"),
     });
     Event::default()

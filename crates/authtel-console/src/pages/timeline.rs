@@ -99,7 +99,7 @@ async fn count(shared: &Shared, minutes: u32) -> Result<Counts, PageError> {
                     .await
                     .map_err(PageError::store("counting records for the timeline"))?;
                 for e in &page.events {
-                    let i = ((e.occurred_at.unix_micros() - start) / 60_000_000) as usize;
+                    let i = ((e.occurred_at().unix_micros() - start) / 60_000_000) as usize;
                     if let Some(b) = buckets.get_mut(i) {
                         *b += 1;
                     }

@@ -159,10 +159,15 @@ impl Forwarder for Failing {
 
 /// A login record of `actor`.
 pub fn login(actor: &str, outcome: Outcome) -> AuditEvent {
-    let mut e = AuditEvent::new("auth.login.stop", outcome);
-    e.actor = Some(Party::new(actor, "user"));
-    e.client_ip = Some("192.0.2.7".parse().unwrap());
-    e
+    record("auth.login.stop", actor, outcome)
+}
+
+/// A record of `action` by `actor` from the same client as [`login`].
+pub fn record(action: &str, actor: &str, outcome: Outcome) -> AuditEvent {
+    AuditEvent::new(action, outcome)
+        .unwrap()
+        .with_actor(Party::new(actor, "user"))
+        .with_client_ip("192.0.2.7".parse().unwrap())
 }
 
 /// A parsed HTTP response.

@@ -67,7 +67,7 @@ impl Poison {
         Poison {
             partition,
             offset,
-            key: event.actor.as_ref().map(|a| a.id.clone().into_bytes()),
+            key: event.actor().map(|a| a.id.clone().into_bytes()),
             payload: serde_json::to_vec(event).ok(),
             headers: cloudevents::headers_for(event, "authtel://authtel-kafka-projector"),
             reason,

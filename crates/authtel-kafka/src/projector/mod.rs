@@ -462,7 +462,7 @@ impl Projector {
             .insert(message.partition(), message.offset() + 1);
         match cloudevents::decode(message.payload(), message.headers()) {
             Ok(event) => {
-                if batch.ids.insert(event.id) {
+                if batch.ids.insert(event.id()) {
                     batch.origins.push((message.partition(), message.offset()));
                     batch.events.push(event);
                 } else {

@@ -65,7 +65,7 @@ impl Projector {
             let (partition, offset) = batch.origins[i];
             self.note_error(format!(
                 "dead-lettering record {} at partition {partition} offset {offset}: {reason}",
-                batch.events[i].id
+                batch.events[i].id()
             ));
             batch
                 .poison

@@ -560,16 +560,16 @@ pub mod faults {
     pub fn records() -> Vec<AuditEvent> {
         (0..RECORDS)
             .map(|i| {
-                let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-                e.actor = Some(Party::new(format!("u_{}", i % USERS), "user"));
-                e.metadata.insert("seq".into(), ((i / USERS) as u64).into());
+                let mut e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+                e = e.with_actor(Party::new(format!("u_{}", i % USERS), "user"));
+                e = e.with_metadata("seq", (i / USERS) as u64).unwrap();
                 e
             })
             .collect()
     }
 
     fn seq_of(e: &AuditEvent) -> u64 {
-        e.metadata["seq"].as_u64().unwrap()
+        e.metadata()["seq"].as_u64().unwrap()
     }
 
     /// A forwarder with short timeouts, so records fail during an outage and the retries
@@ -684,7 +684,7 @@ pub mod faults {
         let mut next_seq: HashMap<String, u64> = HashMap::new();
         for m in &log {
             let e: AuditEvent = serde_json::from_slice(&m.value).unwrap();
-            if !seen.insert(e.id) {
+            if !seen.insert(e.id()) {
                 continue;
             }
             let key = m.key.clone().unwrap();
@@ -693,7 +693,7 @@ pub mod faults {
             *expected += 1;
         }
         let missing: Vec<usize> = (0..all.len())
-            .filter(|&i| !seen.contains(&all[i].id))
+            .filter(|&i| !seen.contains(&all[i].id()))
             .collect();
         assert!(
             missing.is_empty() && seen.len() == RECORDS,

@@ -60,15 +60,15 @@ impl Drop for TempDir {
 pub fn numbered(range: std::ops::Range<u64>) -> Vec<AuditEvent> {
     range
         .map(|i| {
-            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success);
-            e.metadata.insert("seq".into(), i.into());
+            let mut e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+            e = e.with_metadata("seq", i).unwrap();
             e
         })
         .collect()
 }
 
 pub fn seq_of(e: &AuditEvent) -> u64 {
-    e.metadata["seq"].as_u64().unwrap()
+    e.metadata()["seq"].as_u64().unwrap()
 }
 
 /// Polls `cond` until it holds or `PATIENCE` passes; returns whether it held.
@@ -110,7 +110,12 @@ impl Capture {
     }
 
     pub fn ids(&self) -> Vec<Uuid> {
-        self.received.lock().unwrap().iter().map(|e| e.id).collect()
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.id())
+            .collect()
     }
 
     pub fn len(&self) -> usize {

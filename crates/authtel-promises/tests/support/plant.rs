@@ -106,23 +106,23 @@ impl Position {
 /// The template every hand-built record starts from: every optional field set, and
 /// metadata with an innocent and a secret-named key at each depth 1..=4.
 pub fn template() -> AuditEvent {
-    let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-    e.actor = Some(Party::new("u_canary", "user"));
-    e.target = Some(Party::new("u_target", "user"));
-    e.session_id = Some("sess_canary".into());
-    e.client_ip = Some([203, 0, 113, 9].into());
-    e.user_agent = Some("Mozilla/5.0".into());
-    e.resource = Some("/api/v1/users/42".into());
-    e.operation = Some("call".into());
-    e.reason = Some("invalid_password".into());
-    e.span_id = Some("00f067aa0ba902b7".into());
-    e.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+    let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
+    e = e.with_actor(Party::new("u_canary", "user"));
+    e = e.with_target(Party::new("u_target", "user"));
+    e = e.with_session_id("sess_canary");
+    e = e.with_client_ip(std::net::IpAddr::from([203, 0, 113, 9]));
+    e = e.with_user_agent("Mozilla/5.0");
+    e = e.with_resource("/api/v1/users/42");
+    e = e.with_operation("call");
+    e = e.with_reason("invalid_password");
+    e = e.with_span_id("00f067aa0ba902b7");
+    e = e.with_trace_id("4bf92f3577b34da6a3ce929d0e0e4736");
     let l4 = serde_json::json!({"note": "n4", "pw": "p4"});
     let l3 = serde_json::json!({"note": "n3", "pw": "p3", "l4": l4});
     let l2 = serde_json::json!({"note": "n2", "pw": "p2", "l3": l3});
-    e.metadata.insert("note".into(), "n1".into());
-    e.metadata.insert("pw".into(), "p1".into());
-    e.metadata.insert("l2".into(), l2);
+    e = e.with_metadata("note", "n1").unwrap();
+    e = e.with_metadata("pw", "p1").unwrap();
+    e = e.with_metadata("l2", l2).unwrap();
     e
 }
 
@@ -271,7 +271,7 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
                 .load(std::sync::atomic::Ordering::SeqCst);
             sinks
                 .pipeline
-                .publish(AuditEvent::new("auth.logout.stop", Outcome::Success))
+                .publish(AuditEvent::new("auth.logout.stop", Outcome::Success).unwrap())
                 .unwrap();
             // The rejecting forwarder is synchronous: publish returned after its call.
             assert_eq!(
@@ -303,8 +303,8 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
             });
         }),
         Position::ContextRecord(f) => {
-            let e =
-                context(f, v).in_scope(|| AuditEvent::new("auth.register.stop", Outcome::Success));
+            let e = context(f, v)
+                .in_scope(|| AuditEvent::new("auth.register.stop", Outcome::Success).unwrap());
             let _ = sinks.pipeline.publish(e.clone());
             let _ = sinks.recent.insert(e);
         }

@@ -90,13 +90,13 @@ fn parse_ip(text: String) -> Result<std::net::IpAddr, SqlError> {
 /// inside the years 0000 to 9999 that RFC 3339 (the JSON and Kafka form) can carry, so what
 /// is stored reads back and exports exactly on both backends.
 fn row_of(event: &AuditEvent) -> Result<EventRow<'_>, SqlError> {
-    if !(Timestamp::MIN..=Timestamp::MAX).contains(&event.occurred_at) {
+    if !(Timestamp::MIN..=Timestamp::MAX).contains(&event.occurred_at()) {
         return Err(SqlError::InvalidEvent {
-            event_id: event.id,
+            event_id: event.id(),
             field: "occurred_at",
             problem: format!(
                 "({} µs since the epoch) is outside years 0000 to 9999 UTC",
-                event.occurred_at.unix_micros()
+                event.occurred_at().unix_micros()
             ),
         });
     }
@@ -199,8 +199,7 @@ impl AuditStore<Db> {
         conn: &mut DbConnection,
         event: &AuditEvent,
     ) -> Result<(), SqlError> {
-        let event = crate::row::screen(event)?;
-        let row = row_of(&event)?;
+        let row = row_of(event)?;
         record_rows_in(self, conn, &row, now_micros()).await
     }
 
@@ -212,10 +211,9 @@ impl AuditStore<Db> {
         conn: &mut DbConnection,
         events: &[AuditEvent],
     ) -> Result<u64, SqlError> {
-        let events = crate::row::screen_all(events)?;
         let rows = events
             .iter()
-            .map(|e| row_of(e))
+            .map(row_of)
             .collect::<Result<Vec<_>, _>>()?;
         insert_rows(self, conn, &rows).await
     }

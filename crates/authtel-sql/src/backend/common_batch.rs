@@ -10,20 +10,9 @@ impl BatchWriter<Db> {
         let mut refused = Vec::new();
         let mut rows = Vec::with_capacity(batch.len());
         let mut positions = Vec::with_capacity(batch.len());
-        // Core's one policy first: records over its bounds are refused alone too.
-        let mut screened = Vec::with_capacity(batch.len());
+        // Records were screened and bounded by core's policy when they were made; what is
+        // left to refuse is what SQL text cannot hold (a NUL byte, an over-long column).
         for (index, event) in batch.iter().enumerate() {
-            match crate::row::screen(event) {
-                Ok(event) => screened.push((index, event)),
-                Err(error) => refused.push(crate::RefusedRecord {
-                    index,
-                    event_id: event.id,
-                    error,
-                }),
-            }
-        }
-        for (index, event) in &screened {
-            let index = *index;
             match row_of(event) {
                 Ok(row) => {
                     rows.push(row);
@@ -31,7 +20,7 @@ impl BatchWriter<Db> {
                 }
                 Err(error) => refused.push(crate::RefusedRecord {
                     index,
-                    event_id: event.id,
+                    event_id: event.id(),
                     error,
                 }),
             }
@@ -51,7 +40,7 @@ impl BatchWriter<Db> {
                     let index = positions[range.start];
                     refused.push(crate::RefusedRecord {
                         index,
-                        event_id: batch[index].id,
+                        event_id: batch[index].id(),
                         error,
                     });
                 }

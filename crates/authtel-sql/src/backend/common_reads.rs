@@ -155,7 +155,7 @@ impl AuditStore<Db> {
         for action in crate::detect::LOCKOUT_ACTIONS {
             all.extend(self.collect(AuditQuery::new().action(action).from(since)).await?);
         }
-        all.sort_by_key(|e| (e.occurred_at, e.id));
+        all.sort_by_key(|e| (e.occurred_at(), e.id()));
         Ok(all)
     }
 

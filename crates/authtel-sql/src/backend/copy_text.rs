@@ -81,10 +81,10 @@ mod tests {
 
     #[test]
     fn one_line_of_eighteen_columns_per_row() {
-        let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure);
-        e.reason = Some("line one\nline two\twith tab".into());
-        e.metadata.insert("quote".into(), "say \"hi\"\\".into());
-        e.occurred_at = Timestamp::from_unix_micros(1_700_000_000_123_456);
+        let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
+        e = e.with_reason("line one\nline two\twith tab");
+        e = e.with_metadata("quote", "say \"hi\"\\").unwrap();
+        e = e.with_occurred_at(Timestamp::from_unix_micros(1_700_000_000_123_456));
         let rows = [
             EventRow::from_event(&e).unwrap(),
             EventRow::from_event(&e).unwrap(),

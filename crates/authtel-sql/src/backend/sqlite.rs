@@ -329,7 +329,7 @@ impl crate::AuditStore<Db> {
     /// store.migrate().await?;
     /// assert_eq!(store.feed_head().await?, 0);
     /// let mut tx = store.begin().await?;
-    /// tx.record(&AuditEvent::new("auth.login.stop", Outcome::Success)).await?;
+    /// tx.record(&AuditEvent::new("auth.login.stop", Outcome::Success).unwrap()).await?;
     /// tx.commit().await?;
     /// let head = store.feed_head().await?;
     /// let seen = store.feed_after(0, 10).await?;

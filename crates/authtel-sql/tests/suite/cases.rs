@@ -84,10 +84,10 @@ async fn rollback_leaves_nothing_and_commit_keeps_both() {
     tx.record(&kept).await.unwrap();
     let mut handed_on = Vec::new();
     let committed = tx
-        .commit_then(|events| handed_on.extend(events.iter().map(|e| e.id)))
+        .commit_then(|events| handed_on.extend(events.iter().map(|e| e.id())))
         .await
         .unwrap();
-    assert_eq!(handed_on, [kept.id]);
+    assert_eq!(handed_on, [kept.id()]);
     assert_eq!(committed, std::slice::from_ref(&kept));
     assert_eq!(count_rows(&store).await, (1, 2));
 
@@ -100,8 +100,8 @@ async fn rollback_leaves_nothing_and_commit_keeps_both() {
         .unwrap();
     let pass = relay.run_once().await.unwrap();
     assert_eq!(pass.delivered, 2);
-    assert_eq!(kafka.ids(), [kept.id]);
-    assert_eq!(otlp.ids(), [kept.id]);
+    assert_eq!(kafka.ids(), [kept.id()]);
+    assert_eq!(otlp.ids(), [kept.id()]);
     assert_eq!(kafka.events.lock().unwrap()[0], kept);
     assert!(relay.with_forwarder("nope", kafka.clone()).is_err());
 }
@@ -126,7 +126,7 @@ async fn spawned_relay_delivers_every_committed_record() {
     for i in 0..40 {
         let mut tx = store.begin().await.unwrap();
         let e = event("auth.login.stop", Outcome::Success);
-        expected.insert(e.id);
+        expected.insert(e.id());
         tx.record(&e).await.unwrap();
         if i % 2 == 0 {
             tx.record(&e).await.unwrap(); // same id twice: one row, one entry per forwarder
@@ -168,7 +168,7 @@ async fn relay_retries_a_flaky_forwarder() {
         .unwrap();
     drive(&relay, || flaky.inner.len() == 1, "flaky delivery").await;
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
-    assert_eq!(flaky.inner.ids(), [e.id]);
+    assert_eq!(flaky.inner.ids(), [e.id()]);
     let state = store.delivery_state().await.unwrap();
     assert_eq!((state[0].pending, state[0].dead, state[0].done), (0, 0, 1));
     assert_eq!(relay.stats().retried.load(Ordering::Relaxed), 2);
@@ -194,7 +194,7 @@ async fn relay_dead_letters_with_the_reason() {
     .await;
     let perm = store.dead_letters("permanent", 10).await.unwrap();
     assert_eq!(perm.len(), 1);
-    assert_eq!(perm[0].event_id, e.id);
+    assert_eq!(perm[0].event_id, e.id());
     assert_eq!(perm[0].attempts, 1);
     assert!(perm[0].reason.contains("schema mismatch"), "{}", perm[0].reason);
     let trans = store.dead_letters("transient", 10).await.unwrap();
@@ -221,7 +221,7 @@ async fn relay_crash_mid_batch_loses_nothing() {
     for _ in 0..25 {
         let mut tx = store.begin().await.unwrap();
         let e = event("auth.login.stop", Outcome::Success);
-        ids.insert(e.id);
+        ids.insert(e.id());
         tx.record(&e).await.unwrap();
         tx.commit().await.unwrap();
     }
@@ -285,7 +285,7 @@ async fn concurrent_relays_share_work_without_double_delivery() {
     assert_eq!(ia.len() + ib.len(), 300, "no entry delivered twice");
     assert!(ia.is_disjoint(&ib));
     let all: HashSet<_> = ia.union(&ib).copied().collect();
-    assert_eq!(all, events.iter().map(|e| e.id).collect::<HashSet<_>>());
+    assert_eq!(all, events.iter().map(|e| e.id()).collect::<HashSet<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +312,7 @@ async fn batch_writer_is_idempotent_on_event_id() {
         .await
         .unwrap();
     assert_eq!(page.events.len(), 1204);
-    let stored = page.events.iter().find(|e| e.id == batch[7].id).unwrap();
+    let stored = page.events.iter().find(|e| e.id() == batch[7].id()).unwrap();
     assert_eq!(stored, &batch[7], "round trip is exact");
 }
 
@@ -324,15 +324,12 @@ async fn batch_writer_round_trips_awkward_text_and_half_stored_batches() {
     let store = store_or_skip!("batch_text", &[]);
     let mut awkward = event("auth.login.stop", Outcome::Failure);
     // Identifiers refuse control characters (core policy); text columns keep them.
-    awkward.actor = Some(authtel_core::audit::Party::new("u\\1", "user\t\\"));
-    awkward.reason = Some("tab\there\nnewline\r\\N \\ \u{e9}\u{1f980}".into());
-    awkward.user_agent = Some("\\N".into());
-    awkward.resource = Some(String::new());
-    awkward.metadata.insert("quote".into(), "\"\\\"\t\n".into());
-    awkward.metadata.insert(
-        "nested".into(),
-        serde_json::json!({"list": ["\\N", "x\ty"], "n": -1.5}),
-    );
+    awkward = awkward.with_actor(authtel_core::audit::Party::new("u\\1", "user\t\\"));
+    awkward = awkward.with_reason("tab\there\nnewline\r\\N \\ \u{e9}\u{1f980}");
+    awkward = awkward.with_user_agent("\\N");
+    awkward = awkward.with_resource(String::new());
+    awkward = awkward.with_metadata("quote", "\"\\\"\t\n").unwrap();
+    awkward = awkward.with_metadata("nested", serde_json::json!({"list": ["\\N", "x\ty"], "n": -1.5})).unwrap();
     let mut batch: Vec<AuditEvent> = (0..40)
         .map(|_| event("token.generate.stop", Outcome::Success))
         .collect();
@@ -366,7 +363,7 @@ async fn batch_writer_round_trips_awkward_text_and_half_stored_batches() {
     assert_eq!(count_rows(&store).await, (41, 0));
     let stored = store.query(&AuditQuery::new().limit(100)).await.unwrap();
     let mut expected = batch[..41].to_vec();
-    expected.sort_by_key(|e| (e.occurred_at, e.id));
+    expected.sort_by_key(|e| (e.occurred_at(), e.id()));
     assert_eq!(stored.events, expected, "every record once, byte for byte");
 }
 
@@ -381,10 +378,10 @@ async fn keyset_pagination_returns_every_row_exactly_once() {
             if i % 2 == 0 { Outcome::Success } else { Outcome::Failure },
         );
         // Many rows share one timestamp, so the event id must break ties.
-        e.occurred_at = if i % 4 == 0 { same_instant } else { minutes_ago(i) };
+        e = e.with_occurred_at(if i % 4 == 0 { same_instant } else { minutes_ago(i) });
         if i % 5 == 0 {
-            e.actor = Some(authtel_core::audit::Party::new("u_5", "user"));
-            e.client_ip = Some("2001:db8::5".parse().unwrap());
+            e = e.with_actor(authtel_core::audit::Party::new("u_5", "user"));
+            e = e.with_client_ip("2001:db8::5".parse().unwrap());
         }
         events.push(e);
     }
@@ -397,7 +394,7 @@ async fn keyset_pagination_returns_every_row_exactly_once() {
             loop {
                 let page = store.query(&q).await.unwrap();
                 assert!(page.events.len() <= 10);
-                seen.extend(page.events.iter().map(|e| (e.occurred_at, e.id)));
+                seen.extend(page.events.iter().map(|e| (e.occurred_at(), e.id())));
                 match page.next {
                     Some(c) => q = q.after(c.to_string().parse().unwrap()),
                     None => break,
@@ -407,14 +404,14 @@ async fn keyset_pagination_returns_every_row_exactly_once() {
         }
     };
     let all = collect(AuditQuery::new()).await;
-    let mut expected: Vec<_> = events.iter().map(|e| (e.occurred_at, e.id)).collect();
+    let mut expected: Vec<_> = events.iter().map(|e| (e.occurred_at(), e.id())).collect();
     expected.sort();
     assert_eq!(all, expected, "every row once, in (occurred_at, id) order");
 
     let count = |f: &dyn Fn(&AuditEvent) -> bool| events.iter().filter(|e| f(e)).count();
     assert_eq!(
         collect(AuditQuery::new().actor("u_5")).await.len(),
-        count(&|e| e.actor.as_ref().unwrap().id == "u_5")
+        count(&|e| e.actor().unwrap().id == "u_5")
     );
     assert_eq!(
         collect(AuditQuery::new().client_ip("2001:db8::5".parse().unwrap()))
@@ -426,12 +423,12 @@ async fn keyset_pagination_returns_every_row_exactly_once() {
         collect(AuditQuery::new().action("auth.login.stop").outcome(Outcome::Failure))
             .await
             .len(),
-        count(&|e| e.action == "auth.login.stop" && e.outcome == Outcome::Failure)
+        count(&|e| e.action() == "auth.login.stop" && e.outcome() == Outcome::Failure)
     );
     let (from, until) = (minutes_ago(60), minutes_ago(20));
     assert_eq!(
         collect(AuditQuery::new().from(from).until(until)).await.len(),
-        count(&|e| e.occurred_at >= from && e.occurred_at < until)
+        count(&|e| e.occurred_at() >= from && e.occurred_at() < until)
     );
     assert!(matches!(
         "c1.zz.nope".parse::<authtel_sql::Cursor>(),
@@ -458,7 +455,7 @@ async fn ndjson_export_round_trips_every_record() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let mut expected = events.clone();
-    expected.sort_by_key(|e| (e.occurred_at, e.id));
+    expected.sort_by_key(|e| (e.occurred_at(), e.id()));
     assert_eq!(parsed, expected);
 }
 
@@ -469,8 +466,8 @@ async fn detection_queries_find_the_seeded_patterns() {
     let mut seed = Vec::new();
     let with = |action: &str, outcome, actor: &str, addr: &str, t: Timestamp| {
         let mut e = at(event(action, outcome), t);
-        e.actor = Some(authtel_core::audit::Party::new(actor, "user"));
-        e.client_ip = Some(ip(addr));
+        e = e.with_actor(authtel_core::audit::Party::new(actor, "user"));
+        e = e.with_client_ip(ip(addr));
         e
     };
     // Burst: 4 failed login stops + 2 invalid-credential signals from .66 in the last hour,
@@ -522,9 +519,9 @@ async fn detection_queries_find_the_seeded_patterns() {
     assert_eq!(pairs.len(), 2, "{pairs:?}");
 
     let disables = store.mfa_disables(day).await.unwrap();
-    assert_eq!(disables.iter().map(|e| e.id).collect::<Vec<_>>(), [disable.id]);
+    assert_eq!(disables.iter().map(|e| e.id()).collect::<Vec<_>>(), [disable.id()]);
     let locks = store.lockouts(day).await.unwrap();
-    assert_eq!(locks.iter().map(|e| e.id).collect::<Vec<_>>(), [l1.id, l2.id]);
+    assert_eq!(locks.iter().map(|e| e.id()).collect::<Vec<_>>(), [l1.id(), l2.id()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,19 +554,19 @@ async fn planted_secrets_never_reach_any_row() {
     let from_api = AuditEvent::from_record(&record).unwrap();
     // Built by hand: the store's own scrubbing applies.
     let mut by_hand = event("auth.login.stop", Outcome::Failure);
-    by_hand.metadata.insert("password".into(), "hunter2-pass".into());
-    by_hand.metadata.insert("totp_code".into(), "otp-481516".into());
-    by_hand
-        .metadata
-        .insert("headers".into(), serde_json::json!({"cookie": "sess-cookie-value", "x": [JWT]}));
-    by_hand.reason = Some(format!("Bearer {JWT}"));
-    by_hand.user_agent = Some(format!("curl token={JWT}"));
+    by_hand = by_hand.with_metadata("password", "hunter2-pass").unwrap();
+    by_hand = by_hand.with_metadata("totp_code", "otp-481516").unwrap();
+    by_hand = by_hand
+        .with_metadata("headers", serde_json::json!({"cookie": "sess-cookie-value", "x": [JWT]}))
+        .unwrap();
+    by_hand = by_hand.with_reason(format!("Bearer {JWT}"));
+    by_hand = by_hand.with_user_agent(format!("curl token={JWT}"));
     let mut tx = store.begin().await.unwrap();
     tx.record(&from_api).await.unwrap();
     tx.record(&by_hand).await.unwrap();
     tx.commit().await.unwrap();
     let mut batch_copy = by_hand.clone();
-    batch_copy.id = uuid::Uuid::now_v7();
+    batch_copy = batch_copy.with_id(uuid::Uuid::now_v7());
     BatchWriter::new(&store).forward(&[batch_copy]).await.unwrap();
 
     let dump = dump_tables(&store).await;
@@ -595,18 +592,23 @@ async fn planted_secrets_never_reach_any_row() {
 async fn bad_input_is_a_typed_error() {
     let store = store_or_skip!("badinput", &["kafka"]);
     let mut nul_reason = event("auth.login.stop", Outcome::Failure);
-    nul_reason.reason = Some("bad\0reason".into());
-    // Over core's metadata bound (each text is within the text bound, so nothing is cut).
-    let mut big = event("auth.login.stop", Outcome::Failure);
-    for i in 0..(authtel_sql::MAX_METADATA_BYTES / 200 + 1) {
-        big.metadata.insert(format!("blob{i}"), "x".repeat(200).into());
-    }
+    nul_reason = nul_reason.with_reason("bad\0reason");
+    // Over core's metadata bound (each text is within the text bound, so nothing is cut):
+    // refused when the record is made, so no store is ever handed one.
+    let big = (0..(authtel_sql::MAX_METADATA_BYTES / 200 + 1)).try_fold(
+        event("auth.login.stop", Outcome::Failure),
+        |e, i| e.with_metadata(format!("blob{i}"), "x".repeat(200)),
+    );
+    assert!(
+        matches!(big, Err(authtel_core::audit::AuditError::MetadataTooLarge { .. })),
+        "{big:?}"
+    );
     let mut nul_key = event("auth.login.stop", Outcome::Failure);
-    nul_key.metadata.insert("k\0".into(), 1.into());
-    for bad in [&nul_reason, &big, &nul_key] {
+    nul_key = nul_key.with_metadata("k\0", 1).unwrap();
+    for bad in [&nul_reason, &nul_key] {
         let mut tx = store.begin().await.unwrap();
         let err = tx.record(bad).await.unwrap_err();
-        assert!(matches!(err, SqlError::InvalidEvent { event_id, .. } if event_id == bad.id), "{err}");
+        assert!(matches!(err, SqlError::InvalidEvent { event_id, .. } if event_id == bad.id()), "{err}");
         assert!(!err.is_transient());
         tx.rollback().await.unwrap();
         let err = BatchWriter::new(&store).forward(std::slice::from_ref(bad)).await.unwrap_err();
@@ -616,7 +618,7 @@ async fn bad_input_is_a_typed_error() {
     // An identifier with a control character is refused by core's policy: the record is
     // stored without it (and the refusal counted), not lost.
     let mut nul_session = event("auth.login.stop", Outcome::Failure);
-    nul_session.session_id = Some("s\0x".into());
+    nul_session = nul_session.with_session_id("s\0x");
     let mut tx = store.begin().await.unwrap();
     tx.record(&nul_session).await.unwrap();
     tx.commit().await.unwrap();
@@ -652,9 +654,9 @@ async fn purge_deletes_old_rows_in_batches_and_spares_pending_ones() {
         .unwrap()
         .events
         .iter()
-        .map(|e| e.id)
+        .map(|e| e.id())
         .collect();
-    assert_eq!(left, HashSet::from([pending_old.id, fresh.id]));
+    assert_eq!(left, HashSet::from([pending_old.id(), fresh.id()]));
     let health = store.health(Duration::from_secs(3600)).await.unwrap();
     assert!(health.ok, "{health:?}");
     let strict = store.health(Duration::ZERO).await.unwrap();
@@ -672,16 +674,16 @@ async fn entry_whose_row_vanished_is_dead_lettered_not_lost() {
     tx.record(&kept).await.unwrap();
     tx.record(&gone).await.unwrap();
     tx.commit().await.unwrap();
-    delete_event(&store, gone.id).await;
+    delete_event(&store, gone.id()).await;
     let recording = shared(Recording::default());
     let relay = Relay::new(&store, RelayConfig::default())
         .with_forwarder("kafka", recording.clone())
         .unwrap();
     let pass = relay.run_once().await.unwrap();
     assert_eq!((pass.claimed, pass.delivered, pass.dead), (2, 1, 1));
-    assert_eq!(recording.ids(), [kept.id]);
+    assert_eq!(recording.ids(), [kept.id()]);
     let dead = store.dead_letters("kafka", 10).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].event_id, gone.id);
+    assert_eq!(dead[0].event_id, gone.id());
     assert!(dead[0].reason.contains("missing"), "{}", dead[0].reason);
 }

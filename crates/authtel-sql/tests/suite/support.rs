@@ -18,7 +18,7 @@ pub(crate) struct Recording {
 
 impl Recording {
     pub(crate) fn ids(&self) -> Vec<uuid::Uuid> {
-        self.events.lock().unwrap().iter().map(|e| e.id).collect()
+        self.events.lock().unwrap().iter().map(|e| e.id()).collect()
     }
     pub(crate) fn len(&self) -> usize {
         self.events.lock().unwrap().len()
@@ -86,20 +86,20 @@ impl Forwarder for Hanging {
 }
 
 pub(crate) fn event(action: &str, outcome: Outcome) -> AuditEvent {
-    let mut e = AuditEvent::new(action, outcome);
-    e.actor = Some(Party::new("u_1", "user"));
-    e.client_ip = Some("203.0.113.7".parse().unwrap());
-    e.user_agent = Some("Mozilla/5.0".into());
-    e.session_id = Some("s_1".into());
-    e.span_id = Some("00000000000000aa".into());
-    e.trace_id = Some("00000000000000bb".into());
-    e.metadata.insert("method".into(), "password".into());
-    e.metadata.insert("attempts_remaining".into(), 3.into());
+    let mut e = AuditEvent::new(action, outcome).unwrap();
+    e = e.with_actor(Party::new("u_1", "user"));
+    e = e.with_client_ip("203.0.113.7".parse().unwrap());
+    e = e.with_user_agent("Mozilla/5.0");
+    e = e.with_session_id("s_1");
+    e = e.with_span_id("00000000000000aa");
+    e = e.with_trace_id("00000000000000bb");
+    e = e.with_metadata("method", "password").unwrap();
+    e = e.with_metadata("attempts_remaining", 3).unwrap();
     e
 }
 
 pub(crate) fn at(e: AuditEvent, t: Timestamp) -> AuditEvent {
-    AuditEvent { occurred_at: t, ..e }
+    e.with_occurred_at(t)
 }
 
 pub(crate) fn minutes_ago(n: i64) -> Timestamp {

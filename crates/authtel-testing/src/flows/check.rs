@@ -211,7 +211,7 @@ impl FlowSuite {
         }
         if flow.is_rolled_back() && !seen.audit.is_empty() {
             problems.push(Problem::AuditAfterRollback {
-                actions: seen.audit.iter().map(|a| a.action.clone()).collect(),
+                actions: seen.audit.iter().map(|a| a.action().to_owned()).collect(),
             });
         }
         if flow.is_strict() {
@@ -288,7 +288,7 @@ fn check_event(flow: &Flow, expect: &Expect, seen: &Observation, problems: &mut 
     let records: Vec<&AuditEvent> = seen
         .audit
         .iter()
-        .filter(|a| a.action == name && expect.outcome.is_none_or(|o| a.outcome == o))
+        .filter(|a| a.action() == name && expect.outcome.is_none_or(|o| a.outcome() == o))
         .collect();
     if records.len() != 1 {
         problems.push(Problem::AuditCount {
@@ -310,16 +310,16 @@ fn check_event(flow: &Flow, expect: &Expect, seen: &Observation, problems: &mut 
 
 /// Whether an audit record carries `field` (where `AuditEvent::from_record` puts it).
 fn audit_has(record: &AuditEvent, field: Field) -> bool {
-    let text = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    let text = |v: Option<&str>| v.is_some_and(|s| !s.is_empty());
     match field {
-        Field::UserId | Field::Caller => record.actor.as_ref().is_some_and(|a| !a.id.is_empty()),
-        Field::SessionId => text(&record.session_id),
-        Field::ClientIp => record.client_ip.is_some(),
-        Field::UserAgent => text(&record.user_agent),
-        Field::Reason => text(&record.reason),
-        Field::Resource => text(&record.resource),
-        Field::Operation => text(&record.operation),
-        Field::Method => record.metadata.contains_key("method"),
-        Field::Extra(key) => record.metadata.contains_key(key),
+        Field::UserId | Field::Caller => record.actor().is_some_and(|a| !a.id.is_empty()),
+        Field::SessionId => text(record.session_id()),
+        Field::ClientIp => record.client_ip().is_some(),
+        Field::UserAgent => text(record.user_agent()),
+        Field::Reason => text(record.reason()),
+        Field::Resource => text(record.resource()),
+        Field::Operation => text(record.operation()),
+        Field::Method => record.metadata().contains_key("method"),
+        Field::Extra(key) => record.metadata().contains_key(key),
     }
 }

@@ -56,11 +56,11 @@ pub(crate) async fn check(
         (&AUTHORIZATION_DENIED, Outcome::Denied)
     };
     let mut row = row(event, outcome).user(&s.user_id).session(&s.id).done();
-    row.actor = Some(authtel::audit::Party::new(s.user_id.as_str(), "caller"));
-    row.resource = Some(req.resource.clone());
-    row.operation = Some(op.as_str().to_owned());
+    row = row.with_actor(authtel::audit::Party::new(s.user_id.as_str(), "caller"));
+    row = row.with_resource(req.resource.clone());
+    row = row.with_operation(op.as_str().to_owned());
     if !allowed {
-        row.reason = Some(DenyReason::InsufficientCapability.as_str().to_owned());
+        row = row.with_reason(DenyReason::InsufficientCapability.as_str().to_owned());
     }
     let mut tx = app.audit_store().begin().await?;
     app.record(&mut tx, &row).await?;
