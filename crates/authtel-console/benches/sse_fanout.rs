@@ -38,20 +38,18 @@ const ACTION: &str = "auth.login.stop";
 
 /// A login record; `i` picks its actor and address.
 fn record(i: u64) -> AuditEvent {
-    let mut e = AuditEvent::new(ACTION, Outcome::Success);
-    fill(&mut e, i);
-    e
+    let e = AuditEvent::new(ACTION, Outcome::Success).expect("a catalogue action");
+    fill(e, i)
 }
 
-/// Every field write of the bench's records, in one place (`AuditEvent`'s fields become
-/// private with setters; this is the function to adapt).
-fn fill(e: &mut AuditEvent, i: u64) {
-    e.actor = Some(Party::new(format!("u_{}", i % 1000), "user"));
-    e.client_ip = Some(std::net::Ipv4Addr::new(203, 0, 113, (i % 250) as u8).into());
-    e.user_agent =
-        Some("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0".to_owned());
-    e.session_id = Some(format!("s_{i}"));
-    e.metadata.insert("method".into(), "password".into());
+/// Every field of the bench's records, in one place.
+fn fill(e: AuditEvent, i: u64) -> AuditEvent {
+    e.with_actor(Party::new(format!("u_{}", i % 1000), "user"))
+        .with_client_ip(std::net::Ipv4Addr::new(203, 0, 113, (i % 250) as u8).into())
+        .with_user_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0")
+        .with_session_id(format!("s_{i}"))
+        .with_metadata("method", "password")
+        .expect("small metadata")
 }
 
 /// A console on a fresh SQLite store, served on loopback.
@@ -304,7 +302,7 @@ async fn latency(server: &Server, clients: usize, n: usize, poll: Duration) -> (
     let mut committed = Vec::with_capacity(n);
     for i in 0..n {
         let e = record(i as u64);
-        ids.push(e.id.to_string());
+        ids.push(e.id().to_string());
         let mut tx = server.store.begin().await.unwrap();
         tx.record(&e).await.unwrap();
         tx.commit().await.unwrap();
@@ -327,7 +325,7 @@ async fn throughput(server: &Server, clients: usize, n: usize, poll: Duration) -
     let tasks = open_clients(server.addr, clients, n, deadline).await;
     tokio::time::sleep(poll * 2 + Duration::from_millis(100)).await;
     let records: Vec<AuditEvent> = (0..n as u64).map(record).collect();
-    let ids: Vec<String> = records.iter().map(|e| e.id.to_string()).collect();
+    let ids: Vec<String> = records.iter().map(|e| e.id().to_string()).collect();
     let writer = authtel_sql::BatchWriter::new(&server.store);
     let started = Instant::now();
     for chunk in records.chunks(500) {

@@ -73,7 +73,7 @@ async fn the_stream_follows_postgres_commits_in_feed_order() {
     a.commit().await.unwrap();
     let got = sse.audit_events(2, WAIT).await;
     let ids: Vec<String> = got.iter().map(event_record_id).collect();
-    assert_eq!(ids, [early.id.to_string(), late.id.to_string()]);
+    assert_eq!(ids, [early.id().to_string(), late.id().to_string()]);
     let last = got[1].id.clone().expect("an event id");
     drop(sse);
 
@@ -88,7 +88,7 @@ async fn the_stream_follows_postgres_commits_in_feed_order() {
     let mut again = Sse::open(addr, "/stream/events", &[("last-event-id", &last)]).await;
     let got = again.audit_events(3, WAIT).await;
     let ids: Vec<String> = got.iter().map(event_record_id).collect();
-    let want: Vec<String> = missed.iter().map(|e| e.id.to_string()).collect();
+    let want: Vec<String> = missed.iter().map(|e| e.id().to_string()).collect();
     assert_eq!(ids, want, "exactly the missed records, in order");
     let _ = stop.send(());
 }

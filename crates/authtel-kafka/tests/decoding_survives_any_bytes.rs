@@ -56,7 +56,7 @@ fn check(value: &[u8], id_header: Option<&[u8]>) {
                 let named = std::str::from_utf8(id)
                     .ok()
                     .and_then(|h| uuid::Uuid::parse_str(h).ok());
-                assert_eq!(named, Some(event.id), "{:?}", String::from_utf8_lossy(id));
+                assert_eq!(named, Some(event.id()), "{:?}", String::from_utf8_lossy(id));
             }
         }
         Err(DecodeError::EmptyPayload) => assert!(value.is_empty()),
@@ -172,6 +172,6 @@ proptest! {
 fn the_seed_decodes_so_the_edits_start_from_a_record() {
     let bytes = serde_json::to_vec(&seed()).unwrap();
     let event = decode::<OwnedHeaders>(Some(&bytes), None).expect("the seed is a record");
-    assert_eq!(event.action, "auth.login.stop");
-    assert_eq!(event.metadata.len(), 3);
+    assert_eq!(event.action(), "auth.login.stop");
+    assert_eq!(event.metadata().len(), 3);
 }

@@ -46,16 +46,16 @@ pub enum RecordOutcome {
 /// # #[derive(Debug)] struct RefusesLogouts;
 /// # impl Forwarder for RefusesLogouts {
 /// #     fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
-/// #         let bad = batch.iter().any(|e| e.action == "auth.logout.stop");
+/// #         let bad = batch.iter().any(|e| e.action() == "auth.logout.stop");
 /// #         Box::pin(async move { if bad { Err(ForwardError::message(ErrorKind::Permanent, "schema mismatch")) } else { Ok(()) } })
 /// #     }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let deliverer = Deliverer::new(ForwarderConfig::new("kafka", RefusesLogouts))?;
 /// let batch = [
-///     AuditEvent::new("auth.login.stop", Outcome::Success),
-///     AuditEvent::new("auth.logout.stop", Outcome::Success),
-///     AuditEvent::new("auth.login.stop", Outcome::Failure),
+///     AuditEvent::new("auth.login.stop", Outcome::Success)?,
+///     AuditEvent::new("auth.logout.stop", Outcome::Success)?,
+///     AuditEvent::new("auth.login.stop", Outcome::Failure)?,
 /// ];
 /// let outcomes = deliverer.deliver(&batch).await;
 /// assert_eq!(outcomes[0], RecordOutcome::Delivered);

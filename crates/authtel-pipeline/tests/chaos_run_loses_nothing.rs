@@ -55,7 +55,7 @@ const POISON: u64 = 997;
 const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 
 fn id_of(e: &AuditEvent) -> uuid::Uuid {
-    e.id
+    e.id()
 }
 
 /// A destination that fails at random (a fixed seed per process, so a run is repeatable

@@ -38,29 +38,31 @@ pub(crate) fn record(i: u64) -> AuditEvent {
     } else {
         Outcome::Success
     };
-    let mut e = AuditEvent::new("auth.login.stop", outcome);
-    fill(&mut e, i);
-    e
+    let e = AuditEvent::new("auth.login.stop", outcome).expect("a catalogue action");
+    fill(e, i)
 }
 
-/// Every field write of the bench's records, in one place (`AuditEvent`'s fields become
-/// private with setters; this is the function to adapt).
-fn fill(e: &mut AuditEvent, i: u64) {
-    e.id = uuid::Uuid::parse_str(&format!("00000000-0000-7000-8000-{i:012x}")).expect("uuid");
-    e.occurred_at = Timestamp::from_unix_micros(START_MICROS + i as i64 * STEP_MICROS);
-    e.actor = Some(Party::new(format!("u_{}", i % ACTORS), "user"));
-    e.session_id = Some(format!("s_{i}"));
-    e.client_ip = Some(std::net::Ipv4Addr::new(203, 0, 113, (i % 250) as u8).into());
-    e.user_agent = Some(USER_AGENT.to_owned());
+/// Every field of the bench's records, in one place.
+fn fill(e: AuditEvent, i: u64) -> AuditEvent {
+    let id = uuid::Uuid::parse_str(&format!("00000000-0000-7000-8000-{i:012x}")).expect("uuid");
+    let mut e = e
+        .with_id(id)
+        .with_occurred_at(Timestamp::from_unix_micros(
+            START_MICROS + i as i64 * STEP_MICROS,
+        ))
+        .with_actor(Party::new(format!("u_{}", i % ACTORS), "user"))
+        .with_session_id(format!("s_{i}"))
+        .with_client_ip(std::net::Ipv4Addr::new(203, 0, 113, (i % 250) as u8).into())
+        .with_user_agent(USER_AGENT);
     if i.is_multiple_of(10) {
-        e.reason = Some("invalid_credentials".to_owned());
+        e = e.with_reason("invalid_credentials");
     }
-    e.span_id = Some(SPAN_ID.to_owned());
-    e.trace_id = Some(TRACE_ID.to_owned());
-    e.metadata.insert("method".into(), "password".into());
-    e.metadata.insert("provider".into(), "local".into());
-    e.metadata
-        .insert("tenant".into(), "acme-corporation-eu-west".into());
+    e.with_span_id(SPAN_ID)
+        .with_trace_id(TRACE_ID)
+        .with_metadata("method", "password")
+        .and_then(|e| e.with_metadata("provider", "local"))
+        .and_then(|e| e.with_metadata("tenant", "acme-corporation-eu-west"))
+        .expect("small metadata")
 }
 
 /// The SELECT list that generates row `i` from an integer column `i`; `id` and `ts` turn it
@@ -119,7 +121,7 @@ async fn write_sample<F: authtel_core::forward::Forwarder>(writer: F, n: u64) ->
         .forward(&records)
         .await
         .expect("the store writes the sample");
-    records.iter().map(|e| e.id.to_string()).collect()
+    records.iter().map(|e| e.id().to_string()).collect()
 }
 
 /// Seeds `n` rows into the migrated SQLite `store` and checks their shape.

@@ -24,7 +24,7 @@ mod postgres_feed {
                 return out;
             };
             last = *pos;
-            out.extend(page.iter().map(|(p, e)| (*p, e.id)));
+            out.extend(page.iter().map(|(p, e)| (*p, e.id())));
         }
     }
 
@@ -53,8 +53,8 @@ mod postgres_feed {
         };
         assert_eq!(store.feed_head().await.unwrap(), 0);
         // A inserts first (the lower transaction id) and stays open; B commits after it.
-        let early = AuditEvent::new("auth.login.stop", Outcome::Success);
-        let late = AuditEvent::new("auth.login.stop", Outcome::Failure);
+        let early = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+        let late = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
         let mut a = store.begin().await.unwrap();
         a.record(&early).await.unwrap();
         let mut b = store.begin().await.unwrap();
@@ -67,7 +67,7 @@ mod postgres_feed {
         let seen = wait_for(&store, 0, 2).await;
         assert_eq!(
             seen.iter().map(|s| s.1).collect::<Vec<_>>(),
-            [early.id, late.id]
+            [early.id(), late.id()]
         );
         assert!(seen[0].0 < seen[1].0);
         assert_eq!(store.feed_head().await.unwrap(), seen[1].0);
@@ -75,8 +75,8 @@ mod postgres_feed {
         // The same from a resumed position.
         let resume = seen[1].0;
         let (c_event, d_event) = (
-            AuditEvent::new("auth.logout.stop", Outcome::Success),
-            AuditEvent::new("security.lockout", Outcome::Success),
+            AuditEvent::new("auth.logout.stop", Outcome::Success).unwrap(),
+            AuditEvent::new("security.lockout", Outcome::Success).unwrap(),
         );
         let mut c = store.begin().await.unwrap();
         c.record(&c_event).await.unwrap();
@@ -88,7 +88,7 @@ mod postgres_feed {
         let after = wait_for(&store, resume, 2).await;
         assert_eq!(
             after.iter().map(|s| s.1).collect::<Vec<_>>(),
-            [c_event.id, d_event.id]
+            [c_event.id(), d_event.id()]
         );
     }
 
@@ -110,8 +110,8 @@ mod postgres_feed {
                         let size = 1 + (n * 7 + w) % 4;
                         let mut tx = store.begin().await.unwrap();
                         for _ in 0..size {
-                            let e = AuditEvent::new("auth.login.stop", Outcome::Success);
-                            ids.push(e.id);
+                            let e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+                            ids.push(e.id());
                             tx.record(&e).await.unwrap();
                         }
                         tokio::time::sleep(Duration::from_millis((n * 3 + w) % 7)).await;
@@ -133,7 +133,7 @@ mod postgres_feed {
             for (pos, e) in store.feed_after(last, 50).await.unwrap() {
                 assert!(pos > last, "positions increase: {pos} after {last}");
                 last = pos;
-                seen.push((pos, e.id));
+                seen.push((pos, e.id()));
             }
             tokio::time::sleep(Duration::from_millis(3)).await;
             assert!(std::time::Instant::now() < deadline, "writers did not finish");

@@ -26,7 +26,7 @@ mod relay_engine {
     impl Forwarder for RefusesLogouts {
         fn forward<'a>(&'a self, batch: &'a [AuditEvent]) -> ForwardFuture<'a> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            if batch.iter().any(|e| e.action == "auth.logout.stop") {
+            if batch.iter().any(|e| e.action() == "auth.logout.stop") {
                 return Box::pin(async {
                     Err(ForwardError::message(
                         ErrorKind::Permanent,
@@ -52,11 +52,11 @@ mod relay_engine {
             } else {
                 "auth.login.stop"
             };
-            let e = AuditEvent::new(action, Outcome::Success);
+            let e = AuditEvent::new(action, Outcome::Success).unwrap();
             if action == "auth.logout.stop" {
-                refused.insert(e.id);
+                refused.insert(e.id());
             } else {
-                good.insert(e.id);
+                good.insert(e.id());
             }
             tx.record(&e).await.unwrap();
         }
@@ -93,7 +93,7 @@ mod relay_engine {
         let Some(store) = store("relay_breaker", &["kafka"]).await else {
             return;
         };
-        let e = AuditEvent::new("auth.login.stop", Outcome::Failure);
+        let e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
         let mut tx = store.begin().await.unwrap();
         tx.record(&e).await.unwrap();
         tx.commit().await.unwrap();
