@@ -409,19 +409,7 @@ fn main() {
         l["quick"] = quick.into();
         l["records_timed"] = n_latency.into();
     }
-    let dir = std::env::var_os("AUTHTEL_BENCH_DIR").map_or_else(
-        || {
-            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-            std::path::PathBuf::from(target).join("authtel-bench")
-        },
-        std::path::PathBuf::from,
-    );
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("console.jsonl"))
-        .unwrap();
+    let mut out = authtel_testing::bench_rows::append("console.jsonl").unwrap();
     for l in &lines {
         use std::io::Write as _;
         writeln!(out, "{l}").unwrap();

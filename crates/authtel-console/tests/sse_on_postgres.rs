@@ -6,11 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use authtel_console::Console;
 use authtel_core::outcome::Outcome;
 use authtel_sql::AuditStore;
 use authtel_sql::postgres::Postgres;
-use support::{Sse, TOKEN, event_record_id, login};
+use support::{Sse, event_record_id, login};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -42,22 +41,8 @@ async fn the_stream_follows_postgres_commits_in_feed_order() {
     let Some(store) = store().await else {
         return;
     };
-    let console = Console::builder(store.clone())
-        .with_token(TOKEN)
-        .unwrap()
-        .with_poll_interval(Duration::from_millis(50))
-        // Its own audit records (the stream being read) would join the stream.
-        .with_self_audit(false)
-        .build()
-        .unwrap();
-    let listener = authtel_console::bind("127.0.0.1:0".parse().unwrap(), false)
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(console.serve_on(listener, async move {
-        let _ = stopped.await;
-    }));
+    // Self-audit off: its own records (the stream being read) would join the stream.
+    let (addr, stop) = support::serve(store.clone(), false).await;
 
     let mut sse = Sse::open(addr, "/stream/events", &[]).await;
     assert_eq!(sse.status, 200);

@@ -262,19 +262,7 @@ fn main() {
     });
     let (p50, p99) = rt.block_on(e2e_latency(&bootstrap, if quick { 300 } else { 1000 }));
 
-    let dir = std::env::var("AUTHTEL_BENCH_DIR").map_or_else(
-        |_| {
-            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-            std::path::PathBuf::from(target).join("authtel-bench")
-        },
-        std::path::PathBuf::from,
-    );
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("kafka.jsonl"))
-        .unwrap();
+    let mut out = authtel_testing::bench_rows::append("kafka.jsonl").unwrap();
     let raw_base = Some(("raw rdkafka FutureProducer", raw));
     row(
         &mut out,

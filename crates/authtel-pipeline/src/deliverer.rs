@@ -11,7 +11,7 @@ use authtel_core::audit::AuditEvent;
 
 use crate::delivery::{Attempted, Core};
 use crate::signals::Signals;
-use crate::{BreakerState, BuildError, ForwarderConfig, ForwarderMetrics};
+use crate::{BuildError, ForwarderConfig, ForwarderMetrics};
 
 /// What became of one record of a batch given to [`Deliverer::deliver`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,10 +140,5 @@ impl Deliverer {
         m.asynchronous = true;
         m.breaker = self.core.breaker.state();
         m
-    }
-
-    /// The circuit breaker's state now.
-    pub fn breaker(&self) -> BreakerState {
-        self.core.breaker.state()
     }
 }

@@ -29,6 +29,8 @@
 //! capture.assert_no_secret(&["hunter2"]);
 //! ```
 //!
+//! [`bench_rows`] opens the rows files non-criterion benches write for `cargo xtask bench`.
+//!
 //! # In libraries and applications
 //! Use it from `[dev-dependencies]` only: it keeps every event in memory.
 //!
@@ -39,6 +41,7 @@
 //! # Supported Rust versions
 //! 1.94 and newer.
 
+pub mod bench_rows;
 mod buffer;
 mod capture;
 pub mod flows;

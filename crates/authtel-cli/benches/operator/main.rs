@@ -114,19 +114,7 @@ impl Rows {
     }
 
     fn write(&self) {
-        let dir = std::env::var_os("AUTHTEL_BENCH_DIR").map_or_else(
-            || {
-                let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-                std::path::PathBuf::from(target).join("authtel-bench")
-            },
-            std::path::PathBuf::from,
-        );
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("operator.jsonl"))
-            .unwrap();
+        let mut out = authtel_testing::bench_rows::append("operator.jsonl").unwrap();
         for l in &self.lines {
             writeln!(out, "{l}").unwrap();
         }

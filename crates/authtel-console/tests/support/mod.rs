@@ -21,6 +21,30 @@ use tokio::net::TcpStream;
 /// The token every fixture's console accepts.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
+/// Serves a console on `store` at 127.0.0.1:0 with [`TOKEN`] and a 50 ms poll; it stops
+/// when the returned sender is used or dropped.
+pub async fn serve(
+    store: impl authtel_console::ConsoleStore,
+    self_audit: bool,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let console = Console::builder(store)
+        .with_token(TOKEN)
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(50))
+        .with_self_audit(self_audit)
+        .build()
+        .unwrap();
+    let listener = authtel_console::bind("127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(console.serve_on(listener, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx)
+}
+
 /// A console on a fresh store.
 pub struct Fixture {
     pub store: AuditStore<Sqlite>,
@@ -49,21 +73,7 @@ impl Fixture {
             .unwrap()
             .build();
         store.migrate().await.unwrap();
-        let console = Console::builder(store.clone())
-            .with_token(TOKEN)
-            .unwrap()
-            .with_poll_interval(Duration::from_millis(50))
-            .with_self_audit(self_audit)
-            .build()
-            .unwrap();
-        let listener = authtel_console::bind("127.0.0.1:0".parse().unwrap(), false)
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(console.serve_on(listener, async move {
-            let _ = rx.await;
-        }));
+        let (addr, tx) = serve(store.clone(), self_audit).await;
         Fixture {
             store,
             addr,

@@ -79,6 +79,41 @@ fn stored_row_at(row: &<Db as sqlx::Database>::Row, base: usize) -> Result<Store
 }
 
 /// Parses a `client_ip` read back by an aggregate query (no single event id to name).
+/// Runs a feed statement — `SELECT <position>, <event columns> … WHERE <position> > $1 …
+/// LIMIT $2` — and reads its rows as (position, record): the part of `feed_after` both
+/// backends share; each backend says what its position is.
+async fn read_feed(
+    store: &AuditStore<Db>,
+    statement: sqlx::SqlStr,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<(u64, AuditEvent)>, SqlError> {
+    let rows = sqlx::query(statement)
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit.clamp(1, crate::MAX_PAGE)))
+        .fetch_all(&store.pool)
+        .await
+        .map_err(SqlError::db("read the audit feed"))?;
+    rows.iter()
+        .map(|r| {
+            let pos: i64 = r.try_get(0).map_err(SqlError::db("read a feed position"))?;
+            let event = stored_row_at(r, 1)
+                .map_err(SqlError::db("read an audit row"))?
+                .into_event()?;
+            Ok((pos.max(0) as u64, event))
+        })
+        .collect()
+}
+
+/// Runs `SELECT MAX(<position>) …`: the newest feed position, 0 when there is none.
+async fn read_feed_head(store: &AuditStore<Db>, statement: sqlx::SqlStr) -> Result<u64, SqlError> {
+    sqlx::query_scalar::<Db, Option<i64>>(statement)
+        .fetch_one(&store.pool)
+        .await
+        .map(|n| n.unwrap_or(0).max(0) as u64)
+        .map_err(SqlError::db("read the audit feed head"))
+}
+
 fn parse_ip(text: String) -> Result<std::net::IpAddr, SqlError> {
     text.parse().map_err(|e| SqlError::CorruptRow {
         event_id: "(grouped rows)".to_owned(),

@@ -118,7 +118,7 @@ impl Relay<Db> {
                 delivered = pass.delivered,
                 retried = pass.retried,
                 dead = pass.dead,
-                breaker = ?deliverer.breaker(),
+                breaker = ?deliverer.metrics().breaker,
                 "audit outbox delivery failed"
             );
         }

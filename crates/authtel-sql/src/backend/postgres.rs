@@ -66,8 +66,13 @@ pub(crate) const DIALECT: Dialect = Dialect {
     skip_locked: " FOR UPDATE SKIP LOCKED",
 };
 
+/// `"schema".` for a store in its own schema, else nothing.
+fn schema_prefix(schema: Option<&str>) -> String {
+    schema.map(|s| format!("\"{s}\".")).unwrap_or_default()
+}
+
 fn table_names(schema: Option<&str>) -> (String, String, String) {
-    let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
+    let prefix = schema_prefix(schema);
     (
         format!("{prefix}audit_events"),
         format!("{prefix}audit_outbox"),

@@ -12,9 +12,7 @@
 //! began before its own has finished (a long-running transaction anywhere on the server,
 //! in any database, holds the feed back).
 
-use sqlx::Row;
-
-use super::{DIALECT, Db, stored_row_at, table_names};
+use super::{DIALECT, Db, schema_prefix, table_names};
 use crate::SqlError;
 
 /// Rows stamped per statement; a reader keeps stamping until nothing is left.
@@ -25,10 +23,7 @@ impl crate::AuditStore<Db> {
     /// transaction first.
     async fn stamp_feed(&self) -> Result<(), SqlError> {
         let (events, _, _) = table_names(self.schema());
-        let prefix = self
-            .schema()
-            .map(|s| format!("\"{s}\"."))
-            .unwrap_or_default();
+        let prefix = schema_prefix(self.schema());
         let stamp = super::super::sql(format!(
             "WITH todo AS (SELECT event_id, occurred_at FROM {events} \
              WHERE feed_pos IS NULL AND feed_xid < pg_snapshot_xmin(pg_current_snapshot()) \
@@ -78,21 +73,7 @@ impl crate::AuditStore<Db> {
             "SELECT feed_pos, {} FROM {events} WHERE feed_pos > $1 ORDER BY feed_pos LIMIT $2",
             DIALECT.select_columns
         ));
-        let rows = sqlx::query(sql)
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .bind(i64::from(limit.clamp(1, crate::MAX_PAGE)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(SqlError::db("read the audit feed"))?;
-        rows.iter()
-            .map(|r| {
-                let pos: i64 = r.try_get(0).map_err(SqlError::db("read a feed position"))?;
-                let event = stored_row_at(r, 1)
-                    .map_err(SqlError::db("read an audit row"))?
-                    .into_event()?;
-                Ok((pos.max(0) as u64, event))
-            })
-            .collect()
+        super::read_feed(self, sql, after, limit).await
     }
 
     /// The position of the newest record in the feed (0 when there is none): a live reader
@@ -100,12 +81,7 @@ impl crate::AuditStore<Db> {
     pub async fn feed_head(&self) -> Result<u64, SqlError> {
         self.stamp_feed().await?;
         let (events, _, _) = table_names(self.schema());
-        sqlx::query_scalar::<Db, Option<i64>>(super::super::sql(format!(
-            "SELECT MAX(feed_pos) FROM {events}"
-        )))
-        .fetch_one(&self.pool)
-        .await
-        .map(|n| n.unwrap_or(0).max(0) as u64)
-        .map_err(SqlError::db("read the audit feed head"))
+        let sql = super::super::sql(format!("SELECT MAX(feed_pos) FROM {events}"));
+        super::read_feed_head(self, sql).await
     }
 }

@@ -347,32 +347,13 @@ impl crate::AuditStore<Db> {
             "SELECT rowid, {} FROM audit_events WHERE rowid > ? ORDER BY rowid LIMIT ?",
             crate::row::COLUMNS
         ));
-        let rows = sqlx::query(sql)
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .bind(i64::from(limit.clamp(1, crate::MAX_PAGE)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(SqlError::db("read the audit feed"))?;
-        rows.iter()
-            .map(|r| {
-                let seq: i64 = r.try_get(0).map_err(SqlError::db("read a feed position"))?;
-                let event = stored_row_at(r, 1)
-                    .map_err(SqlError::db("read an audit row"))?
-                    .into_event()?;
-                Ok((seq.max(0) as u64, event))
-            })
-            .collect()
+        read_feed(self, sql, after, limit).await
     }
 
     /// The position of the newest stored record (0 when there is none): a live reader that
     /// wants only what comes next starts [`feed_after`](Self::feed_after) here.
     pub async fn feed_head(&self) -> Result<u64, SqlError> {
-        sqlx::query_scalar::<Db, Option<i64>>(super::sql(
-            "SELECT MAX(rowid) FROM audit_events".to_owned(),
-        ))
-        .fetch_one(&self.pool)
-        .await
-        .map(|n| n.unwrap_or(0).max(0) as u64)
-        .map_err(SqlError::db("read the audit feed head"))
+        let sql = super::sql("SELECT MAX(rowid) FROM audit_events".to_owned());
+        read_feed_head(self, sql).await
     }
 }
