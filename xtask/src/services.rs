@@ -870,8 +870,12 @@ mod tests {
         );
 
         // A live postgres-named process is the running cluster.
-        let mut live = Command::new("sh")
-            .args(["-c", "sleep 30; :", "postgres"])
+        // One process named postgres (no shell left behind holding the test's output).
+        let mut live = Command::new("bash")
+            .args(["-c", "exec -a postgres sleep 30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         fs::write(data.join("postmaster.pid"), format!("{}\n", live.id())).unwrap();
