@@ -870,9 +870,10 @@ mod tests {
         );
 
         // A live postgres-named process is the running cluster.
-        // One process named postgres (no shell left behind holding the test's output).
-        let mut live = Command::new("bash")
-            .args(["-c", "exec -a postgres sleep 30"])
+        // `sleep` run under the name postgres: one process, named from its exec on.
+        let mut live = Command::new("sleep")
+            .arg0("postgres")
+            .arg("30")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
