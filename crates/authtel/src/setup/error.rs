@@ -21,7 +21,7 @@ pub enum SetupError {
         source: authtel_core::registry::AttachError,
     },
     /// `install()` was called from inside an async runtime and a sink needs one of its own
-    /// to connect (SQL, Kafka): blocking there would stall the runtime's worker.
+    /// to connect (SQL, Kafka, OTLP): blocking there would stall the runtime's worker.
     #[error(
         "authtel setup: install() was called inside an async runtime, and the {sink} sink has to connect before it returns; call `install_async().await` from async code instead"
     )]
@@ -29,7 +29,7 @@ pub enum SetupError {
         /// The sink that needs to connect.
         sink: &'static str,
     },
-    /// The tokio runtime that delivers to SQL and Kafka could not be started.
+    /// The tokio runtime that delivers to SQL, Kafka and OTLP could not be started.
     #[error(
         "authtel setup: starting the delivery runtime failed: {0}; check the process's thread limit (ulimit -u)"
     )]

@@ -147,8 +147,10 @@ impl Authtel {
     pub(super) fn finish(mut self, setup: Setup) -> Result<Authtel, SetupError> {
         #[cfg(feature = "otlp")]
         if setup.otlp {
+            // Audit records reach OTLP through the pipeline's `otlp` lane (lanes.rs).
             let sink = authtel_otlp::OtlpSink::builder()
                 .with_service_name(setup.get_service_name())
+                .with_audit_logs(false)
                 .build()?;
             self.attach("otlp", authtel_otlp::HANDLER_ID, sink.handler())?;
             self.otlp = Some(sink);

@@ -1,5 +1,5 @@
 //! The delivery lanes [`Setup`] builds on the pipeline: `sql` (the batch writer into the
-//! audit store) and `kafka` (the producer).
+//! audit store), `kafka` (the producer) and `otlp` (audit records as OTLP log records).
 
 use authtel_pipeline::{ForwarderConfig, Pipeline};
 
@@ -16,7 +16,10 @@ impl Authtel {
         setup: &Setup,
         handle: tokio::runtime::Handle,
     ) -> Result<(), SetupError> {
-        #[cfg_attr(not(any(feature = "sql", feature = "kafka")), allow(unused_mut))]
+        #[cfg_attr(
+            not(any(feature = "sql", feature = "kafka", feature = "otlp")),
+            allow(unused_mut)
+        )]
         let mut lanes: Vec<ForwarderConfig> = Vec::new();
         #[cfg(feature = "sql")]
         if let Some(url) = &setup.sql_url {
@@ -29,6 +32,15 @@ impl Authtel {
                 .build()?;
             // One worker: each user's records reach the topic in order.
             lanes.push(ForwarderConfig::new("kafka", kafka).workers(1));
+        }
+        #[cfg(feature = "otlp")]
+        if setup.otlp {
+            // Acknowledged per batch by the collector: the lane retries, spills or
+            // dead-letters what it did not take (the handler's log processor would drop it).
+            let otlp = authtel_otlp::OtlpSink::builder()
+                .with_service_name(setup.get_service_name())
+                .build_forwarder()?;
+            lanes.push(ForwarderConfig::new("otlp", otlp));
         }
         if lanes.is_empty() {
             return Ok(());

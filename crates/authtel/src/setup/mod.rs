@@ -239,7 +239,11 @@ impl Setup {
 
     /// Exports spans, signals and audit records over OTLP when
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set (feature `otlp`), configured by the standard
-    /// `OTEL_EXPORTER_OTLP_*` variables.
+    /// `OTEL_EXPORTER_OTLP_*` variables. Spans and signals go out through the OTLP
+    /// handler's batch processors (what they must drop is counted); audit records go
+    /// through the pipeline's lane `otlp`, like the SQL and Kafka lanes: an audit record the
+    /// collector has not acknowledged is retried, spilled (with [`Setup::spill_dir`]) or
+    /// dead-lettered, never dropped.
     #[cfg(feature = "otlp")]
     #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     pub fn otlp_from_env(mut self) -> Self {
@@ -311,11 +315,16 @@ impl Setup {
         if self.kafka.is_some() {
             return Some("kafka");
         }
+        #[cfg(feature = "otlp")]
+        if self.otlp {
+            return Some("otlp");
+        }
         None
     }
 
     /// Attaches everything configured, in an order where each sink hears the others'
-    /// signals: logger, Prometheus, the delivery pipeline (SQL, Kafka), OTLP, detectors.
+    /// signals: logger, Prometheus, the delivery pipeline (SQL, Kafka, OTLP audit records),
+    /// the OTLP handler (spans, signals), detectors.
     /// If one step fails, what was already attached is detached again before the error
     /// returns. Call it from synchronous code (`main` before a runtime starts); from async
     /// code, use [`Setup::install_async`].
