@@ -73,6 +73,12 @@ pub enum BuildError {
         "librdkafka rejected the kafka client configuration; check the keys and values passed with with_config"
     )]
     Client(#[source] KafkaError),
+    /// The projector's store settings are out of range (a zero timeout, a breaker that never
+    /// opens).
+    #[error(
+        "the kafka projector's store settings are invalid; check with_store_timeout and with_breaker"
+    )]
+    Delivery(#[source] Box<authtel_pipeline::BuildError>),
 }
 
 /// Why records of a batch were not acknowledged by the broker. Carried as the source of the

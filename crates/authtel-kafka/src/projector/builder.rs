@@ -6,11 +6,13 @@ use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use authtel_pipeline::{BreakerConfig, Deliverer, ForwarderConfig, RetryPolicy};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use tokio::sync::watch;
 
 use super::dead_letter::DeadLetterTopic;
+use super::store::SinkCall;
 use super::{Counters, Inner, Projector};
 use crate::config;
 use crate::error::BuildError;
@@ -26,6 +28,9 @@ pub struct ProjectorBuilder {
     pub(super) linger: Duration,
     pub(super) settings: Vec<(String, String)>,
     pub(super) dead_letter_topic: Option<String>,
+    pub(super) store_retry: RetryPolicy,
+    pub(super) store_timeout: Duration,
+    pub(super) breaker: BreakerConfig,
 }
 
 impl fmt::Debug for ProjectorBuilder {
@@ -38,6 +43,9 @@ impl fmt::Debug for ProjectorBuilder {
             .field("max_batch", &self.max_batch)
             .field("linger", &self.linger)
             .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("store_retry", &self.store_retry)
+            .field("store_timeout", &self.store_timeout)
+            .field("breaker", &self.breaker)
             // Values may be credentials (sasl.password, ssl.key.password): keys only.
             .field("settings", &keys)
             .finish()
@@ -80,6 +88,48 @@ impl ProjectorBuilder {
     /// How long to wait for more records before storing a partial batch (default 50 ms).
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
+        self
+    }
+
+    /// The wait between attempts to store a batch that is not stored yet: `base`, doubling
+    /// up to `max` (default 100 ms up to 5 s). There is no last attempt: the projector
+    /// retries until the batch is stored or it is stopped, and commits no offsets meanwhile.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # #[derive(Debug)] struct Nowhere;
+    /// # impl authtel_kafka::ProjectionSink for Nowhere {
+    /// #     fn project<'a>(&'a self, b: &'a [authtel_core::audit::AuditEvent]) -> authtel_kafka::ProjectFuture<'a> {
+    /// #         Box::pin(async move { Ok(b.len() as u64) })
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    /// use authtel_pipeline::BreakerConfig;
+    /// let projector = authtel_kafka::Projector::builder("127.0.0.1:9092", "g", "auth-audit")
+    ///     .with_store_retry(Duration::from_millis(50), Duration::from_secs(2))
+    ///     .with_store_timeout(Duration::from_secs(10))
+    ///     .with_breaker(BreakerConfig { failure_threshold: 3, open_for: Duration::from_secs(1) })
+    ///     .build(std::sync::Arc::new(Nowhere))
+    ///     .unwrap();
+    /// assert_eq!(projector.store_metrics().forwarder, "projector");
+    /// # }
+    /// ```
+    pub fn with_store_retry(mut self, base: Duration, max: Duration) -> Self {
+        self.store_retry = RetryPolicy::new(1, base, max);
+        self
+    }
+
+    /// The longest one store call may take (default 30 s); a call cut off counts as a
+    /// transient failure and the records are stored again (the sink skips ids it has).
+    pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// The store's circuit breaker (default: the pipeline's, open 5 s after 5 failures in a
+    /// row). While it is open the store is not called; the batch waits.
+    pub fn with_breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.breaker = breaker;
         self
     }
 
@@ -149,11 +199,27 @@ impl ProjectorBuilder {
         let consumer: StreamConsumer = cfg.create().map_err(BuildError::Client)?;
         let dead_letters = DeadLetterTopic::new(&self.bootstrap, dead_letter_topic, &self.settings)
             .map_err(BuildError::Client)?;
+        let counters = Arc::new(Counters::default());
+        // One call per round: the retries are the projector's, which never gives up.
+        let once = RetryPolicy::new(1, Duration::ZERO, Duration::ZERO);
+        let store_call = SinkCall {
+            sink: Arc::clone(&sink),
+            counters: Arc::clone(&counters),
+        };
+        let deliverer = Deliverer::new(
+            ForwarderConfig::new("projector", store_call)
+                .retry(once)
+                .call_timeout(self.store_timeout)
+                .breaker(self.breaker),
+        )
+        .map_err(|e| BuildError::Delivery(Box::new(e)))?;
         let (stop, _) = watch::channel(false);
         Ok(Projector {
             inner: Arc::new(Inner {
                 consumer: Arc::new(consumer),
                 sink,
+                deliverer,
+                store_retry: self.store_retry,
                 topic: self.topic,
                 bootstrap: self.bootstrap,
                 max_batch: self.max_batch,
@@ -161,7 +227,7 @@ impl ProjectorBuilder {
                 stop,
                 state: AtomicU8::new(0),
                 last_error: Mutex::new(None),
-                counters: Counters::default(),
+                counters,
                 dead_letters,
                 canary: Mutex::new(None),
             }),

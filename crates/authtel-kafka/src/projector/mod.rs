@@ -10,8 +10,13 @@
 //! permanently (a NUL byte in an id) — is counted and produced to the dead-letter topic
 //! (headers [`DEAD_LETTER_REASON`](crate::DEAD_LETTER_REASON) and
 //! [`DEAD_LETTER_ORIGIN`](crate::DEAD_LETTER_ORIGIN)); then its offset is committed with its
-//! neighbours', which are stored. A permanent refusal of a batch is narrowed down by storing
-//! halves of it until the refused records stand alone.
+//! neighbours', which are stored.
+//!
+//! The store is called through the pipeline's delivery engine ([`authtel_pipeline::Deliverer`]),
+//! as the SQL outbox relay calls its forwarders: each call bounded by a timeout, a panic caught
+//! as a transient failure, a circuit breaker, and a permanently refused batch split down to the
+//! records refused alone. The projector is the source: it retries what is not stored yet, with
+//! backoff, until it is stored or the projector is stopped.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -27,6 +32,8 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
+use authtel_pipeline::{Deliverer, ForwarderMetrics, RetryPolicy};
+
 use crate::cloudevents;
 use crate::health::{Lag, PartitionLag, ProjectorCounters};
 use crate::sink::ProjectionSink;
@@ -38,8 +45,8 @@ mod store;
 pub use builder::ProjectorBuilder;
 use dead_letter::{DeadLetterTopic, Poison};
 
-const STORE_RETRY_MIN: Duration = Duration::from_millis(100);
-const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// The pause after a read that returned only an error, so a failing broker is not spun on.
+const READ_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Reads audit records from a topic as a member of a consumer group and stores them through
 /// a [`ProjectionSink`]. Cheap to clone (clones share one consumer); run several instances
@@ -68,6 +75,11 @@ pub struct Projector {
 struct Inner {
     consumer: Arc<StreamConsumer>,
     sink: Arc<dyn ProjectionSink>,
+    /// The sink behind the pipeline's delivery rules (one call per round).
+    deliverer: Deliverer,
+    /// The wait between rounds of a batch not stored yet (only its backoff is used: the
+    /// projector retries until the batch is stored or it is stopped).
+    store_retry: RetryPolicy,
     topic: String,
     bootstrap: String,
     max_batch: usize,
@@ -75,7 +87,7 @@ struct Inner {
     stop: watch::Sender<bool>,
     state: AtomicU8,
     last_error: Mutex<Option<String>>,
-    counters: Counters,
+    counters: Arc<Counters>,
     dead_letters: DeadLetterTopic,
     /// The last record this projector stored: storing it again (a duplicate, skipped) shows
     /// whether the store works when a whole batch is refused.
@@ -261,6 +273,9 @@ impl Projector {
             linger: Duration::from_millis(50),
             settings: Vec::new(),
             dead_letter_topic: None,
+            store_retry: RetryPolicy::new(1, Duration::from_millis(100), Duration::from_secs(5)),
+            store_timeout: Duration::from_secs(30),
+            breaker: authtel_pipeline::BreakerConfig::default(),
         }
     }
 
@@ -299,6 +314,13 @@ impl Projector {
             store_failures: get(&c.store_failures),
             offset_commit_failures: get(&c.offset_commit_failures),
         }
+    }
+
+    /// The store's delivery counters as the pipeline's engine keeps them: calls that timed
+    /// out or panicked, retries, and the circuit breaker's state (`forwarder` is
+    /// `"projector"`).
+    pub fn store_metrics(&self) -> ForwarderMetrics {
+        self.inner.deliverer.metrics()
     }
 
     /// What the projector is doing and its last error.
@@ -349,8 +371,9 @@ impl Projector {
         })
     }
 
-    /// Subscribes and projects until [`stop`](Self::stop). Transient store failures are
-    /// retried with backoff (offsets stay put); records the store refuses permanently are
+    /// Subscribes and projects until [`stop`](Self::stop). Transient store failures,
+    /// timeouts and panics are retried with backoff (offsets stay put; while the breaker is
+    /// open the store is not called); records the store refuses permanently are
     /// dead-lettered and their neighbours stored. The run ends with an error only when the
     /// store itself is broken (it refuses a whole batch and a record it stored before) or
     /// Kafka fails fatally.
@@ -421,7 +444,7 @@ impl Projector {
         if batch.next_offsets.is_empty() {
             // The first read was an error: pause briefly instead of spinning on it.
             tokio::select! {
-                _ = tokio::time::sleep(STORE_RETRY_MIN) => {}
+                _ = tokio::time::sleep(READ_ERROR_PAUSE) => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
             return Ok(Some(batch));
