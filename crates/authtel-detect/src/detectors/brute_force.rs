@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, Sliding, dedupe, ms, outcome, penalty_due};
+use super::{LoginDetector, Shared, Sliding, dedupe, handle_alone, ms, penalty_due};
 use crate::config::{BruteForceConfig, Mode};
-use crate::keys::KeyCache;
+use crate::keys::RecordKeys;
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 use crate::verdict::PenaltyKey;
@@ -79,9 +78,8 @@ impl BruteForce {
         self.config.mode == Mode::Enforce
     }
 
-    fn failure(&self, record: &EventRecord<'_>) {
+    fn failure(&self, record: &EventRecord<'_>, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
-        let keys = KeyCache::new(&self.shared, record);
         let now = keys.now();
         let meta = record.metadata;
         let signal = |kind: KeyKind| {
@@ -215,9 +213,8 @@ impl BruteForce {
         }
     }
 
-    fn success(&self, record: &EventRecord<'_>) {
+    fn success(&self, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
-        let keys = KeyCache::new(&self.shared, record);
         let now = keys.now();
         if let Some(ip) = keys.ip() {
             let window = ms(c.ip_window);
@@ -257,16 +254,23 @@ impl BruteForce {
     }
 }
 
-impl Handler for BruteForce {
-    fn handle(&self, record: &EventRecord<'_>) {
-        if !std::ptr::eq(record.event, AUTH_LOGIN.stop()) {
-            return;
-        }
-        match outcome(record) {
-            Some(Outcome::Failure) => self.failure(record),
-            Some(Outcome::Success) => self.success(record),
+impl LoginDetector for BruteForce {
+    fn hears(&self, outcome: Outcome) -> bool {
+        matches!(outcome, Outcome::Failure | Outcome::Success)
+    }
+
+    fn login(&self, record: &EventRecord<'_>, outcome: Outcome, keys: &mut RecordKeys<'_, '_>) {
+        match outcome {
+            Outcome::Failure => self.failure(record, keys),
+            Outcome::Success => self.success(keys),
             _ => {}
         }
+    }
+}
+
+impl Handler for BruteForce {
+    fn handle(&self, record: &EventRecord<'_>) {
+        handle_alone(self, &self.shared, record);
     }
 }
 

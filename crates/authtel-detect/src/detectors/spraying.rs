@@ -10,14 +10,13 @@
 
 use std::sync::Arc;
 
-use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, dedupe, ms, outcome, penalty_due};
+use super::{LoginDetector, Shared, dedupe, handle_alone, ms, penalty_due};
 use crate::config::{Mode, SprayingConfig};
-use crate::keys::KeyCache;
+use crate::keys::RecordKeys;
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 use crate::verdict::PenaltyKey;
@@ -104,9 +103,8 @@ impl PasswordSpraying {
         })
     }
 
-    fn failure(&self, record: &EventRecord<'_>) {
+    fn failure(&self, record: &EventRecord<'_>, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
-        let mut keys = KeyCache::new(&self.shared, record);
         let (Some(user), Some(ip)) = (keys.user(), keys.ip()) else {
             return;
         };
@@ -159,13 +157,19 @@ impl PasswordSpraying {
     }
 }
 
+impl LoginDetector for PasswordSpraying {
+    fn hears(&self, outcome: Outcome) -> bool {
+        outcome == Outcome::Failure
+    }
+
+    fn login(&self, record: &EventRecord<'_>, _: Outcome, keys: &mut RecordKeys<'_, '_>) {
+        self.failure(record, keys);
+    }
+}
+
 impl Handler for PasswordSpraying {
     fn handle(&self, record: &EventRecord<'_>) {
-        if std::ptr::eq(record.event, AUTH_LOGIN.stop())
-            && outcome(record) == Some(Outcome::Failure)
-        {
-            self.failure(record);
-        }
+        handle_alone(self, &self.shared, record);
     }
 }
 
