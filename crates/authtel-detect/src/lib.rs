@@ -110,8 +110,8 @@ pub use verdict::Verdict;
 
 use budget::TableId;
 use clock::{Clock, SystemClock};
-use detectors::Shared;
 use detectors::login::LoginHandler;
+use detectors::{AddressState, Shared};
 use keys::KeyHasher;
 use table::Table;
 use verdict::{PenaltyBox, PenaltyKey};
@@ -139,6 +139,8 @@ struct Inner {
     config: DetectConfig,
     /// The login detectors below as one handler (what [`Detectors::attach`] attaches).
     login: Arc<LoginHandler>,
+    /// Brute force's and spraying's per-address state, one entry for both.
+    address: Option<Arc<Table<AddressState>>>,
     brute_force: Option<Arc<BruteForce>>,
     spraying: Option<Arc<PasswordSpraying>>,
     stuffing: Option<Arc<CredentialStuffing>>,
@@ -239,11 +241,17 @@ impl DetectorsBuilder {
             PenaltyBox::new(penalties),
             self.geo,
         ));
-        let brute_force = if on(c.brute_force.mode) {
+        let address = if on(c.brute_force.mode) || on(c.spraying.mode) {
+            Some(Arc::new(table(&c, TableId::Address, "address")?))
+        } else {
+            None
+        };
+        let brute_force = if let Some(address) = address.clone().filter(|_| on(c.brute_force.mode))
+        {
             Some(Arc::new(BruteForce::new(
                 shared.clone(),
                 c.brute_force.clone(),
-                table(&c, TableId::BruteForceIp, "brute_force.ip")?,
+                address,
                 table(
                     &c,
                     TableId::BruteForceIpIdentifier,
@@ -254,11 +262,11 @@ impl DetectorsBuilder {
         } else {
             None
         };
-        let spraying = if on(c.spraying.mode) {
+        let spraying = if let Some(address) = address.clone().filter(|_| on(c.spraying.mode)) {
             Some(Arc::new(PasswordSpraying::new(
                 shared.clone(),
                 c.spraying.clone(),
-                table(&c, TableId::SprayingIp, "password_spraying.ip")?,
+                address,
                 table(&c, TableId::SprayingPrefix, "password_spraying.ip_prefix")?,
             )))
         } else {
@@ -304,6 +312,7 @@ impl DetectorsBuilder {
         };
         let login = Arc::new(LoginHandler {
             shared: shared.clone(),
+            address: address.clone(),
             brute_force: brute_force.clone(),
             spraying: spraying.clone(),
             stuffing: stuffing.clone(),
@@ -315,6 +324,7 @@ impl DetectorsBuilder {
                 shared,
                 config: c,
                 login,
+                address,
                 brute_force,
                 spraying,
                 stuffing,
@@ -560,6 +570,9 @@ impl Detectors {
     pub fn stats(&self) -> DetectStats {
         let i = &self.inner;
         let mut tables = Vec::new();
+        if let Some(t) = &i.address {
+            tables.push(t.stats());
+        }
         if let Some(d) = &i.brute_force {
             tables.extend(d.tables());
         }

@@ -19,13 +19,16 @@ use super::new_location::NewLocation;
 use super::spraying::PasswordSpraying;
 use super::stuffing::CredentialStuffing;
 use super::travel::ImpossibleTravel;
-use super::{LoginDetector, Shared};
+use super::{AddressState, LoginDetector, Shared, spraying};
 use crate::keys::RecordKeys;
+use crate::table::Table;
 
 /// The enabled login detectors as one handler of `auth.login.stop`.
 #[derive(Debug)]
 pub(crate) struct LoginHandler {
     pub(crate) shared: Arc<Shared>,
+    /// The table brute force and spraying share (when either is on).
+    pub(crate) address: Option<Arc<Table<AddressState>>>,
     pub(crate) brute_force: Option<Arc<BruteForce>>,
     pub(crate) spraying: Option<Arc<PasswordSpraying>>,
     pub(crate) stuffing: Option<Arc<CredentialStuffing>>,
@@ -70,8 +73,27 @@ impl Handler for LoginHandler {
             return;
         };
         let keys = &mut RecordKeys::new(&self.shared, record);
-        run(&self.brute_force, record, outcome, keys);
-        run(&self.spraying, record, outcome, keys);
+        if outcome == Outcome::Failure
+            && let (Some(bf), Some(sp), Some(address), Some(ip)) =
+                (&self.brute_force, &self.spraying, &self.address, keys.ip())
+        {
+            // One lookup of the address for both: brute force's count, and (when the login
+            // names an account) spraying's set. Each then does the rest of its work, in the
+            // same order as alone.
+            let now = keys.now();
+            let piece = keys.user().map(spraying::piece);
+            let (bf_step, sp_step) = address.with(ip, |a, rest, _| {
+                (
+                    bf.ip_step(&mut a.brute_force, now),
+                    piece.map(|p| sp.ip_step(&mut a.spraying, rest, p, now)),
+                )
+            });
+            bf.failure(record, keys, Some(bf_step));
+            sp.failure(record, keys, sp_step);
+        } else {
+            run(&self.brute_force, record, outcome, keys);
+            run(&self.spraying, record, outcome, keys);
+        }
         run(&self.stuffing, record, outcome, keys);
         run(&self.new_location, record, outcome, keys);
         run(&self.travel, record, outcome, keys);

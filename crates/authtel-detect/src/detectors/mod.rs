@@ -93,6 +93,15 @@ impl Shared {
     }
 }
 
+/// Per address, brute force's count and password spraying's set in one table entry, so the
+/// login handler looks a failed login's address up once for both. The table exists when
+/// either detector is on; a detector that is off leaves its half at its default.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AddressState {
+    pub(crate) brute_force: brute_force::IpState,
+    pub(crate) spraying: spraying::SetState,
+}
+
 /// A detector that hears `auth.login.stop`: run alone as its own handler, or by the
 /// [`login::LoginHandler`] beside the others on one record's [`RecordKeys`].
 pub(crate) trait LoginDetector {
