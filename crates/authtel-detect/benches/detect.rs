@@ -2,7 +2,8 @@
 //!
 //! - `detect_login`: one failed login (`auth.login` closure span, stop with a failure) on
 //!   the global registry through the five detectors that hear `auth.login.stop` (brute
-//!   force, spraying, stuffing, new location, travel), each attached as its own handler,
+//!   force, spraying, stuffing, new location, travel), attached by `Detectors::attach` as one
+//!   handler (`authtel-detect.login`),
 //!   against the same span with one no-op handler (core's `span/one_handler_start_stop`).
 //!   Accounts and addresses rotate over 4,096 of each, as traffic does.
 //! - `detect_login_event`: the row issue 15 names: one failed-login event (a single
