@@ -4,8 +4,10 @@
 //! valgrind --tool=callgrind target/release/examples/detect_loop login 20000
 //! ```
 //!
-//! Cases: `login` (a failed login through the five login detectors), `noop` (the same span
-//! with one no-op handler), `verdict` (a verdict with penalties in the box), `hashmap` (the
+//! Cases: `login` (a failed login span through the five login detectors), `noop` (the same
+//! span with one no-op handler), `event` (one failed-login event, a single `auth.login.stop`
+//! with outcome failure, through the five detectors), `event_noop` (the same event with one
+//! no-op handler), `verdict` (a verdict with penalties in the box), `hashmap` (the
 //! verdict's baseline, one `HashMap<String, u64>` lookup). Run each at two iteration counts
 //! and divide the difference of the totals by the difference of the counts: that is the
 //! cost of one iteration, without the setup.
@@ -34,7 +36,13 @@ fn main() {
                 black_box(traffic.failed_login());
             }
         }
-        "noop" => {
+        "event" => {
+            detectors.attach_global().expect("nothing else is attached");
+            for _ in 0..n {
+                traffic.failed_login_event();
+            }
+        }
+        "noop" | "event_noop" => {
             registry::attach(
                 "noop",
                 &AUTH_LOGIN,
@@ -43,8 +51,14 @@ fn main() {
                 }),
             )
             .expect("nothing else is attached");
-            for _ in 0..n {
-                black_box(traffic.failed_login());
+            if case == "noop" {
+                for _ in 0..n {
+                    black_box(traffic.failed_login());
+                }
+            } else {
+                for _ in 0..n {
+                    traffic.failed_login_event();
+                }
             }
         }
         "verdict" => {
@@ -63,6 +77,8 @@ fn main() {
                 );
             }
         }
-        other => panic!("unknown case {other:?}: login, noop, verdict or hashmap"),
+        other => {
+            panic!("unknown case {other:?}: login, noop, event, event_noop, verdict or hashmap")
+        }
     }
 }

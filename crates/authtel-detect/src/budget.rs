@@ -5,17 +5,19 @@
 //! allocates more than its share, so the sum never passes the bound.
 
 use crate::config::{DetectConfig, Mode};
-use crate::detectors::{brute_force, mfa, new_location, refresh, spraying, stuffing, travel};
+use crate::detectors::{
+    AddressState, brute_force, mfa, new_location, refresh, spraying, stuffing, travel,
+};
 use crate::table::Table;
 use crate::verdict::Penalty;
 
 /// Every table, with its weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TableId {
-    BruteForceIp,
+    /// Per address: brute force's count and spraying's set together.
+    Address,
     BruteForceIpIdentifier,
     BruteForceIdentifier,
-    SprayingIp,
     SprayingPrefix,
     Mfa,
     NewLocation,
@@ -24,11 +26,10 @@ pub(crate) enum TableId {
     Penalties,
 }
 
-const ALL: [TableId; 10] = [
-    TableId::BruteForceIp,
+const ALL: [TableId; 9] = [
+    TableId::Address,
     TableId::BruteForceIpIdentifier,
     TableId::BruteForceIdentifier,
-    TableId::SprayingIp,
     TableId::SprayingPrefix,
     TableId::Mfa,
     TableId::NewLocation,
@@ -38,12 +39,15 @@ const ALL: [TableId; 10] = [
 ];
 
 impl TableId {
-    fn weight(self) -> usize {
+    fn weight(self, c: &DetectConfig) -> usize {
         match self {
-            TableId::BruteForceIp => 12,
+            // Brute force's 12 and spraying's 10 when both are on.
+            TableId::Address => {
+                let on = |m: Mode| usize::from(m != Mode::Off);
+                on(c.brute_force.mode) * 12 + on(c.spraying.mode) * 10
+            }
             TableId::BruteForceIpIdentifier => 12,
             TableId::BruteForceIdentifier => 10,
-            TableId::SprayingIp => 10,
             TableId::SprayingPrefix => 6,
             TableId::Mfa => 8,
             TableId::NewLocation => 14,
@@ -56,10 +60,11 @@ impl TableId {
     fn enabled(self, c: &DetectConfig) -> bool {
         let on = |m: Mode| m != Mode::Off;
         match self {
-            TableId::BruteForceIp
-            | TableId::BruteForceIpIdentifier
-            | TableId::BruteForceIdentifier => on(c.brute_force.mode),
-            TableId::SprayingIp | TableId::SprayingPrefix => on(c.spraying.mode),
+            TableId::Address => on(c.brute_force.mode) || on(c.spraying.mode),
+            TableId::BruteForceIpIdentifier | TableId::BruteForceIdentifier => {
+                on(c.brute_force.mode)
+            }
+            TableId::SprayingPrefix => on(c.spraying.mode),
             TableId::Mfa => on(c.mfa.mode),
             TableId::NewLocation => on(c.new_location.mode),
             TableId::Travel => on(c.travel.mode),
@@ -71,7 +76,8 @@ impl TableId {
     /// The `u32`s each entry carries beside its value.
     pub(crate) fn stride(self, c: &DetectConfig) -> usize {
         match self {
-            TableId::SprayingIp => {
+            // Spraying's set beyond its inline pieces, when spraying is on.
+            TableId::Address if c.spraying.mode != Mode::Off => {
                 (c.spraying.ip_threshold as usize).saturating_sub(spraying::INLINE)
             }
             TableId::SprayingPrefix => {
@@ -84,14 +90,12 @@ impl TableId {
     fn min_budget(self, c: &DetectConfig) -> usize {
         let stride = self.stride(c);
         match self {
-            TableId::BruteForceIp => Table::<brute_force::IpState>::min_budget(stride),
+            TableId::Address => Table::<AddressState>::min_budget(stride),
             TableId::BruteForceIpIdentifier => Table::<brute_force::PairState>::min_budget(stride),
             TableId::BruteForceIdentifier => {
                 Table::<brute_force::IdentifierState>::min_budget(stride)
             }
-            TableId::SprayingIp | TableId::SprayingPrefix => {
-                Table::<spraying::SetState>::min_budget(stride)
-            }
+            TableId::SprayingPrefix => Table::<spraying::SetState>::min_budget(stride),
             TableId::Mfa => Table::<mfa::MfaState>::min_budget(stride),
             TableId::NewLocation => Table::<new_location::History>::min_budget(stride),
             TableId::Travel => Table::<travel::LastLogin>::min_budget(stride),
@@ -104,7 +108,7 @@ impl TableId {
 fn total_weight(c: &DetectConfig) -> usize {
     ALL.iter()
         .filter(|t| t.enabled(c))
-        .map(|t| t.weight())
+        .map(|t| t.weight(c))
         .sum::<usize>()
         .max(1)
 }
@@ -128,7 +132,7 @@ pub(crate) fn fixed_bytes(c: &DetectConfig) -> usize {
 /// The share of `table`, in bytes.
 pub(crate) fn share(c: &DetectConfig, table: TableId) -> usize {
     let tables = c.memory_bytes.saturating_sub(fixed_bytes(c));
-    tables / total_weight(c) * table.weight()
+    tables / total_weight(c) * table.weight(c)
 }
 
 /// The smallest bound that gives every enabled table its minimal size.
@@ -137,7 +141,7 @@ pub(crate) fn min_bytes(c: &DetectConfig) -> usize {
     let tables = ALL
         .iter()
         .filter(|t| t.enabled(c))
-        .map(|t| t.min_budget(c).div_ceil(t.weight()) * total + total)
+        .map(|t| t.min_budget(c).div_ceil(t.weight(c)) * total + total)
         .max()
         .unwrap_or(0);
     tables + fixed_bytes(c)

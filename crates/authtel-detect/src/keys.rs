@@ -11,16 +11,14 @@
 //!   held (10⁻⁸ at a million), and an attacker cannot aim for one.
 //! - **Privacy**: a heap dump of the detector holds no user id and no address.
 //!
-//! A login event is seen by several detectors, each attached as its own handler; the
-//! digests of one record are computed once per thread and reused by the others ([`KeyCache`]).
+//! A login event is seen by several detectors; the handler that runs them computes the
+//! digests of the record once, on the stack, and hands them to each ([`RecordKeys`]).
 //!
 //! [`Detectors`]: crate::Detectors
 
-use std::cell::Cell;
 use std::fmt;
 use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use authtel_core::telemetry::EventRecord;
 
@@ -50,19 +48,13 @@ pub(crate) struct KeyHasher {
     device: DefaultHasher,
     session: DefaultHasher,
     network: DefaultHasher,
-    /// Tells this hasher's cached digests from another set's on the same thread.
-    id: u64,
 }
 
 impl fmt::Debug for KeyHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyHasher")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyHasher").finish_non_exhaustive()
     }
 }
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The digest of `bytes` from a state that absorbed a tag.
 #[inline]
@@ -87,7 +79,6 @@ impl KeyHasher {
             device: tagged(TAG_DEVICE),
             session: tagged(TAG_SESSION),
             network: tagged(TAG_NETWORK),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -160,121 +151,81 @@ pub(crate) fn prefix_text(ip: IpAddr) -> String {
     }
 }
 
-/// The digests of one record, computed on first use, and the time it was first seen.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Keys {
+/// The digests of one record, each computed on first use, and the time it was first seen.
+///
+/// Built once per record on the stack by whoever handles it: the login handler
+/// [`Detectors::attach`](crate::Detectors::attach) attaches builds one for all the login
+/// detectors it runs, so a failed login hashes its account, address and network once and
+/// reads the clock once; a detector attached alone builds its own.
+#[derive(Debug)]
+pub(crate) struct RecordKeys<'h, 'r> {
+    hasher: &'h KeyHasher,
+    record: &'r EventRecord<'r>,
     now: u64,
-    pub(crate) user: Option<u64>,
-    pub(crate) ip: Option<u64>,
+    user: Option<Option<u64>>,
+    ip: Option<Option<u64>>,
     prefix: Option<Option<u64>>,
     device: Option<Option<u64>>,
 }
 
-/// Which record the thread's cached [`Keys`] belong to: hasher, span id, event, metadata
-/// address, client address.
-type CacheKey = (u64, u64, usize, usize, Option<IpAddr>);
-
-thread_local! {
-    static CACHE: Cell<Option<(CacheKey, Keys)>> = const { Cell::new(None) };
-}
-
-/// The digests of one record for one hasher, shared by every detector that sees the record
-/// on this thread.
-#[derive(Debug)]
-pub(crate) struct KeyCache<'h, 'r> {
-    hasher: &'h KeyHasher,
-    record: &'r EventRecord<'r>,
-    key: CacheKey,
-    keys: Keys,
-}
-
-impl<'h, 'r> KeyCache<'h, 'r> {
-    pub(crate) fn new(shared: &'h Shared, record: &'r EventRecord<'r>) -> KeyCache<'h, 'r> {
-        let hasher = &shared.hasher;
+impl<'h, 'r> RecordKeys<'h, 'r> {
+    pub(crate) fn new(shared: &'h Shared, record: &'r EventRecord<'r>) -> RecordKeys<'h, 'r> {
         let clock = &*shared.clock;
-        let key = (
-            hasher.id,
-            record.context.span_id.get(),
-            std::ptr::from_ref(record.event) as usize,
-            std::ptr::from_ref(record.metadata) as usize,
-            record.metadata.get_client_ip(),
-        );
-        let keys = match CACHE.get() {
-            Some((cached, keys)) if cached == key => keys,
-            _ => {
-                let now = record
-                    .measurements
-                    .monotonic_time
-                    .and_then(|t| clock.at_instant(t))
-                    .unwrap_or_else(|| clock.now_ms());
-                shared.note_time(now);
-                let keys = Keys {
-                    now,
-                    user: record.metadata.get_user_id().map(|u| hasher.user(u)),
-                    ip: record.metadata.get_client_ip().map(|ip| hasher.ip(ip)),
-                    prefix: None,
-                    device: None,
-                };
-                CACHE.set(Some((key, keys)));
-                keys
-            }
-        };
-        KeyCache {
-            hasher,
+        let now = record
+            .measurements
+            .monotonic_time
+            .and_then(|t| clock.at_instant(t))
+            .unwrap_or_else(|| clock.now_ms());
+        shared.note_time(now);
+        RecordKeys {
+            hasher: &shared.hasher,
             record,
-            key,
-            keys,
+            now,
+            user: None,
+            ip: None,
+            prefix: None,
+            device: None,
         }
     }
 
-    /// The clock when the first detector saw this record.
+    /// The clock when the record was first seen.
     pub(crate) fn now(&self) -> u64 {
-        self.keys.now
+        self.now
     }
 
-    pub(crate) fn user(&self) -> Option<u64> {
-        self.keys.user
+    pub(crate) fn user(&mut self) -> Option<u64> {
+        let (hasher, meta) = (self.hasher, self.record.metadata);
+        *self
+            .user
+            .get_or_insert_with(|| meta.get_user_id().map(|u| hasher.user(u)))
     }
 
-    pub(crate) fn ip(&self) -> Option<u64> {
-        self.keys.ip
+    pub(crate) fn ip(&mut self) -> Option<u64> {
+        let (hasher, meta) = (self.hasher, self.record.metadata);
+        *self
+            .ip
+            .get_or_insert_with(|| meta.get_client_ip().map(|ip| hasher.ip(ip)))
     }
 
-    pub(crate) fn pair(&self) -> Option<u64> {
-        Some(KeyHasher::pair(self.keys.ip?, self.keys.user?))
+    pub(crate) fn pair(&mut self) -> Option<u64> {
+        let ip = self.ip()?;
+        Some(KeyHasher::pair(ip, self.user()?))
     }
 
     pub(crate) fn prefix(&mut self) -> Option<u64> {
-        if let Some(p) = self.keys.prefix {
-            return p;
-        }
-        let p = self
-            .record
-            .metadata
-            .get_client_ip()
-            .map(|ip| self.hasher.prefix(ip));
-        self.keys.prefix = Some(p);
-        self.store();
-        p
+        let (hasher, meta) = (self.hasher, self.record.metadata);
+        *self
+            .prefix
+            .get_or_insert_with(|| meta.get_client_ip().map(|ip| hasher.prefix(ip)))
     }
 
     pub(crate) fn device(&mut self) -> Option<u64> {
-        if let Some(d) = self.keys.device {
-            return d;
-        }
-        let d = self
-            .record
-            .metadata
-            .get_user_agent()
-            .filter(|ua| !ua.is_empty())
-            .map(|ua| self.hasher.device(ua));
-        self.keys.device = Some(d);
-        self.store();
-        d
-    }
-
-    fn store(&self) {
-        CACHE.set(Some((self.key, self.keys)));
+        let (hasher, meta) = (self.hasher, self.record.metadata);
+        *self.device.get_or_insert_with(|| {
+            meta.get_user_agent()
+                .filter(|ua| !ua.is_empty())
+                .map(|ua| hasher.device(ua))
+        })
     }
 }
 

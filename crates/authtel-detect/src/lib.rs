@@ -110,7 +110,8 @@ pub use verdict::Verdict;
 
 use budget::TableId;
 use clock::{Clock, SystemClock};
-use detectors::Shared;
+use detectors::login::LoginHandler;
+use detectors::{AddressState, Shared};
 use keys::KeyHasher;
 use table::Table;
 use verdict::{PenaltyBox, PenaltyKey};
@@ -136,6 +137,10 @@ pub struct Detectors {
 struct Inner {
     shared: Arc<Shared>,
     config: DetectConfig,
+    /// The login detectors below as one handler (what [`Detectors::attach`] attaches).
+    login: Arc<LoginHandler>,
+    /// Brute force's and spraying's per-address state, one entry for both.
+    address: Option<Arc<Table<AddressState>>>,
     brute_force: Option<Arc<BruteForce>>,
     spraying: Option<Arc<PasswordSpraying>>,
     stuffing: Option<Arc<CredentialStuffing>>,
@@ -165,7 +170,12 @@ impl fmt::Debug for Detectors {
 ///     .with_geo(FixedGeo::new())
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(detectors.handler_ids().len(), 7);
+/// // Attached as three handlers (the five login detectors as one), offered as seven.
+/// assert_eq!(
+///     detectors.handler_ids(),
+///     ["authtel-detect.login", "authtel-detect.mfa", "authtel-detect.refresh_reuse"]
+/// );
+/// assert_eq!(detectors.handlers().len(), 7);
 /// ```
 #[derive(Debug, Default)]
 pub struct DetectorsBuilder {
@@ -231,11 +241,17 @@ impl DetectorsBuilder {
             PenaltyBox::new(penalties),
             self.geo,
         ));
-        let brute_force = if on(c.brute_force.mode) {
+        let address = if on(c.brute_force.mode) || on(c.spraying.mode) {
+            Some(Arc::new(table(&c, TableId::Address, "address")?))
+        } else {
+            None
+        };
+        let brute_force = if let Some(address) = address.clone().filter(|_| on(c.brute_force.mode))
+        {
             Some(Arc::new(BruteForce::new(
                 shared.clone(),
                 c.brute_force.clone(),
-                table(&c, TableId::BruteForceIp, "brute_force.ip")?,
+                address,
                 table(
                     &c,
                     TableId::BruteForceIpIdentifier,
@@ -246,11 +262,11 @@ impl DetectorsBuilder {
         } else {
             None
         };
-        let spraying = if on(c.spraying.mode) {
+        let spraying = if let Some(address) = address.clone().filter(|_| on(c.spraying.mode)) {
             Some(Arc::new(PasswordSpraying::new(
                 shared.clone(),
                 c.spraying.clone(),
-                table(&c, TableId::SprayingIp, "password_spraying.ip")?,
+                address,
                 table(&c, TableId::SprayingPrefix, "password_spraying.ip_prefix")?,
             )))
         } else {
@@ -294,10 +310,21 @@ impl DetectorsBuilder {
         } else {
             None
         };
+        let login = Arc::new(LoginHandler {
+            shared: shared.clone(),
+            address: address.clone(),
+            brute_force: brute_force.clone(),
+            spraying: spraying.clone(),
+            stuffing: stuffing.clone(),
+            new_location: new_location.clone(),
+            travel: travel.clone(),
+        });
         Ok(Detectors {
             inner: Arc::new(Inner {
                 shared,
                 config: c,
+                login,
+                address,
                 brute_force,
                 spraying,
                 stuffing,
@@ -310,12 +337,17 @@ impl DetectorsBuilder {
     }
 }
 
+/// The id [`Detectors::attach`] attaches the enabled login detectors under, as one handler
+/// of `auth.login.stop` (brute force, password spraying, credential stuffing, new location,
+/// impossible travel, run in turn on one pass over the record).
+pub const LOGIN_HANDLER_ID: &str = "authtel-detect.login";
+
 /// One detector as a handler, with the id and the events it is attached under.
 #[derive(Clone, Debug)]
 pub struct DetectorHandler {
     /// Which detector.
     pub detector: DetectorKind,
-    /// The handler id it is attached under (`authtel-detect.brute_force`, …).
+    /// The handler id to attach it under alone (`authtel-detect.brute_force`, …).
     pub id: &'static str,
     /// The events it hears.
     pub events: Vec<&'static Event>,
@@ -354,8 +386,12 @@ impl Detectors {
         &self.inner.config
     }
 
-    /// Every enabled detector as a handler, with the events it needs: attach them yourself
-    /// (e.g. with a failure policy), or let [`Detectors::attach`] do it.
+    /// Every enabled detector as a handler of its own, with the events it needs, to attach
+    /// yourself (e.g. with a failure policy).
+    ///
+    /// [`Detectors::attach`] attaches the login detectors differently: as one handler
+    /// ([`LOGIN_HANDLER_ID`]) that hashes each login's keys and reads the clock once for all
+    /// of them. Attached one by one, each login detector does that for itself.
     pub fn handlers(&self) -> Vec<DetectorHandler> {
         let i = &self.inner;
         let login = || vec![AUTH_LOGIN.stop()];
@@ -422,24 +458,43 @@ impl Detectors {
         out
     }
 
-    /// The ids [`Detectors::attach`] uses.
-    pub fn handler_ids(&self) -> Vec<&'static str> {
-        self.handlers().into_iter().map(|h| h.id).collect()
+    /// What [`Detectors::attach`] attaches: the login detectors as one handler, MFA and
+    /// refresh reuse each as its own.
+    fn attached(&self) -> Vec<(&'static str, Vec<&'static Event>, Arc<dyn Handler>)> {
+        let mut out: Vec<(&'static str, Vec<&'static Event>, Arc<dyn Handler>)> = Vec::new();
+        if !self.inner.login.is_empty() {
+            let login: Arc<dyn Handler> = self.inner.login.clone();
+            out.push((LOGIN_HANDLER_ID, vec![AUTH_LOGIN.stop()], login));
+        }
+        for h in self.handlers() {
+            if matches!(h.detector, DetectorKind::Mfa | DetectorKind::RefreshReuse) {
+                out.push((h.id, h.events, h.handler));
+            }
+        }
+        out
     }
 
-    /// Attaches every enabled detector to `registry`, each as its own handler hearing only
-    /// the events it needs. On error nothing stays attached.
+    /// The ids [`Detectors::attach`] uses: [`LOGIN_HANDLER_ID`] for the login detectors,
+    /// `authtel-detect.mfa` and `authtel-detect.refresh_reuse` (each if enabled).
+    pub fn handler_ids(&self) -> Vec<&'static str> {
+        self.attached().into_iter().map(|(id, _, _)| id).collect()
+    }
+
+    /// Attaches every enabled detector to `registry`, hearing only the events they need:
+    /// the login detectors (brute force, spraying, stuffing, new location, travel) as one
+    /// handler under [`LOGIN_HANDLER_ID`] that runs them in turn on each `auth.login.stop`,
+    /// MFA and refresh reuse each as its own. On error nothing stays attached.
     pub fn attach(&self, registry: &Registry) -> Result<(), AttachError> {
         let mut done: Vec<&'static str> = Vec::new();
-        for h in self.handlers() {
-            let selection = Selection::Events(h.events);
-            if let Err(e) = registry.attach(h.id, selection, h.handler) {
+        for (id, events, handler) in self.attached() {
+            let selection = Selection::Events(events);
+            if let Err(e) = registry.attach(id, selection, handler) {
                 for id in done {
                     let _ = registry.detach(id);
                 }
                 return Err(e);
             }
-            done.push(h.id);
+            done.push(id);
         }
         Ok(())
     }
@@ -515,6 +570,9 @@ impl Detectors {
     pub fn stats(&self) -> DetectStats {
         let i = &self.inner;
         let mut tables = Vec::new();
+        if let Some(t) = &i.address {
+            tables.push(t.stats());
+        }
         if let Some(d) = &i.brute_force {
             tables.extend(d.tables());
         }

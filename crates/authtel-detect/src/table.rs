@@ -80,7 +80,7 @@ pub(crate) struct Table<V> {
 /// What a table reports about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct TableStats {
-    /// The table's name (`brute_force.ip`, …).
+    /// The table's name (`address`, `brute_force.identifier`, …).
     pub name: &'static str,
     /// Keys held now.
     pub entries: usize,

@@ -50,6 +50,20 @@ impl Traffic {
         telemetry::span(black_box(&AUTH_LOGIN), meta, || black_box(false))
     }
 
+    /// One failed-login event: a single `auth.login.stop` with outcome failure, as an
+    /// application emits when it reports the login's end without a span.
+    pub fn failed_login_event(&mut self) {
+        self.next = (self.next + 1) % KEYS;
+        let user = &self.users[self.next];
+        let ip = self.ips[(self.next * 7) % KEYS];
+        let meta = Metadata::new()
+            .user_id(user)
+            .client_ip(ip)
+            .method("password")
+            .outcome(Outcome::Failure);
+        telemetry::event(black_box(AUTH_LOGIN.stop()), Measurements::new(), meta);
+    }
+
     /// The next (address, account) a verdict is asked for.
     pub fn next_attempt(&mut self) -> (Option<IpAddr>, Option<&str>) {
         self.next = (self.next + 1) % KEYS;

@@ -4,24 +4,34 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, Sliding, dedupe, ms, outcome, penalty_due};
-use crate::config::{BruteForceConfig, Mode};
-use crate::keys::KeyCache;
+use super::{AddressState, LoginDetector, Shared, Sliding, dedupe, handle_alone, ms, penalty_due};
+use crate::config::{BruteForceConfig, Mode, Rung};
+use crate::keys::RecordKeys;
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 use crate::verdict::PenaltyKey;
 
-/// Per address: failures (a success clears them, or forgives one) and the last signal.
+/// Per address: failures (a success clears them, or forgives one) and the last signal. It
+/// lives in the address's [`AddressState`], beside password spraying's set.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct IpState {
     failures: Sliding,
     last_signal: u64,
     imposed_until: u64,
+}
+
+/// What a failure did to its address's count: the windowed count, whether to signal, the
+/// ladder's rung reached, the rung to (re)impose.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IpStep {
+    count: u32,
+    signal_now: bool,
+    rung: Option<Rung>,
+    impose: Option<Rung>,
 }
 
 /// Per address and account: failures since the last success, in the window.
@@ -49,7 +59,7 @@ pub(crate) struct IdentifierState {
 pub struct BruteForce {
     shared: Arc<Shared>,
     config: BruteForceConfig,
-    ip: Table<IpState>,
+    ip: Arc<Table<AddressState>>,
     pair: Table<PairState>,
     identifier: Table<IdentifierState>,
 }
@@ -58,7 +68,7 @@ impl BruteForce {
     pub(crate) fn new(
         shared: Arc<Shared>,
         config: BruteForceConfig,
-        ip: Table<IpState>,
+        ip: Arc<Table<AddressState>>,
         pair: Table<PairState>,
         identifier: Table<IdentifierState>,
     ) -> BruteForce {
@@ -71,17 +81,47 @@ impl BruteForce {
         }
     }
 
-    pub(crate) fn tables(&self) -> [TableStats; 3] {
-        [self.ip.stats(), self.pair.stats(), self.identifier.stats()]
+    /// Its own tables (the address table, shared with spraying, is reported once by
+    /// [`Detectors::stats`](crate::Detectors::stats)).
+    pub(crate) fn tables(&self) -> [TableStats; 2] {
+        [self.pair.stats(), self.identifier.stats()]
+    }
+
+    /// One more failure from an address, on its state (under the address table's lock).
+    pub(crate) fn ip_step(&self, s: &mut IpState, now: u64) -> IpStep {
+        let c = &self.config;
+        let window = ms(c.ip_window);
+        let count = s.failures.add(now, window);
+        let rung = c
+            .ip_ladder
+            .iter()
+            .rev()
+            .find(|r| count >= r.failures)
+            .copied();
+        let enforce = self.enforce();
+        let impose = rung.filter(|r| enforce && penalty_due(&mut s.imposed_until, now, r.block));
+        let signal_now = count >= c.ip_signal_threshold && dedupe(&mut s.last_signal, now, window);
+        IpStep {
+            count,
+            signal_now,
+            rung,
+            impose,
+        }
     }
 
     fn enforce(&self) -> bool {
         self.config.mode == Mode::Enforce
     }
 
-    fn failure(&self, record: &EventRecord<'_>) {
+    /// A failed login. `ip_step` is the address's step when the caller took it already
+    /// (the login handler, with spraying's, in one lookup of the address).
+    pub(crate) fn failure(
+        &self,
+        record: &EventRecord<'_>,
+        keys: &mut RecordKeys<'_, '_>,
+        ip_step: Option<IpStep>,
+    ) {
         let c = &self.config;
-        let keys = KeyCache::new(&self.shared, record);
         let now = keys.now();
         let meta = record.metadata;
         let signal = |kind: KeyKind| {
@@ -98,21 +138,15 @@ impl BruteForce {
         let mut raised: [Option<Signal<'_>>; 3] = [None, None, None];
 
         if let Some(ip) = keys.ip() {
-            let window = ms(c.ip_window);
             let limit = c.ip_signal_threshold;
-            let enforce = self.enforce();
-            let (count, signal_now, rung, impose) = self.ip.with(ip, |s, _, _| {
-                let count = s.failures.add(now, window);
-                let rung = c
-                    .ip_ladder
-                    .iter()
-                    .rev()
-                    .find(|r| count >= r.failures)
-                    .copied();
-                let impose =
-                    rung.filter(|r| enforce && penalty_due(&mut s.imposed_until, now, r.block));
-                let signal_now = count >= limit && dedupe(&mut s.last_signal, now, window);
-                (count, signal_now, rung, impose)
+            let IpStep {
+                count,
+                signal_now,
+                rung,
+                impose,
+            } = ip_step.unwrap_or_else(|| {
+                self.ip
+                    .with(ip, |a, _, _| self.ip_step(&mut a.brute_force, now))
             });
             if let Some(rung) = impose {
                 self.shared
@@ -215,14 +249,14 @@ impl BruteForce {
         }
     }
 
-    fn success(&self, record: &EventRecord<'_>) {
+    fn success(&self, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
-        let keys = KeyCache::new(&self.shared, record);
         let now = keys.now();
         if let Some(ip) = keys.ip() {
             let window = ms(c.ip_window);
             let reset = c.ip_reset_on_success;
-            self.ip.with_existing(ip, |s| {
+            self.ip.with_existing(ip, |a| {
+                let s = &mut a.brute_force;
                 if reset {
                     s.failures.reset();
                 } else {
@@ -257,16 +291,23 @@ impl BruteForce {
     }
 }
 
-impl Handler for BruteForce {
-    fn handle(&self, record: &EventRecord<'_>) {
-        if !std::ptr::eq(record.event, AUTH_LOGIN.stop()) {
-            return;
-        }
-        match outcome(record) {
-            Some(Outcome::Failure) => self.failure(record),
-            Some(Outcome::Success) => self.success(record),
+impl LoginDetector for BruteForce {
+    fn hears(&self, outcome: Outcome) -> bool {
+        matches!(outcome, Outcome::Failure | Outcome::Success)
+    }
+
+    fn login(&self, record: &EventRecord<'_>, outcome: Outcome, keys: &mut RecordKeys<'_, '_>) {
+        match outcome {
+            Outcome::Failure => self.failure(record, keys, None),
+            Outcome::Success => self.success(keys),
             _ => {}
         }
+    }
+}
+
+impl Handler for BruteForce {
+    fn handle(&self, record: &EventRecord<'_>) {
+        handle_alone(self, &self.shared, record);
     }
 }
 

@@ -1,21 +1,23 @@
-//! The detectors, each an ordinary [`Handler`](authtel_core::registry::Handler), and the
-//! pieces they share: the clock, the keyed hasher, the penalty box, the geo lookup, and
-//! window counting.
+//! The detectors, each an ordinary [`Handler`](authtel_core::registry::Handler), the login
+//! handler that runs the login detectors in one pass, and the pieces they share: the clock,
+//! the keyed hasher, the penalty box, the geo lookup, and window counting.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::outcome::Outcome;
 use authtel_core::telemetry::EventRecord;
 
 use crate::clock::Clock;
 use crate::geo::GeoLookup;
-use crate::keys::KeyHasher;
+use crate::keys::{KeyHasher, RecordKeys};
 use crate::signal::DetectorKind;
 use crate::verdict::PenaltyBox;
 
 pub(crate) mod brute_force;
+pub(crate) mod login;
 pub(crate) mod mfa;
 pub(crate) mod new_location;
 pub(crate) mod refresh;
@@ -88,6 +90,36 @@ impl Shared {
 
     pub(crate) fn raised(&self, detector: DetectorKind) -> u64 {
         self.raised[detector as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Per address, brute force's count and password spraying's set in one table entry, so the
+/// login handler looks a failed login's address up once for both. The table exists when
+/// either detector is on; a detector that is off leaves its half at its default.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AddressState {
+    pub(crate) brute_force: brute_force::IpState,
+    pub(crate) spraying: spraying::SetState,
+}
+
+/// A detector that hears `auth.login.stop`: run alone as its own handler, or by the
+/// [`login::LoginHandler`] beside the others on one record's [`RecordKeys`].
+pub(crate) trait LoginDetector {
+    /// Whether it reads logins with this outcome.
+    fn hears(&self, outcome: Outcome) -> bool;
+
+    /// Runs on an `auth.login.stop` with an outcome it hears.
+    fn login(&self, record: &EventRecord<'_>, outcome: Outcome, keys: &mut RecordKeys<'_, '_>);
+}
+
+/// A login detector's own [`Handler`](authtel_core::registry::Handler) body: the record's
+/// keys are computed for it alone.
+pub(crate) fn handle_alone(d: &impl LoginDetector, shared: &Shared, record: &EventRecord<'_>) {
+    if !std::ptr::eq(record.event, AUTH_LOGIN.stop()) {
+        return;
+    }
+    if let Some(o) = record.outcome.filter(|o| d.hears(*o)) {
+        d.login(record, o, &mut RecordKeys::new(shared, record));
     }
 }
 

@@ -7,14 +7,13 @@
 
 use std::sync::Arc;
 
-use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, dedupe, ms, outcome};
+use super::{LoginDetector, Shared, dedupe, handle_alone, ms};
 use crate::config::NewLocationConfig;
-use crate::keys::KeyCache;
+use crate::keys::RecordKeys;
 use crate::signal::{DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 
@@ -71,9 +70,8 @@ impl NewLocation {
         [self.users.stats()]
     }
 
-    fn success(&self, record: &EventRecord<'_>) {
+    fn success(&self, record: &EventRecord<'_>, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
-        let mut keys = KeyCache::new(&self.shared, record);
         let Some(user) = keys.user() else { return };
         let prefix = keys.prefix().map(piece);
         let device = keys.device().map(piece);
@@ -128,12 +126,18 @@ impl NewLocation {
     }
 }
 
+impl LoginDetector for NewLocation {
+    fn hears(&self, outcome: Outcome) -> bool {
+        outcome == Outcome::Success
+    }
+
+    fn login(&self, record: &EventRecord<'_>, _: Outcome, keys: &mut RecordKeys<'_, '_>) {
+        self.success(record, keys);
+    }
+}
+
 impl Handler for NewLocation {
     fn handle(&self, record: &EventRecord<'_>) {
-        if std::ptr::eq(record.event, AUTH_LOGIN.stop())
-            && outcome(record) == Some(Outcome::Success)
-        {
-            self.success(record);
-        }
+        handle_alone(self, &self.shared, record);
     }
 }

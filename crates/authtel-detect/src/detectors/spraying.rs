@@ -10,14 +10,13 @@
 
 use std::sync::Arc;
 
-use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, dedupe, ms, outcome, penalty_due};
+use super::{AddressState, LoginDetector, Shared, dedupe, handle_alone, ms, penalty_due};
 use crate::config::{Mode, SprayingConfig};
-use crate::keys::KeyCache;
+use crate::keys::RecordKeys;
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 use crate::verdict::PenaltyKey;
@@ -25,7 +24,8 @@ use crate::verdict::PenaltyKey;
 /// Pieces of a set held in the entry itself; the arena holds the rest (threshold − 2).
 pub(crate) const INLINE: usize = 2;
 
-/// Per address or network: when its window began, how many accounts its set holds.
+/// Per address (in its [`AddressState`], beside brute force's count) or network: when its
+/// window began, how many accounts its set holds.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SetState {
     /// Window start plus one (0: never used).
@@ -37,12 +37,22 @@ pub(crate) struct SetState {
     imposed_until: u64,
 }
 
+/// What adding an account to a set did: the set's size, whether to signal, whether to
+/// (re)impose the block.
+pub(crate) type SetStep = (u32, bool, bool);
+
+/// The piece of an account's digest a set holds: never zero, so an empty slot (0) is never
+/// mistaken for an account.
+pub(crate) fn piece(user: u64) -> u32 {
+    (user >> 32) as u32 | 1
+}
+
 /// The spraying detector. Hears failed `auth.login.stop`s that name an account.
 #[derive(Debug)]
 pub struct PasswordSpraying {
     shared: Arc<Shared>,
     config: SprayingConfig,
-    ip: Table<SetState>,
+    ip: Arc<Table<AddressState>>,
     prefix: Table<SetState>,
 }
 
@@ -50,7 +60,7 @@ impl PasswordSpraying {
     pub(crate) fn new(
         shared: Arc<Shared>,
         config: SprayingConfig,
-        ip: Table<SetState>,
+        ip: Arc<Table<AddressState>>,
         prefix: Table<SetState>,
     ) -> PasswordSpraying {
         PasswordSpraying {
@@ -61,65 +71,79 @@ impl PasswordSpraying {
         }
     }
 
-    pub(crate) fn tables(&self) -> [TableStats; 2] {
-        [self.ip.stats(), self.prefix.stats()]
+    /// Its own table (the address table, shared with brute force, is reported once by
+    /// [`Detectors::stats`](crate::Detectors::stats)).
+    pub(crate) fn tables(&self) -> [TableStats; 1] {
+        [self.prefix.stats()]
     }
 
-    /// Adds the account to the key's set; the set's size, whether to signal, whether to
-    /// (re)impose the block.
-    fn count(
+    /// Adds the account to an address's set (under the address table's lock).
+    pub(crate) fn ip_step(
         &self,
-        table: &Table<SetState>,
-        key: u64,
+        s: &mut SetState,
+        rest: &mut [u32],
+        piece: u32,
+        now: u64,
+    ) -> SetStep {
+        self.add(s, rest, piece, self.config.ip_threshold, now)
+    }
+
+    /// Adds the account to the set `s` (its first pieces) and `rest` (the others); the
+    /// set's size, whether to signal, whether to (re)impose the block.
+    fn add(
+        &self,
+        s: &mut SetState,
+        rest: &mut [u32],
         piece: u32,
         threshold: u32,
         now: u64,
-    ) -> (u32, bool, bool) {
+    ) -> SetStep {
         let window = ms(self.config.window);
         let enforce = self.config.mode == Mode::Enforce;
-        table.with(key, |s, rest, _| {
-            if s.start == 0 || now.saturating_sub(s.start - 1) >= window {
-                s.start = now + 1;
-                s.len = 0;
+        if s.start == 0 || now.saturating_sub(s.start - 1) >= window {
+            s.start = now + 1;
+            s.len = 0;
+        }
+        let len = s.len as usize;
+        let held = s.first[..len.min(INLINE)].contains(&piece)
+            || (len > INLINE && rest[..len - INLINE].contains(&piece));
+        // The arena has threshold − INLINE places, so the set holds `threshold` pieces.
+        if !held && len < threshold as usize {
+            match s.first.get_mut(len) {
+                Some(place) => *place = piece,
+                None => rest[len - INLINE] = piece,
             }
-            let len = s.len as usize;
-            let held = s.first[..len.min(INLINE)].contains(&piece)
-                || (len > INLINE && rest[..len - INLINE].contains(&piece));
-            // The arena has threshold − INLINE places, so the set holds `threshold` pieces.
-            if !held && len < threshold as usize {
-                match s.first.get_mut(len) {
-                    Some(place) => *place = piece,
-                    None => rest[len - INLINE] = piece,
-                }
-                s.len += 1;
-            }
-            let over = s.len >= threshold;
-            let impose =
-                over && enforce && penalty_due(&mut s.imposed_until, now, self.config.block);
-            (
-                s.len,
-                over && dedupe(&mut s.last_signal, now, window),
-                impose,
-            )
-        })
+            s.len += 1;
+        }
+        let over = s.len >= threshold;
+        let impose = over && enforce && penalty_due(&mut s.imposed_until, now, self.config.block);
+        (
+            s.len,
+            over && dedupe(&mut s.last_signal, now, window),
+            impose,
+        )
     }
 
-    fn failure(&self, record: &EventRecord<'_>) {
+    /// A failed login. `ip_step` is the address's step when the caller took it already
+    /// (the login handler, with brute force's, in one lookup of the address).
+    pub(crate) fn failure(
+        &self,
+        record: &EventRecord<'_>,
+        keys: &mut RecordKeys<'_, '_>,
+        ip_step: Option<SetStep>,
+    ) {
         let c = &self.config;
-        let mut keys = KeyCache::new(&self.shared, record);
         let (Some(user), Some(ip)) = (keys.user(), keys.ip()) else {
             return;
         };
         let Some(prefix) = keys.prefix() else { return };
         let now = keys.now();
-        // Never zero, so an empty slot (0) is never mistaken for an account.
-        let piece = (user >> 32) as u32 | 1;
+        let piece = piece(user);
         let meta = record.metadata;
         let mut raised: [Option<Signal<'_>>; 2] = [None, None];
-        for (i, (table, key, kind, threshold, penalty)) in [
-            (&self.ip, ip, KeyKind::Ip, c.ip_threshold, PenaltyKey::Ip),
+        for (i, (key, kind, threshold, penalty)) in [
+            (ip, KeyKind::Ip, c.ip_threshold, PenaltyKey::Ip),
             (
-                &self.prefix,
                 prefix,
                 KeyKind::IpPrefix,
                 c.prefix_threshold,
@@ -129,7 +153,16 @@ impl PasswordSpraying {
         .into_iter()
         .enumerate()
         {
-            let (count, signal_now, impose) = self.count(table, key, piece, threshold, now);
+            let (count, signal_now, impose) = if i == 0 {
+                ip_step.unwrap_or_else(|| {
+                    self.ip.with(key, |a, rest, _| {
+                        self.ip_step(&mut a.spraying, rest, piece, now)
+                    })
+                })
+            } else {
+                self.prefix
+                    .with(key, |s, rest, _| self.add(s, rest, piece, threshold, now))
+            };
             if count < threshold {
                 continue;
             }
@@ -159,13 +192,19 @@ impl PasswordSpraying {
     }
 }
 
+impl LoginDetector for PasswordSpraying {
+    fn hears(&self, outcome: Outcome) -> bool {
+        outcome == Outcome::Failure
+    }
+
+    fn login(&self, record: &EventRecord<'_>, _: Outcome, keys: &mut RecordKeys<'_, '_>) {
+        self.failure(record, keys, None);
+    }
+}
+
 impl Handler for PasswordSpraying {
     fn handle(&self, record: &EventRecord<'_>) {
-        if std::ptr::eq(record.event, AUTH_LOGIN.stop())
-            && outcome(record) == Some(Outcome::Failure)
-        {
-            self.failure(record);
-        }
+        handle_alone(self, &self.shared, record);
     }
 }
 
@@ -188,12 +227,18 @@ mod tests {
             ip_threshold: threshold,
             ..SprayingConfig::default()
         };
-        let table = || Table::new("t", 1 << 16, threshold as usize - INLINE).unwrap();
-        let d = PasswordSpraying::new(shared, config, table(), table());
+        let stride = threshold as usize - INLINE;
+        let d = PasswordSpraying::new(
+            shared,
+            config,
+            Arc::new(Table::new("a", 1 << 16, stride).unwrap()),
+            Table::new("t", 1 << 16, stride).unwrap(),
+        );
         let mut counts = Vec::new();
         // Accounts 1, 2 (held in the entry), 3, 4, 5 (the arena), each twice, then a sixth.
         for piece in [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6] {
-            let (count, signal, impose) = d.count(&d.ip, 9, piece, threshold, 0);
+            let (count, signal, impose) =
+                d.ip.with(9, |a, rest, _| d.ip_step(&mut a.spraying, rest, piece, 0));
             assert!(!impose, "monitor mode imposes nothing");
             counts.push((count, signal));
         }

@@ -14,14 +14,13 @@
 use std::mem::size_of;
 use std::sync::{Arc, Mutex};
 
-use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, ms, outcome};
+use super::{LoginDetector, Shared, handle_alone, ms};
 use crate::config::StuffingConfig;
-use crate::keys::KeyCache;
+use crate::keys::RecordKeys;
 use crate::reasons;
 use crate::signal::{DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 
@@ -126,14 +125,18 @@ impl CredentialStuffing {
             .baseline_pct
     }
 
-    fn observe(&self, record: &EventRecord<'_>, failed: bool) {
+    fn observe(&self, record: &EventRecord<'_>, failed: bool, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
-        let keys = KeyCache::new(&self.shared, record);
         let now = keys.now();
         let id = now / ms(c.window);
         let meta = record.metadata;
+        let (user, ip) = if failed {
+            (keys.user(), keys.ip())
+        } else {
+            (None, None)
+        };
         let unknown =
-            failed && (keys.user().is_none() || meta.get_reason() == Some(reasons::UNKNOWN_USER));
+            failed && (user.is_none() || meta.get_reason() == Some(reasons::UNKNOWN_USER));
         let mut raised: [Option<Signal<'_>>; 2] = [None, None];
         {
             let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
@@ -154,10 +157,10 @@ impl CredentialStuffing {
                 if unknown {
                     w.unknown = w.unknown.saturating_add(1);
                 }
-                if let Some(user) = keys.user() {
+                if let Some(user) = user {
                     w.identifiers.insert(user);
                 }
-                if let Some(ip) = keys.ip() {
+                if let Some(ip) = ip {
                     w.ips.insert(ip);
                 }
             }
@@ -224,16 +227,19 @@ impl CredentialStuffing {
     }
 }
 
+impl LoginDetector for CredentialStuffing {
+    fn hears(&self, outcome: Outcome) -> bool {
+        matches!(outcome, Outcome::Failure | Outcome::Success)
+    }
+
+    fn login(&self, record: &EventRecord<'_>, outcome: Outcome, keys: &mut RecordKeys<'_, '_>) {
+        self.observe(record, outcome == Outcome::Failure, keys);
+    }
+}
+
 impl Handler for CredentialStuffing {
     fn handle(&self, record: &EventRecord<'_>) {
-        if !std::ptr::eq(record.event, AUTH_LOGIN.stop()) {
-            return;
-        }
-        match outcome(record) {
-            Some(Outcome::Failure) => self.observe(record, true),
-            Some(Outcome::Success) => self.observe(record, false),
-            _ => {}
-        }
+        handle_alone(self, &self.shared, record);
     }
 }
 

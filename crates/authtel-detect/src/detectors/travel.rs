@@ -7,15 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{Shared, dedupe, ms, outcome};
+use super::{LoginDetector, Shared, dedupe, handle_alone, ms};
 use crate::config::TravelConfig;
 use crate::geo::GeoPoint;
-use crate::keys::KeyCache;
+use crate::keys::RecordKeys;
 use crate::signal::{DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 
@@ -56,12 +55,11 @@ impl ImpossibleTravel {
         [self.users.stats()]
     }
 
-    fn success(&self, record: &EventRecord<'_>) {
+    fn success(&self, record: &EventRecord<'_>, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
         let (Some(geo), Some(ip)) = (&self.shared.geo, record.metadata.get_client_ip()) else {
             return;
         };
-        let keys = KeyCache::new(&self.shared, record);
         let Some(user) = keys.user() else { return };
         let Some(here) = geo.lookup(ip) else { return };
         let now = keys.now();
@@ -111,12 +109,18 @@ impl ImpossibleTravel {
     }
 }
 
+impl LoginDetector for ImpossibleTravel {
+    fn hears(&self, outcome: Outcome) -> bool {
+        outcome == Outcome::Success
+    }
+
+    fn login(&self, record: &EventRecord<'_>, _: Outcome, keys: &mut RecordKeys<'_, '_>) {
+        self.success(record, keys);
+    }
+}
+
 impl Handler for ImpossibleTravel {
     fn handle(&self, record: &EventRecord<'_>) {
-        if std::ptr::eq(record.event, AUTH_LOGIN.stop())
-            && outcome(record) == Some(Outcome::Success)
-        {
-            self.success(record);
-        }
+        handle_alone(self, &self.shared, record);
     }
 }
