@@ -81,6 +81,7 @@ mod sqlite_suite {
     include!("suite/cases.rs");
     include!("suite/edge_cases.rs");
     include!("suite/relay_engine.rs");
+    include!("suite/relay_status.rs");
 
     /// A trigger refuses rows of `actor` (SQLite cannot add a CHECK to an existing table).
     async fn refuse_actor_in_db(store: &AuditStore<Db>, actor: &str) {
@@ -192,6 +193,7 @@ mod postgres_suite {
     include!("suite/cases.rs");
     include!("suite/edge_cases.rs");
     include!("suite/relay_engine.rs");
+    include!("suite/relay_status.rs");
     include!("suite/postgres_feed.rs");
 
     /// A CHECK constraint refuses rows of `actor`.
