@@ -54,12 +54,16 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Outbox(OutboxCommand),
     /// Put dead-lettered outbox entries back in the queue (after fixing the destination).
+    /// Recorded in the trail as `audit.requeue`, with the OS user as actor.
     #[command(after_help = EXIT_CODES)]
     Requeue(RequeueArgs),
-    /// Delete audit rows older than a retention age (run with --dry-run first).
+    /// Delete audit rows older than a retention age (run with --dry-run first). On a
+    /// PostgreSQL store partitioned by month, whole months are dropped unless records in
+    /// them are still pending delivery. `--yes` is recorded as `audit.purge`.
     #[command(after_help = EXIT_CODES)]
     Purge(PurgeArgs),
-    /// One health report: database reachable, schema version, outbox lag per forwarder.
+    /// One health report: database reachable, schema version, outbox lag per forwarder,
+    /// circuit breakers as the running relays report them, and the last purge.
     #[command(after_help = EXIT_CODES)]
     Doctor(DoctorArgs),
     /// Serve the web console (live stream, search, timeline, outbox health) on loopback.
@@ -248,7 +252,7 @@ pub(crate) struct PurgeArgs {
     /// pending delivery are kept.
     #[arg(long)]
     pub(crate) older_than: TimeArg,
-    /// Only count what would be deleted.
+    /// Only count what would be deleted (and list the partitions that would be dropped).
     #[arg(long)]
     pub(crate) dry_run: bool,
     /// Really delete (required unless --dry-run, so a typo never deletes).

@@ -97,6 +97,32 @@ pub(crate) struct Database {
     pub(crate) store: Store,
 }
 
+/// A monthly partition a purge can drop whole (PostgreSQL), as listed before the drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partition {
+    /// `audit_events_pYYYYMM`.
+    pub(crate) name: String,
+    /// The month's first instant.
+    pub(crate) from: authtel_core::audit::Timestamp,
+    /// The next month's first instant.
+    pub(crate) until: authtel_core::audit::Timestamp,
+    /// Its rows when listed.
+    pub(crate) rows: u64,
+    /// Outbox entries of its records still pending delivery (then it is never dropped).
+    pub(crate) pending: u64,
+}
+
+/// What dropping one partition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// Gone, with its rows.
+    Yes,
+    /// Kept: this many of its records became pending delivery since it was listed.
+    KeptPending(u64),
+    /// Someone else dropped it meanwhile.
+    Missing,
+}
+
 /// Opens the store `url` names (without migrating: the CLI never changes the schema).
 pub(crate) async fn open(url: &str, schema: Option<&str>) -> Result<Database, CliError> {
     let store = match Backend::of(url) {
@@ -143,7 +169,22 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Store, CliErro
     let pool = authtel_sql::postgres::connect(url)
         .await
         .map_err(CliError::store("connecting to PostgreSQL"))?;
-    let mut builder = AuditStore::builder(pool);
+    let mut builder = AuditStore::builder(pool.clone());
+    if let Some(s) = schema {
+        builder = builder
+            .with_schema(s)
+            .map_err(CliError::store("choosing the PostgreSQL schema"))?;
+    }
+    let store = builder.build();
+    // A store the application built with monthly partitions: purge drops whole months.
+    let partitioned = store
+        .events_table_is_partitioned()
+        .await
+        .map_err(CliError::store("inspecting the audit table"))?;
+    if !partitioned {
+        return Ok(Store::Postgres(store));
+    }
+    let mut builder = AuditStore::builder(pool).with_monthly_partitions();
     if let Some(s) = schema {
         builder = builder
             .with_schema(s)
@@ -165,6 +206,70 @@ impl Database {
     pub(crate) async fn require_schema(&self) -> Result<(), CliError> {
         with_store!(&self.store, s => s.check_schema().await)
             .map_err(CliError::store("checking the audit schema"))
+    }
+
+    /// Whether the audit table is partitioned by month (PostgreSQL only).
+    pub(crate) fn partitioned(&self) -> bool {
+        match &self.store {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(_) => false,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.monthly_partitions(),
+        }
+    }
+
+    /// The monthly partitions wholly before `cutoff`, oldest first; empty unless the store
+    /// is partitioned.
+    pub(crate) async fn partitions_older_than(
+        &self,
+        cutoff: authtel_core::audit::Timestamp,
+    ) -> Result<Vec<Partition>, CliError> {
+        match &self.store {
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) if self.partitioned() => Ok(s
+                .partitions_older_than(cutoff)
+                .await
+                .map_err(CliError::store("listing the monthly partitions to purge"))?
+                .into_iter()
+                .map(|p| Partition {
+                    name: p.name,
+                    from: p.from,
+                    until: p.until,
+                    rows: p.rows,
+                    pending: p.pending,
+                })
+                .collect()),
+            _ => {
+                let _ = cutoff;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Drops one monthly partition unless records in it are pending delivery.
+    pub(crate) async fn drop_partition(&self, name: &str) -> Result<Dropped, CliError> {
+        match &self.store {
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => {
+                use authtel_sql::postgres::PartitionDrop;
+                Ok(
+                    match s
+                        .drop_partition(name)
+                        .await
+                        .map_err(CliError::store("dropping a monthly partition"))?
+                    {
+                        PartitionDrop::Dropped => Dropped::Yes,
+                        PartitionDrop::KeptPending(n) => Dropped::KeptPending(n),
+                        PartitionDrop::Missing => Dropped::Missing,
+                    },
+                )
+            }
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = name;
+                Ok(Dropped::Missing)
+            }
+        }
     }
 }
 

@@ -55,6 +55,15 @@ pub(crate) enum CliError {
         #[source]
         source: SqlError,
     },
+    /// An operator action was done but its audit record could not be written.
+    #[error("{done}, but recording it in the audit trail failed")]
+    Unrecorded {
+        /// What was done.
+        done: &'static str,
+        /// Why recording failed.
+        #[source]
+        source: Box<CliError>,
+    },
     /// Writing the output failed.
     #[error("{doing} failed")]
     Io {
@@ -80,9 +89,21 @@ impl CliError {
         move |source| CliError::Store { doing, source }
     }
 
+    /// This error, after `done` had already happened (the action is not undone).
+    pub(crate) fn after(self, done: &'static str) -> CliError {
+        CliError::Unrecorded {
+            done,
+            source: Box::new(self),
+        }
+    }
+
     /// What an operator should do next.
     fn hint(&self) -> String {
         match self {
+            CliError::Unrecorded { source, .. } => format!(
+                "the action is not undone; {} — then note the action in your change log,                  since the trail lacks its record",
+                source.hint()
+            ),
             CliError::Config { hint, .. } => hint.clone(),
             CliError::Io { .. } => {
                 "check that the output path is writable and the disk is not full".to_owned()

@@ -27,6 +27,7 @@ mod error;
 mod output;
 mod progress;
 mod time;
+mod trail;
 
 use cli::{Cli, Command};
 use error::{CliError, EXIT_FAILED};

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use authtel_core::audit::{AuditEvent, Timestamp};
 use authtel_sql::{
     AuditQuery, AuditStore, DeadLetter, ForwarderRetries, ForwarderState, Page, PurgeReport,
-    SqlError,
+    RelayStatus, SqlError,
 };
 use uuid::Uuid;
 
@@ -69,6 +69,12 @@ pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
         batch: u32,
         dry_run: bool,
     ) -> StoreFuture<'_, PurgeReport>;
+    /// What the running relays report per forwarder ([`AuditStore::relay_status`]): the
+    /// breaker column of the outbox page. The default reports nothing (the page then says
+    /// no relay has reported).
+    fn relay_status(&self) -> StoreFuture<'_, Vec<RelayStatus>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// The methods that call the store's operation of the same name, on either backend.
@@ -114,6 +120,9 @@ macro_rules! shared_methods {
             dry_run: bool,
         ) -> StoreFuture<'_, PurgeReport> {
             Box::pin(Self::purge_older_than(self, cutoff, batch, dry_run))
+        }
+        fn relay_status(&self) -> StoreFuture<'_, Vec<RelayStatus>> {
+            Box::pin(Self::relay_status(self))
         }
     };
 }

@@ -14,17 +14,18 @@ use axum::http::StatusCode;
 use crate::Shared;
 use crate::error::PageError;
 
-/// The action of a console page read.
-pub const HISTORY_READ: &str = "audit.history.read";
-/// The action of a requeue from the console.
-pub const REQUEUE: &str = "audit.requeue";
-/// The action of a purge (or purge dry run) from the console.
-pub const PURGE: &str = "audit.purge";
+/// The action of a console page read (defined with the other operator actions in
+/// [`authtel_sql::trail`]).
+pub use authtel_sql::trail::HISTORY_READ;
+/// The action of a purge (or purge dry run) from the console or the CLI.
+pub use authtel_sql::trail::PURGE;
+/// The action of a requeue from the console or the CLI.
+pub use authtel_sql::trail::REQUEUE;
 
 /// The actor type of console readers.
 pub const READER_TYPE: &str = "console_reader";
 
-/// What the console records about one request.
+/// What the console records about one page read.
 #[derive(Debug)]
 pub(crate) struct Entry<'a> {
     pub(crate) action: &'static str,
@@ -34,6 +35,20 @@ pub(crate) struct Entry<'a> {
     pub(crate) reason: Option<String>,
 }
 
+/// The party a console reader acts as.
+pub(crate) fn reader_party(reader: &Reader) -> Party {
+    Party::new(reader.id(), READER_TYPE)
+}
+
+/// A record the console could not even build.
+pub(crate) fn refused(err: authtel_core::audit::AuditError) -> PageError {
+    PageError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the console's own audit record was refused: {err}"),
+        "this is a bug in authtel-console: report it with this message",
+    )
+}
+
 impl Shared {
     /// Records `entry` for `reader`, unless self-audit is off.
     pub(crate) async fn audit(&self, reader: &Reader, entry: Entry<'_>) -> Result<(), PageError> {
@@ -41,24 +56,31 @@ impl Shared {
             return Ok(());
         }
         let mut e = AuditEvent::new(entry.action, entry.outcome)
-            .map_err(|err| {
-                PageError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the console's own audit record was refused: {err}"),
-                    "this is a bug in authtel-console: report it with this message",
-                )
-            })?
-            .with_actor(Party::new(reader.id(), READER_TYPE))
+            .map_err(refused)?
+            .with_actor(reader_party(reader))
             .with_resource(entry.resource)
             .with_operation(entry.operation);
         if let Some(reason) = entry.reason {
             e = e.with_reason(reason);
         }
+        self.record(e).await
+    }
+
+    /// Records an operator action built by [`authtel_sql::trail`], unless self-audit is off.
+    pub(crate) async fn record_action(&self, e: AuditEvent) -> Result<(), PageError> {
+        if !self.self_audit {
+            return Ok(());
+        }
+        self.record(e).await
+    }
+
+    async fn record(&self, e: AuditEvent) -> Result<(), PageError> {
+        let action = e.action().to_owned();
         self.store.record(&e).await.map_err(|err| {
-            tracing::warn!(error = %err, action = entry.action, "authtel console: recording the console's own audit record failed");
+            tracing::warn!(error = %err, action, "authtel console: recording the console's own audit record failed");
             PageError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("recording this {} in the audit trail failed: {err}", entry.action),
+                format!("recording this {action} in the audit trail failed: {err}"),
                 "the console serves nothing it cannot record; check that the database accepts writes, then retry",
             )
         })

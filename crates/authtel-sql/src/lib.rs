@@ -61,20 +61,24 @@ mod operator;
 mod outbox;
 mod query;
 mod relay;
+mod relay_status;
 mod row;
 mod store;
+pub mod trail;
 mod tx;
 
 /// The relay's retry schedule is the pipeline's: one policy type for every delivery.
-pub use authtel_pipeline::{BreakerConfig, RetryPolicy};
+pub use authtel_pipeline::{BreakerConfig, BreakerState, RetryPolicy};
 pub use batch::{BatchOutcome, BatchWriter, RefusedRecord};
 pub use error::{SqlError, redact_url};
 pub use operator::ForwarderRetries;
 pub use outbox::{DeadLetter, ForwarderState, Health, PurgeReport, RelayPass};
 pub use query::{AuditQuery, Cursor, MAX_PAGE, Page};
 pub use relay::{Relay, RelayConfig, RelayHandle, RelayStats};
+pub use relay_status::RelayStatus;
 pub use row::{MAX_METADATA_BYTES, MAX_TEXT_BYTES};
 pub use store::{AuditStore, AuditStoreBuilder};
+pub use trail::{LastPurge, PurgeAction};
 pub use tx::AuditTx;
 
 /// The SQLite backend: [`connect`](sqlite::connect) and the `sqlx` types.
@@ -89,7 +93,7 @@ pub mod sqlite {
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres {
-    pub use crate::backend::postgres::connect;
+    pub use crate::backend::postgres::{MonthlyPartition, PartitionDrop, connect};
     pub use sqlx::{PgPool, Postgres};
 }
 

@@ -45,12 +45,14 @@ pub struct RelayConfig {
     pub(crate) poll_interval: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) breaker: BreakerConfig,
+    pub(crate) heartbeat: Duration,
 }
 
 impl Default for RelayConfig {
     /// Batches of 500, a 60 s lease, 30 s forward timeout, polling every 250 ms when idle,
     /// 8 attempts 1 s apart doubling up to 5 minutes (about 10 minutes in all), and the
-    /// pipeline's default breaker (open 5 s after 5 failures in a row).
+    /// pipeline's default breaker (open 5 s after 5 failures in a row), and a status
+    /// heartbeat every 5 s.
     fn default() -> RelayConfig {
         RelayConfig {
             batch_size: 500,
@@ -59,6 +61,7 @@ impl Default for RelayConfig {
             poll_interval: Duration::from_millis(250),
             retry: RetryPolicy::new(8, Duration::from_secs(1), Duration::from_secs(300)),
             breaker: BreakerConfig::default(),
+            heartbeat: Duration::from_secs(5),
         }
     }
 }
@@ -106,6 +109,15 @@ impl RelayConfig {
         self
     }
 
+    /// How often the relay refreshes its row per forwarder in `audit_relay_status` (breaker
+    /// state, last failure, heartbeat) when nothing changed; a breaker change is written at
+    /// the next pass. At least 100 ms. Readers call the relay stale after three heartbeats
+    /// plus one forward timeout per forwarder (a pass may spend that long on calls).
+    pub fn with_heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(100));
+        self
+    }
+
     /// Entries claimed per forwarder per pass.
     pub fn batch_size(&self) -> u32 {
         self.batch_size
@@ -121,6 +133,7 @@ pub struct Relay<DB: Database> {
     pub(crate) forwarders: Vec<Deliverer>,
     pub(crate) config: RelayConfig,
     pub(crate) stats: Arc<RelayStats>,
+    pub(crate) status: crate::relay_status::StatusBook,
 }
 
 impl<DB: Database> Relay<DB> {
@@ -131,6 +144,7 @@ impl<DB: Database> Relay<DB> {
             forwarders: Vec::new(),
             config,
             stats: Arc::default(),
+            status: crate::relay_status::StatusBook::new(config.heartbeat, config.heartbeat * 3),
         }
     }
 
@@ -157,7 +171,17 @@ impl<DB: Database> Relay<DB> {
             })?;
         self.forwarders.retain(|d| d.id() != id);
         self.forwarders.push(deliverer);
+        // Readers wait three heartbeats plus a forward timeout per forwarder (one pass may
+        // spend that long on calls) before calling this relay gone.
+        let calls = self.config.forward_timeout * self.forwarders.len() as u32;
+        self.status.stale_after = self.config.heartbeat * 3 + calls;
         Ok(self)
+    }
+
+    /// The id under which this relay writes its rows of `audit_relay_status`
+    /// ([`RelayStatus::relay`](crate::RelayStatus)).
+    pub fn relay_id(&self) -> &str {
+        &self.status.relay
     }
 
     /// Counters since the relay was built.
@@ -180,6 +204,9 @@ pub struct RelayStats {
     /// Forwarder calls (or relay passes) that panicked: caught, counted; the batch is
     /// retried like after a transient failure and the relay keeps going.
     pub panics: AtomicU64,
+    /// Writes of the relay's status row (breaker state, heartbeat) that failed: logged,
+    /// retried at the next pass; delivery goes on regardless.
+    pub status_errors: AtomicU64,
 }
 
 /// Polls a future, turning a panic into `Err(payload)`.

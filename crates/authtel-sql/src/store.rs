@@ -61,6 +61,12 @@ impl<DB: Database> AuditStore<DB> {
         &self.inner.forwarders
     }
 
+    /// Whether the store was built for monthly partitions (PostgreSQL's
+    /// `with_monthly_partitions()`).
+    pub fn monthly_partitions(&self) -> bool {
+        self.inner.partitioned
+    }
+
     /// The PostgreSQL schema holding the tables, if one was chosen.
     pub fn schema(&self) -> Option<&str> {
         self.inner.schema.as_deref()

@@ -12,8 +12,8 @@ mod sqlite_suite {
     use sqlx::Row;
 
     type Db = sqlx::Sqlite;
-    /// The newest migration.
-    const SCHEMA_VERSION: i64 = 1;
+    /// The newest migration: 2 adds the relays' status.
+    const SCHEMA_VERSION: i64 = 2;
 
     fn temp_path(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join("authtel-sql-tests");
@@ -81,6 +81,7 @@ mod sqlite_suite {
     include!("suite/cases.rs");
     include!("suite/edge_cases.rs");
     include!("suite/relay_engine.rs");
+    include!("suite/relay_status.rs");
 
     /// A trigger refuses rows of `actor` (SQLite cannot add a CHECK to an existing table).
     async fn refuse_actor_in_db(store: &AuditStore<Db>, actor: &str) {
@@ -122,8 +123,8 @@ mod postgres_suite {
     use sqlx::Row;
 
     type Db = sqlx::Postgres;
-    /// The newest migration: 2 adds the live feed's positions.
-    const SCHEMA_VERSION: i64 = 2;
+    /// The newest migration: 2 adds the live feed's positions, 3 the relays' status.
+    const SCHEMA_VERSION: i64 = 3;
 
     async fn fresh_store(name: &str, forwarders: &[&str]) -> Option<AuditStore<Db>> {
         let Ok(url) = std::env::var("DATABASE_URL") else {
@@ -192,6 +193,7 @@ mod postgres_suite {
     include!("suite/cases.rs");
     include!("suite/edge_cases.rs");
     include!("suite/relay_engine.rs");
+    include!("suite/relay_status.rs");
     include!("suite/postgres_feed.rs");
 
     /// A CHECK constraint refuses rows of `actor`.

@@ -1,6 +1,8 @@
 //! `authtel doctor`: one health report. Database reachable (and how fast), schema version
 //! and pending migrations, then per forwarder the outbox backlog and its lag, checked
-//! against `--max-lag` (exit 3 when over).
+//! against `--max-lag` (exit 3 when over), the circuit breaker as the running relays report
+//! it (or that none reports), and the newest purge. The breaker and relay state inform; they
+//! do not change the exit code (a relay that is down shows as lag, which `--max-lag` checks).
 
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
@@ -9,6 +11,7 @@ use authtel_sql::SqlError;
 use serde_json::json;
 
 use crate::cli::DoctorArgs;
+use crate::commands::relay_health::{RelayView, purge_json, purge_line};
 use crate::db::{Backend, Database, redact, with_store};
 use crate::error::{CliError, Finished};
 use crate::output::{Format, Table, json_line, stdout_error};
@@ -49,12 +52,34 @@ pub(crate) async fn run(db: &Database, url: &str, args: DoctorArgs) -> Result<Fi
         },
         Err(e) => return Err(CliError::store("checking the audit schema")(e)),
     };
-    let states = if schema.expected.is_none() {
-        with_store!(&db.store, s => s.delivery_state().await)
-            .map_err(CliError::store("reading the outbox delivery state"))?
-    } else {
-        Vec::new()
-    };
+    let mut states = Vec::new();
+    let mut relays = Vec::new();
+    let mut last_purge = None;
+    if schema.expected.is_none() {
+        states = with_store!(&db.store, s => s.delivery_state().await)
+            .map_err(CliError::store("reading the outbox delivery state"))?;
+        relays = with_store!(&db.store, s => s.relay_status().await)
+            .map_err(CliError::store("reading the relay status"))?;
+        last_purge = with_store!(&db.store, s => s.last_purge().await)
+            .map_err(CliError::store("reading the newest purge record"))?;
+        // A relay may report a forwarder that has no outbox entries yet.
+        for r in &relays {
+            if !states.iter().any(|s| s.forwarder == r.forwarder) {
+                states.push(authtel_sql::ForwarderState {
+                    forwarder: r.forwarder.clone(),
+                    pending: 0,
+                    dead: 0,
+                    done: 0,
+                    lag: Duration::ZERO,
+                });
+            }
+        }
+    }
+    let now = authtel_core::audit::Timestamp::now();
+    let views: Vec<RelayView> = states
+        .iter()
+        .map(|s| RelayView::of(&s.forwarder, &relays, now))
+        .collect();
     let max_lag = states.iter().map(|s| s.lag).max().unwrap_or_default();
     let lagging: Vec<&str> = match args.max_lag {
         Some(limit) => states
@@ -70,13 +95,15 @@ pub(crate) async fn run(db: &Database, url: &str, args: DoctorArgs) -> Result<Fi
         Format::Ndjson => {
             let forwarders: Vec<_> = states
                 .iter()
-                .map(|s| {
-                    json!({
-                        "forwarder": s.forwarder,
-                        "pending": s.pending,
-                        "dead": s.dead,
-                        "lag_seconds": s.lag.as_secs_f64(),
-                    })
+                .zip(&views)
+                .map(|(s, v)| {
+                    let mut f = serde_json::Map::new();
+                    f.insert("forwarder".into(), json!(s.forwarder));
+                    f.insert("pending".into(), json!(s.pending));
+                    f.insert("dead".into(), json!(s.dead));
+                    f.insert("lag_seconds".into(), json!(s.lag.as_secs_f64()));
+                    v.json_fields(&mut f);
+                    serde_json::Value::Object(f)
                 })
                 .collect();
             let report = json!({
@@ -90,6 +117,7 @@ pub(crate) async fn run(db: &Database, url: &str, args: DoctorArgs) -> Result<Fi
                 "max_lag_seconds": max_lag.as_secs_f64(),
                 "max_lag_threshold_seconds": args.max_lag.map(|d| d.as_secs_f64()),
                 "lagging": lagging,
+                "last_purge": purge_json(last_purge.as_ref()),
             });
             json_line(&mut out, &report).map_err(stdout_error)?;
         }
@@ -101,10 +129,15 @@ pub(crate) async fn run(db: &Database, url: &str, args: DoctorArgs) -> Result<Fi
                 connect,
                 &schema,
                 &states,
+                &views,
                 args.max_lag,
                 &lagging,
             )
             .map_err(stdout_error)?;
+            if schema.expected.is_none() {
+                writeln!(out, "last purge: {}", purge_line(last_purge.as_ref(), now))
+                    .map_err(stdout_error)?;
+            }
         }
     }
     out.flush().map_err(stdout_error)?;
@@ -132,6 +165,7 @@ fn write_table(
     connect: Duration,
     schema: &Schema,
     states: &[authtel_sql::ForwarderState],
+    views: &[RelayView],
     limit: Option<Duration>,
     lagging: &[&str],
 ) -> std::io::Result<()> {
@@ -158,14 +192,25 @@ fn write_table(
         return Ok(());
     }
     writeln!(out, "outbox:")?;
-    let mut t = Table::new(vec!["forwarder", "pending", "dead", "lag", "status"]);
-    for s in states {
+    let now = authtel_core::audit::Timestamp::now();
+    let mut t = Table::new(vec![
+        "forwarder",
+        "pending",
+        "dead",
+        "lag",
+        "breaker",
+        "relay",
+        "status",
+    ]);
+    for (s, v) in states.iter().zip(views) {
         let over = limit.is_some_and(|l| s.lag > l);
         t.row([
             s.forwarder.clone(),
             s.pending.to_string(),
             s.dead.to_string(),
             human(s.lag),
+            v.breaker_cell(now),
+            v.relay_cell(),
             match (over, s.dead) {
                 (true, _) => "LAGGING".to_owned(),
                 (false, 0) => "ok".to_owned(),
@@ -177,6 +222,11 @@ fn write_table(
         writeln!(out, "  (empty: no forwarder has entries)")?;
     } else {
         t.write(out)?;
+    }
+    for (s, v) in states.iter().zip(views) {
+        if let Some(advice) = v.advice(&s.forwarder) {
+            writeln!(out, "  note: {advice}")?;
+        }
     }
     match (limit, lagging.is_empty()) {
         (Some(l), false) => writeln!(

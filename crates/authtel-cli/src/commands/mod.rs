@@ -16,6 +16,7 @@ mod export;
 mod outbox;
 mod purge;
 mod query;
+mod relay_health;
 mod requeue;
 mod tail;
 

@@ -1,5 +1,5 @@
 //! `/outbox`: delivery health per forwarder (pending, oldest pending age, retrying, dead,
-//! done) with the newest dead letters, and the two state-changing forms: requeue (POST
+//! done, the circuit breaker as the running relays report it) with the newest dead letters, and the two state-changing forms: requeue (POST
 //! `/outbox/requeue`) and purge (POST `/purge`, a dry run unless confirmed). Both check the
 //! session's CSRF token before touching anything.
 
@@ -16,8 +16,8 @@ use crate::access::Viewer;
 use crate::error::PageError;
 use crate::html::{Html, escape};
 use crate::pages::{check_csrf, csrf_field, parse_age};
-use crate::trail::{Entry, PURGE, REQUEUE};
-use authtel_core::outcome::Outcome;
+use crate::trail::{reader_party, refused};
+use authtel_sql::trail::{PurgeAction, purge_record, requeue_record};
 
 /// Dead letters listed per forwarder.
 const DEAD_SHOWN: u32 = 20;
@@ -31,6 +31,38 @@ fn age(d: std::time::Duration) -> String {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m {}s", s / 60, s % 60),
         _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The breaker as the fresh rows of running relays report it (the worst of them), or why
+/// it is unknown: the same reading as `authtel doctor`.
+fn breaker_cell(forwarder: &str, relays: &[authtel_sql::RelayStatus], now: Timestamp) -> String {
+    use authtel_sql::BreakerState;
+    let mine: Vec<_> = relays.iter().filter(|r| r.forwarder == forwarder).collect();
+    let fresh = mine.iter().filter(|r| !r.is_stale(now));
+    let worst = fresh.max_by_key(|r| match r.breaker {
+        BreakerState::Closed => 0,
+        BreakerState::HalfOpen => 1,
+        BreakerState::Open => 2,
+    });
+    if let Some(r) = worst {
+        let since = std::time::Duration::from_micros(
+            (now.unix_micros() - r.since.unix_micros()).max(0) as u64,
+        );
+        let state = match r.breaker {
+            BreakerState::Closed => "closed",
+            BreakerState::HalfOpen => "half-open",
+            BreakerState::Open => "open",
+        };
+        return format!(
+            "{state} for {} (relay seen {} ago)",
+            age(since),
+            age(r.last_seen(now))
+        );
+    }
+    match mine.iter().map(|r| r.last_seen(now)).min() {
+        Some(seen) => format!("not reachable: relay last seen {} ago", age(seen)),
+        None => "no relay has reported".to_owned(),
     }
 }
 
@@ -50,10 +82,17 @@ pub(crate) async fn page(
         .retrying()
         .await
         .map_err(PageError::store("counting retrying outbox entries"))?;
+    let relays = shared
+        .store
+        .relay_status()
+        .await
+        .map_err(PageError::store("reading the relay status"))?;
+    let now = Timestamp::now();
     let csrf = csrf_field(&viewer);
     let mut body = String::from(
         "<h1>Outbox and sink health</h1><table id=\"forwarders\"><thead><tr><th>forwarder</th>\
-         <th>pending</th><th>oldest pending</th><th>retrying</th><th>dead</th><th>done</th><th></th></tr></thead><tbody>",
+         <th>pending</th><th>oldest pending</th><th>retrying</th><th>dead</th><th>done</th>\
+         <th>breaker</th><th></th></tr></thead><tbody>",
     );
     for s in &states {
         let r = retrying.iter().find(|r| r.forwarder == s.forwarder);
@@ -68,9 +107,11 @@ pub(crate) async fn page(
         } else {
             String::new()
         };
+        let breaker = breaker_cell(&s.forwarder, &relays, now);
         let _ = write!(
             body,
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{requeue}</td></tr>",
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"breaker\">{}</td><td>{requeue}</td></tr>",
             if s.dead > 0 { "unhealthy" } else { "healthy" },
             escape(&s.forwarder),
             s.pending,
@@ -78,6 +119,7 @@ pub(crate) async fn page(
             r.map_or(0, |r| r.retrying),
             s.dead,
             s.done,
+            escape(&breaker),
         );
     }
     body.push_str("</tbody></table>");
@@ -155,26 +197,17 @@ pub(crate) async fn requeue(
             "use the Requeue button of a forwarder on the outbox page",
         ));
     };
-    let target = match (forwarder, event) {
-        ("", e) => format!("outbox/record {e}"),
-        (f, "") => format!("outbox/forwarder {f}"),
-        (f, e) => format!("outbox/forwarder {f}/record {e}"),
-    };
-    let entry = Entry {
-        action: REQUEUE,
-        outcome: if result.is_ok() {
-            Outcome::Success
-        } else {
-            Outcome::Error
+    let record = requeue_record(
+        reader_party(&viewer.reader),
+        (!forwarder.is_empty()).then_some(forwarder),
+        event.parse().ok(),
+        match &result {
+            Ok(n) => Ok(*n),
+            Err(e) => Err(e.to_string()),
         },
-        resource: target,
-        operation: "requeue",
-        reason: Some(match &result {
-            Ok(n) => format!("requeued {n} dead entries"),
-            Err(e) => format!("failed: {e}"),
-        }),
-    };
-    shared.audit(&viewer.reader, entry).await?;
+    )
+    .map_err(refused)?;
+    shared.record_action(record).await?;
     let moved = result.map_err(PageError::store("requeueing dead outbox entries"))?;
     tracing::info!(
         reader = viewer.reader.id(),
@@ -224,21 +257,17 @@ pub(crate) async fn purge(
         .store
         .purge_older_than(cutoff, PURGE_BATCH, dry_run)
         .await;
-    let entry = Entry {
-        action: PURGE,
-        outcome: if result.is_ok() {
-            Outcome::Success
-        } else {
-            Outcome::Error
+    let action = PurgeAction {
+        cutoff,
+        dry_run,
+        result: match &result {
+            Ok(r) => Ok(*r),
+            Err(e) => Err(e.to_string()),
         },
-        resource: format!("audit trail older than {cutoff}"),
-        operation: if dry_run { "dry_run" } else { "delete" },
-        reason: Some(match &result {
-            Ok(r) => format!("{} audit rows, {} outbox entries", r.events, r.outbox),
-            Err(e) => format!("failed: {e}"),
-        }),
+        partitions_dropped: Vec::new(),
     };
-    shared.audit(&viewer.reader, entry).await?;
+    let record = purge_record(reader_party(&viewer.reader), &action).map_err(refused)?;
+    shared.record_action(record).await?;
     let report = result.map_err(PageError::store("purging old audit rows"))?;
     tracing::info!(
         reader = viewer.reader.id(),

@@ -1,8 +1,8 @@
 // The operations both backends share. This file is `include!`d by `sqlite.rs` and
 // `postgres.rs` and includes the rest (`common_reads.rs`, `common_outbox.rs`,
-// `common_relay.rs`, `common_batch.rs`); each backend provides `Db`, `DbConnection`, `DIALECT`, `migrations`,
+// `common_relay.rs`, `common_batch.rs`, `common_status.rs`); each backend provides `Db`, `DbConnection`, `DIALECT`, `migrations`,
 // `table_names`, `extra_statements`, `id_list`, `claim_batch`, `record_rows_in`,
-// `insert_rows`, `write_batch`, `execute_bookkeeping`, `push_ts`, `push_id`, `prepare_migration_connection` and
+// `insert_rows`, `write_batch`, `execute_bookkeeping`, `status_table`, `push_ts`, `push_id`, `prepare_migration_connection` and
 // `MIGRATE_ON_OWN_CONNECTION`.
 
 use std::sync::Arc as CommonArc;
@@ -313,3 +313,4 @@ include!("common_reads.rs");
 include!("common_outbox.rs");
 include!("common_relay.rs");
 include!("common_batch.rs");
+include!("common_status.rs");

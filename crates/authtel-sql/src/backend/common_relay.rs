@@ -6,7 +6,9 @@ impl Relay<Db> {
     pub async fn run_once(&self) -> Result<RelayPass, SqlError> {
         let mut total = RelayPass::default();
         for deliverer in &self.forwarders {
-            total.add(self.deliver_batch(deliverer).await?);
+            let (pass, failure) = self.deliver_batch(deliverer).await?;
+            total.add(pass);
+            self.report_status(deliverer, failure).await;
         }
         let stats = &self.stats;
         stats.delivered.fetch_add(total.delivered, AtomicOrdering::Relaxed);
@@ -15,10 +17,34 @@ impl Relay<Db> {
         Ok(total)
     }
 
+    /// Writes `deliverer`'s row of `audit_relay_status` when its breaker changed or the
+    /// heartbeat is due. A failure is counted and logged, never returned: the status is for
+    /// operators and must not stop delivery.
+    async fn report_status(&self, deliverer: &authtel_pipeline::Deliverer, failure: Option<String>) {
+        let now = Timestamp::now();
+        let breaker = deliverer.metrics().breaker;
+        let Some(row) = self.status.observe(deliverer.id(), breaker, failure, now) else {
+            return;
+        };
+        match write_relay_status(&self.store, &self.status, &row, now.unix_micros()).await {
+            Ok(()) => self.status.written(deliverer.id()),
+            Err(e) => {
+                self.stats.status_errors.fetch_add(1, AtomicOrdering::Relaxed);
+                tracing::warn!(
+                    forwarder = deliverer.id(),
+                    error = %error_chain(&e),
+                    "audit outbox relay could not write its status row; delivery goes on"
+                );
+            }
+        }
+    }
+
+    /// Claims, delivers and marks one batch; returns what it did and the last failure's
+    /// reason, if any.
     async fn deliver_batch(
         &self,
         deliverer: &authtel_pipeline::Deliverer,
-    ) -> Result<RelayPass, SqlError> {
+    ) -> Result<(RelayPass, Option<String>), SqlError> {
         use authtel_pipeline::RecordOutcome;
 
         let id = deliverer.id();
@@ -26,7 +52,7 @@ impl Relay<Db> {
         if deliverer.blocked() {
             // The breaker is open: claiming would spend an attempt on every entry for a
             // call that would not be made.
-            return Ok(RelayPass::default());
+            return Ok((RelayPass::default(), None));
         }
         let now = now_micros();
         let claimed = claim_batch(
@@ -60,7 +86,7 @@ impl Relay<Db> {
             pass.dead += orphans.len() as u64;
         }
         if batch.is_empty() {
-            return Ok(pass);
+            return Ok((pass, None));
         }
         let panics_before = deliverer.metrics().panics;
         let outcomes = deliverer.deliver(&batch).await;
@@ -111,7 +137,7 @@ impl Relay<Db> {
                 .await?;
             pass.retried += ids.len() as u64;
         }
-        if let Some(reason) = last_failure {
+        if let Some(reason) = &last_failure {
             tracing::warn!(
                 forwarder = id,
                 error = %reason,
@@ -122,7 +148,7 @@ impl Relay<Db> {
                 "audit outbox delivery failed"
             );
         }
-        Ok(pass)
+        Ok((pass, last_failure))
     }
 
     /// Runs the relay on the current tokio runtime until [`RelayHandle::shutdown`]. It
@@ -170,6 +196,11 @@ impl Relay<Db> {
                     _ = task_wake.notified() => {}
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                 }
+            }
+            // A clean stop: this relay reports nothing any more, so readers see "no relay"
+            // rather than a row going stale.
+            if let Err(e) = forget_relay_status(&self.store, &self.status.relay).await {
+                tracing::warn!(error = %error_chain(&e), "audit outbox relay could not delete its status rows");
             }
         });
         RelayHandle {

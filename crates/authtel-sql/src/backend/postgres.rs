@@ -17,6 +17,9 @@ type DbConnection = PgConnection;
 
 #[path = "postgres_feed.rs"]
 mod feed;
+#[path = "postgres_partitions.rs"]
+mod partitions;
+pub use partitions::{MonthlyPartition, PartitionDrop};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -28,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "feed_positions",
         include_str!("../../migrations/postgres/0002_feed_positions.sql"),
+    ),
+    (
+        3,
+        "relay_status",
+        include_str!("../../migrations/postgres/0003_relay_status.sql"),
     ),
 ];
 
@@ -41,6 +49,11 @@ const PARTITIONED_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "feed_positions",
         include_str!("../../migrations/postgres_partitioned/0002_feed_positions.sql"),
+    ),
+    (
+        3,
+        "relay_status",
+        include_str!("../../migrations/postgres_partitioned/0003_relay_status.sql"),
     ),
 ];
 
@@ -78,6 +91,11 @@ fn table_names(schema: Option<&str>) -> (String, String, String) {
         format!("{prefix}audit_outbox"),
         format!("{prefix}_sqlx_migrations"),
     )
+}
+
+/// The relay status table (`common_status.rs`).
+fn status_table(schema: Option<&str>) -> String {
+    format!("{}audit_relay_status", schema_prefix(schema))
 }
 
 fn id_list(ids: &[i64]) -> Vec<i64> {
@@ -409,95 +427,6 @@ impl crate::AuditStoreBuilder<Db> {
     pub fn with_monthly_partitions(mut self) -> Self {
         self.partitioned = true;
         self
-    }
-}
-
-impl crate::AuditStore<Db> {
-    fn require_partitions(&self) -> Result<(), SqlError> {
-        if self.inner.partitioned {
-            Ok(())
-        } else {
-            Err(SqlError::NotPartitioned)
-        }
-    }
-
-    /// Creates the monthly partitions (`audit_events_pYYYYMM`, UTC months) for the current
-    /// month and the next `months_ahead`, if missing; returns the names created or already
-    /// there. Run it from a daily job: rows for a month without a partition land in
-    /// `audit_events_default`, and a month's partition cannot be created once the default
-    /// partition holds rows of that month.
-    pub async fn create_partitions(&self, months_ahead: u32) -> Result<Vec<String>, SqlError> {
-        self.require_partitions()?;
-        let months: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT to_char(m, 'YYYYMM'), to_char(m, 'YYYY-MM-DD'), \
-             to_char(m + interval '1 month', 'YYYY-MM-DD') FROM generate_series(\
-             date_trunc('month', now() AT TIME ZONE 'UTC'), \
-             date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => $1), \
-             interval '1 month') AS m",
-        )
-        .bind(i32::try_from(months_ahead.min(120)).unwrap_or(120))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(SqlError::db("list the months to partition"))?;
-        let (events, _, _) = table_names(self.schema());
-        let prefix = self
-            .schema()
-            .map(|s| format!("\"{s}\"."))
-            .unwrap_or_default();
-        let mut names = Vec::with_capacity(months.len());
-        for (month, from, to) in months {
-            // Only digits and dashes from PostgreSQL's own to_char reach the DDL.
-            let name = format!("audit_events_p{month}");
-            let ddl = format!(
-                "CREATE TABLE IF NOT EXISTS {prefix}{name} PARTITION OF {events} \
-                 FOR VALUES FROM ('{from} 00:00:00+00') TO ('{to} 00:00:00+00')"
-            );
-            sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-                .execute(&self.pool)
-                .await
-                .map_err(SqlError::db("create a monthly audit partition"))?;
-            names.push(name);
-        }
-        Ok(names)
-    }
-
-    /// Drops every monthly partition whose whole month ends at or before `cutoff`, and
-    /// returns their names. Instant, and leaves no bloat; records in the default partition
-    /// are left for `purge_older_than`. Outbox entries of dropped records that were still
-    /// pending are dead-lettered by the relay ("the audit row is missing").
-    pub async fn drop_partitions_older_than(
-        &self,
-        cutoff: Timestamp,
-    ) -> Result<Vec<String>, SqlError> {
-        self.require_partitions()?;
-        let (events, _, _) = table_names(self.schema());
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-             WHERE i.inhparent = $1::regclass AND c.relname ~ '^audit_events_p[0-9]{6}$' \
-             AND (to_date(substr(c.relname, 15), 'YYYYMM') + interval '1 month') \
-             AT TIME ZONE 'UTC' <= (timestamptz 'epoch' + $2::int8 / 1000000 * interval '1 second' \
-             + $2::int8 % 1000000 * interval '1 microsecond') \
-             ORDER BY 1",
-        )
-        .bind(&events)
-        .bind(cutoff.unix_micros())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(SqlError::db("list monthly audit partitions"))?;
-        let prefix = self
-            .schema()
-            .map(|s| format!("\"{s}\"."))
-            .unwrap_or_default();
-        for name in &names {
-            // Names matched ^audit_events_p[0-9]{6}$ above.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP TABLE IF EXISTS {prefix}{name}"
-            )))
-            .execute(&self.pool)
-            .await
-            .map_err(SqlError::db("drop a monthly audit partition"))?;
-        }
-        Ok(names)
     }
 }
 

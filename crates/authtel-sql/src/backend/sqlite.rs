@@ -14,11 +14,18 @@ use crate::row::EventRow;
 type Db = Sqlite;
 type DbConnection = SqliteConnection;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "audit_events",
-    include_str!("../../migrations/sqlite/0001_audit_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "audit_events",
+        include_str!("../../migrations/sqlite/0001_audit_events.sql"),
+    ),
+    (
+        2,
+        "relay_status",
+        include_str!("../../migrations/sqlite/0002_relay_status.sql"),
+    ),
+];
 
 fn migrations(_partitioned: bool) -> &'static [(i64, &'static str, &'static str)] {
     MIGRATIONS
@@ -45,6 +52,11 @@ fn table_names(_schema: Option<&str>) -> (String, String, String) {
         "audit_outbox".to_owned(),
         "_sqlx_migrations".to_owned(),
     )
+}
+
+/// The relay status table (`common_status.rs`).
+fn status_table(_schema: Option<&str>) -> String {
+    "audit_relay_status".to_owned()
 }
 
 fn extra_statements(stmts: &mut super::Statements, events: &str, _: &str, _: &[String]) {

@@ -1,0 +1,230 @@
+//! What a relay tells other processes about itself: per forwarder, its circuit breaker's
+//! state, since when, the last delivery failure and a heartbeat, in the
+//! `audit_relay_status` table. `authtel doctor` and the console's outbox page read it; the
+//! breaker itself lives in the relay's process, so without this table nobody else could
+//! see it.
+//!
+//! A relay writes a forwarder's row when the breaker changes state and otherwise at most once
+//! per heartbeat interval ([`RelayConfig::with_heartbeat`](crate::RelayConfig)), never per
+//! record. A failed write is logged and counted in [`RelayStats::status_errors`]
+//! (crate::RelayStats) and never holds up delivery. A relay that shuts down cleanly deletes
+//! its rows; one that died leaves them to go stale.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use authtel_core::audit::Timestamp;
+use authtel_pipeline::BreakerState;
+
+/// One relay's view of one forwarder, as [`AuditStore::relay_status`](crate::AuditStore)
+/// reads it back.
+///
+/// ```
+/// use std::time::Duration;
+/// use authtel_core::audit::Timestamp;
+/// use authtel_sql::{BreakerState, RelayStatus};
+/// let s = RelayStatus {
+///     relay: "pid 7/3f2a9c1e".into(),
+///     forwarder: "siem".into(),
+///     breaker: BreakerState::Open,
+///     since: Timestamp::from_unix_micros(0),
+///     last_error: Some("connection refused".into()),
+///     last_error_at: None,
+///     heartbeat_at: Timestamp::from_unix_micros(1_000_000),
+///     stale_after: Duration::from_secs(20),
+/// };
+/// assert!(!s.is_stale(Timestamp::from_unix_micros(20_000_000)));
+/// assert!(s.is_stale(Timestamp::from_unix_micros(22_000_000)));
+/// assert_eq!(s.last_seen(Timestamp::from_unix_micros(4_000_000)), Duration::from_secs(3));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayStatus {
+    /// Which relay wrote it: `pid <process id>/<random tag>`, new for every relay built.
+    pub relay: String,
+    /// The forwarder id.
+    pub forwarder: String,
+    /// The breaker's state when last written.
+    pub breaker: BreakerState,
+    /// When the relay first saw the breaker in this state (for a new relay: when it started).
+    pub since: Timestamp,
+    /// The last delivery failure's reason, screened as the outbox's `last_error` is.
+    pub last_error: Option<String>,
+    /// When that failure happened.
+    pub last_error_at: Option<Timestamp>,
+    /// The relay's last write: how recently it was alive.
+    pub heartbeat_at: Timestamp,
+    /// How long after `heartbeat_at` the relay promised its next write; later than that, the
+    /// relay is gone or cannot reach the database and the row is stale.
+    pub stale_after: Duration,
+}
+
+impl RelayStatus {
+    /// How long before `now` the relay last wrote.
+    pub fn last_seen(&self, now: Timestamp) -> Duration {
+        Duration::from_micros(
+            now.unix_micros()
+                .saturating_sub(self.heartbeat_at.unix_micros())
+                .max(0) as u64,
+        )
+    }
+
+    /// Whether the relay missed its promised next write.
+    pub fn is_stale(&self, now: Timestamp) -> bool {
+        self.last_seen(now) > self.stale_after
+    }
+}
+
+/// The breaker state as stored (`closed`, `open`, `half_open`).
+pub(crate) fn breaker_text(state: BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed => "closed",
+        BreakerState::Open => "open",
+        BreakerState::HalfOpen => "half_open",
+    }
+}
+
+/// The stored text back as a state; unknown text reads as open (the cautious answer).
+pub(crate) fn breaker_of(text: &str) -> BreakerState {
+    match text {
+        "closed" => BreakerState::Closed,
+        "half_open" => BreakerState::HalfOpen,
+        _ => BreakerState::Open,
+    }
+}
+
+/// A row to write.
+#[derive(Debug, Clone)]
+pub(crate) struct StatusRow {
+    pub(crate) forwarder: String,
+    pub(crate) breaker: BreakerState,
+    pub(crate) since: i64,
+    pub(crate) last_error: Option<(String, i64)>,
+}
+
+/// What the relay last wrote per forwarder, to decide when to write again.
+#[derive(Debug)]
+pub(crate) struct StatusBook {
+    pub(crate) relay: String,
+    pub(crate) heartbeat: Duration,
+    pub(crate) stale_after: Duration,
+    entries: Mutex<Vec<Memo>>,
+}
+
+#[derive(Debug)]
+struct Memo {
+    row: StatusRow,
+    written: Option<Instant>,
+    /// Changed since the last successful write.
+    dirty: bool,
+}
+
+impl StatusBook {
+    pub(crate) fn new(heartbeat: Duration, stale_after: Duration) -> StatusBook {
+        // The tail of a UUIDv7 is random.
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        StatusBook {
+            relay: format!("pid {}/{}", std::process::id(), &tag[24..]),
+            heartbeat,
+            stale_after,
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Notes what one pass saw of `forwarder`; returns the row to write when the breaker
+    /// changed or the heartbeat is due (the caller writes it, then calls [`Self::written`]).
+    pub(crate) fn observe(
+        &self,
+        forwarder: &str,
+        breaker: BreakerState,
+        failure: Option<String>,
+        now: Timestamp,
+    ) -> Option<StatusRow> {
+        let now_micros = now.unix_micros();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let i = match entries.iter().position(|m| m.row.forwarder == forwarder) {
+            Some(i) => i,
+            None => {
+                entries.push(Memo {
+                    row: StatusRow {
+                        forwarder: forwarder.to_owned(),
+                        breaker,
+                        since: now_micros,
+                        last_error: None,
+                    },
+                    written: None,
+                    dirty: true,
+                });
+                entries.len() - 1
+            }
+        };
+        let memo = &mut entries[i];
+        let changed = memo.row.breaker != breaker;
+        if changed {
+            memo.row.breaker = breaker;
+            memo.row.since = now_micros;
+            memo.dirty = true;
+        }
+        if let Some(reason) = failure {
+            memo.row.last_error = Some((reason, now_micros));
+        }
+        let due = memo.written.is_none_or(|t| t.elapsed() >= self.heartbeat);
+        (memo.dirty || due).then(|| memo.row.clone())
+    }
+
+    /// Marks `forwarder`'s row as written now (a failed write is retried at the next pass).
+    pub(crate) fn written(&self, forwarder: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = entries.iter_mut().find(|m| m.row.forwarder == forwarder) {
+            m.written = Some(Instant::now());
+            m.dirty = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_is_written_on_a_change_or_when_the_heartbeat_is_due_never_per_pass() {
+        let book = StatusBook::new(Duration::from_secs(3600), Duration::from_secs(7200));
+        let now = Timestamp::now();
+        let first = book.observe("siem", BreakerState::Closed, None, now);
+        assert!(first.is_some(), "the first pass reports");
+        book.written("siem");
+        for _ in 0..100 {
+            assert!(
+                book.observe("siem", BreakerState::Closed, None, now)
+                    .is_none()
+            );
+        }
+        let failed = book.observe("siem", BreakerState::Closed, Some("refused".into()), now);
+        assert!(failed.is_none(), "a failure alone waits for the heartbeat");
+        let opened = book
+            .observe("siem", BreakerState::Open, None, now)
+            .expect("a breaker change is written at once");
+        assert_eq!(opened.breaker, BreakerState::Open);
+        assert_eq!(opened.last_error.as_ref().unwrap().0, "refused");
+        // Not marked written: the next pass tries again.
+        assert!(
+            book.observe("siem", BreakerState::Open, None, now)
+                .is_some()
+        );
+        assert!(
+            book.relay
+                .starts_with(&format!("pid {}/", std::process::id()))
+        );
+    }
+
+    #[test]
+    fn breaker_states_round_trip_through_their_stored_text() {
+        for s in [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+        ] {
+            assert_eq!(breaker_of(breaker_text(s)), s);
+        }
+        assert_eq!(breaker_of("garbage"), BreakerState::Open);
+    }
+}
