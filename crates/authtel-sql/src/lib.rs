@@ -75,7 +75,7 @@ pub use operator::ForwarderRetries;
 pub use outbox::{DeadLetter, ForwarderState, Health, PurgeReport, RelayPass};
 pub use query::{AuditQuery, Cursor, MAX_PAGE, Page};
 pub use relay::{Relay, RelayConfig, RelayHandle, RelayStats};
-pub use relay_status::RelayStatus;
+pub use relay_status::{RelayReading, RelayStatus, breaker_name};
 pub use row::{MAX_METADATA_BYTES, MAX_TEXT_BYTES};
 pub use store::{AuditStore, AuditStoreBuilder};
 pub use trail::{LastPurge, PurgeAction};

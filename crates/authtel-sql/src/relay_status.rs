@@ -74,6 +74,109 @@ impl RelayStatus {
     }
 }
 
+/// What the running relays say about one forwarder, from every relay's
+/// [`RelayStatus`] rows: the one reading `authtel doctor` and the console's outbox page show.
+///
+/// ```
+/// use std::time::Duration;
+/// use authtel_core::audit::Timestamp;
+/// use authtel_sql::{BreakerState, RelayReading, RelayStatus};
+/// let now = Timestamp::from_unix_micros(100_000_000);
+/// let row = |relay: &str, breaker, seen_s: i64| RelayStatus {
+///     relay: relay.into(),
+///     forwarder: "siem".into(),
+///     breaker,
+///     since: Timestamp::from_unix_micros(0),
+///     last_error: None,
+///     last_error_at: None,
+///     heartbeat_at: Timestamp::from_unix_micros(100_000_000 - seen_s * 1_000_000),
+///     stale_after: Duration::from_secs(30),
+/// };
+/// // Two relays write on time, one of them with its breaker open: open wins.
+/// let rows = [row("a", BreakerState::Closed, 1), row("b", BreakerState::Open, 2)];
+/// assert!(matches!(
+///     RelayReading::of("siem", &rows, now),
+///     RelayReading::Reporting { breaker: BreakerState::Open, relays: 2, .. }
+/// ));
+/// // A relay that missed its next write is not reachable; no row at all is no relay.
+/// assert!(matches!(
+///     RelayReading::of("siem", &[row("c", BreakerState::Closed, 300)], now),
+///     RelayReading::Stale { .. }
+/// ));
+/// assert_eq!(RelayReading::of("kafka", &rows, now), RelayReading::NoRelay);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelayReading {
+    /// At least one relay wrote within its promised interval.
+    Reporting {
+        /// The worst breaker among them (open over half-open over closed).
+        breaker: BreakerState,
+        /// Since when that relay has seen it so.
+        since: Timestamp,
+        /// The most recent write among them.
+        last_seen: Duration,
+        /// How many relays report.
+        relays: usize,
+        /// That relay's last failure.
+        last_error: Option<String>,
+    },
+    /// Rows exist but every relay missed its next write.
+    Stale {
+        /// The most recent write.
+        last_seen: Duration,
+        /// The longest the relay promised to stay quiet.
+        stale_after: Duration,
+        /// The breaker as last reported.
+        breaker: BreakerState,
+    },
+    /// No relay has written a row for this forwarder.
+    NoRelay,
+}
+
+fn severity(b: BreakerState) -> u8 {
+    match b {
+        BreakerState::Closed => 0,
+        BreakerState::HalfOpen => 1,
+        BreakerState::Open => 2,
+    }
+}
+
+impl RelayReading {
+    /// The reading for `forwarder`: the worst breaker (open over half-open over closed)
+    /// among the relays still writing within their promised interval; else the newest
+    /// stale row; else no relay.
+    pub fn of(forwarder: &str, rows: &[RelayStatus], now: Timestamp) -> RelayReading {
+        let mine: Vec<&RelayStatus> = rows.iter().filter(|r| r.forwarder == forwarder).collect();
+        let fresh: Vec<&&RelayStatus> = mine.iter().filter(|r| !r.is_stale(now)).collect();
+        if let Some(worst) = fresh.iter().max_by_key(|r| severity(r.breaker)) {
+            return RelayReading::Reporting {
+                breaker: worst.breaker,
+                since: worst.since,
+                last_seen: fresh
+                    .iter()
+                    .map(|r| r.last_seen(now))
+                    .min()
+                    .unwrap_or_default(),
+                relays: fresh.len(),
+                last_error: worst.last_error.clone(),
+            };
+        }
+        match mine.iter().min_by_key(|r| r.last_seen(now)) {
+            Some(newest) => RelayReading::Stale {
+                last_seen: newest.last_seen(now),
+                stale_after: newest.stale_after,
+                breaker: newest.breaker,
+            },
+            None => RelayReading::NoRelay,
+        }
+    }
+}
+
+/// The breaker state's name as stored and printed (`closed`, `open`, `half_open`).
+pub fn breaker_name(state: BreakerState) -> &'static str {
+    breaker_text(state)
+}
+
 /// The breaker state as stored (`closed`, `open`, `half_open`).
 pub(crate) fn breaker_text(state: BreakerState) -> &'static str {
     match state {

@@ -11,7 +11,7 @@ use authtel_sql::SqlError;
 use serde_json::json;
 
 use crate::cli::DoctorArgs;
-use crate::commands::relay_health::{RelayView, purge_json, purge_line};
+use crate::commands::relay_health::{RelayCells, RelayView, purge_json, purge_line};
 use crate::db::{Backend, Database, redact, with_store};
 use crate::error::{CliError, Finished};
 use crate::output::{Format, Table, json_line, stdout_error};

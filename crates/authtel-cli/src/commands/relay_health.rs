@@ -5,87 +5,25 @@
 use std::time::Duration;
 
 use authtel_core::audit::Timestamp;
-use authtel_sql::{BreakerState, LastPurge, RelayStatus};
+use authtel_sql::{BreakerState, LastPurge, breaker_name};
+
+/// The relays' reading of one forwarder (one rule, in authtel-sql).
+pub(crate) use authtel_sql::RelayReading as RelayView;
 use serde_json::{Value, json};
 
 use crate::time::human;
 
-/// What the relays say about one forwarder.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum RelayView {
-    /// At least one relay wrote within its promised interval.
-    Reporting {
-        /// The worst breaker among them (open over half-open over closed).
-        breaker: BreakerState,
-        /// Since when that relay has seen it so.
-        since: Timestamp,
-        /// The most recent write among them.
-        last_seen: Duration,
-        /// How many relays report.
-        relays: usize,
-        /// That relay's last failure.
-        last_error: Option<String>,
-    },
-    /// Rows exist but every relay missed its next write.
-    Stale {
-        /// The most recent write.
-        last_seen: Duration,
-        /// The longest the relay promised to stay quiet.
-        stale_after: Duration,
-        /// The breaker as last reported.
-        breaker: BreakerState,
-    },
-    /// No relay has written a row for this forwarder.
-    NoRelay,
+/// How the doctor prints a relay reading.
+pub(crate) trait RelayCells {
+    fn breaker_cell(&self, now: Timestamp) -> String;
+    fn relay_cell(&self) -> String;
+    fn advice(&self, forwarder: &str) -> Option<String>;
+    fn json_fields(&self, map: &mut serde_json::Map<String, Value>);
 }
 
-fn severity(b: BreakerState) -> u8 {
-    match b {
-        BreakerState::Closed => 0,
-        BreakerState::HalfOpen => 1,
-        BreakerState::Open => 2,
-    }
-}
-
-/// The state name as the CLI prints and writes it.
-pub(crate) fn breaker_name(b: BreakerState) -> &'static str {
-    match b {
-        BreakerState::Closed => "closed",
-        BreakerState::Open => "open",
-        BreakerState::HalfOpen => "half_open",
-    }
-}
-
-impl RelayView {
-    /// The view of `forwarder` from every relay's rows.
-    pub(crate) fn of(forwarder: &str, rows: &[RelayStatus], now: Timestamp) -> RelayView {
-        let mine: Vec<&RelayStatus> = rows.iter().filter(|r| r.forwarder == forwarder).collect();
-        let fresh: Vec<&&RelayStatus> = mine.iter().filter(|r| !r.is_stale(now)).collect();
-        if let Some(worst) = fresh.iter().max_by_key(|r| severity(r.breaker)) {
-            return RelayView::Reporting {
-                breaker: worst.breaker,
-                since: worst.since,
-                last_seen: fresh
-                    .iter()
-                    .map(|r| r.last_seen(now))
-                    .min()
-                    .unwrap_or_default(),
-                relays: fresh.len(),
-                last_error: worst.last_error.clone(),
-            };
-        }
-        match mine.iter().min_by_key(|r| r.last_seen(now)) {
-            Some(newest) => RelayView::Stale {
-                last_seen: newest.last_seen(now),
-                stale_after: newest.stale_after,
-                breaker: newest.breaker,
-            },
-            None => RelayView::NoRelay,
-        }
-    }
-
+impl RelayCells for RelayView {
     /// The breaker cell of the doctor's table.
-    pub(crate) fn breaker_cell(&self, now: Timestamp) -> String {
+    fn breaker_cell(&self, now: Timestamp) -> String {
         match self {
             RelayView::Reporting { breaker, since, .. } => {
                 let age =
@@ -104,7 +42,7 @@ impl RelayView {
     }
 
     /// The relay cell of the doctor's table.
-    pub(crate) fn relay_cell(&self) -> String {
+    fn relay_cell(&self) -> String {
         match self {
             RelayView::Reporting {
                 last_seen, relays, ..
@@ -120,7 +58,7 @@ impl RelayView {
     }
 
     /// A line under the table saying what to check, when there is something to check.
-    pub(crate) fn advice(&self, forwarder: &str) -> Option<String> {
+    fn advice(&self, forwarder: &str) -> Option<String> {
         match self {
             RelayView::Reporting {
                 breaker: BreakerState::Closed,
@@ -155,7 +93,7 @@ impl RelayView {
     }
 
     /// The fields the NDJSON report adds to a forwarder.
-    pub(crate) fn json_fields(&self, map: &mut serde_json::Map<String, Value>) {
+    fn json_fields(&self, map: &mut serde_json::Map<String, Value>) {
         let (relay, breaker, since, seen, relays, error) = match self {
             RelayView::Reporting {
                 breaker,
@@ -242,6 +180,7 @@ pub(crate) fn purge_json(last: Option<&LastPurge>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use authtel_sql::RelayStatus;
 
     fn row(relay: &str, breaker: BreakerState, seen_s: i64, now: Timestamp) -> RelayStatus {
         RelayStatus {

@@ -34,35 +34,35 @@ fn age(d: std::time::Duration) -> String {
     }
 }
 
-/// The breaker as the fresh rows of running relays report it (the worst of them), or why
-/// it is unknown: the same reading as `authtel doctor`.
+/// The breaker as the running relays report it, or why it is unknown: the same reading as
+/// `authtel doctor` ([`authtel_sql::RelayReading`]).
 fn breaker_cell(forwarder: &str, relays: &[authtel_sql::RelayStatus], now: Timestamp) -> String {
-    use authtel_sql::BreakerState;
-    let mine: Vec<_> = relays.iter().filter(|r| r.forwarder == forwarder).collect();
-    let fresh = mine.iter().filter(|r| !r.is_stale(now));
-    let worst = fresh.max_by_key(|r| match r.breaker {
-        BreakerState::Closed => 0,
-        BreakerState::HalfOpen => 1,
-        BreakerState::Open => 2,
-    });
-    if let Some(r) = worst {
-        let since = std::time::Duration::from_micros(
-            (now.unix_micros() - r.since.unix_micros()).max(0) as u64,
-        );
-        let state = match r.breaker {
-            BreakerState::Closed => "closed",
-            BreakerState::HalfOpen => "half-open",
-            BreakerState::Open => "open",
-        };
-        return format!(
-            "{state} for {} (relay seen {} ago)",
-            age(since),
-            age(r.last_seen(now))
-        );
-    }
-    match mine.iter().map(|r| r.last_seen(now)).min() {
-        Some(seen) => format!("not reachable: relay last seen {} ago", age(seen)),
-        None => "no relay has reported".to_owned(),
+    use authtel_sql::{BreakerState, RelayReading};
+    match RelayReading::of(forwarder, relays, now) {
+        RelayReading::Reporting {
+            breaker,
+            since,
+            last_seen,
+            ..
+        } => {
+            let since = std::time::Duration::from_micros(
+                (now.unix_micros() - since.unix_micros()).max(0) as u64,
+            );
+            let state = match breaker {
+                BreakerState::Closed => "closed",
+                BreakerState::HalfOpen => "half-open",
+                BreakerState::Open => "open",
+            };
+            format!(
+                "{state} for {} (relay seen {} ago)",
+                age(since),
+                age(last_seen)
+            )
+        }
+        RelayReading::Stale { last_seen, .. } => {
+            format!("not reachable: relay last seen {} ago", age(last_seen))
+        }
+        RelayReading::NoRelay => "no relay has reported".to_owned(),
     }
 }
 
