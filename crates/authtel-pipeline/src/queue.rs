@@ -78,6 +78,7 @@ impl Queue {
     }
 
     /// Queues `event` if fewer than `limit` records are queued. Never waits.
+    #[inline]
     pub(crate) fn try_push(&self, event: AuditEvent, limit: usize) -> Result<(), Refused> {
         let mut guard = lock(&self.state);
         if self.spill_direct && guard.behind_spill {
