@@ -27,6 +27,7 @@ use crate::settings::{InsertError, Inserted, OTHER, SettingsError, StoreSettings
 /// so the hot path reads the clock rarely.
 const CLEANUP_EVERY: u32 = 64;
 
+/// What every handle of one store shares.
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) hasher: KeyHasher,
