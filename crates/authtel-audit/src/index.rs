@@ -13,7 +13,7 @@
 //! is why these tables are `hashbrown::HashTable`s, which take a precomputed hash, rather
 //! than `std::collections::HashMap`s.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 
 use foldhash::SharedSeed;
 use foldhash::fast::SeedableRandomState;
@@ -45,13 +45,22 @@ impl Default for KeyHasher {
 impl KeyHasher {
     /// The hash of an actor id or a resource.
     pub(crate) fn hash(&self, key: &str) -> u64 {
-        self.outside.hash_one(key)
+        bytes_hash(&self.outside, key)
     }
 
     /// The hash of an action or an operation name.
     pub(crate) fn hash_name(&self, name: &str) -> u64 {
-        self.names.hash_one(name)
+        bytes_hash(&self.names, name)
     }
+}
+
+/// A key's bytes alone, without the `0xff` that `Hash for str` appends to keep composite
+/// keys apart: every table here holds one kind of key, a whole string, so one `write`
+/// suffices (SipHash pays per call, and this saves one of two).
+fn bytes_hash(state: &impl BuildHasher, key: &str) -> u64 {
+    let mut h = state.build_hasher();
+    h.write(key.as_bytes());
+    h.finish()
 }
 
 /// Sequence numbers start at 1, so 0 links to nothing: it is below every held record's.
