@@ -13,9 +13,9 @@ use serde_json::Value;
 const PER_ALLOCATION: usize = 16;
 /// A `BTreeMap`/`serde_json::Map` entry's share of its node, beyond key and value.
 const PER_MAP_ENTRY: usize = 16;
-/// A record's share of its indexes: a sequence number in each of four index queues
-/// (actor, resource, action, outcome), plus a hash-map slot per keyed index.
-const INDEX_SHARE: usize = 4 * size_of::<u64>() + 3 * 48;
+/// A record's share of its indexes beyond its entry's links: at most a key slot (hash,
+/// key string, newest link, count, table bucket) per keyed index (actor, resource, action).
+const INDEX_SHARE: usize = 3 * 64;
 
 /// Estimated bytes one stored record costs, including its index entries.
 pub(crate) fn record_bytes(event: &AuditEvent) -> usize {
@@ -48,7 +48,7 @@ pub(crate) fn record_bytes(event: &AuditEvent) -> usize {
     size_of::<AuditEvent>()
         + PER_ALLOCATION
         + 2 * size_of::<usize>() // the Arc's counts
-        + size_of::<crate::store::Entry>()
+        + size_of::<crate::inner::Entry>()
         + text_bytes
         + party_bytes
         + metadata_bytes

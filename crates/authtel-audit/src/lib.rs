@@ -42,16 +42,20 @@
 //! [`AuditEvent`]: authtel_core::audit::AuditEvent
 
 mod access;
+mod builder;
 mod cleanup;
 mod estimate;
 mod index;
+mod inner;
 mod named;
+mod settings;
 mod store;
 
 pub use access::{AccessDenied, AccessPolicy, FnPolicy, Reader, RequireRole, policy_fn};
+pub use builder::{BYTES_PER_ENTRY, StoreBuilder};
 pub use cleanup::CleanupGuard;
 pub use named::{NameTaken, StoreRegistry};
-pub use store::{
-    BYTES_PER_ENTRY, Evictions, InsertError, Inserted, MAX_NAME_LEN, OTHER, RecentAuditStore,
-    SettingsError, StoreBuilder, StoreSettings, StoreStats,
+pub use settings::{
+    Evictions, InsertError, Inserted, MAX_NAME_LEN, OTHER, SettingsError, StoreSettings, StoreStats,
 };
+pub use store::RecentAuditStore;

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use crate::store::{RecentAuditStore, SettingsError};
+use crate::settings::SettingsError;
+use crate::store::RecentAuditStore;
 
 /// A name is already taken in a [`StoreRegistry`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,14 +1,11 @@
-//! The recent-audit store: a bounded, indexed, in-memory window onto the newest audit
-//! records.
+//! [`RecentAuditStore`]: a bounded, indexed, in-memory window onto the newest audit
+//! records, and its insert path.
 //!
-//! Records are kept oldest to newest in one queue, each with a sequence number one above
-//! its predecessor, so a sequence number finds its record by subtraction. Records leave only
-//! from the oldest end — when `max_entries` or `max_bytes` would be exceeded, or when they
-//! fall out of the retention window — and every departure is counted by reason.
-//! One `std::sync::Mutex` guards the queue and the indexes: an insert holds it for a few
-//! hash-map operations, and the benchmark shows that meets the two-writer target.
+//! One `std::sync::Mutex` guards the queue and the indexes ([`Inner`]). An insert sizes
+//! the record, hashes its keys and allocates its `Arc` before taking the lock, and drops
+//! any record it evicted after releasing it, so two writers share only the few table
+//! probes and counter updates of `Inner::push` and `Inner::make_room`.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -18,361 +15,27 @@ use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use crate::access::{AccessDenied, AccessPolicy, Reader, RequireRole};
+use crate::access::{AccessDenied, AccessPolicy, Reader};
+use crate::builder::StoreBuilder;
 use crate::cleanup::CleanupGuard;
 use crate::estimate::record_bytes;
-use crate::index::{KeyHasher, KeyIndex, NameCounts, OutcomeIndex};
+use crate::index::{KeyHasher, NameCounts};
+use crate::inner::{Chain, Evicted, Inner, KeyHashes, outcome_slot};
+use crate::settings::{InsertError, Inserted, OTHER, SettingsError, StoreSettings, StoreStats};
 
 /// Retention is checked once per this many inserts (and on every [`RecentAuditStore::cleanup`]),
 /// so the hot path reads the clock rarely.
 const CLEANUP_EVERY: u32 = 64;
-/// Distinct operation and action names counted in the statistics; further names are
-/// counted under [`OTHER`], so an application cannot grow the statistics without bound.
-const MAX_DISTINCT_TOTALS: usize = 256;
-/// The statistics key under which names beyond the first 256 distinct ones are counted.
-pub const OTHER: &str = "(other)";
-/// Longest store name, in bytes.
-pub const MAX_NAME_LEN: usize = 64;
 
-/// A store's bounds. All are changeable at runtime; shrinking one evicts at once.
-///
-/// ```
-/// use authtel_audit::StoreSettings;
-/// let s = StoreSettings::default();
-/// assert_eq!(s.max_entries, 10_000);
-/// assert_eq!(s.retention.as_secs(), 3600);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// Most records kept.
-    pub max_entries: usize,
-    /// Most estimated bytes kept (records and their index entries).
-    pub max_bytes: usize,
-    /// How long a record is kept, counted from its `occurred_at`; whole seconds.
-    pub retention: Duration,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        StoreSettings {
-            max_entries: 10_000,
-            max_bytes: 16 * 1024 * 1024,
-            retention: Duration::from_secs(3600),
-        }
-    }
-}
-
-impl StoreSettings {
-    fn check(&self) -> Result<(), SettingsError> {
-        if self.max_entries == 0 {
-            return Err(SettingsError::Zero("max_entries"));
-        }
-        if self.max_bytes == 0 {
-            return Err(SettingsError::Zero("max_bytes"));
-        }
-        if self.retention.as_secs() == 0 {
-            return Err(SettingsError::Zero("retention (seconds)"));
-        }
-        Ok(())
-    }
-}
-
-/// A store setting or name was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SettingsError {
-    /// A bound was zero.
-    #[error("store setting {0} must be at least 1, got 0: use disable() to stop storing")]
-    Zero(&'static str),
-    /// A store name was empty or too long.
-    #[error(
-        "store name {0:?} is invalid: use 1 to {MAX_NAME_LEN} bytes, e.g. \"authz\" or \"admin-actions\""
-    )]
-    InvalidName(String),
-}
-
-/// A record was not stored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InsertError {
-    /// The record alone is larger than the store's `max_bytes`.
-    #[error(
-        "audit record of an estimated {bytes} bytes is larger than store {store:?}'s whole max_bytes of {max}: raise max_bytes or shrink the record's metadata"
-    )]
-    TooLarge {
-        /// The store's name.
-        store: String,
-        /// The record's estimated size.
-        bytes: usize,
-        /// The store's `max_bytes`.
-        max: usize,
-    },
-}
-
-/// What [`RecentAuditStore::insert`] did with a valid record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Inserted {
-    /// It is stored.
-    Stored,
-    /// Storage is disabled; the record was counted in `dropped_disabled`.
-    Disabled,
-    /// It was already older than the retention window; counted as a retention eviction.
-    Expired,
-}
-
-/// Records that left the store, by why.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Evictions {
-    /// To make room under `max_entries`.
-    pub max_entries: u64,
-    /// To make room under `max_bytes`.
-    pub max_bytes: u64,
-    /// Older than the retention window.
-    pub retention: u64,
-    /// Removed by [`RecentAuditStore::clear`].
-    pub cleared: u64,
-}
-
-/// A snapshot of a store's statistics. Totals count every record stored since the store
-/// was created (a [`clear`](RecentAuditStore::clear) does not reset them).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreStats {
-    /// The store's name.
-    pub name: String,
-    /// Whether storage is enabled.
-    pub enabled: bool,
-    /// Records held now.
-    pub entries: usize,
-    /// Their estimated bytes.
-    pub estimated_bytes: usize,
-    /// Distinct actor ids among the records held (size of the actor index).
-    pub distinct_actors: usize,
-    /// Distinct resources among the records held.
-    pub distinct_resources: usize,
-    /// Distinct actions among the records held.
-    pub distinct_actions: usize,
-    /// The `occurred_at` of the oldest record held (the first in store order).
-    pub oldest: Option<Timestamp>,
-    /// Records stored, all time.
-    pub stored_total: u64,
-    /// Records stored, by outcome.
-    pub by_outcome: BTreeMap<Outcome, u64>,
-    /// Records stored, by operation (records without one are not counted here).
-    pub by_operation: BTreeMap<String, u64>,
-    /// Records stored, by action.
-    pub by_action: BTreeMap<String, u64>,
-    /// Records that left, by why.
-    pub evictions: Evictions,
-    /// Records not stored because storage was disabled.
-    pub dropped_disabled: u64,
-    /// Records refused: larger than `max_bytes` alone.
-    pub rejected: u64,
-}
-
-/// What the indexes need to know about a record: its keys' hashes (computed before taking
-/// the lock) and which keys it has. Kept in the entry so that evicting a record touches
-/// only the entry, never the old, likely cache-cold record itself.
-#[derive(Clone, Copy, Debug)]
-struct KeyHashes {
-    actor: Option<u64>,
-    resource: Option<u64>,
-    action: u64,
-    operation: Option<u64>,
-    outcome: usize,
-}
-
-/// One stored record, its estimated size and its key hashes.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    event: Arc<AuditEvent>,
-    bytes: usize,
-    hashes: KeyHashes,
-}
-
-#[derive(Debug)]
-struct Totals {
-    stored: u64,
-    by_outcome: [u64; 4],
-    by_operation: NameCounts,
-    by_action: NameCounts,
-}
-
-fn outcome_slot(outcome: Outcome) -> usize {
-    match outcome {
-        Outcome::Success => 0,
-        Outcome::Failure => 1,
-        Outcome::Denied => 2,
-        Outcome::Error => 3,
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Why {
-    MaxEntries,
-    MaxBytes,
-    Retention,
-}
-
-#[derive(Debug)]
-struct Inner {
-    settings: StoreSettings,
-    records: VecDeque<Entry>,
-    /// Sequence number of `records[0]`.
-    first_seq: u64,
-    bytes: usize,
-    by_actor: KeyIndex,
-    by_resource: KeyIndex,
-    by_action: KeyIndex,
-    by_outcome: OutcomeIndex,
-    totals: Totals,
-    evictions: Evictions,
-    inserts_since_cleanup: u32,
-    /// Records older than this are expired; refreshed at each cleanup.
-    cutoff: Option<Timestamp>,
-}
-
-impl Inner {
-    fn new(settings: StoreSettings) -> Inner {
-        Inner {
-            settings,
-            records: VecDeque::new(),
-            first_seq: 0,
-            bytes: 0,
-            by_actor: KeyIndex::default(),
-            by_resource: KeyIndex::default(),
-            by_action: KeyIndex::default(),
-            by_outcome: OutcomeIndex::default(),
-            totals: Totals {
-                stored: 0,
-                by_outcome: [0; 4],
-                by_operation: NameCounts::new(MAX_DISTINCT_TOTALS),
-                by_action: NameCounts::new(MAX_DISTINCT_TOTALS),
-            },
-            evictions: Evictions::default(),
-            inserts_since_cleanup: 0,
-            cutoff: None,
-        }
-    }
-
-    fn get(&self, seq: u64) -> Option<&Arc<AuditEvent>> {
-        let offset = seq.checked_sub(self.first_seq)?;
-        self.records
-            .get(usize::try_from(offset).ok()?)
-            .map(|e| &e.event)
-    }
-
-    fn collect(&self, seqs: impl Iterator<Item = u64>) -> Vec<Arc<AuditEvent>> {
-        seqs.filter_map(|s| self.get(s).cloned()).collect()
-    }
-
-    fn push(&mut self, entry: Entry) {
-        let seq = self.first_seq + self.records.len() as u64;
-        let (event, h) = (&entry.event, entry.hashes);
-        if let (Some(actor), Some(hash)) = (&event.actor(), h.actor) {
-            self.by_actor.push(&actor.id, hash, seq);
-        }
-        if let (Some(resource), Some(hash)) = (&event.resource(), h.resource) {
-            self.by_resource.push(resource, hash, seq);
-        }
-        self.by_action.push(event.action(), h.action, seq);
-        self.by_outcome.push(h.outcome, seq);
-        let totals = &mut self.totals;
-        totals.stored += 1;
-        totals.by_outcome[h.outcome] += 1;
-        totals.by_action.add(event.action(), h.action);
-        if let (Some(op), Some(hash)) = (&event.operation(), h.operation) {
-            totals.by_operation.add(op, hash);
-        }
-        self.bytes += entry.bytes;
-        self.records.push_back(entry);
-    }
-
-    /// Removes the oldest record and returns it, so the caller can drop it after unlocking.
-    fn evict_oldest(&mut self, why: Why) -> Option<Arc<AuditEvent>> {
-        let entry = self.records.pop_front()?;
-        let seq = self.first_seq;
-        self.first_seq += 1;
-        self.bytes -= entry.bytes;
-        let h = entry.hashes;
-        if let Some(hash) = h.actor {
-            self.by_actor.remove_oldest(hash, seq);
-        }
-        if let Some(hash) = h.resource {
-            self.by_resource.remove_oldest(hash, seq);
-        }
-        self.by_action.remove_oldest(h.action, seq);
-        self.by_outcome.remove_oldest(h.outcome, seq);
-        match why {
-            Why::MaxEntries => self.evictions.max_entries += 1,
-            Why::MaxBytes => self.evictions.max_bytes += 1,
-            Why::Retention => self.evictions.retention += 1,
-        }
-        Some(entry.event)
-    }
-
-    /// Evicts until `extra_entries` more records of `extra_bytes` fit.
-    fn make_room(&mut self, extra_entries: usize, extra_bytes: usize, evicted: &mut Evicted) {
-        while self.records.len() + extra_entries > self.settings.max_entries {
-            let Some(e) = self.evict_oldest(Why::MaxEntries) else {
-                break;
-            };
-            evicted.keep(e);
-        }
-        while self.bytes + extra_bytes > self.settings.max_bytes {
-            let Some(e) = self.evict_oldest(Why::MaxBytes) else {
-                break;
-            };
-            evicted.keep(e);
-        }
-    }
-
-    fn cleanup(&mut self, now: Timestamp, evicted: &mut Evicted) -> usize {
-        let retention = i64::try_from(self.settings.retention.as_micros()).unwrap_or(i64::MAX);
-        let cutoff = Timestamp::from_unix_micros(now.unix_micros().saturating_sub(retention));
-        self.cutoff = Some(cutoff);
-        self.inserts_since_cleanup = 0;
-        let mut removed = 0;
-        while self
-            .records
-            .front()
-            .is_some_and(|e| e.event.occurred_at() < cutoff)
-        {
-            if let Some(e) = self.evict_oldest(Why::Retention) {
-                evicted.keep(e);
-            }
-            removed += 1;
-        }
-        removed
-    }
-}
-
-/// Records evicted under the lock, freed after it is released: dropping a record frees
-/// several strings, work the other writer should not wait for. Usually one record, so the
-/// first needs no allocation.
-#[derive(Default)]
-struct Evicted {
-    first: Option<Arc<AuditEvent>>,
-    more: Vec<Arc<AuditEvent>>,
-}
-
-impl Evicted {
-    fn keep(&mut self, event: Arc<AuditEvent>) {
-        if self.first.is_none() {
-            self.first = Some(event);
-        } else {
-            self.more.push(event);
-        }
-    }
-}
-
-struct Shared {
-    name: String,
-    hasher: KeyHasher,
-    enabled: AtomicBool,
-    policy: Box<dyn AccessPolicy>,
-    dropped_disabled: AtomicU64,
-    rejected: AtomicU64,
-    inner: Mutex<Inner>,
+/// What every handle of one store shares.
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) hasher: KeyHasher,
+    pub(crate) enabled: AtomicBool,
+    pub(crate) policy: Box<dyn AccessPolicy>,
+    pub(crate) dropped_disabled: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) inner: Mutex<Inner>,
 }
 
 /// A bounded in-memory store of recent audit records, queried newest first.
@@ -414,95 +77,6 @@ impl std::fmt::Debug for RecentAuditStore {
     }
 }
 
-/// Builds a [`RecentAuditStore`]; see [`RecentAuditStore::builder`].
-#[derive(Debug)]
-#[must_use]
-pub struct StoreBuilder {
-    name: String,
-    settings: StoreSettings,
-    policy: Box<dyn AccessPolicy>,
-    enabled: bool,
-    /// Whether `max_bytes` was chosen by the caller (else it follows `max_entries`).
-    bytes_set: bool,
-}
-
-/// The bytes budgeted per record when only `max_entries` is given: about twice a typical
-/// login record's estimate, so the entry bound, not the byte bound, is the one that holds.
-pub const BYTES_PER_ENTRY: usize = 2048;
-
-impl StoreBuilder {
-    /// Most records kept. Unless [`with_max_bytes`](Self::with_max_bytes) sets a byte bound
-    /// too, the byte bound grows with it (`n` × [`BYTES_PER_ENTRY`], never below the 16 MiB
-    /// default), so `with_max_entries(100_000)` holds 100,000 typical records.
-    ///
-    /// ```
-    /// let store = authtel_audit::RecentAuditStore::builder("recent").with_max_entries(100_000).build()?;
-    /// assert_eq!(store.settings().max_bytes, 100_000 * authtel_audit::BYTES_PER_ENTRY);
-    /// # Ok::<(), authtel_audit::SettingsError>(())
-    /// ```
-    pub fn with_max_entries(mut self, n: usize) -> Self {
-        self.settings.max_entries = n;
-        if !self.bytes_set {
-            self.settings.max_bytes = StoreSettings::default()
-                .max_bytes
-                .max(n.saturating_mul(BYTES_PER_ENTRY));
-        }
-        self
-    }
-
-    /// Most estimated bytes kept (a hard bound on memory, whatever `max_entries` says).
-    pub fn with_max_bytes(mut self, n: usize) -> Self {
-        self.settings.max_bytes = n;
-        self.bytes_set = true;
-        self
-    }
-
-    /// How long records are kept (whole seconds).
-    pub fn with_retention(mut self, retention: Duration) -> Self {
-        self.settings.retention = retention;
-        self
-    }
-
-    /// All bounds at once.
-    pub fn with_settings(mut self, settings: StoreSettings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// Who may read (default [`RequireRole::admin`]).
-    pub fn with_access_policy(mut self, policy: impl AccessPolicy) -> Self {
-        self.policy = Box::new(policy);
-        self
-    }
-
-    /// Start with storage disabled.
-    pub fn disabled(mut self) -> Self {
-        self.enabled = false;
-        self
-    }
-
-    /// The store, or why a setting or the name was refused.
-    pub fn build(self) -> Result<RecentAuditStore, SettingsError> {
-        if self.name.is_empty() || self.name.len() > MAX_NAME_LEN {
-            return Err(SettingsError::InvalidName(
-                authtel_core::metadata::truncate(&self.name, MAX_NAME_LEN).to_owned(),
-            ));
-        }
-        self.settings.check()?;
-        Ok(RecentAuditStore {
-            shared: Arc::new(Shared {
-                name: self.name,
-                hasher: KeyHasher::default(),
-                enabled: AtomicBool::new(self.enabled),
-                policy: self.policy,
-                dropped_disabled: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
-                inner: Mutex::new(Inner::new(self.settings)),
-            }),
-        })
-    }
-}
-
 impl RecentAuditStore {
     /// A store named `name` with [`StoreSettings::default`] and the admin-only policy.
     ///
@@ -529,13 +103,11 @@ impl RecentAuditStore {
     /// assert_eq!(store.settings().max_entries, 1_000);
     /// ```
     pub fn builder(name: &str) -> StoreBuilder {
-        StoreBuilder {
-            name: name.to_owned(),
-            settings: StoreSettings::default(),
-            policy: Box::new(RequireRole::admin()),
-            enabled: true,
-            bytes_set: false,
-        }
+        StoreBuilder::new(name)
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> RecentAuditStore {
+        RecentAuditStore { shared }
     }
 
     /// The store's name.
@@ -572,30 +144,29 @@ impl RecentAuditStore {
         self.store(event)
     }
 
-    /// Stores a record.
+    /// Stores a record: everything that needs no lock first, then `store_entry`.
     fn store(&self, event: AuditEvent) -> Result<Inserted, InsertError> {
         let bytes = record_bytes(&event);
         let hasher = &self.shared.hasher;
         let hashes = KeyHashes {
             actor: event.actor().map(|a| hasher.hash(&a.id)),
             resource: event.resource().map(|r| hasher.hash(r)),
-            action: hasher.hash(event.action()),
-            operation: event.operation().map(|o| hasher.hash(o)),
-            outcome: outcome_slot(event.outcome()),
-        };
-        let entry = Entry {
-            event: Arc::new(event),
-            bytes,
-            hashes,
+            action: hasher.hash_name(event.action()),
+            operation: event.operation().map(|o| hasher.hash_name(o)),
         };
         let mut evicted = Evicted::default();
-        let result = self.store_entry(entry, &mut evicted);
+        let result = self.store_entry(Arc::new(event), bytes, hashes, &mut evicted);
         drop(evicted);
         result
     }
 
-    fn store_entry(&self, entry: Entry, evicted: &mut Evicted) -> Result<Inserted, InsertError> {
-        let bytes = entry.bytes;
+    fn store_entry(
+        &self,
+        event: Arc<AuditEvent>,
+        bytes: usize,
+        hashes: KeyHashes,
+        evicted: &mut Evicted,
+    ) -> Result<Inserted, InsertError> {
         let mut inner = self.lock();
         if bytes > inner.settings.max_bytes {
             let max = inner.settings.max_bytes;
@@ -611,14 +182,14 @@ impl RecentAuditStore {
         if inner.inserts_since_cleanup >= CLEANUP_EVERY {
             inner.cleanup(Timestamp::now(), evicted);
         }
-        if inner.cutoff.is_some_and(|c| entry.event.occurred_at() < c) {
+        if inner.cutoff.is_some_and(|c| event.occurred_at() < c) {
             inner.evictions.retention += 1;
             drop(inner);
-            evicted.keep(entry.event);
+            evicted.keep(event);
             return Ok(Inserted::Expired);
         }
         inner.make_room(1, bytes, evicted);
-        inner.push(entry);
+        inner.push(event, bytes, hashes);
         Ok(Inserted::Stored)
     }
 
@@ -679,14 +250,7 @@ impl RecentAuditStore {
     /// ```
     pub fn clear(&self) {
         let mut inner = self.lock();
-        inner.evictions.cleared += inner.records.len() as u64;
-        inner.first_seq += inner.records.len() as u64;
-        let records = std::mem::take(&mut inner.records);
-        inner.bytes = 0;
-        inner.by_actor.clear();
-        inner.by_resource.clear();
-        inner.by_action.clear();
-        inner.by_outcome.clear();
+        let records = inner.clear();
         drop(inner);
         drop(records);
     }
@@ -773,12 +337,12 @@ impl RecentAuditStore {
         StoreStats {
             name: self.shared.name.clone(),
             enabled: self.is_enabled(),
-            entries: inner.records.len(),
+            entries: inner.len(),
             estimated_bytes: inner.bytes,
             distinct_actors: inner.by_actor.len(),
             distinct_resources: inner.by_resource.len(),
             distinct_actions: inner.by_action.len(),
-            oldest: inner.records.front().map(|e| e.event.occurred_at()),
+            oldest: inner.oldest(),
             stored_total: inner.totals.stored,
             by_outcome,
             by_operation: sorted(&inner.totals.by_operation),
@@ -809,13 +373,7 @@ impl RecentAuditStore {
     /// ```
     pub fn recent(&self, reader: &Reader, n: usize) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
         self.read(reader, |inner| {
-            inner
-                .records
-                .iter()
-                .rev()
-                .take(n)
-                .map(|e| e.event.clone())
-                .collect()
+            inner.newest_first().take(n).cloned().collect()
         })
     }
 
@@ -842,7 +400,7 @@ impl RecentAuditStore {
     ) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
         let hash = self.shared.hasher.hash(actor_id);
         self.read(reader, |inner| {
-            inner.collect(inner.by_actor.newest(actor_id, hash, limit))
+            inner.walk(Chain::Actor, inner.by_actor.newest(actor_id, hash), limit)
         })
     }
 
@@ -867,7 +425,11 @@ impl RecentAuditStore {
     ) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
         let hash = self.shared.hasher.hash(resource);
         self.read(reader, |inner| {
-            inner.collect(inner.by_resource.newest(resource, hash, limit))
+            inner.walk(
+                Chain::Resource,
+                inner.by_resource.newest(resource, hash),
+                limit,
+            )
         })
     }
 
@@ -891,9 +453,9 @@ impl RecentAuditStore {
         action: &str,
         limit: usize,
     ) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
-        let hash = self.shared.hasher.hash(action);
+        let hash = self.shared.hasher.hash_name(action);
         self.read(reader, |inner| {
-            inner.collect(inner.by_action.newest(action, hash, limit))
+            inner.walk(Chain::Action, inner.by_action.newest(action, hash), limit)
         })
     }
 
@@ -918,7 +480,7 @@ impl RecentAuditStore {
         limit: usize,
     ) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
         self.read(reader, |inner| {
-            inner.collect(inner.by_outcome.newest(outcome_slot(outcome), limit))
+            inner.walk(Chain::Outcome, inner.newest_with_outcome(outcome), limit)
         })
     }
 
@@ -948,12 +510,10 @@ impl RecentAuditStore {
     ) -> Result<Vec<Arc<AuditEvent>>, AccessDenied> {
         self.read(reader, |inner| {
             inner
-                .records
-                .iter()
-                .rev()
-                .filter(|e| (from..=to).contains(&e.event.occurred_at()))
+                .newest_first()
+                .filter(|e| (from..=to).contains(&e.occurred_at()))
                 .take(limit)
-                .map(|e| e.event.clone())
+                .cloned()
                 .collect()
         })
     }

@@ -39,6 +39,7 @@ impl Lane {
         }
     }
 
+    #[inline]
     pub(crate) fn publish(
         &self,
         event: AuditEvent,

@@ -300,6 +300,7 @@ impl Pipeline {
     /// Publishes an audit record to every forwarder. Audit records are never sampled or
     /// rate limited. The record was screened by core's policy when it was made. Returns the
     /// first forwarder's refusal, if any; the others still got it.
+    #[inline]
     pub fn publish(&self, event: AuditEvent) -> Result<(), PublishError> {
         self.route(event, Class::Audit, None)
     }
@@ -368,6 +369,7 @@ impl Pipeline {
         self.route(event, Class::Audit, Some(timeout))
     }
 
+    #[inline]
     fn route(
         &self,
         event: AuditEvent,

@@ -78,6 +78,7 @@ impl Queue {
     }
 
     /// Queues `event` if fewer than `limit` records are queued. Never waits.
+    #[inline]
     pub(crate) fn try_push(&self, event: AuditEvent, limit: usize) -> Result<(), Refused> {
         let mut guard = lock(&self.state);
         if self.spill_direct && guard.behind_spill {
@@ -88,7 +89,7 @@ impl Queue {
             return Err(Refused::Full(event));
         }
         let was_empty = q.is_empty();
-        q.push_back(event);
+        push_back(q, event);
         drop(guard);
         // Workers re-check the queue before sleeping, so only the empty-to-non-empty
         // transition needs a wake-up; a stored permit covers the race.
@@ -212,4 +213,22 @@ impl Queue {
     pub(crate) fn behind_spill(&self) -> bool {
         lock(&self.state).behind_spill
     }
+}
+
+/// `VecDeque::push_back`, with the growing case out of line: where the deque has room the
+/// compiler sees that `push_back` cannot grow (so cannot unwind) and moves the record into
+/// the queue once, instead of also keeping a copy on the stack to drop if growing panicked.
+#[inline]
+fn push_back(q: &mut VecDeque<AuditEvent>, event: AuditEvent) {
+    if q.len() < q.capacity() {
+        q.push_back(event);
+    } else {
+        push_back_growing(q, event);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn push_back_growing(q: &mut VecDeque<AuditEvent>, event: AuditEvent) {
+    q.push_back(event);
 }

@@ -114,7 +114,43 @@ impl QueuedLane {
 
     // ---- publishing -------------------------------------------------------------------
 
+    /// The hot path — an audit record, an open lane, room in the queue — is inlined into
+    /// `Pipeline::publish`, so the record is copied once, into the queue; everything else
+    /// (sampling, a closed lane, a full queue) is out of line.
+    #[inline]
     pub(crate) fn publish(
+        &self,
+        event: AuditEvent,
+        class: Class,
+        timeout: Option<Duration>,
+    ) -> Result<(), PublishError> {
+        if class != Class::Audit || self.closed.load(Ordering::Acquire) {
+            return self.publish_slow(event, class, timeout);
+        }
+        Counters::add(&self.core.counters.published, 1);
+        match self.queue.try_push(event, self.queue.capacity) {
+            Ok(()) => Ok(()),
+            Err(refused) => self.refused(refused, class, timeout),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused(
+        &self,
+        refused: Refused,
+        class: Class,
+        timeout: Option<Duration>,
+    ) -> Result<(), PublishError> {
+        match refused {
+            Refused::ToSpill(event) => self.spill_or_reject(event, class),
+            Refused::Full(event) => self.overflow(event, class, timeout),
+        }
+    }
+
+    /// [`publish`](Self::publish) for telemetry (sampled, rate limited) or a closed lane.
+    #[inline(never)]
+    fn publish_slow(
         &self,
         event: AuditEvent,
         class: Class,
