@@ -25,10 +25,7 @@ use authtel_log::{Logger, LoggerOptions};
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "case".to_owned());
-    let count: u64 = args
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000);
+    let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1_000);
     let dispatch = common::json_subscriber(std::io::sink, true);
     let registry = Registry::new();
     Logger::build(LoggerOptions::new())

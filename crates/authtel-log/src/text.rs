@@ -258,5 +258,4 @@ mod tests {
             "tenant=acme note=\"two words\" retries=2"
         );
     }
-
 }
