@@ -1,15 +1,30 @@
 //! Turning a record into one `tracing` event.
 //!
 //! `tracing` callsites are static: target, level and field names are fixed at compile
-//! time. So each (category target, level) pair gets its own `tracing::event!` call, chosen
-//! by two `match`es; the macros below write those calls once.
+//! time. So each (category target, level) pair has its own static callsite, chosen by two
+//! `match`es, all with the same [`FIELD_NAMES`]. A line carries only the fields the record
+//! has: the value set handed to the subscriber lists the present ones alone, so the
+//! formatter visits exactly those (as it visits the fields of a `tracing::info!` that names
+//! them), never the absent ones.
+//!
+//! This is what `tracing::event!` expands to (the same statics, the same level, interest and
+//! `enabled` checks, then `Event::dispatch`), written out because the macro's value set
+//! always holds every field of the callsite. One difference: with `tracing`'s `log`
+//! feature, the macro also forwards to `log` when no subscriber is set; this logger does
+//! not (authtel's workspace does not enable that feature).
 
-use std::fmt;
+use std::mem::MaybeUninit;
+use std::sync::OnceLock;
 
 use authtel_core::catalogue::Category;
-use authtel_core::metadata::{IpText, Metadata, Value};
-use authtel_core::telemetry::{EventRecord, SpanId};
-use tracing::Level;
+use authtel_core::metadata::IpText;
+use authtel_core::telemetry::EventRecord;
+use tracing::callsite::{Callsite as _, DefaultCallsite};
+use tracing::field::{Field, Value};
+use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+use tracing::{Event, Level, Metadata};
+
+use crate::text::{ExtraFields, ExtraText, HexId, duration_ms};
 
 /// A `tracing::Level` as a plain enum, so it can be matched on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,59 +60,97 @@ impl From<LogLevel> for Level {
     }
 }
 
-/// One `tracing::event!` with every field the logger may write; absent ones (`None`) are
-/// not recorded. Values are computed only if a subscriber enables the callsite.
-///
-/// Each callsite lives in its own small function: inlined into one `match`, the 80 value
-/// sets would give `emit` a stack frame of many kilobytes, touched on every call.
-macro_rules! event_at {
-    ($target:literal, $level:expr, $r:ident) => {{
-        #[inline(never)]
-        fn log(r: &EventRecord<'_>) {
-            let extra = ExtraFields::of(r.metadata).map(ExtraText::render);
-            tracing::event!(
-                target: $target,
-                $level,
-                event = r.event.name(),
-                outcome = r.outcome.map(|o| o.as_str()),
-                duration_ms = r.measurements.duration.map(duration_ms),
-                span_id = HexId::new(r.context.span_id).as_str(),
-                parent_id = r.context.parent_id.map(HexId::new).as_ref().map(HexId::as_str),
-                root_id = HexId::new(r.context.root_id).as_str(),
-                trace_id = r.metadata.get_trace_parent().map(|t| t.trace_id_hex()).as_ref().map(|t| t.as_str()),
-                error_type = r.error_type,
-                exception = r.exception.map(|e| e.kind.as_str()),
-                exception_reason = r.exception.and_then(|e| e.reason),
-                count = r.measurements.count,
-                user_id = r.metadata.get_user_id(),
-                session_id = r.metadata.get_session_id(),
-                client_ip = r.metadata.get_client_ip().map(IpText::new).as_ref().map(IpText::as_str),
-                user_agent = r.metadata.get_user_agent(),
-                provider = r.metadata.get_provider(),
-                method = r.metadata.get_method(),
-                reason = r.metadata.get_reason(),
-                operation = r.metadata.get_operation(),
-                caller = r.metadata.get_caller(),
-                resource = r.metadata.get_resource(),
-                rate_limit_key = r.metadata.get_rate_limit_key(),
-                attempts_remaining = r.metadata.get_attempts_remaining(),
-                admin = r.metadata.get_admin(),
-                extra = extra.as_ref().map(ExtraText::as_str),
-            )
+/// Every field a line may carry, in the order they are written.
+const FIELD_NAMES: [&str; FIELD_COUNT] = [
+    "event",
+    "outcome",
+    "duration_ms",
+    "span_id",
+    "parent_id",
+    "root_id",
+    "trace_id",
+    "error_type",
+    "exception",
+    "exception_reason",
+    "count",
+    "user_id",
+    "session_id",
+    "client_ip",
+    "user_agent",
+    "provider",
+    "method",
+    "reason",
+    "operation",
+    "caller",
+    "resource",
+    "rate_limit_key",
+    "attempts_remaining",
+    "admin",
+    "extra",
+];
+
+const FIELD_COUNT: usize = 25;
+
+/// One (target, level) callsite: `tracing`'s static callsite and its fields, looked up
+/// once (a `Field` is only made by its `FieldSet`).
+struct Callsite {
+    site: &'static DefaultCallsite,
+    fields: &'static OnceLock<[Field; FIELD_COUNT]>,
+}
+
+impl Callsite {
+    /// Whether a subscriber wants this callsite's events, as `tracing::event!` decides it.
+    #[inline]
+    fn enabled(&self, meta: &'static Metadata<'static>) -> bool {
+        let level = *meta.level();
+        if level > STATIC_MAX_LEVEL || level > LevelFilter::current() {
+            return false;
         }
-        log($r)
+        let interest = self.site.interest();
+        !interest.is_never()
+            && (interest.is_always() || tracing::dispatcher::get_default(|d| d.enabled(meta)))
+    }
+
+    fn fields(&self, meta: &'static Metadata<'static>) -> &'static [Field; FIELD_COUNT] {
+        self.fields.get_or_init(|| {
+            let mut fields = meta.fields().iter();
+            std::array::from_fn(|_| fields.next().expect("FIELD_COUNT names"))
+        })
+    }
+}
+
+/// The static callsite for one target and level (what `tracing::callsite2!` builds).
+macro_rules! callsite_at {
+    ($target:literal, $level:expr) => {{
+        static META: Metadata<'static> = Metadata::new(
+            concat!("event ", file!(), ":", line!()),
+            $target,
+            $level,
+            Some(file!()),
+            Some(line!()),
+            Some(module_path!()),
+            tracing::field::FieldSet::new(&FIELD_NAMES, tracing::callsite::Identifier(&SITE)),
+            tracing::metadata::Kind::EVENT,
+        );
+        static SITE: DefaultCallsite = DefaultCallsite::new(&META);
+        static FIELDS: OnceLock<[Field; FIELD_COUNT]> = OnceLock::new();
+        static CALLSITE: Callsite = Callsite {
+            site: &SITE,
+            fields: &FIELDS,
+        };
+        &CALLSITE
     }};
 }
 
 /// Picks the level's callsite for one target.
-macro_rules! event_for_target {
-    ($target:literal, $level:expr, $r:ident) => {
+macro_rules! callsite_for_target {
+    ($target:literal, $level:expr) => {
         match $level {
-            LogLevel::Trace => event_at!($target, Level::TRACE, $r),
-            LogLevel::Debug => event_at!($target, Level::DEBUG, $r),
-            LogLevel::Info => event_at!($target, Level::INFO, $r),
-            LogLevel::Warn => event_at!($target, Level::WARN, $r),
-            LogLevel::Error => event_at!($target, Level::ERROR, $r),
+            LogLevel::Trace => callsite_at!($target, Level::TRACE),
+            LogLevel::Debug => callsite_at!($target, Level::DEBUG),
+            LogLevel::Info => callsite_at!($target, Level::INFO),
+            LogLevel::Warn => callsite_at!($target, Level::WARN),
+            LogLevel::Error => callsite_at!($target, Level::ERROR),
         }
     };
 }
@@ -105,12 +158,12 @@ macro_rules! event_for_target {
 /// Category to target literal, the one table both `emit` and the tests read.
 macro_rules! targets {
     ($( $category:ident => $target:literal, )* _ => $fallback:literal $(,)?) => {
-        /// Writes `record` as a `tracing` event at `level` under its category's target.
-        pub(crate) fn emit(level: LogLevel, record: &EventRecord<'_>) {
-            match record.event.category() {
-                $( Category::$category => event_for_target!($target, level, record), )*
+        /// The callsite of `category`'s target at `level`.
+        fn callsite(category: Category, level: LogLevel) -> &'static Callsite {
+            match category {
+                $( Category::$category => callsite_for_target!($target, level), )*
                 // Categories added to core later log as application events until listed here.
-                _ => event_for_target!($fallback, level, record),
+                _ => callsite_for_target!($fallback, level),
             }
         }
 
@@ -145,124 +198,150 @@ targets! {
     _ => "authtel::app",
 }
 
-/// A span id as 16 lowercase hex digits on the stack (as `SpanId`'s `Display`), so the
-/// subscriber records one `&str` instead of formatting a padded integer char by char.
-struct HexId([u8; 16]);
-
-impl HexId {
-    fn new(id: SpanId) -> HexId {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let v = id.get();
-        let mut out = [0u8; 16];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        HexId(out)
-    }
-
-    fn as_str(&self) -> &str {
-        // Only ASCII hex digits were written.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+/// Writes `record` as a `tracing` event at `level` under its category's target, if a
+/// subscriber wants it; values are computed only then.
+pub(crate) fn emit(level: LogLevel, record: &EventRecord<'_>) {
+    let callsite = callsite(record.event.category(), level);
+    let meta = callsite.site.metadata();
+    if callsite.enabled(meta) {
+        write(meta, callsite.fields(meta), record);
     }
 }
 
-/// The extra fields rendered once, so the subscriber records one `&str`: on the stack when
-/// they fit, else in a `String` (long values only).
-// Large on purpose: it lives on the stack for one call; boxing would allocate per event.
-#[allow(clippy::large_enum_variant)]
-enum ExtraText {
-    Inline { buf: [u8; EXTRA_INLINE], len: usize },
-    Long(String),
+/// One field and its value, as `tracing`'s value sets hold them.
+type Entry<'v> = (&'v Field, Option<&'v (dyn Value + 'v)>);
+
+/// The present fields of one line, in [`FIELD_NAMES`] order.
+struct Line<'v> {
+    fields: &'v [Field; FIELD_COUNT],
+    entries: [MaybeUninit<Entry<'v>>; FIELD_COUNT],
+    len: usize,
 }
 
-const EXTRA_INLINE: usize = 256;
-
-impl fmt::Write for ExtraText {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        match self {
-            ExtraText::Inline { buf, len } => {
-                let end = *len + s.len();
-                if let Some(slot) = buf.get_mut(*len..end) {
-                    slot.copy_from_slice(s.as_bytes());
-                    *len = end;
-                } else {
-                    let mut long = String::with_capacity(end * 2);
-                    long.push_str(std::str::from_utf8(&buf[..*len]).map_err(|_| fmt::Error)?);
-                    long.push_str(s);
-                    *self = ExtraText::Long(long);
-                }
-            }
-            ExtraText::Long(long) => long.push_str(s),
-        }
-        Ok(())
-    }
-}
-
-impl ExtraText {
-    fn render(fields: ExtraFields<'_, '_>) -> Self {
-        let mut text = ExtraText::Inline {
-            buf: [0u8; EXTRA_INLINE],
+impl<'v> Line<'v> {
+    fn new(fields: &'v [Field; FIELD_COUNT]) -> Self {
+        Line {
+            fields,
+            entries: [const { MaybeUninit::uninit() }; FIELD_COUNT],
             len: 0,
+        }
+    }
+
+    /// Adds field `index` (of [`FIELD_NAMES`]) when it has a value. Called at most once per
+    /// field, in increasing order, so there is always room.
+    #[inline(always)]
+    fn put(&mut self, index: usize, value: Option<&'v (dyn Value + 'v)>) {
+        if let (Some(value), Some(slot)) = (value, self.entries.get_mut(self.len)) {
+            slot.write((&self.fields[index], Some(value)));
+            self.len += 1;
+        }
+    }
+
+    fn entries(&self) -> &[Entry<'v>] {
+        // SAFETY: `put` wrote the first `len` entries (and never more than the array holds);
+        // `MaybeUninit<T>` has `T`'s layout.
+        unsafe { std::slice::from_raw_parts(self.entries.as_ptr().cast::<Entry<'v>>(), self.len) }
+    }
+}
+
+/// `Some` value as a field value.
+#[inline(always)]
+fn some<T: Value>(value: &Option<T>) -> Option<&(dyn Value + '_)> {
+    value.as_ref().map(|v| v as &dyn Value)
+}
+
+/// Computes the record's fields and hands the present ones to the subscriber.
+#[inline(never)]
+fn write(meta: &'static Metadata<'static>, fields: &[Field; FIELD_COUNT], r: &EventRecord<'_>) {
+    let m = r.metadata;
+    let event = r.event.name();
+    let outcome = r.outcome.map(|o| o.as_str());
+    let duration = r.measurements.duration.map(duration_ms);
+    let span_id = HexId::new(r.context.span_id);
+    let span_id = span_id.as_str();
+    let parent_id = r.context.parent_id.map(HexId::new);
+    let parent_id = parent_id.as_ref().map(HexId::as_str);
+    let root_id = HexId::new(r.context.root_id);
+    let root_id = root_id.as_str();
+    let trace_id = m.get_trace_parent().map(|t| t.trace_id_hex());
+    let trace_id = trace_id.as_ref().map(|t| t.as_str());
+    let exception = r.exception.map(|e| e.kind.as_str());
+    let exception_reason = r.exception.and_then(|e| e.reason);
+    let user_id = m.get_user_id();
+    let session_id = m.get_session_id();
+    let client_ip = m.get_client_ip().map(IpText::new);
+    let client_ip = client_ip.as_ref().map(IpText::as_str);
+    let user_agent = m.get_user_agent();
+    let provider = m.get_provider();
+    let method = m.get_method();
+    let reason = m.get_reason();
+    let operation = m.get_operation();
+    let caller = m.get_caller();
+    let resource = m.get_resource();
+    let rate_limit_key = m.get_rate_limit_key();
+    let attempts_remaining = m.get_attempts_remaining();
+    let admin = m.get_admin();
+    let mut extra_text = ExtraText::new();
+    let extra = match ExtraFields::of(m) {
+        Some(fields) => {
+            extra_text.render(fields);
+            Some(extra_text.as_str())
+        }
+        None => None,
+    };
+
+    let mut line = Line::new(fields);
+    line.put(0, Some(&event));
+    line.put(1, some(&outcome));
+    line.put(2, some(&duration));
+    line.put(3, Some(&span_id));
+    line.put(4, some(&parent_id));
+    line.put(5, Some(&root_id));
+    line.put(6, some(&trace_id));
+    line.put(7, some(&r.error_type));
+    line.put(8, some(&exception));
+    line.put(9, some(&exception_reason));
+    line.put(10, some(&r.measurements.count));
+    line.put(11, some(&user_id));
+    line.put(12, some(&session_id));
+    line.put(13, some(&client_ip));
+    line.put(14, some(&user_agent));
+    line.put(15, some(&provider));
+    line.put(16, some(&method));
+    line.put(17, some(&reason));
+    line.put(18, some(&operation));
+    line.put(19, some(&caller));
+    line.put(20, some(&resource));
+    line.put(21, some(&rate_limit_key));
+    line.put(22, some(&attempts_remaining));
+    line.put(23, some(&admin));
+    line.put(24, some(&extra));
+    dispatch(meta, line.entries());
+}
+
+/// `Event::dispatch` with a value set of exactly the present entries (`tracing` builds
+/// value sets from arrays, so each length has its own arm).
+fn dispatch(meta: &'static Metadata<'static>, entries: &[Entry<'_>]) {
+    macro_rules! by_len {
+        ($($n:literal)*) => {
+            match entries.len() {
+                $( $n => dispatch_n::<$n>(meta, entries), )*
+                _ => {}
+            }
         };
-        // Writing to our own buffer cannot fail.
-        let _ = fields.write_pairs(&mut text);
-        text
     }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Whole `str`s were copied in, so the bytes are valid UTF-8.
-            ExtraText::Inline { buf, len } => std::str::from_utf8(&buf[..*len]).unwrap_or_default(),
-            ExtraText::Long(long) => long,
-        }
-    }
+    by_len!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25);
 }
 
-/// Milliseconds from whole nanoseconds: one rounding, so `2243ns` prints as `0.002243`.
-fn duration_ms(d: std::time::Duration) -> f64 {
-    d.as_nanos() as f64 / 1_000_000.0
-}
-
-/// The extra fields as `key=value` pairs separated by spaces.
-struct ExtraFields<'m, 'a>(&'m Metadata<'a>);
-
-impl<'m, 'a> ExtraFields<'m, 'a> {
-    fn of(metadata: &'m Metadata<'a>) -> Option<Self> {
-        metadata.has_extra().then_some(ExtraFields(metadata))
-    }
-
-    /// Writes the pairs; plain text values are copied as they are, without the
-    /// formatting machinery.
-    fn write_pairs(&self, out: &mut impl fmt::Write) -> fmt::Result {
-        for (i, (key, value)) in self.0.extra().enumerate() {
-            if i > 0 {
-                out.write_str(" ")?;
-            }
-            out.write_str(key)?;
-            out.write_str("=")?;
-            match value {
-                // Quote text that would make the pairs ambiguous.
-                Value::Str(s) if s.is_empty() || s.contains([' ', '=', '"']) => {
-                    write!(out, "{s:?}")?
-                }
-                Value::Str(s) => out.write_str(s)?,
-                other => write!(out, "{other}")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for ExtraFields<'_, '_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_pairs(f)
+#[inline(always)]
+fn dispatch_n<const N: usize>(meta: &'static Metadata<'static>, entries: &[Entry<'_>]) {
+    if let Ok(values) = <&[Entry<'_>; N]>::try_from(entries) {
+        Event::dispatch(meta, &meta.fields().value_set(values));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
-
     use super::*;
 
     #[test]
@@ -274,81 +353,6 @@ mod tests {
                 "{category}"
             );
         }
-    }
-
-    #[test]
-    fn extra_fields_render_as_quoted_pairs() {
-        let m = Metadata::new()
-            .with_extra("tenant", "acme")
-            .with_extra("note", "two words")
-            .with_extra("retries", 2u32);
-        let text = ExtraFields::of(&m).map(|e| e.to_string());
-        assert_eq!(
-            text.as_deref(),
-            Some("tenant=acme note=\"two words\" retries=2")
-        );
-        assert!(ExtraFields::of(&Metadata::new()).is_none());
-    }
-
-    #[test]
-    fn ids_and_addresses_render_as_their_display() {
-        for v in [1u64, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
-            let id = SpanId::from_u64(v).expect("non-zero");
-            assert_eq!(HexId::new(id).as_str(), id.to_string());
-        }
-        for ip in [
-            "203.0.113.7",
-            "0.0.0.0",
-            "10.0.100.255",
-            "1.20.199.9",
-            "255.255.255.255",
-            "2001:db8::1",
-            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
-        ] {
-            let ip: IpAddr = ip.parse().expect("valid address");
-            assert_eq!(IpText::new(ip).as_str(), ip.to_string());
-        }
-        for o in 0..=255u8 {
-            let ip = IpAddr::V4(std::net::Ipv4Addr::new(
-                o,
-                255 - o,
-                o / 2,
-                o.wrapping_mul(7),
-            ));
-            assert_eq!(IpText::new(ip).as_str(), ip.to_string());
-        }
-    }
-
-    #[test]
-    fn durations_print_without_float_noise() {
-        let ms = duration_ms(std::time::Duration::from_nanos(2_243));
-        assert_eq!(ms.to_string(), "0.002243");
-        assert_eq!(duration_ms(std::time::Duration::from_millis(1500)), 1500.0);
-    }
-
-    #[test]
-    fn long_extra_fields_are_written_whole() {
-        let long = "x".repeat(200);
-        let m = Metadata::new()
-            .with_extra("first", long.as_str())
-            .with_extra("second", long.as_str());
-        let fields = ExtraFields::of(&m).expect("two extras");
-        let rendered = ExtraText::render(fields);
-        assert!(
-            matches!(rendered, ExtraText::Long(_)),
-            "longer than the inline buffer"
-        );
-        assert_eq!(rendered.as_str(), format!("first={long} second={long}"));
-        let short = Metadata::new()
-            .with_extra("tenant", "acme")
-            .with_extra("note", "two words")
-            .with_extra("retries", 2u32);
-        let rendered = ExtraText::render(ExtraFields::of(&short).expect("extras"));
-        assert!(matches!(rendered, ExtraText::Inline { .. }));
-        assert_eq!(
-            rendered.as_str(),
-            "tenant=acme note=\"two words\" retries=2"
-        );
     }
 
     #[test]

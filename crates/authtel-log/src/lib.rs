@@ -46,6 +46,7 @@
 mod emit;
 mod logger;
 mod options;
+mod text;
 
 pub use logger::Logger;
 pub use options::LoggerOptions;
