@@ -40,8 +40,11 @@ async fn siem_breaker(f: &Fixture) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_column_follows_the_relays() {
     let f = Fixture::start("breaker_column").await;
-    f.record(&[login("u_1", Outcome::Failure), login("u_2", Outcome::Success)])
-        .await;
+    f.record(&[
+        login("u_1", Outcome::Failure),
+        login("u_2", Outcome::Success),
+    ])
+    .await;
     let before = siem_breaker(&f).await;
     assert!(before.contains("no relay has reported"), "{before}");
 
