@@ -54,8 +54,8 @@ async fn forget_relay_status(store: &AuditStore<Db>, relay: &str) -> Result<(), 
 impl AuditStore<Db> {
     /// What each running relay last reported per forwarder (breaker state, since when, the
     /// last failure, its heartbeat), ordered by forwarder and relay. Empty when no relay has
-    /// reported (or every relay stopped cleanly). Check [`RelayStatus::is_stale`]
-    /// (crate::RelayStatus) before trusting a row: a relay that died leaves its rows behind.
+    /// reported (or every relay stopped cleanly). Check [`RelayStatus::is_stale`](crate::RelayStatus::is_stale)
+    /// before trusting a row: a relay that died leaves its rows behind.
     pub async fn relay_status(&self) -> Result<Vec<crate::RelayStatus>, SqlError> {
         let table = status_table(self.schema());
         let select = crate::backend::sql(format!(
