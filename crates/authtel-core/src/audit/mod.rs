@@ -14,7 +14,8 @@
 //! value with a secret in it is rewritten (free text and metadata strings become
 //! `"[REDACTED]"`, an identifier the policy refuses is redacted or dropped); what cannot be
 //! rewritten is refused with an [`AuditError`] (an action that is not an event name, an
-//! unknown schema version, metadata over [`MAX_METADATA_BYTES`] or [`MAX_METADATA_DEPTH`]).
+//! unknown schema version, metadata over [`MAX_METADATA_BYTES`], [`MAX_METADATA_DEPTH`] or
+//! [`MAX_METADATA_ENTRIES`]).
 //! So every [`AuditEvent`] a sink receives is already screened and bounded: sinks write it
 //! as it is, through its getters or its serializer.
 //!
@@ -64,6 +65,10 @@ pub const MAX_METADATA_BYTES: usize = policy::LIMITS.metadata_bytes;
 /// inside a top-level object or array at depth 2, and so on.
 pub const MAX_METADATA_DEPTH: usize = policy::LIMITS.metadata_depth;
 
+/// Most entries in a record's `metadata`, counted at every depth: each key of an object and
+/// each item of an array is one (so `{"a": [1, 2]}` has three).
+pub const MAX_METADATA_ENTRIES: usize = policy::LIMITS.metadata_entries;
+
 /// Why an audit record was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -94,6 +99,16 @@ pub enum AuditError {
         /// The top-level key under which the nesting went too deep.
         key: String,
         /// [`MAX_METADATA_DEPTH`].
+        max: usize,
+    },
+    /// The metadata holds more than [`MAX_METADATA_ENTRIES`] entries (at every depth).
+    #[error(
+        "audit record {id} carries more than {max} metadata entries (counted at every depth): keep audit metadata to a few descriptive fields and store bulk data elsewhere"
+    )]
+    MetadataTooManyEntries {
+        /// The record's id.
+        id: Uuid,
+        /// [`MAX_METADATA_ENTRIES`].
         max: usize,
     },
     /// The record declares a schema version this build does not read.

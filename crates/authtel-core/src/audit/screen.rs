@@ -15,8 +15,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    AuditError, AuditEvent, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, Party, SCHEMA_VERSION,
-    Timestamp,
+    AuditError, AuditEvent, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_METADATA_ENTRIES, Party,
+    SCHEMA_VERSION, Timestamp,
 };
 use crate::catalogue;
 use crate::metadata::{self, REDACTED};
@@ -257,8 +257,8 @@ pub(super) fn check_action(action: &str) -> Result<(), AuditError> {
     Ok(())
 }
 
-/// Refuses metadata deeper than [`MAX_METADATA_DEPTH`] or larger than
-/// [`MAX_METADATA_BYTES`].
+/// Refuses metadata deeper than [`MAX_METADATA_DEPTH`], with more than
+/// [`MAX_METADATA_ENTRIES`] entries, or larger than [`MAX_METADATA_BYTES`].
 pub(super) fn check_bounds(
     id: Uuid,
     metadata: &BTreeMap<String, serde_json::Value>,
@@ -271,6 +271,17 @@ pub(super) fn check_bounds(
                 max: MAX_METADATA_DEPTH,
             });
         }
+    }
+    // Depth is bounded above, so counting cannot recurse far; it stops once over the cap.
+    let mut budget = MAX_METADATA_ENTRIES;
+    if !metadata
+        .values()
+        .all(|value| take_entries(value, &mut budget))
+    {
+        return Err(AuditError::MetadataTooManyEntries {
+            id,
+            max: MAX_METADATA_ENTRIES,
+        });
     }
     let bytes = metadata_size(metadata);
     if bytes > MAX_METADATA_BYTES {
@@ -305,6 +316,20 @@ impl std::io::Write for ByteCounter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Takes one entry for `value` (a top-level key's value, an object entry or an array item)
+/// and one for each entry inside it from `budget`; `false` once the budget is spent.
+fn take_entries(value: &serde_json::Value, budget: &mut usize) -> bool {
+    let Some(left) = budget.checked_sub(1) else {
+        return false;
+    };
+    *budget = left;
+    match value {
+        serde_json::Value::Array(items) => items.iter().all(|v| take_entries(v, budget)),
+        serde_json::Value::Object(map) => map.values().all(|v| take_entries(v, budget)),
+        _ => true,
     }
 }
 

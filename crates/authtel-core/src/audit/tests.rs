@@ -251,6 +251,52 @@ fn too_deep_metadata_is_a_typed_error() {
 }
 
 #[test]
+fn too_many_metadata_entries_are_a_typed_error_at_every_depth() {
+    let base = || AuditEvent::for_action("billing.export.done", Outcome::Success).unwrap();
+    // Exactly the cap, spread over depths, is accepted.
+    let items: Vec<u32> = (0..MAX_METADATA_ENTRIES as u32 - 2).collect();
+    let at_cap = base()
+        .with_metadata("rows", serde_json::json!({"ids": items}))
+        .expect("256 entries: one key, one nested key, 254 items");
+    // One item more under the same key is refused, though far under the byte cap.
+    let items: Vec<u32> = (0..MAX_METADATA_ENTRIES as u32 - 1).collect();
+    let over = at_cap.with_metadata("rows", serde_json::json!({"ids": items}));
+    assert!(
+        matches!(
+            over,
+            Err(AuditError::MetadataTooManyEntries {
+                max: MAX_METADATA_ENTRIES,
+                ..
+            })
+        ),
+        "{over:?}"
+    );
+    // Many small top-level keys are counted too.
+    let mut e = base();
+    let mut refused = None;
+    for i in 0..MAX_METADATA_ENTRIES + 1 {
+        match e.with_metadata(format!("k{i}"), 1) {
+            Ok(next) => e = next,
+            Err(err) => {
+                refused = Some((i, err));
+                break;
+            }
+        }
+    }
+    let (at, err) = refused.expect("257 keys are over the entry cap");
+    assert_eq!(at, MAX_METADATA_ENTRIES);
+    assert!(
+        err.to_string().contains("more than 256 metadata entries"),
+        "{err}"
+    );
+    // A decoded record is held to the same bound.
+    let mut json = serde_json::to_value(record()).unwrap();
+    json["metadata"] = serde_json::json!({"list": vec![0; MAX_METADATA_ENTRIES]});
+    let decoded = serde_json::from_value::<AuditEvent>(json);
+    assert!(decoded.is_err(), "{decoded:?}");
+}
+
+#[test]
 fn ids_are_time_ordered() {
     let a = record();
     let b = record();
