@@ -134,7 +134,20 @@ pub(crate) async fn sqlite(store: &AuditStore<authtel_sql::sqlite::Sqlite>, n: u
     .fetch_all(&mut *conn)
     .await
     .unwrap();
-    assert_eq!(indexes.len(), 4, "the migration's four secondary indexes");
+    // Every secondary index the migrations made (migration 1's four on SQLite) is dropped
+    // for the load and rebuilt from its own definition, so the bench queries the schema
+    // `migrate()` builds.
+    for name in [
+        "audit_events_time",
+        "audit_events_actor_time",
+        "audit_events_ip_time",
+        "audit_events_action_time",
+    ] {
+        assert!(
+            indexes.iter().any(|(n, _)| n == name),
+            "migration 1's index {name} is missing: {indexes:?}"
+        );
+    }
     sqlx::query("PRAGMA cache_size = -262144")
         .execute(&mut *conn)
         .await
@@ -202,7 +215,20 @@ pub(crate) async fn postgres(store: &AuditStore<authtel_sql::postgres::Postgres>
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(indexes.len(), 4, "the migration's four secondary indexes");
+    // Every secondary index the migrations made (the four of migration 1 at least; the
+    // live feed's of migration 2 too) is dropped for the load and rebuilt from its own
+    // definition, so the bench queries the schema `migrate()` builds.
+    for name in [
+        "audit_events_time",
+        "audit_events_actor_time",
+        "audit_events_ip_time",
+        "audit_events_action_time",
+    ] {
+        assert!(
+            indexes.iter().any(|(n, _)| n == name),
+            "migration 1's index {name} is missing: {indexes:?}"
+        );
+    }
     for (name, _) in &indexes {
         sqlx::query(AssertSqlSafe(format!("DROP INDEX {name}")))
             .execute(pool)
