@@ -500,7 +500,13 @@ mod pg {
         let mut conn = pool.acquire().await.expect("acquire");
         let data = copy_rows(batch);
         let mut copy = conn
-            .copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT text)"))
+            // The columns it fills, named as a hand-written loader would: the table also has
+            // the live feed's columns (migration 2), which take their defaults.
+            .copy_in_raw(&format!(
+                "COPY {table} (event_id, occurred_at, action, outcome, actor_id, actor_type, \
+                 target_id, target_type, session_id, client_ip, user_agent, resource, operation, \
+                 reason, span_id, trace_id, metadata, schema_version) FROM STDIN (FORMAT text)"
+            ))
             .await
             .expect("copy in");
         copy.send(data).await.expect("copy send");
