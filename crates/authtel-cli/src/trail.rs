@@ -74,7 +74,7 @@ pub(crate) async fn record(
             .map_err(CliError::store("reading the outbox forwarders"))?;
         let mut b = authtel_sql::AuditStore::builder(s.pool().clone());
         if let Some(schema) = s.schema() {
-            b = with_schema(b, schema)?;
+            b = b.schema_of(schema)?;
         }
         for f in &forwarders {
             b = b
@@ -114,10 +114,6 @@ impl WithSchema for authtel_sql::AuditStoreBuilder<authtel_sql::postgres::Postgr
         self.with_schema(schema)
             .map_err(CliError::store("choosing the PostgreSQL schema"))
     }
-}
-
-fn with_schema<B: WithSchema>(b: B, schema: &str) -> Result<B, CliError> {
-    b.schema_of(schema)
 }
 
 #[cfg(test)]

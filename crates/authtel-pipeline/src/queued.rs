@@ -172,8 +172,7 @@ impl QueuedLane {
         Counters::add(&self.core.counters.published, 1);
         match self.queue.try_push(event, self.queue.capacity) {
             Ok(()) => Ok(()),
-            Err(Refused::ToSpill(event)) => self.spill_or_reject(event, class),
-            Err(Refused::Full(event)) => self.overflow(event, class, timeout),
+            Err(refused) => self.refused(refused, class, timeout),
         }
     }
 

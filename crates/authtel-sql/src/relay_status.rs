@@ -172,13 +172,13 @@ impl RelayReading {
     }
 }
 
-/// The breaker state's name as stored and printed (`closed`, `open`, `half_open`).
+/// The breaker state's name as stored in `audit_relay_status` and printed by `authtel
+/// doctor` (`closed`, `open`, `half_open`).
+///
+/// ```
+/// assert_eq!(authtel_sql::breaker_name(authtel_sql::BreakerState::HalfOpen), "half_open");
+/// ```
 pub fn breaker_name(state: BreakerState) -> &'static str {
-    breaker_text(state)
-}
-
-/// The breaker state as stored (`closed`, `open`, `half_open`).
-pub(crate) fn breaker_text(state: BreakerState) -> &'static str {
     match state {
         BreakerState::Closed => "closed",
         BreakerState::Open => "open",
@@ -326,7 +326,7 @@ mod tests {
             BreakerState::Open,
             BreakerState::HalfOpen,
         ] {
-            assert_eq!(breaker_of(breaker_text(s)), s);
+            assert_eq!(breaker_of(breaker_name(s)), s);
         }
         assert_eq!(breaker_of("garbage"), BreakerState::Open);
     }

@@ -124,6 +124,21 @@ async fn write_sample<F: authtel_core::forward::Forwarder>(writer: F, n: u64) ->
     records.iter().map(|e| e.id().to_string()).collect()
 }
 
+/// Checks that migration 1's four secondary indexes are among `indexes` (name, definition).
+fn assert_has_migration_indexes(indexes: &[(String, String)]) {
+    for name in [
+        "audit_events_time",
+        "audit_events_actor_time",
+        "audit_events_ip_time",
+        "audit_events_action_time",
+    ] {
+        assert!(
+            indexes.iter().any(|(n, _)| n == name),
+            "migration 1's index {name} is missing: {indexes:?}"
+        );
+    }
+}
+
 /// Seeds `n` rows into the migrated SQLite `store` and checks their shape.
 pub(crate) async fn sqlite(store: &AuditStore<authtel_sql::sqlite::Sqlite>, n: u64) {
     let mut conn = store.pool().acquire().await.unwrap();
@@ -137,17 +152,7 @@ pub(crate) async fn sqlite(store: &AuditStore<authtel_sql::sqlite::Sqlite>, n: u
     // Every secondary index the migrations made (migration 1's four on SQLite) is dropped
     // for the load and rebuilt from its own definition, so the bench queries the schema
     // `migrate()` builds.
-    for name in [
-        "audit_events_time",
-        "audit_events_actor_time",
-        "audit_events_ip_time",
-        "audit_events_action_time",
-    ] {
-        assert!(
-            indexes.iter().any(|(n, _)| n == name),
-            "migration 1's index {name} is missing: {indexes:?}"
-        );
-    }
+    assert_has_migration_indexes(&indexes);
     sqlx::query("PRAGMA cache_size = -262144")
         .execute(&mut *conn)
         .await
@@ -218,17 +223,7 @@ pub(crate) async fn postgres(store: &AuditStore<authtel_sql::postgres::Postgres>
     // Every secondary index the migrations made (the four of migration 1 at least; the
     // live feed's of migration 2 too) is dropped for the load and rebuilt from its own
     // definition, so the bench queries the schema `migrate()` builds.
-    for name in [
-        "audit_events_time",
-        "audit_events_actor_time",
-        "audit_events_ip_time",
-        "audit_events_action_time",
-    ] {
-        assert!(
-            indexes.iter().any(|(n, _)| n == name),
-            "migration 1's index {name} is missing: {indexes:?}"
-        );
-    }
+    assert_has_migration_indexes(&indexes);
     for (name, _) in &indexes {
         sqlx::query(AssertSqlSafe(format!("DROP INDEX {name}")))
             .execute(pool)

@@ -26,7 +26,7 @@ async fn write_relay_status(
     let q = sqlx::query::<Db>(upsert)
         .bind(book.relay.as_str())
         .bind(row.forwarder.as_str())
-        .bind(crate::relay_status::breaker_text(row.breaker))
+        .bind(crate::relay_status::breaker_name(row.breaker))
         .bind(row.since)
         .bind(error)
         .bind(error_at)
