@@ -9,6 +9,7 @@
 //!   and [`telemetry::event()`].
 //! - [`registry`]: attach handlers; a panicking handler is isolated and reported.
 //! - [`metadata`]: typed fields, read only through the policy.
+//! - [`pseudonym`]: keyed pseudonyms for emails and other values no sink may store.
 //! - [`policy`]: the one screen that keeps secrets out of every sink, and the limits table.
 //! - [`context`]: the request context (client address, user agent, request id, trace)
 //!   every event emitted while handling a request inherits.
@@ -45,6 +46,7 @@ pub mod forward;
 pub mod metadata;
 pub mod outcome;
 pub mod policy;
+pub mod pseudonym;
 mod record;
 pub mod registry;
 pub mod telemetry;

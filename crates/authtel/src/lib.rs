@@ -78,8 +78,8 @@
 pub use authtel_core::event;
 pub use authtel_core::{Category, Event, Metadata, Outcome, SpanDef};
 pub use authtel_core::{
-    audit, authorization, catalogue, context, forward, metadata, outcome, policy, registry,
-    telemetry,
+    audit, authorization, catalogue, context, forward, metadata, outcome, policy, pseudonym,
+    registry, telemetry,
 };
 
 pub mod setup;

@@ -92,7 +92,7 @@ pub fn refusal_count() -> u64 {
 pub enum MetadataError {
     /// An email address was given where an identifier belongs.
     #[error(
-        "{field} looks like an email address; identifiers must be opaque ids (user id, not email): pass the account's id, or a keyed pseudonym of the email"
+        "{field} looks like an email address; identifiers must be opaque ids (user id, not email): pass the account's id, or a keyed pseudonym of the email (authtel_core::pseudonym::PseudonymKey::for_email)"
     )]
     EmailAsIdentifier {
         /// The field that refused it.

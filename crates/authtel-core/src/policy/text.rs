@@ -656,6 +656,11 @@ fn looks_random(token: &[u8]) -> bool {
     if is_uuid(token) {
         return false;
     }
+    if let Some(hex) = hex_after_word(token) {
+        // `psn_…` (keyed pseudonyms) and other `word_<hex>` ids: the hex part decides, as
+        // it would alone.
+        return looks_random(hex);
+    }
     let (mut upper, mut lower, mut digit) = (0usize, 0usize, 0usize);
     let mut transitions = 0;
     let mut last_class = 0u8;
@@ -689,6 +694,16 @@ fn looks_random(token: &[u8]) -> bool {
     // identifiers do so rarely.
     let switches_often = transitions * 3 >= len;
     switches_often && digit > 0 && (mixed_case || enough_digits)
+}
+
+/// The hex digits after a short lower-case word and `_` (`psn_3f9a…`), if the token is
+/// that shape.
+fn hex_after_word(token: &[u8]) -> Option<&[u8]> {
+    let split = token.iter().position(|&b| b == b'_')?;
+    let (word, hex) = (&token[..split], &token[split + 1..]);
+    let word_ok = (1..=8).contains(&word.len()) && word.iter().all(u8::is_ascii_lowercase);
+    let hex_ok = !hex.is_empty() && hex.iter().all(u8::is_ascii_hexdigit);
+    (word_ok && hex_ok).then_some(hex)
 }
 
 /// `8-4-4-4-12` hex digits, or 32 hex digits: request ids and the like.

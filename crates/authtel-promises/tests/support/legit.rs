@@ -55,6 +55,8 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("session_id", "sess_8fK2xQ9aB7mZ4pL1vN6cR3tYw"),
     ("session_id", "0190a5f2-7b3c-7d4e-9f10-2a3b4c5d6e7f"),
     ("user_id", "usr_01HZX3K9QW8E7R6T5Y4U3I2O1P"),
+    // A keyed pseudonym (`authtel_core::pseudonym`) of an email.
+    ("user_id", "psn_a682d7a8b1d03a542e8c00f080b32a94"),
     ("caller", "svc_billing"),
     ("rate_limit_key", "ip:203.0.113.7"),
     (
@@ -74,6 +76,7 @@ pub const FIELDS: &[(&str, &str)] = &[
 /// Extra fields with legitimate values.
 pub const EXTRAS: &[(&str, Legit)] = &[
     ("error_code", Legit::S("invalid_grant")),
+    ("account", Legit::S("psn_a682d7a8b1d03a542e8c00f080b32a94")),
     ("country_code", Legit::S("DE")),
     ("token_type", Legit::S("Bearer")),
     ("hash_algorithm", Legit::S("argon2id")),
