@@ -56,7 +56,7 @@ use slots::{ExtraSlots, TEXT_KEYS, Text, TextSlots};
 
 pub use crate::policy::{MAX_TEXT_LEN, REDACTED, key_names_secret, truncate};
 pub use ip_text::IpText;
-pub use value::Value;
+pub use value::{ExtraValue, Value};
 
 /// How many extra fields one event may carry.
 pub const MAX_EXTRA_FIELDS: usize = LIMITS.extra_fields;
@@ -446,7 +446,10 @@ impl<'a> Metadata<'a> {
 
     /// Adds an extra field. Secret-named keys and token-looking values are redacted; an
     /// invalid key or a field over [`MAX_EXTRA_FIELDS`] is refused and counted (use
-    /// [`Metadata::try_extra`] for the error).
+    /// [`Metadata::try_extra`] for the error). The value is text, a number, a boolean or an
+    /// `Option` of one ([`ExtraValue`]): `None` adds nothing. Text is borrowed, so a
+    /// `format!` written inside the emitting call lives long enough:
+    /// `telemetry::event(.., Metadata::new().with_extra("step", &format!("{n}")))`.
     ///
     /// ```
     /// use authtel_core::metadata::{Metadata, Value, REDACTED};
@@ -459,8 +462,10 @@ impl<'a> Metadata<'a> {
     /// ```
     #[must_use]
     #[inline]
-    pub fn with_extra(mut self, key: &'a str, value: impl Into<Value<'a>>) -> Self {
-        if self.push_extra(key, value.into()).is_err() {
+    pub fn with_extra(mut self, key: &'a str, value: impl ExtraValue<'a>) -> Self {
+        if let Some(value) = value.into_extra()
+            && self.push_extra(key, value).is_err()
+        {
             self.refuse();
         }
         self
@@ -477,9 +482,12 @@ impl<'a> Metadata<'a> {
     pub fn try_extra(
         &mut self,
         key: &'a str,
-        value: impl Into<Value<'a>>,
+        value: impl ExtraValue<'a>,
     ) -> Result<(), MetadataError> {
-        self.push_extra(key, value.into())
+        match value.into_extra() {
+            Some(value) => self.push_extra(key, value),
+            None => Ok(()),
+        }
     }
 
     #[inline]
@@ -699,6 +707,32 @@ impl fmt::Debug for Metadata<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn optional_extras_add_a_field_only_when_present() {
+        let owned = String::from("web");
+        let absent: Option<&String> = None;
+        let mut m = Metadata::new()
+            .with_extra("client", Some(&owned))
+            .with_extra("device", absent)
+            // An absent value under an invalid key adds nothing, so nothing is refused.
+            .with_extra("Bad Key", None::<u32>)
+            .with_extra("admin_ui", Some(true));
+        assert_eq!(m.try_extra("step", None::<i64>), Ok(()));
+        assert!(matches!(
+            m.try_extra("Bad Key", Some(1)),
+            Err(MetadataError::InvalidKey { .. })
+        ));
+        let fields: Vec<_> = m.extra().collect();
+        assert_eq!(
+            fields,
+            [
+                ("client", Value::Str("web")),
+                ("admin_ui", Value::Bool(true))
+            ]
+        );
+        assert_eq!(m.refused(), 0);
+    }
 
     #[test]
     fn secret_keys_are_redacted_but_booleans_and_descriptive_keys_survive() {

@@ -64,6 +64,40 @@ impl From<bool> for Value<'_> {
     }
 }
 
+/// What [`Metadata::with_extra`](super::Metadata::with_extra) and
+/// [`try_extra`](super::Metadata::try_extra) accept: anything that converts into a
+/// [`Value`], or an `Option` of it (`None` adds no field).
+///
+/// ```
+/// use authtel_core::metadata::{Metadata, Value};
+/// let device: Option<&str> = None;
+/// let plan: Option<String> = Some("team".to_owned());
+/// let m = Metadata::new()
+///     .with_extra("device", device)
+///     .with_extra("plan", plan.as_ref())
+///     .with_extra("retries", Some(2u8));
+/// let fields: Vec<_> = m.extra().collect();
+/// assert_eq!(fields, [("plan", Value::Str("team")), ("retries", Value::U64(2))]);
+/// ```
+pub trait ExtraValue<'a> {
+    /// The value to add, or `None` to add nothing.
+    fn into_extra(self) -> Option<Value<'a>>;
+}
+
+impl<'a, T: Into<Value<'a>>> ExtraValue<'a> for T {
+    #[inline]
+    fn into_extra(self) -> Option<Value<'a>> {
+        Some(self.into())
+    }
+}
+
+impl<'a, T: Into<Value<'a>>> ExtraValue<'a> for Option<T> {
+    #[inline]
+    fn into_extra(self) -> Option<Value<'a>> {
+        self.map(Into::into)
+    }
+}
+
 impl Default for Value<'_> {
     fn default() -> Self {
         Value::Bool(false)
