@@ -880,7 +880,17 @@ mod tests {
             .spawn()
             .unwrap();
         fs::write(data.join("postmaster.pid"), format!("{}\n", live.id())).unwrap();
-        assert_eq!(running_postmaster(&data), Some(live.id()));
+        // Until the child has exec'd, /proc shows our own command line (the CI run of
+        // session 9 read it in that gap): wait, bounded, for the exec to be visible.
+        let mut found = running_postmaster(&data);
+        for _ in 0..200 {
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = running_postmaster(&data);
+        }
+        assert_eq!(found, Some(live.id()));
         live.kill().unwrap();
         live.wait().unwrap();
 

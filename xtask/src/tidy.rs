@@ -16,6 +16,10 @@ const CORE_ALLOWED_DEPENDENCIES: &[&str] = &[
     "arc-swap",
     "tracing",
     "pin-project-lite",
+    // Keyed pseudonyms (`authtel_core::pseudonym`, issue 13): HMAC-SHA-256 from RustCrypto,
+    // pure computation with default features off, already in the tree through sqlx-postgres (SCRAM).
+    "hmac",
+    "sha2",
 ];
 
 /// Every `crates/<name>/Cargo.toml` that exists (crates being written may have none yet).
