@@ -84,7 +84,8 @@ fn authorization_decisions_are_queryable_by_caller_resource_and_outcome() {
     assert_eq!(on_prices[0].actor().unwrap().id, "did:key:b");
     let errors = store.by_outcome(&admin(), Outcome::Error, 10).unwrap();
     assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].reason(), Some("policy store unreachable"));
+    assert_eq!(errors[0].reason(), Some("authorizer_error"));
+    assert_eq!(errors[0].metadata()["error"], "policy store unreachable");
     let stats = store.stats();
     assert_eq!(stats.by_outcome[&Outcome::Success], 1);
     assert_eq!(stats.by_outcome[&Outcome::Denied], 1);

@@ -24,94 +24,8 @@ use crate::metadata::Metadata;
 use crate::outcome::Outcome;
 use crate::registry;
 use crate::telemetry::{self, Measurements};
-
-/// What the caller asked to do.
-///
-/// ```
-/// use authtel_core::authorization::Operation;
-/// assert_eq!(Operation::Subscribe.as_str(), "subscribe");
-/// assert_eq!(Operation::Custom("rotate_keys").as_str(), "rotate_keys");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Operation<'a> {
-    /// Call a procedure.
-    Call,
-    /// Publish to a topic.
-    Publish,
-    /// Subscribe to a topic.
-    Subscribe,
-    /// Announce (register) a procedure or service.
-    Announce,
-    /// An application-defined operation; keep the set of names small (it becomes a label).
-    Custom(&'a str),
-}
-
-impl<'a> Operation<'a> {
-    /// The lowercase name recorded in the `operation` field.
-    pub const fn as_str(&self) -> &'a str {
-        match self {
-            Operation::Call => "call",
-            Operation::Publish => "publish",
-            Operation::Subscribe => "subscribe",
-            Operation::Announce => "announce",
-            Operation::Custom(name) => name,
-        }
-    }
-}
-
-impl fmt::Display for Operation<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why an operation was denied.
-///
-/// ```
-/// use authtel_core::authorization::DenyReason;
-/// assert_eq!(DenyReason::ExpiredCredential.as_str(), "expired_credential");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DenyReason<'a> {
-    /// No rule grants the operation.
-    Unauthorized,
-    /// The credential (capability token, certificate) is malformed or its signature fails.
-    InvalidCredential,
-    /// The credential has expired.
-    ExpiredCredential,
-    /// The credential was revoked.
-    RevokedCredential,
-    /// The credential is valid but does not grant this operation on this resource.
-    InsufficientCapability,
-    /// The caller's identity is malformed or unknown.
-    InvalidCaller,
-    /// The resource lies outside the caller's namespace.
-    NamespaceMismatch,
-    /// An application-defined reason; keep the set of names small.
-    Custom(&'a str),
-}
-
-impl<'a> DenyReason<'a> {
-    /// The lowercase name recorded in the `reason` field.
-    pub const fn as_str(&self) -> &'a str {
-        match self {
-            DenyReason::Unauthorized => "unauthorized",
-            DenyReason::InvalidCredential => "invalid_credential",
-            DenyReason::ExpiredCredential => "expired_credential",
-            DenyReason::RevokedCredential => "revoked_credential",
-            DenyReason::InsufficientCapability => "insufficient_capability",
-            DenyReason::InvalidCaller => "invalid_caller",
-            DenyReason::NamespaceMismatch => "namespace_mismatch",
-            DenyReason::Custom(name) => name,
-        }
-    }
-}
-
-impl fmt::Display for DenyReason<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::vocabulary::Reason;
+pub use crate::vocabulary::{DenyReason, Operation};
 
 /// Records that `caller` was allowed to perform `operation` on `resource`.
 ///
@@ -123,7 +37,7 @@ impl fmt::Display for DenyReason<'_> {
 /// log_authorized(Operation::Call, "svc_billing", "invoices.create");
 /// ```
 #[inline]
-pub fn log_authorized(operation: Operation<'_>, caller: &str, resource: &str) {
+pub fn log_authorized(operation: Operation, caller: &str, resource: &str) {
     if !registry::is_active() {
         return;
     }
@@ -132,6 +46,7 @@ pub fn log_authorized(operation: Operation<'_>, caller: &str, resource: &str) {
         operation,
         caller,
         resource,
+        None,
         None,
         Outcome::Success,
     );
@@ -144,7 +59,7 @@ pub fn log_authorized(operation: Operation<'_>, caller: &str, resource: &str) {
 /// log_denied(Operation::Subscribe, "svc_reports", "payroll.updates", DenyReason::InsufficientCapability);
 /// ```
 #[inline]
-pub fn log_denied(operation: Operation<'_>, caller: &str, resource: &str, reason: DenyReason<'_>) {
+pub fn log_denied(operation: Operation, caller: &str, resource: &str, reason: DenyReason) {
     if !registry::is_active() {
         return;
     }
@@ -153,15 +68,17 @@ pub fn log_denied(operation: Operation<'_>, caller: &str, resource: &str, reason
         operation,
         caller,
         resource,
-        Some(reason.as_str()),
+        Some(reason.into()),
+        None,
         Outcome::Denied,
     );
 }
 
 /// Records that the authorization check itself failed (a policy store unreachable, a
-/// malformed policy). The error's text becomes the `reason`, screened by the metadata
-/// policy (credential-looking text is redacted) and truncated; it must not contain
-/// secrets. The text is formatted only when something is attached.
+/// malformed policy). The `reason` is the code
+/// [`Reason::AuthorizerError`](crate::vocabulary::Reason::AuthorizerError); the error's text
+/// goes in the extra field `error`, screened by the metadata policy (credential-looking text
+/// is redacted) and truncated. The text is formatted only when something is attached.
 ///
 /// ```
 /// use authtel_core::authorization::{log_error, Operation};
@@ -170,7 +87,7 @@ pub fn log_denied(operation: Operation<'_>, caller: &str, resource: &str, reason
 /// ```
 #[inline]
 pub fn log_error(
-    operation: Operation<'_>,
+    operation: Operation,
     caller: &str,
     resource: &str,
     error: &(dyn fmt::Display + '_),
@@ -184,6 +101,7 @@ pub fn log_error(
         operation,
         caller,
         resource,
+        Some(Reason::AuthorizerError),
         Some(&text),
         Outcome::Error,
     );
@@ -192,17 +110,19 @@ pub fn log_error(
 #[inline(never)]
 fn emit(
     event: &'static crate::catalogue::Event,
-    operation: Operation<'_>,
+    operation: Operation,
     caller: &str,
     resource: &str,
-    reason: Option<&str>,
+    reason: Option<Reason>,
+    error: Option<&str>,
     outcome: Outcome,
 ) {
     let mut metadata = Metadata::new()
-        .operation(operation.as_str())
+        .operation(operation)
         .caller(caller)
         .resource(resource)
-        .outcome(outcome);
+        .outcome(outcome)
+        .with_extra("error", error);
     if let Some(reason) = reason {
         metadata = metadata.reason(reason);
     }
@@ -291,29 +211,9 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].action(), "authorization.error");
         assert_eq!(records[0].outcome(), Outcome::Error);
-        assert_eq!(records[0].reason(), Some("policy store timed out"));
-        assert_eq!(records[1].reason(), Some(crate::metadata::REDACTED));
-    }
-
-    #[test]
-    fn every_deny_reason_has_a_distinct_snake_case_name() {
-        let reasons = [
-            DenyReason::Unauthorized,
-            DenyReason::InvalidCredential,
-            DenyReason::ExpiredCredential,
-            DenyReason::RevokedCredential,
-            DenyReason::InsufficientCapability,
-            DenyReason::InvalidCaller,
-            DenyReason::NamespaceMismatch,
-        ];
-        let mut names: Vec<&str> = reasons.iter().map(DenyReason::as_str).collect();
-        assert!(
-            names
-                .iter()
-                .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-        );
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), reasons.len());
+        assert_eq!(records[0].reason(), Some("authorizer_error"));
+        assert_eq!(records[0].metadata()["error"], "policy store timed out");
+        assert_eq!(records[1].reason(), Some("authorizer_error"));
+        assert_eq!(records[1].metadata()["error"], crate::metadata::REDACTED);
     }
 }

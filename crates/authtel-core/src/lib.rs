@@ -9,6 +9,7 @@
 //!   and [`telemetry::event()`].
 //! - [`registry`]: attach handlers; a panicking handler is isolated and reported.
 //! - [`metadata`]: typed fields, read only through the policy.
+//! - [`vocabulary`]: the codes of the `method`, `reason` and `operation` fields.
 //! - [`pseudonym`]: keyed pseudonyms for emails and other values no sink may store.
 //! - [`policy`]: the one screen that keeps secrets out of every sink, and the limits table.
 //! - [`context`]: the request context (client address, user agent, request id, trace)
@@ -51,10 +52,12 @@ mod record;
 pub mod registry;
 pub mod telemetry;
 mod trace_parent;
+pub mod vocabulary;
 
 pub use catalogue::{Category, Event, SpanDef};
 pub use metadata::Metadata;
 pub use outcome::Outcome;
+pub use vocabulary::{AuthMethod, Reason};
 
 /// Emits a one-shot signal, like [`telemetry::event()`], but evaluates its arguments only
 /// when a handler could hear it: with nothing attached, the whole statement is one relaxed

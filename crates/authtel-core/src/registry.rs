@@ -868,8 +868,8 @@ fn on_failure(
     entry.failures.fetch_add(1, Ordering::Relaxed);
     let consecutive = entry.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
     // The panic text goes out only as the policy allows (not at all by default).
-    let reason = crate::policy::exception_message(crate::record::panic_reason(payload))
-        .unwrap_or("the handler panicked");
+    let message = crate::policy::exception_message(crate::record::panic_reason(payload));
+    let reason = message.unwrap_or("the handler panicked");
     #[cfg(feature = "internal-logs")]
     tracing::error!(
         target: "authtel::pipeline",
@@ -882,7 +882,8 @@ fn on_failure(
     // A failure while reporting a failure is counted but not reported again: no loops.
     let nested = REPORTING_FAILURE.replace(true);
     let meta = Metadata::new()
-        .reason(reason)
+        .reason(crate::vocabulary::Reason::HandlerPanicked)
+        .with_extra("panic_message", message)
         .with_extra("handler", &*entry.id)
         .with_extra("event", record.event.name())
         .with_extra("consecutive_failures", consecutive);

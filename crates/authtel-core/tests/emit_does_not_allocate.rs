@@ -94,7 +94,7 @@ fn the_counter_sees_allocations() {
     assert_eq!(n, 100);
 }
 
-fn emit_everything(user: &str, reason: &str) {
+fn emit_everything(user: &str, resource: &str) {
     let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
     telemetry::event(
         &catalogue::SECURITY_LOCKOUT,
@@ -102,7 +102,8 @@ fn emit_everything(user: &str, reason: &str) {
         Metadata::new()
             .user_id(user)
             .client_ip(ip)
-            .reason(reason)
+            .resource(resource)
+            .reason(authtel_core::Reason::TooManyAttempts)
             .with_extra("tenant", "acme")
             .with_extra("attempts", 5u32),
     );
@@ -115,7 +116,7 @@ fn emit_everything(user: &str, reason: &str) {
                 Measurements::new(),
                 Metadata::new().user_id(user),
             );
-            Err::<(), &str>(reason)
+            Err::<(), &str>(resource)
         },
     );
     std::hint::black_box(out).ok();
@@ -141,8 +142,8 @@ fn nothing_attached_allocates_nothing() {
     let _alone = scopes();
     assert!(Registry::global().handlers().is_empty());
     let user = String::from("u_42");
-    let reason = String::from("invalid_password");
-    let n = allocations_in(|| emit_everything(&user, &reason));
+    let resource = String::from("/api/v1/users/42");
+    let n = allocations_in(|| emit_everything(&user, &resource));
     assert_eq!(n, 0, "{n} allocations with nothing attached");
 }
 
@@ -165,8 +166,8 @@ fn one_noop_handler_allocates_nothing() {
     let _scope = registry.enter();
 
     let user = String::from("u_42");
-    let reason = String::from("invalid_password");
-    let n = allocations_in(|| emit_everything(&user, &reason));
+    let resource = String::from("/api/v1/users/42");
+    let n = allocations_in(|| emit_everything(&user, &resource));
     assert_eq!(n, 0, "{n} allocations with a no-op handler attached");
     // 2 signals + login, mfa and token start/stop = 8 events per round, 103 rounds.
     assert_eq!(seen.load(Ordering::Relaxed), 103 * 8);
@@ -227,11 +228,11 @@ fn a_request_context_adds_no_allocation() {
         .request_id("0190a5f2-7b3c-7d4e-9f10-2a3b4c5d6e7f")
         .build();
     let user = String::from("u_42");
-    let reason = String::from("invalid_password");
+    let resource = String::from("/api/v1/users/42");
     // Entering (once per request, or per poll of a scoped future) and every emit inside.
     let n = allocations_in(|| {
         let _entered = ctx.enter();
-        emit_everything(&user, &reason);
+        emit_everything(&user, &resource);
     });
     assert_eq!(n, 0, "{n} allocations with a request context entered");
     // Every event saw the context's address and request id.

@@ -75,7 +75,11 @@ fn other_handlers_still_get_the_event_and_the_failure_is_reported() {
     capture.assert_field("pipeline.handler.failure", "handler", "exploding");
     capture.assert_field("pipeline.handler.failure", "event", "security.lockout");
     // Panic messages are not exported unless the application opts in.
-    capture.assert_field("pipeline.handler.failure", "reason", "the handler panicked");
+    capture.assert_field("pipeline.handler.failure", "reason", "handler_panicked");
+    assert!(
+        failure.field("panic_message").is_none(),
+        "no panic message by default"
+    );
     capture.assert_field("pipeline.handler.failure", "consecutive_failures", "1");
 
     assert_eq!(failures_of(&capture, "exploding"), Some(1));

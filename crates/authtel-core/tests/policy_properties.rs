@@ -66,7 +66,7 @@ proptest! {
     #[test]
     fn metadata_reads_always_pass_the_policy(a in texty(), b in texty(), c in texty()) {
         let m = Metadata::new()
-            .reason(&a)
+            .resource(&a)
             .user_agent(&b)
             .session_id(&c)
             .user_id(&a)

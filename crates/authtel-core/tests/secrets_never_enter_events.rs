@@ -165,7 +165,7 @@ fn exception_reasons_and_panic_messages_are_screened() {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
     }));
-    // A handler that panics with a JWT in its message: the failure report's reason.
+    // A handler that panics with a JWT in its message: the failure report's panic_message.
     capture
         .registry()
         .attach(
@@ -187,7 +187,8 @@ fn exception_reasons_and_panic_messages_are_screened() {
             "{name}"
         );
     }
-    capture.assert_field("pipeline.handler.failure", "reason", REDACTED);
+    capture.assert_field("pipeline.handler.failure", "reason", "handler_panicked");
+    capture.assert_field("pipeline.handler.failure", "panic_message", REDACTED);
     capture.assert_no_secret(SECRETS);
 }
 

@@ -30,6 +30,7 @@ use std::time::Duration;
 use authtel_core::catalogue::{self, Event};
 use authtel_core::metadata::Metadata;
 use authtel_core::telemetry::{self, Measurements};
+use authtel_core::vocabulary::AuthMethod;
 
 use crate::config::Mode;
 
@@ -298,7 +299,12 @@ impl<'a> Signal<'a> {
             meta = meta.session_id(session);
         }
         if let Some(method) = self.method {
-            meta = meta.method(method);
+            // The method field takes only compile-time codes; an application's own code read
+            // back from the triggering record travels as an extra field instead.
+            meta = match AuthMethod::well_known(method) {
+                Some(known) => meta.method(known),
+                None => meta.with_extra("method_code", method),
+            };
         }
         if self.action != Action::None {
             meta = meta

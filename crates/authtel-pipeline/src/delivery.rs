@@ -249,7 +249,7 @@ impl Core {
         Ok(true)
     }
 
-    pub(crate) fn drop_records(&self, n: usize, reason: &str, audit: bool) {
+    pub(crate) fn drop_records(&self, n: usize, reason: &'static str, audit: bool) {
         Counters::add(&self.counters.dropped, n);
         self.signals.dropped(&self.id, reason, n as u64, audit);
     }

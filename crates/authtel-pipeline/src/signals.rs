@@ -74,7 +74,8 @@ impl Signals {
                 &catalogue::PIPELINE_FORWARD_ERROR,
                 Measurements::new().count(ids.len() as u64),
                 Metadata::new()
-                    .reason(truncate(reason, 200))
+                    .reason("retries_exhausted")
+                    .with_extra("error", truncate(reason, 200))
                     .with_extra("forwarder", forwarder)
                     .with_extra("attempts", u64::from(attempts))
                     .with_extra("event_count", ids.len() as u64)
@@ -86,7 +87,7 @@ impl Signals {
 
     /// Records were dropped. Audit-record drops are reported every time; telemetry drops
     /// at most once per second, with the count accumulated since the last report.
-    pub(crate) fn dropped(&self, forwarder: &str, reason: &str, n: u64, audit: bool) {
+    pub(crate) fn dropped(&self, forwarder: &str, reason: &'static str, n: u64, audit: bool) {
         let total = self.unreported_drops.fetch_add(n, Relaxed) + n;
         if !audit {
             let mut last = self

@@ -206,10 +206,10 @@ mod tests {
     #[test]
     fn captured_event_owns_every_field() {
         let captured = {
-            let reason = String::from("invalid_password");
+            let user = String::from("u_1");
             let meta = Metadata::new()
-                .user_id("u_1")
-                .reason(&reason)
+                .user_id(&user)
+                .reason("invalid_password")
                 .client_ip("203.0.113.7".parse().unwrap())
                 .with_extra("tenant", "acme");
             let measurements = Measurements::new().count(3);

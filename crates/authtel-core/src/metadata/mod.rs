@@ -5,7 +5,10 @@
 //! nothing; a sink copies only what it keeps.
 //!
 //! # The policy
-//! - **By type**: setters take `&str`, numbers and booleans. The `secrecy` crate's secret
+//! - **By type**: the code fields (`method`, `reason`, `operation`) take the
+//!   [`crate::vocabulary`] types or `&'static str` literals, so nothing formatted at run time
+//!   (an error message, a request value) can land in them. The other setters take `&str`,
+//!   numbers and booleans. The `secrecy` crate's secret
 //!   types convert into none of them, so a secret cannot be passed without an explicit
 //!   `expose_secret()` in the caller's code:
 //!
@@ -21,7 +24,7 @@
 //!   use authtel_core::metadata::Metadata;
 //!   use secrecy::SecretString;
 //!   let token = SecretString::from("tok");
-//!   let m = Metadata::new().reason(&token);
+//!   let m = Metadata::new().resource(&token);
 //!   ```
 //! - **At runtime**, through [`crate::policy`], the one screen every sink relies on: the
 //!   fields are private and only the getters, [`Metadata::extra`] and
@@ -52,6 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::outcome::Outcome;
 use crate::policy::{self, KeyClass, LIMITS};
 use crate::trace_parent::TraceParent;
+use crate::vocabulary::{AuthMethod, Operation, Reason};
 use slots::{ExtraSlots, TEXT_KEYS, Text, TextSlots};
 
 pub use crate::policy::{MAX_TEXT_LEN, REDACTED, key_names_secret, truncate};
@@ -201,6 +205,32 @@ macro_rules! text_setters {
     };
 }
 
+/// Setters and getters of the fields whose values are codes from [`crate::vocabulary`]: the
+/// setter takes the vocabulary type (or a `&'static str` literal, which converts), so a
+/// string formatted at run time cannot be passed.
+macro_rules! code_setters {
+    ($( $(#[$doc:meta])* $field:ident: $ty:ty, $getter:ident, $slot:ident; )*) => {
+        $(
+            $(#[$doc])*
+            ///
+            /// Safe by construction: the code is fixed at compile time. Still screened when
+            /// read by [`crate::policy`], like every text field.
+            #[must_use]
+            #[inline]
+            pub fn $field(mut self, value: impl Into<$ty>) -> Self {
+                self.texts.set(Text::$slot, value.into().as_str());
+                self
+            }
+
+            #[doc = concat!("The `", stringify!($field), "` field's code, if set (screened).")]
+            #[inline]
+            pub fn $getter(&self) -> Option<&'a str> {
+                self.read_text(Text::$slot)
+            }
+        )*
+    };
+}
+
 impl<'a> Metadata<'a> {
     /// Empty metadata.
     #[inline]
@@ -293,34 +323,58 @@ impl<'a> Metadata<'a> {
         user_agent, get_user_agent, UserAgent;
         /// The identity provider (`github`, `google`, …).
         provider, get_provider, Provider;
-        /// The method used (`password`, `totp`, `backup_code`, `webauthn`, …).
-        method, get_method, Method;
-        /// Why something failed or was denied (`invalid_password`, `expired`, …).
-        reason, get_reason, Reason;
-        /// The operation an authorization decision was about (`call`, `publish`, …).
-        operation, get_operation, Operation;
         /// The resource an authorization decision was about.
         resource, get_resource, Resource;
         /// The key a rate limit counted on (`ip:203.0.113.7`).
         rate_limit_key, get_rate_limit_key, RateLimitKey;
     }
 
-    /// Sets a standard text field by its key (one of [`Metadata::TEXT_FIELDS`]), for code
-    /// that fills fields generically (tests that plant a value in every field, adapters);
-    /// `None` when `key` names no standard text field.
+    code_setters! {
+        /// How the user proved who they are ([`AuthMethod`]: `password`, `totp`, `webauthn`, …).
+        method: AuthMethod, get_method, Method;
+        /// Why something failed or was denied ([`Reason`]: `invalid_password`, `expired`, …).
+        reason: Reason, get_reason, Reason;
+        /// The operation an authorization decision was about ([`Operation`]: `call`, `read`, …).
+        operation: Operation, get_operation, Operation;
+    }
+
+    /// Sets a standard free-text field by its key (one of [`Metadata::TEXT_FIELDS`] that is
+    /// not a [code field](Metadata::CODE_FIELDS)), for code that fills fields generically
+    /// (tests that plant a value in every field, adapters); `None` when `key` names no
+    /// standard text field or names a code field (use [`Metadata::with_code_field`]).
     ///
     /// ```
     /// use authtel_core::metadata::Metadata;
-    /// let m = Metadata::new().with_text_field("reason", "expired").unwrap();
-    /// assert_eq!(m.get_reason(), Some("expired"));
+    /// let m = Metadata::new().with_text_field("resource", "/api/v1/users/42").unwrap();
+    /// assert_eq!(m.get_resource(), Some("/api/v1/users/42"));
     /// assert!(Metadata::new().with_text_field("nope", "x").is_none());
+    /// assert!(Metadata::new().with_text_field("reason", "expired").is_none());
     /// ```
     #[must_use]
     pub fn with_text_field(mut self, key: &str, value: &'a str) -> Option<Self> {
-        let (field, _) = TEXT_KEYS.iter().find(|(_, k)| *k == key)?;
+        let (field, _) = TEXT_KEYS.iter().find(|(f, k)| *k == key && !f.is_code())?;
         self.texts.set(*field, value);
         Some(self)
     }
+
+    /// Sets a code field ([`Metadata::CODE_FIELDS`]: `method`, `reason`, `operation`) by its
+    /// key, for generic code; the value is a `'static` code as with the typed setters.
+    ///
+    /// ```
+    /// use authtel_core::metadata::Metadata;
+    /// let m = Metadata::new().with_code_field("reason", "expired").unwrap();
+    /// assert_eq!(m.get_reason(), Some("expired"));
+    /// assert!(Metadata::new().with_code_field("resource", "x").is_none());
+    /// ```
+    #[must_use]
+    pub fn with_code_field(mut self, key: &str, code: &'static str) -> Option<Self> {
+        let (field, _) = TEXT_KEYS.iter().find(|(f, k)| *k == key && f.is_code())?;
+        self.texts.set(*field, code);
+        Some(self)
+    }
+
+    /// The keys of the text fields whose values are codes from [`crate::vocabulary`].
+    pub const CODE_FIELDS: [&'static str; 3] = ["method", "reason", "operation"];
 
     /// The keys of every standard text field, in reporting order.
     pub const TEXT_FIELDS: [&'static str; slots::TEXT_FIELDS] = {
@@ -782,6 +836,7 @@ mod tests {
     #[test]
     fn credentials_anywhere_in_standard_text_fields_are_redacted() {
         let m = Metadata::new()
+            // Codes are `'static`, so only a literal gets here; the screen still reads them.
             .reason("password=hunter2-in-reason")
             .operation("Authorization: Bearer x")
             .method("totp 123456 was wrong")
@@ -854,8 +909,8 @@ mod tests {
     #[test]
     fn long_values_are_truncated_on_char_boundaries() {
         let long = "é".repeat(300);
-        let m = Metadata::new().reason(&long);
-        let r = m.get_reason().unwrap();
+        let m = Metadata::new().resource(&long);
+        let r = m.get_resource().unwrap();
         assert!(r.len() <= MAX_TEXT_LEN);
         assert!(r.chars().all(|c| c == 'é'));
     }

@@ -22,6 +22,11 @@ pub(super) enum Text {
 pub(super) const TEXT_FIELDS: usize = 10;
 
 impl Text {
+    /// Whether the field holds a code from [`crate::vocabulary`] (set only from `'static`).
+    pub(super) fn is_code(self) -> bool {
+        matches!(self, Text::Method | Text::Reason | Text::Operation)
+    }
+
     /// Whether the field holds an identifier (an opaque id: never an email or a credential).
     pub(super) fn is_identifier(self) -> bool {
         matches!(

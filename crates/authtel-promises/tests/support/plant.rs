@@ -233,13 +233,25 @@ pub struct Emitted {
     pub refused_by_type: usize,
 }
 
+/// The planted value as a `'static` code. The code fields take only `'static` strings, so
+/// an application can put a secret there only by leaking one on purpose; the matrix does
+/// exactly that to show the screen behind the type still catches it (a few KiB per run).
+fn leaked(v: &str) -> &'static str {
+    Box::leak(v.to_owned().into_boxed_str())
+}
+
 /// Emits one metadata or message plant through the registry (call with it current).
 pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
     let v = plant.value.as_str();
     let base = || Metadata::new().user_id("u_canary");
     match &plant.position {
         Position::TextField(f) => {
-            let m = base().with_text_field(f, v).expect("a standard field");
+            let m = if Metadata::CODE_FIELDS.contains(f) {
+                base().with_code_field(f, leaked(v))
+            } else {
+                base().with_text_field(f, v)
+            }
+            .expect("a standard field");
             let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || {
                 Err::<(), _>("invalid_password")
             });
@@ -286,7 +298,7 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
             Operation::Call,
             "svc_canary",
             "/api/v1/users/42",
-            DenyReason::Custom(v),
+            DenyReason::Custom(leaked(v)),
         ),
         Position::AuthorizationError => log_error(
             Operation::Call,
@@ -294,9 +306,11 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
             "/api/v1/users/42",
             &format!("upstream said: {v}"),
         ),
-        Position::CustomOperation => {
-            log_authorized(Operation::Custom(v), "svc_canary", "/api/v1/users/42")
-        }
+        Position::CustomOperation => log_authorized(
+            Operation::Custom(leaked(v)),
+            "svc_canary",
+            "/api/v1/users/42",
+        ),
         Position::Context(f) => context(f, v).in_scope(|| {
             let _ = telemetry::span(&catalogue::AUTH_LOGIN, base(), || {
                 Err::<(), _>("invalid_password")

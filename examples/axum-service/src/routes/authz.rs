@@ -24,11 +24,11 @@ pub(crate) struct Check {
 }
 
 /// The operations the policy knows (a closed set: it becomes a metric label).
-fn operation(name: &str) -> Result<Operation<'static>, ApiError> {
+fn operation(name: &str) -> Result<Operation, ApiError> {
     match name {
-        "read" => Ok(Operation::Custom("read")),
-        "write" => Ok(Operation::Custom("write")),
-        "delete" => Ok(Operation::Custom("delete")),
+        "read" => Ok(Operation::Read),
+        "write" => Ok(Operation::Write),
+        "delete" => Ok(Operation::Delete),
         _ => Err(ApiError::BadRequest(
             "operation must be read, write or delete",
         )),
