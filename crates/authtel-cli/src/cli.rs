@@ -78,6 +78,9 @@ pub(crate) enum Command {
 /// Filters shared by `query`, `export` and `tail`; they combine with AND.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct Filters {
+    /// Only records of this tenant (never another tenant's, nor records without one).
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
     /// Only records whose actor id is this.
     #[arg(long)]
     pub(crate) actor: Option<String>,

@@ -412,11 +412,11 @@ fn doctor_reports_health_and_lag(backend: Backend) {
     };
     let f = &s.f;
     let ok = f.cli(&["doctor"]).expect(0);
-    // PostgreSQL's migration 2 adds the live feed's positions; the last migration on each
-    // backend adds the relays' status table.
+    // PostgreSQL's migration 2 adds the live feed's positions; then each backend adds the
+    // relays' status table and, last, the tenant column.
     let newest = match backend {
-        Backend::Sqlite => 2,
-        Backend::Postgres => 3,
+        Backend::Sqlite => 3,
+        Backend::Postgres => 4,
     };
     let schema_line = format!("schema:    migration {newest} applied, no pending migrations");
     for needle in [

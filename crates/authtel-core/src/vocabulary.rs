@@ -1,6 +1,6 @@
 //! Closed vocabularies for the fields whose values are codes, not text: the authentication
 //! [`AuthMethod`], the failure or denial [`Reason`], the authorization [`Operation`] and
-//! [`DenyReason`].
+//! [`DenyReason`], the OAuth [`GrantType`] and the assurance level [`Aal`].
 //!
 //! A value is a well-known variant or an application's own code, `Custom(&'static str)`:
 //! a string literal (or a `const`), so it is fixed when the program is compiled and cannot
@@ -269,6 +269,49 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// The OAuth 2.0 grant type of a token request: the `grant_type` field.
+    ///
+    /// ```
+    /// use authtel_core::vocabulary::GrantType;
+    /// assert_eq!(GrantType::AuthorizationCode.as_str(), "authorization_code");
+    /// assert_eq!(GrantType::from("urn:ietf:params:oauth:grant-type:jwt-bearer").as_str(), "urn:ietf:params:oauth:grant-type:jwt-bearer");
+    /// ```
+    GrantType {
+        /// RFC 6749 §4.1, with or without PKCE.
+        AuthorizationCode => "authorization_code",
+        /// RFC 6749 §4.4.
+        ClientCredentials => "client_credentials",
+        /// RFC 6749 §6.
+        RefreshToken => "refresh_token",
+        /// RFC 8628.
+        DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+        /// RFC 8693.
+        TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+        /// RFC 6749 §4.3 (deprecated by OAuth 2.1; still seen).
+        Password => "password",
+        /// RFC 6749 §4.2 (deprecated by OAuth 2.1; still seen).
+        Implicit => "implicit",
+    }
+}
+
+vocabulary! {
+    /// The authentication assurance level reached (NIST SP 800-63B): the `aal` field.
+    ///
+    /// ```
+    /// use authtel_core::vocabulary::Aal;
+    /// assert_eq!(Aal::Aal2.as_str(), "aal2");
+    /// ```
+    Aal {
+        /// Single factor.
+        Aal1 => "aal1",
+        /// Two distinct factors.
+        Aal2 => "aal2",
+        /// Two factors, one a hardware-based, phishing-resistant authenticator.
+        Aal3 => "aal3",
+    }
+}
+
 impl From<DenyReason> for Reason {
     #[inline]
     fn from(reason: DenyReason) -> Reason {
@@ -282,11 +325,11 @@ mod tests {
     use std::collections::HashSet;
 
     fn distinct_snake_case(codes: &[&'static str]) {
-        assert!(
-            codes.iter().all(|c| {
-                !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-            })
-        );
+        assert!(codes.iter().all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }));
         let unique: HashSet<_> = codes.iter().collect();
         assert_eq!(unique.len(), codes.len(), "{codes:?}");
     }
@@ -311,6 +354,7 @@ mod tests {
                 .map(Operation::as_str)
                 .collect::<Vec<_>>(),
         );
+        distinct_snake_case(&Aal::WELL_KNOWN.iter().map(Aal::as_str).collect::<Vec<_>>());
         distinct_snake_case(
             &DenyReason::WELL_KNOWN
                 .iter()

@@ -86,10 +86,15 @@ const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "rate_limit_key",
     "attempts_remaining",
     "admin",
+    "tenant_id",
+    "client_id",
+    "grant_type",
+    "aal",
+    "is_mfa",
     "extra",
 ];
 
-const FIELD_COUNT: usize = 25;
+const FIELD_COUNT: usize = 30;
 
 /// One (target, level) callsite: `tracing`'s static callsite and its fields, looked up
 /// once (a `Field` is only made by its `FieldSet`).
@@ -281,6 +286,11 @@ fn write(meta: &'static Metadata<'static>, fields: &[Field; FIELD_COUNT], r: &Ev
     let rate_limit_key = m.get_rate_limit_key();
     let attempts_remaining = m.get_attempts_remaining();
     let admin = m.get_admin();
+    let tenant_id = m.get_tenant_id();
+    let client_id = m.get_client_id();
+    let grant_type = m.get_grant_type();
+    let aal = m.get_aal();
+    let is_mfa = m.get_is_mfa();
     let mut extra_text = ExtraText::new();
     let extra = match ExtraFields::of(m) {
         Some(fields) => {
@@ -315,7 +325,12 @@ fn write(meta: &'static Metadata<'static>, fields: &[Field; FIELD_COUNT], r: &Ev
     line.put(21, some(&rate_limit_key));
     line.put(22, some(&attempts_remaining));
     line.put(23, some(&admin));
-    line.put(24, some(&extra));
+    line.put(24, some(&tenant_id));
+    line.put(25, some(&client_id));
+    line.put(26, some(&grant_type));
+    line.put(27, some(&aal));
+    line.put(28, some(&is_mfa));
+    line.put(29, some(&extra));
     dispatch(meta, line.entries());
 }
 
@@ -330,7 +345,7 @@ fn dispatch(meta: &'static Metadata<'static>, entries: &[Entry<'_>]) {
             }
         };
     }
-    by_len!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25);
+    by_len!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30);
 }
 
 #[inline(always)]

@@ -38,6 +38,16 @@ pub const AUTH_RESOURCE: &str = "auth.resource";
 pub const AUTH_CALLER: &str = "auth.caller";
 /// `auth.rate_limit_key`: the key a rate limit counted on.
 pub const AUTH_RATE_LIMIT_KEY: &str = "auth.rate_limit_key";
+/// `auth.tenant_id`: the tenant's opaque id.
+pub const AUTH_TENANT_ID: &str = "auth.tenant_id";
+/// `auth.client_id`: the OAuth client's id.
+pub const AUTH_CLIENT_ID: &str = "auth.client_id";
+/// `auth.grant_type`: the OAuth grant type code.
+pub const AUTH_GRANT_TYPE: &str = "auth.grant_type";
+/// `auth.aal`: the authentication assurance level reached (`aal1`, `aal2`, `aal3`).
+pub const AUTH_AAL: &str = "auth.aal";
+/// `auth.is_mfa`: whether more than one factor was used (boolean).
+pub const AUTH_IS_MFA: &str = "auth.is_mfa";
 /// `auth.admin`: whether an administrator acted (boolean).
 pub const AUTH_ADMIN: &str = "auth.admin";
 /// `auth.category`: the catalogue category (`auth`, `mfa`, `security`, …).
@@ -106,6 +116,19 @@ pub(crate) fn record_attributes(record: &EventRecord<'_>, out: &mut Vec<KeyValue
     }
     if let Some(a) = m.get_admin() {
         out.push(KeyValue::new(AUTH_ADMIN, a));
+    }
+    for (key, value) in [
+        (AUTH_TENANT_ID, m.get_tenant_id()),
+        (AUTH_CLIENT_ID, m.get_client_id()),
+        (AUTH_GRANT_TYPE, m.get_grant_type()),
+        (AUTH_AAL, m.get_aal()),
+    ] {
+        if let Some(v) = value {
+            out.push(text(key, v));
+        }
+    }
+    if let Some(mfa) = m.get_is_mfa() {
+        out.push(KeyValue::new(AUTH_IS_MFA, mfa));
     }
     for (k, v) in m.extra() {
         let key = Key::new(format!("{AUTH_EXTRA_PREFIX}{k}"));

@@ -101,6 +101,7 @@ impl OtlpForwarder {
             }
         };
         text(attributes::SESSION_ID, event.session_id());
+        text(attributes::AUTH_TENANT_ID, event.tenant_id());
         text(attributes::USER_AGENT_ORIGINAL, event.user_agent());
         text(attributes::AUTH_RESOURCE, event.resource());
         text(attributes::AUTH_OPERATION, event.operation());

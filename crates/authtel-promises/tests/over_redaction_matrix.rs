@@ -86,6 +86,9 @@ async fn legitimate_values_survive_every_sink_with_their_type() {
         for (i, case) in cases.iter().enumerate() {
             let m = Metadata::new().with_extra("case", i as u64);
             let m = match *case {
+                Case::Field(k, v) if Metadata::CODE_FIELDS.contains(&k) => {
+                    m.with_code_field(k, v).expect("a code field")
+                }
                 Case::Field(k, v) => m.with_text_field(k, v).expect("a standard field"),
                 Case::Extra(k, v) => m.with_extra(k, v.value()),
             };

@@ -27,6 +27,7 @@ pub const MAX_PAGE: u32 = 10_000;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AuditQuery {
+    pub(crate) tenant_id: Option<String>,
     pub(crate) actor_id: Option<String>,
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) action: Option<String>,
@@ -41,6 +42,20 @@ impl AuditQuery {
     /// Everything, in pages of 100.
     pub fn new() -> AuditQuery {
         AuditQuery::default()
+    }
+
+    /// Only records of tenant `id` ([`AuditEvent::tenant_id`]): a query for one tenant never
+    /// returns another's rows, nor rows without a tenant. Uses the `(tenant_id, occurred_at)`
+    /// index.
+    ///
+    /// ```
+    /// use authtel_sql::AuditQuery;
+    /// let q = AuditQuery::new().tenant("acme").actor("u_1");
+    /// assert_ne!(q, AuditQuery::new().actor("u_1"));
+    /// ```
+    pub fn tenant(mut self, id: impl Into<String>) -> Self {
+        self.tenant_id = Some(id.into());
+        self
     }
 
     /// Only records whose actor id is `id`.

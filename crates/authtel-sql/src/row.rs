@@ -21,7 +21,7 @@ pub const MAX_TEXT_BYTES: usize = 4 * 1024;
 /// The columns in the order every statement of this crate lists them.
 pub(crate) const COLUMNS: &str = "event_id, occurred_at, action, outcome, actor_id, actor_type, \
      target_id, target_type, session_id, client_ip, user_agent, resource, operation, reason, \
-     span_id, trace_id, metadata, schema_version";
+     span_id, trace_id, tenant_id, metadata, schema_version";
 
 /// One audit record ready to bind: screened by core's policy when it was made, and
 /// checked for what SQL text cannot hold. Text borrows from the record, so a batch costs no per-field copies.
@@ -43,6 +43,7 @@ pub(crate) struct EventRow<'a> {
     pub(crate) reason: Option<Cow<'a, str>>,
     pub(crate) span_id: Option<Cow<'a, str>>,
     pub(crate) trace_id: Option<Cow<'a, str>>,
+    pub(crate) tenant_id: Option<Cow<'a, str>>,
     pub(crate) metadata: String,
     pub(crate) schema_version: i64,
 }
@@ -83,17 +84,18 @@ impl<'a> EventRow<'a> {
             reason: opt("reason", e.reason())?,
             span_id: opt("span_id", e.span_id())?,
             trace_id: opt("trace_id", e.trace_id())?,
+            tenant_id: opt("tenant_id", e.tenant_id())?,
             metadata,
             schema_version: i64::from(e.schema_version()),
         })
     }
 }
 
-/// How many optional text columns a row has: `actor_id` through `trace_id`.
-pub(crate) const OPTIONAL_TEXT_COLUMNS: usize = 12;
+/// How many optional text columns a row has: `actor_id` through `tenant_id`.
+pub(crate) const OPTIONAL_TEXT_COLUMNS: usize = 13;
 
 impl EventRow<'_> {
-    /// The optional text columns, `actor_id` through `trace_id`, in [`COLUMNS`] order: the
+    /// The optional text columns, `actor_id` through `tenant_id`, in [`COLUMNS`] order: the
     /// one list every encoder walks (statement binds, column arrays, COPY text).
     #[inline]
     pub(crate) fn optional_texts(&self) -> [Option<&str>; OPTIONAL_TEXT_COLUMNS] {
@@ -110,6 +112,7 @@ impl EventRow<'_> {
             self.reason.as_deref(),
             self.span_id.as_deref(),
             self.trace_id.as_deref(),
+            self.tenant_id.as_deref(),
         ]
     }
 }
@@ -159,6 +162,7 @@ pub(crate) struct StoredRow {
     pub(crate) reason: Option<String>,
     pub(crate) span_id: Option<String>,
     pub(crate) trace_id: Option<String>,
+    pub(crate) tenant_id: Option<String>,
     pub(crate) metadata: String,
     pub(crate) schema_version: i64,
 }
@@ -210,6 +214,7 @@ impl StoredRow {
             reason: self.reason,
             span_id: self.span_id,
             trace_id: self.trace_id,
+            tenant_id: self.tenant_id,
             metadata,
             ..AuditEventParts::new(
                 id,

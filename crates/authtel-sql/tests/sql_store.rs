@@ -12,8 +12,8 @@ mod sqlite_suite {
     use sqlx::Row;
 
     type Db = sqlx::Sqlite;
-    /// The newest migration: 2 adds the relays' status.
-    const SCHEMA_VERSION: i64 = 2;
+    /// The newest migration: 2 adds the relays' status, 3 the tenant column.
+    const SCHEMA_VERSION: i64 = 3;
 
     fn temp_path(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join("authtel-sql-tests");
@@ -123,8 +123,9 @@ mod postgres_suite {
     use sqlx::Row;
 
     type Db = sqlx::Postgres;
-    /// The newest migration: 2 adds the live feed's positions, 3 the relays' status.
-    const SCHEMA_VERSION: i64 = 3;
+    /// The newest migration: 2 adds the live feed's positions, 3 the relays' status, 4 the
+    /// tenant column.
+    const SCHEMA_VERSION: i64 = 4;
 
     async fn fresh_store(name: &str, forwarders: &[&str]) -> Option<AuditStore<Db>> {
         let Ok(url) = std::env::var("DATABASE_URL") else {

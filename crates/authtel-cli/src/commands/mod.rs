@@ -46,6 +46,9 @@ impl Filters {
     /// The store query these filters describe, times resolved against `now`.
     pub(crate) fn query(&self, now: Timestamp) -> AuditQuery {
         let mut q = AuditQuery::new();
+        if let Some(tenant) = &self.tenant {
+            q = q.tenant(tenant.clone());
+        }
         if let Some(actor) = &self.actor {
             q = q.actor(actor.clone());
         }

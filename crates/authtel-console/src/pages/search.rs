@@ -154,6 +154,7 @@ fn render_detail(base: &str, e: &AuditEvent) -> String {
             rows.push((k, v));
         }
     };
+    push("tenant", e.tenant_id().map(str::to_owned));
     push("actor", e.actor().map(|p| format!("{} ({})", p.id, p.kind)));
     push(
         "target",

@@ -46,6 +46,11 @@ impl AuditEvent {
         self.target.as_ref()
     }
 
+    /// The tenant's opaque id (an organisation, a realm).
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.tenant_id.as_deref()
+    }
+
     /// The session's opaque id.
     pub fn session_id(&self) -> Option<&str> {
         self.session_id.as_deref()
@@ -163,6 +168,21 @@ impl AuditEvent {
     /// Sets what was acted upon, screened as [`with_actor`](AuditEvent::with_actor) is.
     pub fn with_target(mut self, target: Party) -> AuditEvent {
         self.target = Some(screen::noted(screen::party(target)));
+        self
+    }
+
+    /// Sets the tenant's opaque id; one the policy refuses as an identifier (an email, a
+    /// credential, over the length limit) is not kept.
+    ///
+    /// ```
+    /// use authtel_core::{audit::AuditEvent, outcome::Outcome};
+    /// let e = AuditEvent::new("auth.login.stop", Outcome::Success)?.with_tenant_id("acme");
+    /// assert_eq!(e.tenant_id(), Some("acme"));
+    /// assert_eq!(e.with_tenant_id("ops@acme.example").tenant_id(), None);
+    /// # Ok::<(), authtel_core::audit::AuditError>(())
+    /// ```
+    pub fn with_tenant_id(mut self, id: impl Into<String>) -> AuditEvent {
+        self.tenant_id = screen::noted(screen::identifier(id.into()));
         self
     }
 

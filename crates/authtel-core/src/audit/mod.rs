@@ -191,6 +191,8 @@ pub struct AuditEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<Party>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     session_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_ip: Option<IpAddr>,
@@ -217,7 +219,7 @@ impl AuditEvent {
     ///
     /// Built inside a [request context](crate::context) (an audit row an application writes
     /// itself, in its own transaction), it starts with the context's client IP, user agent,
-    /// trace id and `request_id` / `tenant` metadata, as every emitted event does; set a
+    /// trace id, tenant and `request_id` metadata, as every emitted event does; set a
     /// field afterwards to override it.
     ///
     /// ```
@@ -249,13 +251,11 @@ impl AuditEvent {
         if let Some(tp) = ctx.trace_parent() {
             self = self.with_trace_id(tp.trace_id_hex().as_str());
         }
-        for (key, value) in [
-            (crate::context::REQUEST_ID_KEY, ctx.request_id()),
-            (crate::context::TENANT_KEY, ctx.tenant()),
-        ] {
-            if let Some(value) = value {
-                self.put(key, value.into());
-            }
+        if let Some(tenant) = ctx.tenant() {
+            self = self.with_tenant_id(tenant);
+        }
+        if let Some(request) = ctx.request_id() {
+            self.put(crate::context::REQUEST_ID_KEY, request.into());
         }
         self
     }
@@ -270,6 +270,7 @@ impl AuditEvent {
             outcome,
             actor: None,
             target: None,
+            tenant_id: None,
             session_id: None,
             client_ip: None,
             user_agent: None,
@@ -340,6 +341,9 @@ impl AuditEvent {
         if let Some(id) = m.get_session_id() {
             audit = audit.with_session_id(id);
         }
+        if let Some(id) = m.get_tenant_id() {
+            audit = audit.with_tenant_id(id);
+        }
         audit.client_ip = m.get_client_ip();
         if let Some(ua) = m.get_user_agent() {
             audit = audit.with_user_agent(ua);
@@ -378,6 +382,18 @@ impl AuditEvent {
         if let Some(k) = m.get_rate_limit_key() {
             audit.put("rate_limit_key", k.into());
         }
+        if let Some(c) = m.get_client_id() {
+            audit.put("client_id", c.into());
+        }
+        if let Some(g) = m.get_grant_type() {
+            audit.put("grant_type", g.into());
+        }
+        if let Some(a) = m.get_aal() {
+            audit.put("aal", a.into());
+        }
+        if let Some(mfa) = m.get_is_mfa() {
+            audit.put("is_mfa", mfa.into());
+        }
         if let Some(e) = record.error_type {
             audit.put("error_type", e.into());
         }
@@ -403,20 +419,28 @@ impl AuditEvent {
     }
 
     /// The key that orders this record among its peers: the actor id, else the client IP,
-    /// else `"anonymous"`. Kafka uses it as the message key.
+    /// else `"anonymous"`, behind the tenant id and a `/` when the record has a tenant (so
+    /// one tenant's accounts never share a key with another's). Kafka uses it as the
+    /// message key.
     ///
     /// ```
     /// use authtel_core::{audit::{AuditEvent, Party}, outcome::Outcome};
     /// let e = AuditEvent::new("auth.login.stop", Outcome::Success)?;
     /// assert_eq!(e.partition_key(), "anonymous");
-    /// assert_eq!(e.with_actor(Party::new("u_1", "user")).partition_key(), "u_1");
+    /// let e = e.with_actor(Party::new("u_1", "user"));
+    /// assert_eq!(e.partition_key(), "u_1");
+    /// assert_eq!(e.with_tenant_id("acme").partition_key(), "acme/u_1");
     /// # Ok::<(), authtel_core::audit::AuditError>(())
     /// ```
     pub fn partition_key(&self) -> String {
-        match (&self.actor, self.client_ip) {
+        let within = match (&self.actor, self.client_ip) {
             (Some(a), _) => a.id.clone(),
             (None, Some(ip)) => ip.to_string(),
             (None, None) => "anonymous".to_owned(),
+        };
+        match &self.tenant_id {
+            Some(tenant) => format!("{tenant}/{within}"),
+            None => within,
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct AuditEventParts {
     /// What was acted upon.
     #[serde(default)]
     pub target: Option<Party>,
+    /// The tenant's opaque id.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
     /// The session's opaque id.
     #[serde(default)]
     pub session_id: Option<String>,
@@ -105,6 +108,7 @@ impl AuditEventParts {
             outcome,
             actor: None,
             target: None,
+            tenant_id: None,
             session_id: None,
             client_ip: None,
             user_agent: None,
@@ -144,6 +148,7 @@ impl TryFrom<AuditEventParts> for AuditEvent {
             outcome: p.outcome,
             actor: p.actor.map(|v| t.take(party(v))),
             target: p.target.map(|v| t.take(party(v))),
+            tenant_id: p.tenant_id.and_then(|v| t.take(identifier(v))),
             session_id: p.session_id.and_then(|v| t.take(identifier(v))),
             client_ip: p.client_ip,
             user_agent: p.user_agent.map(|v| t.take(text(v))),

@@ -33,6 +33,7 @@ fn text_setters() -> Vec<(&'static str, Setter)> {
         ("operation", |e, v| e.with_operation(v)),
         ("user_agent", |e, v| e.with_user_agent(v)),
         ("session_id", |e, v| e.with_session_id(v)),
+        ("tenant_id", |e, v| e.with_tenant_id(v)),
         ("span_id", |e, v| e.with_span_id(v)),
         ("trace_id", |e, v| e.with_trace_id(v)),
         ("actor.id", |e, v| e.with_actor(Party::new(v, "user"))),
@@ -302,4 +303,53 @@ fn ids_are_time_ordered() {
     let b = record();
     assert!(a.id() < b.id());
     assert_eq!(a.id().get_version_num(), 7);
+}
+
+#[test]
+fn identity_provider_fields_reach_the_record_typed() {
+    use crate::telemetry::{EventRecord, Measurements, SpanContext};
+    use crate::vocabulary::{Aal, GrantType};
+    let meta = metadata::Metadata::new()
+        .user_id("u_1")
+        .tenant_id("acme")
+        .client_id("cli_dashboard")
+        .grant_type(GrantType::AuthorizationCode)
+        .aal(Aal::Aal2)
+        .is_mfa(true);
+    let measurements = Measurements::new();
+    let record = EventRecord::signal(
+        &crate::catalogue::SECURITY_LOCKOUT,
+        SpanContext::child_of(None),
+        &measurements,
+        &meta,
+    );
+    let e = AuditEvent::from_record(&record).unwrap();
+    assert_eq!(e.tenant_id(), Some("acme"));
+    assert_eq!(e.partition_key(), "acme/u_1");
+    assert_eq!(e.metadata()["client_id"], "cli_dashboard");
+    assert_eq!(e.metadata()["grant_type"], "authorization_code");
+    assert_eq!(e.metadata()["aal"], "aal2");
+    assert_eq!(e.metadata()["is_mfa"], true);
+    assert!(
+        !e.metadata().contains_key("tenant_id"),
+        "a field of its own"
+    );
+    let back: AuditEvent = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+    assert_eq!(back, e);
+
+    // Emails and credentials are refused in the new identifier positions too.
+    let meta = metadata::Metadata::new()
+        .tenant_id("admin@acme.example")
+        .client_id(JWT);
+    assert_eq!(meta.get_tenant_id(), None);
+    assert_eq!(meta.get_client_id(), None);
+    let record = EventRecord::signal(
+        &crate::catalogue::SECURITY_LOCKOUT,
+        SpanContext::child_of(None),
+        &measurements,
+        &meta,
+    );
+    let e = AuditEvent::from_record(&record).unwrap();
+    assert_eq!(e.tenant_id(), None);
+    assert!(!e.metadata().contains_key("client_id"));
 }

@@ -18,13 +18,15 @@
 //! | client address    | [`Metadata::get_client_ip`]                     |
 //! | user agent        | [`Metadata::get_user_agent`] (screened as text) |
 //! | request id        | extra field [`REQUEST_ID_KEY`] (`request_id`)   |
-//! | tenant            | extra field [`TENANT_KEY`] (`tenant`)           |
+//! | tenant            | [`Metadata::get_tenant_id`] ([`TENANT_KEY`])    |
 //! | `traceparent`     | [`Metadata::get_trace_parent`]: audit records take its trace id |
 //!
-//! Request id and tenant are extra fields, so every sink (the logger's `extra`, the SQL
-//! metadata column, Kafka's JSON, OTLP attributes) carries them with no code of its own; an
-//! event whose call site already filled all [`MAX_EXTRA_FIELDS`](crate::metadata::MAX_EXTRA_FIELDS)
-//! extra fields goes without them. Every value is read through [`crate::policy`] like any
+//! The request id is an extra field, so every sink (the logger's `extra`, the SQL metadata
+//! column, Kafka's JSON, OTLP attributes) carries it with no code of its own; the tenant is
+//! the standard `tenant_id` field, which audit records keep as their own (a SQL column, part
+//! of the Kafka key). An event whose call site already filled all
+//! [`MAX_EXTRA_FIELDS`](crate::metadata::MAX_EXTRA_FIELDS) extra fields goes without the
+//! request id. Every value is read through [`crate::policy`] like any
 //! other metadata: a user agent holding a credential reads as `[REDACTED]`, and so does a
 //! request id that looks like a random token (use UUIDs).
 //!
@@ -80,8 +82,9 @@ pub use scope::{ContextGuard, WithContext};
 
 /// The extra-field key under which records carry the context's request id.
 pub const REQUEST_ID_KEY: &str = "request_id";
-/// The extra-field key under which records carry the context's tenant.
-pub const TENANT_KEY: &str = "tenant";
+/// The standard field under which records carry the context's tenant
+/// ([`Metadata::tenant_id`]; an audit record's [`tenant_id`](crate::audit::AuditEvent::tenant_id)).
+pub const TENANT_KEY: &str = "tenant_id";
 
 /// Longest user agent a context keeps, in bytes: what the policy's screen reads
 /// ([`SCREENED_PREFIX`]), so a credential that starts inside the part a sink writes is seen
@@ -107,11 +110,9 @@ impl Fields {
         metadata.inherit(
             self.client_ip,
             self.user_agent.as_deref(),
+            self.tenant.as_deref(),
             self.trace_parent.as_ref(),
-            [
-                (REQUEST_ID_KEY, self.request_id.as_deref()),
-                (TENANT_KEY, self.tenant.as_deref()),
-            ],
+            [(REQUEST_ID_KEY, self.request_id.as_deref())],
         );
     }
 }
@@ -264,7 +265,10 @@ impl RequestContext {
 
     /// The tenant, as the policy lets it out.
     pub fn tenant(&self) -> Option<&str> {
-        self.fields.tenant.as_deref().map(policy::screen_text)
+        self.fields
+            .tenant
+            .as_deref()
+            .filter(|t| policy::check_identifier(t).is_ok())
     }
 
     /// The caller's trace, from a W3C `traceparent`.

@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::outcome::Outcome;
 use crate::policy::{self, KeyClass, LIMITS};
 use crate::trace_parent::TraceParent;
-use crate::vocabulary::{AuthMethod, Operation, Reason};
+use crate::vocabulary::{Aal, AuthMethod, GrantType, Operation, Reason};
 use slots::{ExtraSlots, TEXT_KEYS, Text, TextSlots};
 
 pub use crate::policy::{MAX_TEXT_LEN, REDACTED, key_names_secret, truncate};
@@ -152,6 +152,7 @@ pub struct Metadata<'a> {
     outcome: Option<Outcome>,
     attempts_remaining: Option<u32>,
     admin: Option<bool>,
+    mfa: Option<bool>,
     refused: u8,
     /// Whether this value's redactions and refusals were added to the process counters
     /// (once, by the first read that found any, however many sinks read it).
@@ -168,6 +169,7 @@ impl Clone for Metadata<'_> {
             outcome: self.outcome,
             attempts_remaining: self.attempts_remaining,
             admin: self.admin,
+            mfa: self.mfa,
             refused: self.refused,
             // A clone is another record: its reads count again.
             counted: AtomicBool::new(false),
@@ -248,6 +250,7 @@ impl<'a> Metadata<'a> {
             std::ptr::addr_of_mut!((*p).outcome).write(None);
             std::ptr::addr_of_mut!((*p).attempts_remaining).write(None);
             std::ptr::addr_of_mut!((*p).admin).write(None);
+            std::ptr::addr_of_mut!((*p).mfa).write(None);
             std::ptr::addr_of_mut!((*p).refused).write(0);
             std::ptr::addr_of_mut!((*p).counted).write(AtomicBool::new(false));
             std::ptr::addr_of_mut!((*p).extra.len).write(0);
@@ -327,6 +330,14 @@ impl<'a> Metadata<'a> {
         resource, get_resource, Resource;
         /// The key a rate limit counted on (`ip:203.0.113.7`).
         rate_limit_key, get_rate_limit_key, RateLimitKey;
+        /// The tenant (organisation, realm) the event belongs to: an opaque id, refused like
+        /// [`Metadata::user_id`] when it is an email or a credential. Audit records carry it
+        /// as their own field (a SQL column, part of the Kafka key); inside a
+        /// [request context](crate::context) with a tenant, that tenant is the default.
+        tenant_id, get_tenant_id, TenantId;
+        /// The OAuth client (relying party) the event is about: an opaque client id, never
+        /// the client secret (refused like [`Metadata::user_id`]).
+        client_id, get_client_id, ClientId;
     }
 
     code_setters! {
@@ -336,6 +347,10 @@ impl<'a> Metadata<'a> {
         reason: Reason, get_reason, Reason;
         /// The operation an authorization decision was about ([`Operation`]: `call`, `read`, …).
         operation: Operation, get_operation, Operation;
+        /// The OAuth grant type of a token request ([`GrantType`]: `authorization_code`, …).
+        grant_type: GrantType, get_grant_type, GrantType;
+        /// The authentication assurance level reached ([`Aal`]: `aal1`, `aal2`, `aal3`).
+        aal: Aal, get_aal, Aal;
     }
 
     /// Sets a standard free-text field by its key (one of [`Metadata::TEXT_FIELDS`] that is
@@ -357,7 +372,7 @@ impl<'a> Metadata<'a> {
         Some(self)
     }
 
-    /// Sets a code field ([`Metadata::CODE_FIELDS`]: `method`, `reason`, `operation`) by its
+    /// Sets a code field (one of [`Metadata::CODE_FIELDS`]: `method`, `reason`, …) by its
     /// key, for generic code; the value is a `'static` code as with the typed setters.
     ///
     /// ```
@@ -373,8 +388,21 @@ impl<'a> Metadata<'a> {
         Some(self)
     }
 
+    /// The keys of the text fields that hold identifiers: opaque ids, checked by
+    /// [`policy::check_identifier`] (an email, a credential, control characters or more than
+    /// 128 bytes read as absent) rather than screened as free text, so a random id is kept.
+    pub const IDENTIFIER_FIELDS: [&'static str; 6] = [
+        "user_id",
+        "session_id",
+        "caller",
+        "rate_limit_key",
+        "tenant_id",
+        "client_id",
+    ];
+
     /// The keys of the text fields whose values are codes from [`crate::vocabulary`].
-    pub const CODE_FIELDS: [&'static str; 3] = ["method", "reason", "operation"];
+    pub const CODE_FIELDS: [&'static str; 5] =
+        ["method", "reason", "operation", "grant_type", "aal"];
 
     /// The keys of every standard text field, in reporting order.
     pub const TEXT_FIELDS: [&'static str; slots::TEXT_FIELDS] = {
@@ -432,8 +460,9 @@ impl<'a> Metadata<'a> {
         &mut self,
         client_ip: Option<IpAddr>,
         user_agent: Option<&'a str>,
+        tenant_id: Option<&'a str>,
         trace_parent: Option<&'a TraceParent>,
-        extras: [(&'static str, Option<&'a str>); 2],
+        extras: [(&'static str, Option<&'a str>); 1],
     ) {
         if self.client_ip.is_none() {
             self.client_ip = client_ip;
@@ -442,6 +471,11 @@ impl<'a> Metadata<'a> {
             && self.texts.get(Text::UserAgent).is_none()
         {
             self.texts.set(Text::UserAgent, ua);
+        }
+        if let Some(tenant) = tenant_id
+            && self.texts.get(Text::TenantId).is_none()
+        {
+            self.texts.set(Text::TenantId, tenant);
         }
         if self.trace_parent.is_none() {
             self.trace_parent = trace_parent;
@@ -496,6 +530,29 @@ impl<'a> Metadata<'a> {
     #[inline]
     pub fn get_admin(&self) -> Option<bool> {
         self.admin
+    }
+
+    /// Whether the authentication used more than one factor (reported as `is_mfa`).
+    /// Independent of [`Metadata::aal`]: say both when both are known.
+    ///
+    /// ```
+    /// use authtel_core::metadata::Metadata;
+    /// use authtel_core::vocabulary::{Aal, AuthMethod};
+    /// let m = Metadata::new().method(AuthMethod::WebAuthn).aal(Aal::Aal2).is_mfa(true);
+    /// assert_eq!(m.get_is_mfa(), Some(true));
+    /// assert_eq!(m.get_aal(), Some("aal2"));
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn is_mfa(mut self, mfa: bool) -> Self {
+        self.mfa = Some(mfa);
+        self
+    }
+
+    /// The multi-factor flag, if set.
+    #[inline]
+    pub fn get_is_mfa(&self) -> Option<bool> {
+        self.mfa
     }
 
     /// Adds an extra field. Secret-named keys and token-looking values are redacted; an
@@ -711,6 +768,9 @@ impl<'a> Metadata<'a> {
         if let Some(a) = self.admin {
             f("admin", Value::Bool(a));
         }
+        if let Some(m) = self.mfa {
+            f("is_mfa", Value::Bool(m));
+        }
         for (k, v) in self.extra() {
             f(k, v);
         }
@@ -904,6 +964,22 @@ mod tests {
         assert!(m.counted.load(Ordering::Relaxed));
         let again = m.clone();
         assert!(!again.counted.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn the_published_field_lists_agree_with_the_slots() {
+        for (field, key) in TEXT_KEYS {
+            assert_eq!(
+                Metadata::IDENTIFIER_FIELDS.contains(&key),
+                field.is_identifier(),
+                "{key}"
+            );
+            assert_eq!(
+                Metadata::CODE_FIELDS.contains(&key),
+                field.is_code(),
+                "{key}"
+            );
+        }
     }
 
     #[test]

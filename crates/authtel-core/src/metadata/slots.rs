@@ -17,21 +17,33 @@ pub(super) enum Text {
     Caller,
     Resource,
     RateLimitKey,
+    TenantId,
+    ClientId,
+    GrantType,
+    Aal,
 }
 
-pub(super) const TEXT_FIELDS: usize = 10;
+pub(super) const TEXT_FIELDS: usize = 14;
 
 impl Text {
     /// Whether the field holds a code from [`crate::vocabulary`] (set only from `'static`).
     pub(super) fn is_code(self) -> bool {
-        matches!(self, Text::Method | Text::Reason | Text::Operation)
+        matches!(
+            self,
+            Text::Method | Text::Reason | Text::Operation | Text::GrantType | Text::Aal
+        )
     }
 
     /// Whether the field holds an identifier (an opaque id: never an email or a credential).
     pub(super) fn is_identifier(self) -> bool {
         matches!(
             self,
-            Text::UserId | Text::Caller | Text::SessionId | Text::RateLimitKey
+            Text::UserId
+                | Text::Caller
+                | Text::SessionId
+                | Text::RateLimitKey
+                | Text::TenantId
+                | Text::ClientId
         )
     }
 }
@@ -48,12 +60,16 @@ pub(super) const TEXT_KEYS: [(Text, &str); TEXT_FIELDS] = [
     (Text::Caller, "caller"),
     (Text::Resource, "resource"),
     (Text::RateLimitKey, "rate_limit_key"),
+    (Text::TenantId, "tenant_id"),
+    (Text::ClientId, "client_id"),
+    (Text::GrantType, "grant_type"),
+    (Text::Aal, "aal"),
 ];
 
 /// The standard text fields: a bit per field says which slots hold a value.
 ///
-/// Why not `[Option<&str>; 10]`: metadata is built by the caller whether or not anyone
-/// listens, and ten `None`s are ten stores; an empty bitmask is one. The slots are
+/// Why not `[Option<&str>; 14]`: metadata is built by the caller whether or not anyone
+/// listens, and fourteen `None`s are fourteen stores; an empty bitmask is one. The slots are
 /// written only when set, so emitting with nothing attached touches almost nothing.
 #[derive(Clone, Copy)]
 pub(super) struct TextSlots<'a> {

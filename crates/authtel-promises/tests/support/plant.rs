@@ -53,10 +53,10 @@ pub enum Position {
     Decoded(String),
 }
 
-/// The standard text fields that hold identifiers (see `authtel_core::policy`).
-const IDENTIFIER_FIELDS: [&str; 4] = ["user_id", "session_id", "caller", "rate_limit_key"];
 /// Record leaves that hold identifiers.
-const IDENTIFIER_LEAVES: [&str; 3] = ["/actor/id", "/target/id", "/session_id"];
+const IDENTIFIER_LEAVES: [&str; 4] = ["/actor/id", "/target/id", "/session_id", "/tenant_id"];
+/// The request context's fields that become identifiers (the tenant is `tenant_id`).
+const CONTEXT_IDENTIFIERS: [&str; 1] = ["tenant"];
 /// The request context's text fields.
 const CONTEXT_FIELDS: [&str; 3] = ["user_agent", "request_id", "tenant"];
 /// Keys that name a secret (planted under, everything is redacted).
@@ -66,7 +66,13 @@ impl Position {
     /// The kind of slot, which decides what is in scope.
     pub fn slot(&self) -> Slot {
         match self {
-            Position::TextField(f) if IDENTIFIER_FIELDS.contains(f) => Slot::Identifier,
+            // Which fields are identifiers comes from core, so a new one is covered as such.
+            Position::TextField(f) if Metadata::IDENTIFIER_FIELDS.contains(f) => Slot::Identifier,
+            Position::Context(f) | Position::ContextRecord(f)
+                if CONTEXT_IDENTIFIERS.contains(f) =>
+            {
+                Slot::Identifier
+            }
             Position::Extra(k) if SECRET_KEYS.contains(k) => Slot::SecretKey,
             Position::Swapped | Position::RecordKey(_) => Slot::SecretKey,
             Position::Record(p) | Position::Decoded(p) => {
@@ -110,6 +116,7 @@ pub fn template() -> AuditEvent {
     e = e.with_actor(Party::new("u_canary", "user"));
     e = e.with_target(Party::new("u_target", "user"));
     e = e.with_session_id("sess_canary");
+    e = e.with_tenant_id("tenant_canary");
     e = e.with_client_ip(std::net::IpAddr::from([203, 0, 113, 9]));
     e = e.with_user_agent("Mozilla/5.0");
     e = e.with_resource("/api/v1/users/42");

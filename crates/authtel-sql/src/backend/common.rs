@@ -73,8 +73,9 @@ fn stored_row_at(row: &<Db as sqlx::Database>::Row, base: usize) -> Result<Store
         reason: row.try_get(base + 13)?,
         span_id: row.try_get(base + 14)?,
         trace_id: row.try_get(base + 15)?,
-        metadata: row.try_get(base + 16)?,
-        schema_version: row.try_get(base + 17)?,
+        tenant_id: row.try_get(base + 16)?,
+        metadata: row.try_get(base + 17)?,
+        schema_version: row.try_get(base + 18)?,
     })
 }
 

@@ -5,6 +5,9 @@ impl AuditStore<Db> {
     pub async fn query(&self, q: &AuditQuery) -> Result<Page, SqlError> {
         let mut qb = sqlx::QueryBuilder::<Db>::new(self.inner.sql.select_events.clone());
         qb.push(" WHERE 1 = 1");
+        if let Some(tenant) = &q.tenant_id {
+            qb.push(" AND tenant_id = ").push_bind(tenant.clone());
+        }
         if let Some(actor) = &q.actor_id {
             qb.push(" AND actor_id = ").push_bind(actor.clone());
         }

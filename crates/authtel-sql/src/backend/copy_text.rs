@@ -80,11 +80,12 @@ mod tests {
     }
 
     #[test]
-    fn one_line_of_eighteen_columns_per_row() {
+    fn one_line_of_nineteen_columns_per_row() {
         let mut e = AuditEvent::new("auth.login.stop", Outcome::Failure).unwrap();
         e = e.with_reason("line one\nline two\twith tab");
         e = e.with_metadata("quote", "say \"hi\"\\").unwrap();
         e = e.with_occurred_at(Timestamp::from_unix_micros(1_700_000_000_123_456));
+        e = e.with_tenant_id("acme");
         let rows = [
             EventRow::from_event(&e).unwrap(),
             EventRow::from_event(&e).unwrap(),
@@ -93,11 +94,13 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let cols: Vec<&str> = lines[0].split('\t').collect();
-        assert_eq!(cols.len(), 18);
+        assert_eq!(cols.len(), 19);
+        assert_eq!(cols.len(), crate::row::COLUMNS.split(',').count());
         assert_eq!(cols[1], "2023-11-14T22:13:20.123456Z");
         assert_eq!(cols[4], "\\N");
         assert_eq!(cols[13], "line one\\nline two\\twith tab");
-        assert_eq!(cols[16], r#"{"quote":"say \\"hi\\"\\\\"}"#);
-        assert_eq!(cols[17], authtel_core::audit::SCHEMA_VERSION.to_string());
+        assert_eq!(cols[16], "acme");
+        assert_eq!(cols[17], r#"{"quote":"say \\"hi\\"\\\\"}"#);
+        assert_eq!(cols[18], authtel_core::audit::SCHEMA_VERSION.to_string());
     }
 }

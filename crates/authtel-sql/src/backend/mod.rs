@@ -89,7 +89,7 @@ impl Dialect {
         let cols = crate::row::COLUMNS;
         let insert_event = format!(
             "INSERT INTO {events} ({cols}) VALUES ({}, {}, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-             $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING",
+             $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING",
             id("$1"),
             ts("$2")
         );

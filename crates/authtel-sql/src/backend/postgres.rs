@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "relay_status",
         include_str!("../../migrations/postgres/0003_relay_status.sql"),
     ),
+    (
+        4,
+        "tenant",
+        include_str!("../../migrations/postgres/0004_tenant.sql"),
+    ),
 ];
 
 const PARTITIONED_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -55,6 +60,11 @@ const PARTITIONED_MIGRATIONS: &[(i64, &str, &str)] = &[
         "relay_status",
         include_str!("../../migrations/postgres_partitioned/0003_relay_status.sql"),
     ),
+    (
+        4,
+        "tenant",
+        include_str!("../../migrations/postgres_partitioned/0004_tenant.sql"),
+    ),
 ];
 
 fn migrations(partitioned: bool) -> &'static [(i64, &'static str, &'static str)] {
@@ -68,7 +78,7 @@ fn migrations(partitioned: bool) -> &'static [(i64, &'static str, &'static str)]
 pub(crate) const DIALECT: Dialect = Dialect {
     select_columns: "event_id::text, (extract(epoch from occurred_at) * 1000000)::int8, action, \
          outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, \
-         user_agent, resource, operation, reason, span_id, trace_id, metadata, \
+         user_agent, resource, operation, reason, span_id, trace_id, tenant_id, metadata, \
          schema_version::int8",
     ts_in: exact_ts,
     ts_out: |e| format!("(extract(epoch from {e}) * 1000000)::int8"),
@@ -106,7 +116,8 @@ fn id_list(ids: &[i64]) -> Vec<i64> {
 const JOINED_EVENT_COLUMNS: &str = "e.event_id::text, \
      (extract(epoch from e.occurred_at) * 1000000)::int8, e.action, e.outcome, e.actor_id, \
      e.actor_type, e.target_id, e.target_type, e.session_id, e.client_ip, e.user_agent, \
-     e.resource, e.operation, e.reason, e.span_id, e.trace_id, e.metadata, e.schema_version::int8";
+     e.resource, e.operation, e.reason, e.span_id, e.trace_id, e.tenant_id, e.metadata, \
+     e.schema_version::int8";
 
 /// Claims due entries with `FOR UPDATE SKIP LOCKED` and returns them joined with their
 /// records, in one round trip.
@@ -214,9 +225,9 @@ fn extra_statements(stmts: &mut super::Statements, events: &str, outbox: &str, f
     stmts.record_with_outbox = Some(super::sql(format!(
         "WITH ins AS (INSERT INTO {events} ({cols}) VALUES ($1::uuid, \
          {}, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING RETURNING event_id) \
-         INSERT INTO {outbox} (event_id, forwarder, status, attempts, next_attempt_at, created_at, \
-         updated_at) SELECT ins.event_id, f.name, 'pending', 0, $19, $19, $19 FROM ins \
+         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING RETURNING \
+         event_id) INSERT INTO {outbox} (event_id, forwarder, status, attempts, next_attempt_at, \
+         created_at, updated_at) SELECT ins.event_id, f.name, 'pending', 0, $20, $20, $20 FROM ins \
          CROSS JOIN (VALUES {}) AS f(name) ON CONFLICT DO NOTHING",
         exact_ts("$2"),
         names.join(", ")
@@ -344,12 +355,13 @@ async fn copy_in(conn: &mut DbConnection, stmt: &str, data: Vec<u8>) -> Result<(
 pub(crate) fn unnest_insert(events: &str) -> sqlx::SqlStr {
     super::sql(format!(
         "INSERT INTO {events} ({}) SELECT id::uuid, {}, action, outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, \
-         user_agent, resource, operation, reason, span_id, trace_id, metadata, sv::int4 \
+         user_agent, resource, operation, reason, span_id, trace_id, tenant_id, metadata, sv::int4 \
          FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-         $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[]) AS u(id, t, action, \
-         outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, user_agent, \
-         resource, operation, reason, span_id, trace_id, metadata, sv) ON CONFLICT DO NOTHING",
+         $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::int8[]) AS u(id, t, \
+         action, outcome, actor_id, actor_type, target_id, target_type, session_id, client_ip, \
+         user_agent, resource, operation, reason, span_id, trace_id, tenant_id, metadata, sv) \
+         ON CONFLICT DO NOTHING",
         crate::row::COLUMNS,
         exact_ts("t")
     ))

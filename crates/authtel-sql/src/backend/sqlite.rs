@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "relay_status",
         include_str!("../../migrations/sqlite/0002_relay_status.sql"),
     ),
+    (
+        3,
+        "tenant",
+        include_str!("../../migrations/sqlite/0003_tenant.sql"),
+    ),
 ];
 
 fn migrations(_partitioned: bool) -> &'static [(i64, &'static str, &'static str)] {
@@ -42,7 +47,7 @@ pub(crate) const DIALECT: Dialect = Dialect {
     skip_locked: "",
 };
 
-/// Rows per multi-row INSERT: 18 columns x 500 rows stays far below SQLite's 32766
+/// Rows per multi-row INSERT: 19 columns x 500 rows stays far below SQLite's 32766
 /// bound-variable limit.
 const CHUNK_ROWS: usize = 500;
 
