@@ -76,7 +76,7 @@ pub fn log_denied(operation: Operation, caller: &str, resource: &str, reason: De
 
 /// Records that the authorization check itself failed (a policy store unreachable, a
 /// malformed policy). The `reason` is the code
-/// [`Reason::AuthorizerError`](crate::vocabulary::Reason::AuthorizerError); the error's text
+/// [`Reason::AuthorizerError`]; the error's text
 /// goes in the extra field `error`, screened by the metadata policy (credential-looking text
 /// is redacted) and truncated. The text is formatted only when something is attached.
 ///

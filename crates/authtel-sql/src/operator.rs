@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// let pool = authtel_sql::sqlite::connect("sqlite::memory:").await?;
 /// let store = authtel_sql::AuditStore::builder(pool).with_forwarder("siem")?.build();
 /// store.migrate().await?;
-/// assert_eq!(store.schema_version().await?, 2);
+/// assert_eq!(store.schema_version().await?, 3);
 /// let e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
 /// let mut tx = store.begin().await?;
 /// tx.record(&e).await?;
