@@ -4,9 +4,10 @@
 //!
 //! A value is a well-known variant or an application's own code, `Custom(&'static str)`:
 //! a string literal (or a `const`), so it is fixed when the program is compiled and cannot
-//! carry a password, a token or an email that arrived at run time. That is what makes these
-//! fields safe by construction; the metadata policy still screens them when read, as a
-//! second line. Setters take `impl Into<…>`, so a literal works where a variant does:
+//! carry a password, a token or an email that arrived at run time, short of leaking a
+//! `String` into a `'static` on purpose. That is what makes these fields safe by
+//! construction; the metadata policy still screens them when read, as a second line (the
+//! canary matrix plants leaked secrets there to prove it). Setters take `impl Into<…>`, so a literal works where a variant does:
 //!
 //! ```
 //! use authtel_core::metadata::Metadata;

@@ -54,7 +54,7 @@ impl Signals {
     pub(crate) fn forward_error(
         &self,
         forwarder: &str,
-        reason: &str,
+        error: &str,
         attempts: u32,
         ids: &[Uuid],
         file: &str,
@@ -62,7 +62,7 @@ impl Signals {
         let first = ids.first().map(Uuid::to_string).unwrap_or_default();
         tracing::error!(
             forwarder,
-            reason,
+            reason = error,
             attempts,
             records = ids.len(),
             first_event_id = %first,
@@ -75,7 +75,7 @@ impl Signals {
                 Measurements::new().count(ids.len() as u64),
                 Metadata::new()
                     .reason("retries_exhausted")
-                    .with_extra("error", truncate(reason, 200))
+                    .with_extra("error", truncate(error, 200))
                     .with_extra("forwarder", forwarder)
                     .with_extra("attempts", u64::from(attempts))
                     .with_extra("event_count", ids.len() as u64)

@@ -367,32 +367,26 @@ impl AuditEvent {
             Some(tp) => tp.trace_id_hex().as_str().to_owned(),
             None => record.context.root_id.to_string(),
         });
-        if let Some(p) = m.get_provider() {
-            audit.put("provider", p.into());
-        }
-        if let Some(p) = m.get_method() {
-            audit.put("method", p.into());
+        // The typed fields without a column of their own go in metadata under their names.
+        for (key, value) in [
+            ("provider", m.get_provider()),
+            ("method", m.get_method()),
+            ("rate_limit_key", m.get_rate_limit_key()),
+            ("client_id", m.get_client_id()),
+            ("grant_type", m.get_grant_type()),
+            ("aal", m.get_aal()),
+        ] {
+            if let Some(value) = value {
+                audit.put(key, value.into());
+            }
         }
         if let Some(n) = m.get_attempts_remaining() {
             audit.put("attempts_remaining", n.into());
         }
-        if let Some(a) = m.get_admin() {
-            audit.put("admin", a.into());
-        }
-        if let Some(k) = m.get_rate_limit_key() {
-            audit.put("rate_limit_key", k.into());
-        }
-        if let Some(c) = m.get_client_id() {
-            audit.put("client_id", c.into());
-        }
-        if let Some(g) = m.get_grant_type() {
-            audit.put("grant_type", g.into());
-        }
-        if let Some(a) = m.get_aal() {
-            audit.put("aal", a.into());
-        }
-        if let Some(mfa) = m.get_is_mfa() {
-            audit.put("is_mfa", mfa.into());
+        for (key, value) in [("admin", m.get_admin()), ("is_mfa", m.get_is_mfa())] {
+            if let Some(value) = value {
+                audit.put(key, value.into());
+            }
         }
         if let Some(e) = record.error_type {
             audit.put("error_type", e.into());

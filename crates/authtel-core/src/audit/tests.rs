@@ -316,14 +316,17 @@ fn identity_provider_fields_reach_the_record_typed() {
         .grant_type(GrantType::AuthorizationCode)
         .aal(Aal::Aal2)
         .is_mfa(true);
-    let measurements = Measurements::new();
-    let record = EventRecord::signal(
-        &crate::catalogue::SECURITY_LOCKOUT,
-        SpanContext::child_of(None),
-        &measurements,
-        &meta,
-    );
-    let e = AuditEvent::from_record(&record).unwrap();
+    let audit_of = |meta: &metadata::Metadata<'_>| {
+        let measurements = Measurements::new();
+        let record = EventRecord::signal(
+            &crate::catalogue::SECURITY_LOCKOUT,
+            SpanContext::child_of(None),
+            &measurements,
+            meta,
+        );
+        AuditEvent::from_record(&record).unwrap()
+    };
+    let e = audit_of(&meta);
     assert_eq!(e.tenant_id(), Some("acme"));
     assert_eq!(e.partition_key(), "acme/u_1");
     assert_eq!(e.metadata()["client_id"], "cli_dashboard");
@@ -343,13 +346,7 @@ fn identity_provider_fields_reach_the_record_typed() {
         .client_id(JWT);
     assert_eq!(meta.get_tenant_id(), None);
     assert_eq!(meta.get_client_id(), None);
-    let record = EventRecord::signal(
-        &crate::catalogue::SECURITY_LOCKOUT,
-        SpanContext::child_of(None),
-        &measurements,
-        &meta,
-    );
-    let e = AuditEvent::from_record(&record).unwrap();
+    let e = audit_of(&meta);
     assert_eq!(e.tenant_id(), None);
     assert!(!e.metadata().contains_key("client_id"));
 }

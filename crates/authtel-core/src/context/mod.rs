@@ -112,7 +112,7 @@ impl Fields {
             self.user_agent.as_deref(),
             self.tenant.as_deref(),
             self.trace_parent.as_ref(),
-            [(REQUEST_ID_KEY, self.request_id.as_deref())],
+            (REQUEST_ID_KEY, self.request_id.as_deref()),
         );
     }
 }

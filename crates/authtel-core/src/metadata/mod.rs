@@ -32,7 +32,7 @@
 //!   screening costs nothing when nobody listens. A text value with a credential or an
 //!   email anywhere in it reads as [`REDACTED`]; an extra field under a key that names a
 //!   secret reads as [`REDACTED`] (booleans excepted); an identifier field (user id,
-//!   caller, session id, rate-limit key) holding an email or a credential reads as absent;
+//!   caller, session id, rate-limit key, tenant id, client id) holding an email or a credential reads as absent;
 //!   an extra field whose key is a value (a credential, or key and value swapped) is
 //!   dropped. Redactions and refusals are counted once per metadata value
 //!   ([`crate::policy::redaction_count`], [`crate::policy::refusal_count`]), not once per
@@ -453,8 +453,8 @@ impl<'a> Metadata<'a> {
     }
 
     /// This metadata with a request context's fields filled in where it left them unset
-    /// (the call site wins): client IP, user agent, trace parent, and extra fields whose
-    /// key it does not already hold, while there is room.
+    /// (the call site wins): client IP, user agent, tenant, trace parent, and one extra
+    /// field (the request id) when its key is not already held and there is room.
     #[inline]
     pub(crate) fn inherit(
         &mut self,
@@ -462,30 +462,31 @@ impl<'a> Metadata<'a> {
         user_agent: Option<&'a str>,
         tenant_id: Option<&'a str>,
         trace_parent: Option<&'a TraceParent>,
-        extras: [(&'static str, Option<&'a str>); 1],
+        (key, value): (&'static str, Option<&'a str>),
     ) {
         if self.client_ip.is_none() {
             self.client_ip = client_ip;
         }
-        if let Some(ua) = user_agent
-            && self.texts.get(Text::UserAgent).is_none()
-        {
-            self.texts.set(Text::UserAgent, ua);
-        }
-        if let Some(tenant) = tenant_id
-            && self.texts.get(Text::TenantId).is_none()
-        {
-            self.texts.set(Text::TenantId, tenant);
-        }
+        self.fill_text(Text::UserAgent, user_agent);
+        self.fill_text(Text::TenantId, tenant_id);
         if self.trace_parent.is_none() {
             self.trace_parent = trace_parent;
         }
-        for (key, value) in extras {
-            let Some(value) = value else { continue };
+        if let Some(value) = value {
             let taken = self.extra.as_slice().iter().any(|&(k, _)| k == key);
             if !taken && !self.extra.is_full() {
                 self.extra.push(key, Value::Str(value));
             }
+        }
+    }
+
+    /// Sets `field` to `value` when the call site left it unset.
+    #[inline]
+    fn fill_text(&mut self, field: Text, value: Option<&'a str>) {
+        if let Some(value) = value
+            && self.texts.get(field).is_none()
+        {
+            self.texts.set(field, value);
         }
     }
 
