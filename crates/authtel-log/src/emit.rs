@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use authtel_core::catalogue::Category;
-use authtel_core::metadata::IpText;
+use authtel_core::metadata::{FactorsText, IpText};
 use authtel_core::telemetry::EventRecord;
 use tracing::callsite::{Callsite as _, DefaultCallsite};
 use tracing::field::{Field, Value};
@@ -91,10 +91,11 @@ const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "grant_type",
     "aal",
     "is_mfa",
+    "factors",
     "extra",
 ];
 
-const FIELD_COUNT: usize = 30;
+const FIELD_COUNT: usize = 31;
 
 /// One (target, level) callsite: `tracing`'s static callsite and its fields, looked up
 /// once (a `Field` is only made by its `FieldSet`).
@@ -291,6 +292,8 @@ fn write(meta: &'static Metadata<'static>, fields: &[Field; FIELD_COUNT], r: &Ev
     let grant_type = m.get_grant_type();
     let aal = m.get_aal();
     let is_mfa = m.get_is_mfa();
+    let factors = m.get_factors().map(|f| f.text());
+    let factors = factors.as_ref().map(FactorsText::as_str);
     let mut extra_text = ExtraText::new();
     let extra = match ExtraFields::of(m) {
         Some(fields) => {
@@ -330,7 +333,8 @@ fn write(meta: &'static Metadata<'static>, fields: &[Field; FIELD_COUNT], r: &Ev
     line.put(26, some(&grant_type));
     line.put(27, some(&aal));
     line.put(28, some(&is_mfa));
-    line.put(29, some(&extra));
+    line.put(29, some(&factors));
+    line.put(30, some(&extra));
     dispatch(meta, line.entries());
 }
 
@@ -345,7 +349,7 @@ fn dispatch(meta: &'static Metadata<'static>, entries: &[Entry<'_>]) {
             }
         };
     }
-    by_len!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30);
+    by_len!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
 }
 
 #[inline(always)]

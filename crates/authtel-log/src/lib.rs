@@ -21,7 +21,7 @@
 //! `exception_reason`, `count`, the typed metadata fields (`user_id`, `session_id`,
 //! `client_ip`, `user_agent`, `provider`, `method`, `reason`, `operation`, `caller`,
 //! `resource`, `rate_limit_key`, `attempts_remaining`, `admin`, `tenant_id`, `client_id`,
-//! `grant_type`, `aal`, `is_mfa`) and the extra fields
+//! `grant_type`, `aal`, `is_mfa`, `factors` as `password,totp`) and the extra fields
 //! rendered together as one `extra` field (`tenant=acme device=phone`). Secrets were
 //! redacted by the policy before the logger saw them; nothing is ever logged through a
 //! `Debug` dump.

@@ -11,6 +11,7 @@ use authtel_core::catalogue::{
 use authtel_core::metadata::Metadata;
 use authtel_core::outcome::Outcome;
 use authtel_core::telemetry::{self, Measurements};
+use authtel_core::vocabulary::{Aal, AuthMethod, GrantType};
 use authtel_log::LoggerOptions;
 use support::capture;
 use tracing::Level;
@@ -26,6 +27,12 @@ fn span_stop_is_logged_with_outcome_duration_ids_and_typed_fields() {
             .session_id("s_9")
             .client_ip(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)))
             .method("password")
+            .tenant_id("t_acme")
+            .client_id("cli_web")
+            .grant_type(GrantType::Password)
+            .aal(Aal::Aal2)
+            .is_mfa(true)
+            .factors(&[AuthMethod::Password, AuthMethod::Totp])
             .with_extra("tenant", "acme");
         let result: Result<(), WrongPassword> =
             telemetry::span(&AUTH_LOGIN, meta, || Err(WrongPassword));
@@ -44,6 +51,12 @@ fn span_stop_is_logged_with_outcome_duration_ids_and_typed_fields() {
     assert_eq!(stop["session_id"], "s_9");
     assert_eq!(stop["client_ip"], "203.0.113.7");
     assert_eq!(stop["method"], "password");
+    assert_eq!(stop["tenant_id"], "t_acme");
+    assert_eq!(stop["client_id"], "cli_web");
+    assert_eq!(stop["grant_type"], "password");
+    assert_eq!(stop["aal"], "aal2");
+    assert_eq!(stop["is_mfa"], true);
+    assert_eq!(stop["factors"], "password,totp");
     assert_eq!(stop["extra"], "tenant=acme");
     assert!(
         stop["error_type"]

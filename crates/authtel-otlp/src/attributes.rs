@@ -48,6 +48,9 @@ pub const AUTH_GRANT_TYPE: &str = "auth.grant_type";
 pub const AUTH_AAL: &str = "auth.aal";
 /// `auth.is_mfa`: whether more than one factor was used (boolean).
 pub const AUTH_IS_MFA: &str = "auth.is_mfa";
+/// `auth.factors`: the authentication factors used, in order (string array of
+/// `AuthMethod` codes).
+pub const AUTH_FACTORS: &str = "auth.factors";
 /// `auth.admin`: whether an administrator acted (boolean).
 pub const AUTH_ADMIN: &str = "auth.admin";
 /// `auth.category`: the catalogue category (`auth`, `mfa`, `security`, …).
@@ -129,6 +132,13 @@ pub(crate) fn record_attributes(record: &EventRecord<'_>, out: &mut Vec<KeyValue
     }
     if let Some(mfa) = m.get_is_mfa() {
         out.push(KeyValue::new(AUTH_IS_MFA, mfa));
+    }
+    if let Some(factors) = m.get_factors() {
+        let codes = factors.iter().map(StringValue::from).collect();
+        out.push(KeyValue::new(
+            AUTH_FACTORS,
+            opentelemetry::Value::Array(opentelemetry::Array::String(codes)),
+        ));
     }
     for (k, v) in m.extra() {
         let key = Key::new(format!("{AUTH_EXTRA_PREFIX}{k}"));

@@ -8,10 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use authtel_core::metadata::Metadata;
 use authtel_core::registry::Registry;
 use authtel_core::telemetry::{self, Measurements};
+use authtel_core::vocabulary::{Aal, AuthMethod};
 use authtel_core::{catalogue, outcome::Outcome};
 use authtel_otlp::Protocol;
 use authtel_testing::otlp::proto::tonic::trace::v1::{Span, status::StatusCode};
-use authtel_testing::otlp::{OtlpReceiver, Transport, any_value_text, attribute};
+use authtel_testing::otlp::{OtlpReceiver, Transport, any_value_text, attribute, string_array};
 
 async fn spans_and_logs_arrive_over(protocol: Protocol) {
     // Exception messages are opt-in; this binary's tests all opt in.
@@ -28,7 +29,10 @@ async fn spans_and_logs_arrive_over(protocol: Protocol) {
             .session_id("s_1")
             .client_ip(ip)
             .user_agent("Mozilla/5.0")
-            .method("password");
+            .method("password")
+            .factors(&[AuthMethod::Password, AuthMethod::Totp])
+            .aal(Aal::Aal2)
+            .is_mfa(true);
         let _ = telemetry::span(&catalogue::AUTH_LOGIN, login, || {
             let mfa = Metadata::new().method("totp").attempts_remaining(2);
             let _ = telemetry::span(&catalogue::MFA_VERIFY, mfa, || Err::<(), _>("bad code"));
@@ -107,6 +111,12 @@ async fn spans_and_logs_arrive_over(protocol: Protocol) {
         Some("Mozilla/5.0")
     );
     assert_eq!(a(login, "auth.method").as_deref(), Some("password"));
+    assert_eq!(
+        string_array(&login.attributes, "auth.factors"),
+        Some(vec!["password".to_owned(), "totp".to_owned()])
+    );
+    assert_eq!(a(login, "auth.aal").as_deref(), Some("aal2"));
+    assert_eq!(a(login, "auth.is_mfa").as_deref(), Some("true"));
     assert_eq!(a(login, "auth.outcome").as_deref(), Some("success"));
     assert_eq!(a(login, "error.type"), None);
     assert_eq!(

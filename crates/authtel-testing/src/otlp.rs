@@ -368,6 +368,23 @@ pub fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
     }
 }
 
+/// The strings of an array-valued attribute (`auth.factors`), or `None` when `key` is
+/// absent or not an array of strings.
+pub fn string_array(attributes: &[KeyValue], key: &str) -> Option<Vec<String>> {
+    let kv = attributes.iter().find(|kv| kv.key == key)?;
+    let any_value::Value::ArrayValue(array) = kv.value.as_ref()?.value.as_ref()? else {
+        return None;
+    };
+    array
+        .values
+        .iter()
+        .map(|v| match v.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The text of an [`AnyValue`] (a log body, for instance).
 pub fn any_value_text(value: &AnyValue) -> Option<String> {
     match value.value.as_ref()? {

@@ -388,6 +388,9 @@ impl AuditEvent {
                 audit.put(key, value.into());
             }
         }
+        if let Some(factors) = m.get_factors() {
+            audit.put("factors", factors.iter().collect::<Vec<_>>().into());
+        }
         if let Some(e) = record.error_type {
             audit.put("error_type", e.into());
         }

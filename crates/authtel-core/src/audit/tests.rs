@@ -308,14 +308,15 @@ fn ids_are_time_ordered() {
 #[test]
 fn identity_provider_fields_reach_the_record_typed() {
     use crate::telemetry::{EventRecord, Measurements, SpanContext};
-    use crate::vocabulary::{Aal, GrantType};
+    use crate::vocabulary::{Aal, AuthMethod, GrantType};
     let meta = metadata::Metadata::new()
         .user_id("u_1")
         .tenant_id("acme")
         .client_id("cli_dashboard")
         .grant_type(GrantType::AuthorizationCode)
         .aal(Aal::Aal2)
-        .is_mfa(true);
+        .is_mfa(true)
+        .factors(&[AuthMethod::Password, AuthMethod::Totp]);
     let audit_of = |meta: &metadata::Metadata<'_>| {
         let measurements = Measurements::new();
         let record = EventRecord::signal(
@@ -333,6 +334,10 @@ fn identity_provider_fields_reach_the_record_typed() {
     assert_eq!(e.metadata()["grant_type"], "authorization_code");
     assert_eq!(e.metadata()["aal"], "aal2");
     assert_eq!(e.metadata()["is_mfa"], true);
+    assert_eq!(
+        e.metadata()["factors"],
+        serde_json::json!(["password", "totp"])
+    );
     assert!(
         !e.metadata().contains_key("tenant_id"),
         "a field of its own"

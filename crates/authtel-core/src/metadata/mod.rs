@@ -43,22 +43,28 @@
 //!   character boundary); extra fields beyond [`MAX_EXTRA_FIELDS`] and invalid keys are
 //!   refused and counted.
 
+mod error;
+mod factors;
 mod ip_text;
+mod read;
 mod slots;
+#[cfg(test)]
+mod tests;
 mod value;
 
-use std::fmt;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use crate::outcome::Outcome;
-use crate::policy::{self, KeyClass, LIMITS};
+use crate::policy::{self, LIMITS};
 use crate::trace_parent::TraceParent;
 use crate::vocabulary::{Aal, AuthMethod, GrantType, Operation, Reason};
 use slots::{ExtraSlots, TEXT_KEYS, Text, TextSlots};
 
 pub use crate::policy::{MAX_TEXT_LEN, REDACTED, key_names_secret, truncate};
+pub use error::MetadataError;
+pub use factors::{Factors, FactorsText, MAX_FACTORS};
 pub use ip_text::IpText;
 pub use value::{ExtraValue, Value};
 
@@ -90,46 +96,6 @@ pub fn refusal_count() -> u64 {
     policy::refusal_count()
 }
 
-/// Why a metadata value was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum MetadataError {
-    /// An email address was given where an identifier belongs.
-    #[error(
-        "{field} looks like an email address; identifiers must be opaque ids (user id, not email): pass the account's id, or a keyed pseudonym of the email (authtel_core::pseudonym::PseudonymKey::for_email)"
-    )]
-    EmailAsIdentifier {
-        /// The field that refused it.
-        field: &'static str,
-    },
-    /// An extra-field key is not `[a-z][a-z0-9_.]*` of at most [`MAX_KEY_LEN`] bytes.
-    #[error(
-        "metadata key {key:?} is invalid; keys are lowercase ASCII letters, digits, '_' and '.', starting with a letter, at most {MAX_KEY_LEN} bytes"
-    )]
-    InvalidKey {
-        /// The refused key (truncated).
-        key: String,
-    },
-    /// More than [`MAX_EXTRA_FIELDS`] extra fields.
-    #[error(
-        "metadata already holds {MAX_EXTRA_FIELDS} extra fields; field {key:?} was refused: move rarely used detail out of the event"
-    )]
-    TooManyFields {
-        /// The refused key.
-        key: String,
-    },
-    /// An identifier holds a credential, is too long, or is malformed.
-    #[error(
-        "{field} was refused ({problem:?}): identifiers are opaque ids of at most 128 bytes without control characters, never a token, password or code"
-    )]
-    RefusedIdentifier {
-        /// The field that refused it.
-        field: &'static str,
-        /// What is wrong with it.
-        problem: policy::IdentifierProblem,
-    },
-}
-
 /// The metadata of one event: typed standard fields plus bounded extra fields.
 ///
 /// ```
@@ -153,6 +119,7 @@ pub struct Metadata<'a> {
     attempts_remaining: Option<u32>,
     admin: Option<bool>,
     mfa: Option<bool>,
+    factors: Option<&'a [AuthMethod]>,
     refused: u8,
     /// Whether this value's redactions and refusals were added to the process counters
     /// (once, by the first read that found any, however many sinks read it).
@@ -170,6 +137,7 @@ impl Clone for Metadata<'_> {
             attempts_remaining: self.attempts_remaining,
             admin: self.admin,
             mfa: self.mfa,
+            factors: self.factors,
             refused: self.refused,
             // A clone is another record: its reads count again.
             counted: AtomicBool::new(false),
@@ -251,6 +219,7 @@ impl<'a> Metadata<'a> {
             std::ptr::addr_of_mut!((*p).attempts_remaining).write(None);
             std::ptr::addr_of_mut!((*p).admin).write(None);
             std::ptr::addr_of_mut!((*p).mfa).write(None);
+            std::ptr::addr_of_mut!((*p).factors).write(None);
             std::ptr::addr_of_mut!((*p).refused).write(0);
             std::ptr::addr_of_mut!((*p).counted).write(AtomicBool::new(false));
             std::ptr::addr_of_mut!((*p).extra.len).write(0);
@@ -556,6 +525,35 @@ impl<'a> Metadata<'a> {
         self.mfa
     }
 
+    /// The authentication factors used, in order (reported as `factors`: a list where the
+    /// sink has lists, `password,totp` where it writes text). Typed like
+    /// [`Metadata::method`], so every code is fixed at compile time; at most
+    /// [`MAX_FACTORS`] are kept.
+    ///
+    /// ```
+    /// use authtel_core::metadata::Metadata;
+    /// use authtel_core::vocabulary::{Aal, AuthMethod};
+    /// let used = [AuthMethod::Password, AuthMethod::WebAuthn];
+    /// let m = Metadata::new().factors(&used).aal(Aal::Aal2).is_mfa(true);
+    /// assert_eq!(m.get_factors().unwrap().text().as_str(), "password,webauthn");
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn factors(mut self, factors: &'a [AuthMethod]) -> Self {
+        self.factors = Some(factors);
+        self
+    }
+
+    /// The factors, if set (each code screened).
+    #[inline]
+    pub fn get_factors(&self) -> Option<Factors<'a>> {
+        let factors = Factors::new(self.factors?);
+        if factors.redacted() > 0 {
+            self.count_once();
+        }
+        Some(factors)
+    }
+
     /// Adds an extra field. Secret-named keys and token-looking values are redacted; an
     /// invalid key or a field over [`MAX_EXTRA_FIELDS`] is refused and counted (use
     /// [`Metadata::try_extra`] for the error). The value is text, a number, a boolean or an
@@ -618,31 +616,6 @@ impl<'a> Metadata<'a> {
         Ok(())
     }
 
-    /// The extra fields, in insertion order, as the policy lets them out: a field under a
-    /// key that names a secret reads as [`REDACTED`] (booleans stay), text values are
-    /// screened and truncated, and a field whose key is a value (a credential, or key and
-    /// value swapped: `with_extra("hunter2", "password")`) is left out.
-    #[inline]
-    pub fn extra(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
-        if self.refused > 0 {
-            self.count_once();
-        }
-        self.extra
-            .as_slice()
-            .iter()
-            .filter_map(|&(key, value)| match screen_extra(key, value) {
-                Screened::Kept(v) => Some((key, v)),
-                Screened::Redacted => {
-                    self.count_once();
-                    Some((key, Value::Str(REDACTED)))
-                }
-                Screened::Dropped => {
-                    self.count_once();
-                    None
-                }
-            })
-    }
-
     /// Whether any extra field is set (without reading, so without screening, them).
     ///
     /// ```
@@ -655,371 +628,8 @@ impl<'a> Metadata<'a> {
         self.extra.len > 0
     }
 
-    /// How many values of this metadata the policy redacts when they are read.
-    ///
-    /// ```
-    /// use authtel_core::metadata::Metadata;
-    /// let m = Metadata::new().reason("password=hunter2").with_extra("pin", 1234).with_extra("tenant", "acme");
-    /// assert_eq!(m.redacted(), 2);
-    /// ```
-    pub fn redacted(&self) -> u32 {
-        let in_texts = TEXT_KEYS
-            .iter()
-            .filter(|&&(field, _)| !field.is_identifier())
-            .filter_map(|&(field, _)| self.texts.get(field))
-            .filter(|v| policy::screen(v).is_none())
-            .count();
-        let in_extra = self
-            .extra
-            .as_slice()
-            .iter()
-            .filter(|&&(k, v)| matches!(screen_extra(k, v), Screened::Redacted))
-            .count();
-        (in_texts + in_extra) as u32
-    }
-
-    /// How many values of this metadata the policy refused: extra fields refused when
-    /// added or left out when read, and identifier fields holding an email or a credential.
-    ///
-    /// ```
-    /// use authtel_core::metadata::Metadata;
-    /// let m = Metadata::new().user_id("alice@example.com").session_id("s_1");
-    /// assert_eq!(m.refused(), 1);
-    /// ```
-    pub fn refused(&self) -> u32 {
-        let identifiers = TEXT_KEYS
-            .iter()
-            .filter(|&&(field, _)| field.is_identifier())
-            .filter(|&&(field, _)| {
-                self.texts
-                    .get(field)
-                    .is_some_and(|v| policy::check_identifier(v).is_err())
-            })
-            .count();
-        let dropped = self
-            .extra
-            .as_slice()
-            .iter()
-            .filter(|&&(k, v)| matches!(screen_extra(k, v), Screened::Dropped))
-            .count();
-        u32::from(self.refused) + (identifiers + dropped) as u32
-    }
-
-    /// A standard text field as every reader sees it: an identifier holding an email or a
-    /// credential is refused (reads as absent), any other text is screened and truncated.
-    #[inline]
-    fn read_text(&self, field: Text) -> Option<&'a str> {
-        let value = self.texts.get(field)?;
-        if field.is_identifier() {
-            if policy::check_identifier(value).is_err() {
-                self.count_once();
-                return None;
-            }
-            return Some(value);
-        }
-        match policy::screen(value) {
-            Some(kept) => Some(kept),
-            None => {
-                self.count_once();
-                Some(REDACTED)
-            }
-        }
-    }
-
-    /// Adds this value's redactions and refusals to the process counters, the first time
-    /// a read finds any.
-    #[cold]
-    fn count_once(&self) {
-        if !self.counted.swap(true, Ordering::Relaxed) {
-            policy::note(u64::from(self.redacted()), u64::from(self.refused()));
-        }
-    }
-
-    /// Every set field as `(key, value)`, standard fields first, for sinks that write
-    /// generic key/value output. Keys of standard fields are their snake_case names.
-    ///
-    /// ```
-    /// use authtel_core::metadata::{Metadata, Value};
-    /// let m = Metadata::new().user_id("u1").attempts_remaining(2);
-    /// let mut fields = Vec::new();
-    /// m.for_each_field(|k, v| fields.push((k.to_owned(), v.to_string())));
-    /// assert_eq!(fields, [("user_id".to_owned(), "u1".to_owned()), ("attempts_remaining".to_owned(), "2".to_owned())]);
-    /// ```
-    #[inline]
-    pub fn for_each_field(&self, mut f: impl FnMut(&str, Value<'_>)) {
-        for (field, key) in TEXT_KEYS {
-            if let Some(v) = self.read_text(field) {
-                f(key, Value::Str(v));
-            }
-        }
-        if let Some(ip) = self.client_ip {
-            // Passed as text from a stack buffer; sinks that want the address use
-            // `get_client_ip`.
-            f("client_ip", Value::Str(IpText::new(ip).as_str()));
-        }
-        if let Some(tp) = self.trace_parent {
-            f("trace_id", Value::Str(tp.trace_id_hex().as_str()));
-        }
-        if let Some(o) = self.outcome {
-            f("outcome", Value::Str(o.as_str()));
-        }
-        if let Some(n) = self.attempts_remaining {
-            f("attempts_remaining", Value::U64(u64::from(n)));
-        }
-        if let Some(a) = self.admin {
-            f("admin", Value::Bool(a));
-        }
-        if let Some(m) = self.mfa {
-            f("is_mfa", Value::Bool(m));
-        }
-        for (k, v) in self.extra() {
-            f(k, v);
-        }
-    }
-
     #[cold]
     fn refuse(&mut self) {
         self.refused = self.refused.saturating_add(1);
-    }
-}
-
-/// What the policy makes of one extra field.
-enum Screened<'a> {
-    Kept(Value<'a>),
-    Redacted,
-    Dropped,
-}
-
-fn screen_extra<'a>(key: &'a str, value: Value<'a>) -> Screened<'a> {
-    if !policy::valid_key(key) || matches!(value, Value::Str(s) if policy::swapped(key, s)) {
-        return Screened::Dropped;
-    }
-    if policy::classify_key(key) == KeyClass::Secret {
-        return match value {
-            Value::Bool(_) => Screened::Kept(value),
-            _ => Screened::Redacted,
-        };
-    }
-    match value {
-        Value::Str(s) => match policy::screen(s) {
-            Some(kept) => Screened::Kept(Value::Str(kept)),
-            None => Screened::Redacted,
-        },
-        other => Screened::Kept(other),
-    }
-}
-
-impl fmt::Debug for Metadata<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut map = f.debug_map();
-        self.for_each_field(|k, v| {
-            map.entry(&k, &v);
-        });
-        map.finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn optional_extras_add_a_field_only_when_present() {
-        let owned = String::from("web");
-        let absent: Option<&String> = None;
-        let mut m = Metadata::new()
-            .with_extra("client", Some(&owned))
-            .with_extra("device", absent)
-            // An absent value under an invalid key adds nothing, so nothing is refused.
-            .with_extra("Bad Key", None::<u32>)
-            .with_extra("admin_ui", Some(true));
-        assert_eq!(m.try_extra("step", None::<i64>), Ok(()));
-        assert!(matches!(
-            m.try_extra("Bad Key", Some(1)),
-            Err(MetadataError::InvalidKey { .. })
-        ));
-        let fields: Vec<_> = m.extra().collect();
-        assert_eq!(
-            fields,
-            [
-                ("client", Value::Str("web")),
-                ("admin_ui", Value::Bool(true))
-            ]
-        );
-        assert_eq!(m.refused(), 0);
-    }
-
-    #[test]
-    fn secret_keys_are_redacted_but_booleans_and_descriptive_keys_survive() {
-        for key in [
-            "password",
-            "new_password",
-            "session_token",
-            "client_secret",
-            "otp",
-            "totp_code",
-            "password_hash",
-            "cookie",
-            "authorization",
-            "api_key",
-            "private_key",
-            "pw",
-            "pin",
-            "mfa",
-            "key",
-            "auth",
-            "sid",
-            "jwt",
-        ] {
-            let m = Metadata::new().with_extra(key, "s3cr3t-value");
-            assert_eq!(m.extra().next(), Some((key, Value::Str(REDACTED))), "{key}");
-            assert_eq!(m.redacted(), 1, "{key}");
-        }
-        let m = Metadata::new()
-            .with_extra("otp_enabled", true)
-            .with_extra("pin", 1234)
-            .with_extra("token_type", "bearer")
-            .with_extra("password_age_days", 31)
-            .with_extra("error_code", "E1042");
-        let fields: Vec<_> = m.extra().collect();
-        assert_eq!(
-            fields,
-            [
-                ("otp_enabled", Value::Bool(true)),
-                ("pin", Value::Str(REDACTED)),
-                ("token_type", Value::Str("bearer")),
-                ("password_age_days", Value::I64(31)),
-                ("error_code", Value::Str("E1042")),
-            ]
-        );
-    }
-
-    #[test]
-    fn credentials_anywhere_in_standard_text_fields_are_redacted() {
-        let m = Metadata::new()
-            // Codes are `'static`, so only a literal gets here; the screen still reads them.
-            .reason("password=hunter2-in-reason")
-            .operation("Authorization: Bearer x")
-            .method("totp 123456 was wrong")
-            .resource("/reset?token=abc123")
-            .user_agent("curl https://svc:s3cret@host/")
-            .provider("github");
-        assert_eq!(m.get_reason(), Some(REDACTED));
-        assert_eq!(m.get_operation(), Some(REDACTED));
-        assert_eq!(m.get_method(), Some(REDACTED));
-        assert_eq!(m.get_resource(), Some(REDACTED));
-        assert_eq!(m.get_user_agent(), Some(REDACTED));
-        assert_eq!(m.get_provider(), Some("github"));
-        assert_eq!(m.redacted(), 5);
-    }
-
-    #[test]
-    fn identifiers_refuse_emails_and_credentials() {
-        let m = Metadata::new()
-            .user_id("bob@example.com")
-            .caller("svc@x")
-            .session_id("password=hunter2")
-            .rate_limit_key("email:alice@example.com");
-        assert_eq!(m.get_user_id(), None);
-        assert_eq!(m.get_caller(), None);
-        assert_eq!(m.get_session_id(), None);
-        assert_eq!(m.get_rate_limit_key(), None);
-        assert_eq!(m.refused(), 4);
-        let ok = Metadata::new()
-            .session_id("sess_8fK2xQ9aB7LmZ3pQ4rT6")
-            .rate_limit_key("ip:203.0.113.7");
-        assert_eq!(ok.get_session_id(), Some("sess_8fK2xQ9aB7LmZ3pQ4rT6"));
-        assert_eq!(ok.get_rate_limit_key(), Some("ip:203.0.113.7"));
-        assert!(matches!(
-            Metadata::new().try_user_id("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"),
-            Err(MetadataError::RefusedIdentifier {
-                field: "user_id",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn a_key_that_is_a_value_is_dropped() {
-        // Arguments swapped: the secret became the key.
-        let m = Metadata::new()
-            .with_extra("hunter2", "password")
-            .with_extra("abcd1234efgh", "x")
-            .with_extra("method", "password");
-        let fields: Vec<_> = m.extra().collect();
-        assert_eq!(fields, [("method", Value::Str("password"))]);
-        assert_eq!(m.refused(), 2);
-    }
-
-    #[test]
-    fn redactions_are_counted_once_per_metadata_whatever_the_number_of_readers() {
-        let m = Metadata::new().reason("password=x1").with_extra("pw", "y");
-        let before = policy::redaction_count();
-        for _ in 0..8 {
-            let _ = m.get_reason();
-            let _ = m.extra().count();
-        }
-        // Other tests run in parallel and count too: this value added exactly two.
-        let after = policy::redaction_count();
-        assert!(after >= before + 2);
-        assert!(m.counted.load(Ordering::Relaxed));
-        let again = m.clone();
-        assert!(!again.counted.load(Ordering::Relaxed));
-    }
-
-    #[test]
-    fn the_published_field_lists_agree_with_the_slots() {
-        for (field, key) in TEXT_KEYS {
-            assert_eq!(
-                Metadata::IDENTIFIER_FIELDS.contains(&key),
-                field.is_identifier(),
-                "{key}"
-            );
-            assert_eq!(
-                Metadata::CODE_FIELDS.contains(&key),
-                field.is_code(),
-                "{key}"
-            );
-        }
-    }
-
-    #[test]
-    fn long_values_are_truncated_on_char_boundaries() {
-        let long = "é".repeat(300);
-        let m = Metadata::new().resource(&long);
-        let r = m.get_resource().unwrap();
-        assert!(r.len() <= MAX_TEXT_LEN);
-        assert!(r.chars().all(|c| c == 'é'));
-    }
-
-    #[test]
-    fn extra_fields_are_bounded() {
-        let mut m = Metadata::new();
-        let keys = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"];
-        for k in keys {
-            m.try_extra(k, 1).unwrap();
-        }
-        assert!(matches!(
-            m.try_extra("a9", 1),
-            Err(MetadataError::TooManyFields { .. })
-        ));
-        assert_eq!(m.extra().count(), MAX_EXTRA_FIELDS);
-        let huge_key = "k".repeat(500);
-        assert!(matches!(
-            m.try_extra(&huge_key, 1),
-            Err(MetadataError::InvalidKey { key }) if key.len() == MAX_KEY_LEN
-        ));
-    }
-
-    #[test]
-    fn for_each_field_formats_ip() {
-        let m = Metadata::new().client_ip("2001:db8::1".parse().unwrap());
-        let mut seen = None;
-        m.for_each_field(|k, v| {
-            if k == "client_ip" {
-                seen = Some(v.to_string());
-            }
-        });
-        assert_eq!(seen.as_deref(), Some("2001:db8::1"));
     }
 }

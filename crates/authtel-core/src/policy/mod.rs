@@ -68,6 +68,8 @@ pub struct Limits {
     pub metadata_depth: usize,
     /// Most entries in a record's metadata, counted at every depth.
     pub metadata_entries: usize,
+    /// Most authentication factors one event reports.
+    pub factors: usize,
 }
 
 /// The limits in force.
@@ -83,6 +85,7 @@ pub const LIMITS: Limits = Limits {
     metadata_bytes: 8 * 1024,
     metadata_depth: 4,
     metadata_entries: 256,
+    factors: 8,
 };
 
 static REDACTIONS: AtomicU64 = AtomicU64::new(0);

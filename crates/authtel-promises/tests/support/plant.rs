@@ -12,6 +12,7 @@ use authtel_core::context::RequestContext;
 use authtel_core::metadata::Metadata;
 use authtel_core::outcome::Outcome;
 use authtel_core::telemetry;
+use authtel_core::vocabulary::AuthMethod;
 use serde_json::Value;
 
 use super::secrets::{self, Slot};
@@ -37,6 +38,8 @@ pub enum Position {
     AuthorizationError,
     /// `authorization::log_authorized(Operation::Custom(secret), ..)`.
     CustomOperation,
+    /// `Metadata::factors(&[AuthMethod::Password, AuthMethod::Custom(secret)])`.
+    Factor,
     /// A field of the request context (`user_agent`, `request_id`, `tenant`), which every
     /// event emitted inside it inherits.
     Context(&'static str),
@@ -100,6 +103,7 @@ impl Position {
             Position::DenyReason => "deny_reason_custom".into(),
             Position::AuthorizationError => "authorization_error_text".into(),
             Position::CustomOperation => "operation_custom".into(),
+            Position::Factor => "factor_custom".into(),
             Position::Context(f) => format!("context:{f}"),
             Position::ContextRecord(f) => format!("context_record:{f}"),
             Position::Record(p) => format!("record:{p}"),
@@ -168,6 +172,7 @@ pub fn positions() -> Vec<Position> {
         Position::DenyReason,
         Position::AuthorizationError,
         Position::CustomOperation,
+        Position::Factor,
     ]);
     p.extend(CONTEXT_FIELDS.map(Position::Context));
     p.extend(CONTEXT_FIELDS.map(Position::ContextRecord));
@@ -318,6 +323,13 @@ pub fn emit(plant: &Plant, sinks: &super::sinks::Sinks, emitted: &mut Emitted) {
             "svc_canary",
             "/api/v1/users/42",
         ),
+        Position::Factor => {
+            let factors = [AuthMethod::Password, AuthMethod::Custom(leaked(v))];
+            let m = base().factors(&factors);
+            let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || {
+                Err::<(), _>("invalid_password")
+            });
+        }
         Position::Context(f) => context(f, v).in_scope(|| {
             let _ = telemetry::span(&catalogue::AUTH_LOGIN, base(), || {
                 Err::<(), _>("invalid_password")
