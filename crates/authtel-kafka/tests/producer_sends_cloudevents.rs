@@ -1,5 +1,6 @@
 //! The forwarder's messages on a real broker: CloudEvents binary-mode headers, the key
-//! that orders each user's records, the record itself as the value, and no secrets.
+//! that orders each user's records (behind its tenant, when it has one), the record itself
+//! as the value, and no secrets.
 
 mod common;
 
@@ -14,7 +15,14 @@ use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
 use authtel_kafka::{HealthState, KafkaForwarder, cloudevents};
 
 fn event_for(user: Option<&str>, ip: Option<IpAddr>) -> AuditEvent {
+    event_in(None, user, ip)
+}
+
+fn event_in(tenant: Option<&str>, user: Option<&str>, ip: Option<IpAddr>) -> AuditEvent {
     let mut e = AuditEvent::new("auth.login.stop", Outcome::Success).unwrap();
+    if let Some(t) = tenant {
+        e = e.with_tenant_id(t);
+    }
     if let Some(u) = user {
         e = e.with_actor(Party::new(u, "user"));
     }
@@ -41,19 +49,33 @@ async fn headers_key_and_value_follow_cloudevents_binary_mode() {
         event_for(Some("u_1"), Some(ip)),
         event_for(None, Some(ip)),
         event_for(None, None),
+        // The same account id in two tenants: two keys, so two tenants never share one.
+        event_in(Some("acme"), Some("u_1"), Some(ip)),
+        event_in(Some("globex"), Some("u_1"), None),
+        event_in(Some("acme"), None, Some(ip)),
     ];
     kafka.forward(&batch).await.expect("batch acknowledged");
-    assert_eq!(kafka.counters().records_acked, 3);
+    assert_eq!(kafka.counters().records_acked, 6);
     assert_eq!(kafka.counters().batches_delivered, 1);
     assert_eq!(kafka.health().state, HealthState::Healthy);
 
     let (b, t) = (bootstrap.clone(), topic.clone());
-    let got = tokio::task::spawn_blocking(move || common::consume(&b, &t, 1, 3))
+    let got = tokio::task::spawn_blocking(move || common::consume(&b, &t, 1, 6))
         .await
         .unwrap();
-    assert_eq!(got.len(), 3, "all three records arrive");
+    assert_eq!(got.len(), 6, "all six records arrive");
     let keys: Vec<_> = got.iter().map(|m| m.key.clone().unwrap()).collect();
-    assert_eq!(keys, ["u_1", "203.0.113.7", "anonymous"]);
+    assert_eq!(
+        keys,
+        [
+            "u_1",
+            "203.0.113.7",
+            "anonymous",
+            "acme/u_1",
+            "globex/u_1",
+            "acme/203.0.113.7"
+        ]
+    );
     for (m, sent) in got.iter().zip(&batch) {
         assert_eq!(m.header(cloudevents::SPECVERSION), Some("1.0"));
         assert_eq!(
