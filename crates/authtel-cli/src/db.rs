@@ -50,35 +50,9 @@ impl Backend {
     }
 }
 
-/// `url` with the password (in the user info or a `password=` parameter) replaced by `***`,
-/// safe to print.
-pub(crate) fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let start = scheme_end + 3;
-        let authority_end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..authority_end].rfind('@') {
-            let userinfo = &out[start..start + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(start + colon + 1..start + at, "***");
-            }
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let params: Vec<String> = query
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => p.to_owned(),
-            })
-            .collect();
-        out = format!("{head}{}", params.join("&"));
-    }
-    out
-}
+/// `url` with its passwords replaced by `***`, safe to print: the SQL crate's one
+/// implementation ([`authtel_sql::redact_url`]).
+pub(crate) use authtel_sql::redact_url as redact;
 
 /// The file a SQLite URL or path names, unless it is an in-memory database.
 fn sqlite_path(url: &str) -> Option<&str> {

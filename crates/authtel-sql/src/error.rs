@@ -180,32 +180,48 @@ fn connect_hint(backend: &str) -> &'static str {
     }
 }
 
-/// `url` with the password of its user-info part (`scheme://user:password@host`) replaced by
-/// `***`, for error messages.
+/// `url` with every password in it replaced by `***`, safe for error messages and output:
+/// the user-info part's (`scheme://user:password@host`) and the value of a `password` or
+/// `sslpassword` query parameter (any case; libpq and sqlx accept both forms). The one
+/// implementation: the facade's setup errors and the `authtel` CLI use it too.
 ///
 /// ```
 /// assert_eq!(authtel_sql::redact_url("mysql://root:pw@h/db"), "mysql://root:***@h/db");
+/// assert_eq!(
+///     authtel_sql::redact_url("postgres://db/app?user=ops&password=hunter2"),
+///     "postgres://db/app?user=ops&password=***"
+/// );
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let authority_end = url[scheme_end..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| scheme_end + i);
-    let authority = &url[scheme_end..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    match authority[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end],
-            &authority[..colon],
-            &url[scheme_end + at..]
-        ),
-        None => url.to_owned(),
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://").map(|i| i + 3) {
+        // Not cut at `?`: a raw `?` in a password would end the authority before its `@`.
+        let authority_end = out[scheme_end..]
+            .find(['/', '#'])
+            .map_or(out.len(), |i| scheme_end + i);
+        if let Some(at) = out[scheme_end..authority_end].rfind('@')
+            && let Some(colon) = out[scheme_end..scheme_end + at].find(':')
+        {
+            out.replace_range(scheme_end + colon + 1..scheme_end + at, "***");
+        }
     }
+    if let Some(q) = out.find('?') {
+        let query_end = out[q..].find('#').map_or(out.len(), |i| q + i);
+        let params: Vec<String> = out[q + 1..query_end]
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("password")
+                        || k.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    format!("{k}=***")
+                }
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.replace_range(q + 1..query_end, &params.join("&"));
+    }
+    out
 }
 
 // PostgreSQL: serialization failure, deadlock, admin shutdown, cannot connect now;
@@ -236,7 +252,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redact_url_hides_only_the_password() {
+    fn redact_url_hides_every_password_and_nothing_else() {
         for (url, want) in [
             (
                 "postgres://app:s3cr%40t@db:5432/audit?sslmode=require",
@@ -247,6 +263,24 @@ mod tests {
             ("postgres://db/a@b", "postgres://db/a@b"),
             ("not a url", "not a url"),
             ("x://u:p@", "x://u:***@"),
+            (
+                "postgresql://db/app?user=ops&password=hunter2",
+                "postgresql://db/app?user=ops&password=***",
+            ),
+            (
+                "postgres://u:pw@db/app?PASSWORD=x&sslpassword=y#frag",
+                "postgres://u:***@db/app?PASSWORD=***&sslpassword=***#frag",
+            ),
+            (
+                "sqlite:///var/lib/app/audit.db",
+                "sqlite:///var/lib/app/audit.db",
+            ),
+            ("/var/lib/app/audit.db", "/var/lib/app/audit.db"),
+            ("postgres://u:pa?ss@db/app", "postgres://u:***@db/app"),
+            (
+                "postgres://db?sslmode=disable",
+                "postgres://db?sslmode=disable",
+            ),
         ] {
             assert_eq!(redact_url(url), want);
         }
