@@ -206,19 +206,25 @@ pub enum IdentifierProblem {
 /// assert_eq!(check_identifier("email:bob@example.org"), Err(IdentifierProblem::Email));
 /// ```
 pub fn check_identifier(id: &str) -> Result<(), IdentifierProblem> {
-    if id.is_empty() || id.bytes().any(|b| b.is_ascii_control()) {
+    // One pass over the bytes answers the control-character and `@` checks and feeds the
+    // screen (every reader of a user id pays this, so it reads the id once).
+    let bytes = id.as_bytes();
+    let shape = text::Shape::of(bytes);
+    if id.is_empty() || shape.has(text::CONTROL) {
         return Err(IdentifierProblem::Malformed);
     }
     if id.len() > LIMITS.id_bytes {
         return Err(IdentifierProblem::TooLong);
     }
-    if id.contains('@') {
+    if shape.has(text::AT) {
         // Any `@` in an identifier: a bare `alice@corp` is as personal as a full address.
         return Err(IdentifierProblem::Email);
     }
     // Opaque ids are random by design (`sess_8fK2xQ9aB7…`) and namespaced with colons
-    // (`did:key:z6Mk…`): neither alone is a reason to refuse one.
-    match text::find(id, text::Scan::IDENTIFIER) {
+    // (`did:key:z6Mk…`): neither alone is a reason to refuse one. At most `id_bytes` long
+    // here, so within the screened prefix: the shape is the screen's own.
+    const _: () = assert!(LIMITS.id_bytes <= text::SCREENED_PREFIX);
+    match text::find_shaped(bytes, &shape, text::Scan::IDENTIFIER) {
         None => Ok(()),
         Some(Finding::Email) => Err(IdentifierProblem::Email),
         Some(_) => Err(IdentifierProblem::Credential),

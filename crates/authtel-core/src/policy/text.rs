@@ -95,8 +95,18 @@ pub(crate) fn find(text: &str, scan: Scan) -> Option<Finding> {
     if bytes.len() < 5 {
         return None;
     }
-    let shape = Shape::of(bytes);
-    let has = |class: u8| shape.classes & class != 0;
+    find_shaped(bytes, &Shape::of(bytes), scan)
+}
+
+/// [`find`] on bytes whose [`Shape`] the caller already took (of exactly these bytes, at
+/// most [`SCREENED_PREFIX`] of them), so a caller that needs the shape for its own checks
+/// reads the value once.
+pub(crate) fn find_shaped(bytes: &[u8], shape: &Shape, scan: Scan) -> Option<Finding> {
+    debug_assert!(bytes.len() <= SCREENED_PREFIX);
+    if bytes.len() < 5 {
+        return None;
+    }
+    let has = |class: u16| shape.classes & class != 0;
     // A JWT has two dots after its header.
     if has(DOT) && has_jwt(bytes) {
         return Some(Finding::Jwt);
@@ -142,26 +152,36 @@ pub(crate) fn find(text: &str, scan: Scan) -> Option<Finding> {
 }
 
 /// Byte classes [`Shape`] notes (bit flags).
-const DOT: u8 = 1;
-const SPACE: u8 = 1 << 1;
-const PLUS: u8 = 1 << 2;
-const PERCENT: u8 = 1 << 3;
-const EQUALS: u8 = 1 << 4;
-const COLON: u8 = 1 << 5;
-const AT: u8 = 1 << 6;
-const DOLLAR: u8 = 1 << 7;
+const DOT: u16 = 1;
+const SPACE: u16 = 1 << 1;
+const PLUS: u16 = 1 << 2;
+const PERCENT: u16 = 1 << 3;
+const EQUALS: u16 = 1 << 4;
+const COLON: u16 = 1 << 5;
+pub(crate) const AT: u16 = 1 << 6;
+const DOLLAR: u16 = 1 << 7;
+/// An ASCII control character (`u8::is_ascii_control`): no rule keys on it, identifiers
+/// refuse it.
+pub(crate) const CONTROL: u16 = 1 << 8;
 
-/// Each byte's class in [`Shape`]: `0` for letters, digits and everything no rule keys on.
-const CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
+/// Each byte's classes in [`Shape`]: `0` for letters, digits and everything no rule keys on.
+const CLASS: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        if (b as u8).is_ascii_control() {
+            table[b] = CONTROL;
+        }
+        b += 1;
+    }
     table[b'.' as usize] = DOT;
     // `is_space`'s bytes.
     table[b' ' as usize] = SPACE;
-    table[b'\t' as usize] = SPACE;
-    table[b'\n' as usize] = SPACE;
-    table[b'\r' as usize] = SPACE;
-    table[0x0b] = SPACE;
-    table[0x0c] = SPACE;
+    table[b'\t' as usize] |= SPACE;
+    table[b'\n' as usize] |= SPACE;
+    table[b'\r' as usize] |= SPACE;
+    table[0x0b] |= SPACE;
+    table[0x0c] |= SPACE;
     table[b'+' as usize] = PLUS;
     table[b'%' as usize] = PERCENT;
     table[b'=' as usize] = EQUALS;
@@ -171,21 +191,27 @@ const CLASS: [u8; 256] = {
     table
 };
 
-/// What one pass over a value found: which byte classes occur, and how many ASCII digits.
-struct Shape {
-    classes: u8,
+/// Which byte classes a value holds, and how many ASCII digits.
+pub(crate) struct Shape {
+    classes: u16,
     digits: usize,
 }
 
 impl Shape {
-    fn of(bytes: &[u8]) -> Shape {
-        let mut classes = 0u8;
+    /// One pass over `bytes`.
+    pub(crate) fn of(bytes: &[u8]) -> Shape {
+        let mut classes = 0u16;
         let mut digits = 0usize;
         for &b in bytes {
             classes |= CLASS[b as usize];
             digits += usize::from(b.is_ascii_digit());
         }
         Shape { classes, digits }
+    }
+
+    /// Whether the value holds a byte of `class`.
+    pub(crate) fn has(&self, class: u16) -> bool {
+        self.classes & class != 0
     }
 }
 
@@ -883,7 +909,7 @@ mod tests {
     fn the_shape_filter_never_changes_a_finding() {
         // Fragments that trigger (or nearly trigger) each rule, joined at random with
         // separators: the filtered and unfiltered screens must agree on every one.
-        const PARTS: [&str; 40] = [
+        const PARTS: [&str; 42] = [
             "password",
             "token",
             "pin",
@@ -924,6 +950,8 @@ mod tests {
             "4eC39HqLyjWDarjtT1zdp7dc",
             "é",
             "\"",
+            "\u{1}",
+            "\u{7f}",
         ];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = || {
@@ -945,12 +973,37 @@ mod tests {
                 found += usize::from(expected.is_some());
                 checked += 1;
             }
+            // The identifier check's one pass answers as its checks did one by one.
+            assert_eq!(
+                super::super::check_identifier(&text),
+                check_identifier_pass_by_pass(&text),
+                "{text:?}"
+            );
         }
         assert_eq!(checked, 40_000);
         assert!(
             found > 5_000,
             "the corpus reaches the rules: {found} findings"
         );
+    }
+
+    /// `check_identifier` as it was written before its checks shared one pass.
+    fn check_identifier_pass_by_pass(id: &str) -> Result<(), super::super::IdentifierProblem> {
+        use super::super::{IdentifierProblem, LIMITS};
+        if id.is_empty() || id.bytes().any(|b| b.is_ascii_control()) {
+            return Err(IdentifierProblem::Malformed);
+        }
+        if id.len() > LIMITS.id_bytes {
+            return Err(IdentifierProblem::TooLong);
+        }
+        if id.contains('@') {
+            return Err(IdentifierProblem::Email);
+        }
+        match find_every_rule(id, Scan::IDENTIFIER) {
+            None => Ok(()),
+            Some(Finding::Email) => Err(IdentifierProblem::Email),
+            Some(_) => Err(IdentifierProblem::Credential),
+        }
     }
 
     #[test]
