@@ -34,6 +34,7 @@ use authtel::metadata::Metadata;
 use authtel::registry::{self, Selection, handler_fn};
 use authtel::sql::{AuditQuery, AuditStore, MAX_PAGE, sqlx::Sqlite};
 use authtel::telemetry::{self, Measurements};
+use authtel::vocabulary::{Aal, AuthMethod};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -324,9 +325,15 @@ fn simulate_traffic() -> Traffic {
             let mut span =
                 telemetry::start(&MFA_VERIFY, Metadata::new().user_id(user).method("totp"));
             let result = service.verify_totp(user, code);
-            // Attempts remaining is only known after checking the code.
+            // Attempts remaining is only known after checking the code; a passed check
+            // says how the user got in: password then TOTP, assurance level 2.
             let meta = span.metadata_mut();
-            *meta = std::mem::take(meta).attempts_remaining(service.mfa_attempts_left(user));
+            let mut checked =
+                std::mem::take(meta).attempts_remaining(service.mfa_attempts_left(user));
+            if result.is_ok() {
+                checked = checked.factors(&MFA_FACTORS).aal(Aal::Aal2).is_mfa(true);
+            }
+            *meta = checked;
             span.stop_with(&result);
             if let Err(MfaError::WrongCode { now_locked: true }) = result {
                 telemetry::event(
@@ -427,6 +434,8 @@ struct SessionExpired;
 
 const MAX_LOGIN_FAILURES: u32 = 5;
 const MAX_MFA_FAILURES: u32 = 3;
+/// The factors of a login that passed its TOTP check.
+const MFA_FACTORS: [AuthMethod; 2] = [AuthMethod::Password, AuthMethod::Totp];
 const REQUESTS_PER_WINDOW: u32 = 5;
 const TOTP_CODE: &str = "424242";
 

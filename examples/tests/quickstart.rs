@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use authtel::outcome::Outcome;
 use authtel::sql::{AuditQuery, AuditStore, MAX_PAGE};
 
 /// The quickstart binary cargo built next to this test (`cargo test` builds examples);
@@ -113,6 +114,23 @@ fn the_quickstart_writes_the_audit_trail_it_names() {
         .filter(|e| e.action() == "auth.login.stop")
         .count();
     assert_eq!(logins, 45);
+    // A passed MFA check carries how the user got in, typed.
+    let mfa_passed: Vec<_> = stored
+        .iter()
+        .filter(|e| e.action() == "mfa.verify.stop" && e.outcome() == Outcome::Success)
+        .collect();
+    assert!(!mfa_passed.is_empty(), "u_alice passes her MFA check");
+    for e in mfa_passed {
+        let factors: Vec<_> = e.metadata()["factors"]
+            .as_array()
+            .expect("factors are a list")
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        assert_eq!(factors, [Some("password"), Some("totp")]);
+        assert_eq!(e.metadata()["aal"], "aal2");
+        assert_eq!(e.metadata()["is_mfa"], true);
+    }
     // No password from the simulation reached the file.
     let bytes = std::fs::read(&db).expect("reading the database file");
     for password in [

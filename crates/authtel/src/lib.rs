@@ -35,6 +35,9 @@
 //! - [`telemetry`]: [`telemetry::span`], [`telemetry::span_async`], [`telemetry::start`],
 //!   [`telemetry::event()`].
 //! - [`metadata`]: typed fields and the policy that keeps secrets out.
+//! - [`vocabulary`]: the codes of the typed fields (`AuthMethod`, `Reason`, `Operation`,
+//!   `GrantType`, `Aal`, `DenyReason`).
+//! - [`pseudonym`]: keyed pseudonyms for emails where an identifier belongs.
 //! - [`registry`]: attach and detach handlers; scoped registries for tests.
 //! - [`context`]: the request context every event emitted inside a request inherits.
 //! - [`outcome`]: how an operation ended.
@@ -76,10 +79,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use authtel_core::event;
-pub use authtel_core::{Category, Event, Metadata, Outcome, SpanDef};
+pub use authtel_core::{AuthMethod, Category, Event, Metadata, Outcome, Reason, SpanDef};
 pub use authtel_core::{
     audit, authorization, catalogue, context, forward, metadata, outcome, policy, pseudonym,
-    registry, telemetry,
+    registry, telemetry, vocabulary,
 };
 
 pub mod setup;
