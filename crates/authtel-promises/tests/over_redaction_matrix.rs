@@ -1,29 +1,43 @@
 //! The over-redaction matrix: legitimate values that share words or shapes with secrets
 //! (`token_type`, `otp_enabled: true`, "password reset link expired", opaque session ids,
-//! browser user agents) survive every sink with their value and JSON type: the log, the
-//! recent store, SQLite, PostgreSQL, the Kafka payload and the OTLP span attributes.
+//! browser user agents, factor codes such as `sms_otp`) survive every sink with their value
+//! and JSON type: the log, the recent store, SQLite, PostgreSQL, the Kafka payload and the
+//! OTLP span attributes.
 
 mod support;
 
 use authtel_core::catalogue;
 use authtel_core::metadata::{Metadata, REDACTED};
 use authtel_core::telemetry;
+use authtel_core::vocabulary::AuthMethod;
 use authtel_testing::otlp::proto::tonic::common::v1::any_value::Value as Any;
 use serde_json::Value as Json;
 use support::legit::{self, EXTRAS, FIELDS, Legit};
 use support::sinks::Sinks;
 
-/// One legitimate value: a standard text field or an extra field.
+/// One legitimate value: a standard text field, an extra field or a list of factors.
 #[derive(Clone, Copy, Debug)]
 enum Case {
     Field(&'static str, &'static str),
     Extra(&'static str, Legit),
+    Factors(&'static [AuthMethod]),
 }
+
+/// Factor lists whose codes share words with secrets (`otp`, `code`, `key`, `password`).
+const FACTOR_LISTS: [&[AuthMethod]; 3] = [
+    &[AuthMethod::Password, AuthMethod::Totp],
+    &[
+        AuthMethod::Custom("sms_otp"),
+        AuthMethod::Custom("backup_code"),
+    ],
+    &[AuthMethod::WebAuthn, AuthMethod::Custom("hardware_key")],
+];
 
 impl Case {
     fn key(self) -> &'static str {
         match self {
             Case::Field(k, _) | Case::Extra(k, _) => k,
+            Case::Factors(_) => "factors",
         }
     }
     fn json(self) -> Json {
@@ -31,12 +45,14 @@ impl Case {
             Case::Field(_, v) => Json::from(v),
             Case::Extra(k, _) if legit::BY_DESIGN.contains(&k) => Json::from(REDACTED),
             Case::Extra(_, v) => v.json(),
+            Case::Factors(list) => Json::from(list.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
         }
     }
     fn pointer(self) -> String {
         match self {
             Case::Field(k, _) => legit::record_pointer(k),
             Case::Extra(k, _) => format!("/metadata/{k}"),
+            Case::Factors(_) => "/metadata/factors".to_owned(),
         }
     }
 }
@@ -44,6 +60,7 @@ impl Case {
 fn cases() -> Vec<Case> {
     let mut c: Vec<Case> = FIELDS.iter().map(|&(k, v)| Case::Field(k, v)).collect();
     c.extend(EXTRAS.iter().map(|&(k, v)| Case::Extra(k, v)));
+    c.extend(FACTOR_LISTS.map(Case::Factors));
     c
 }
 
@@ -91,6 +108,7 @@ async fn legitimate_values_survive_every_sink_with_their_type() {
                 }
                 Case::Field(k, v) => m.with_text_field(k, v).expect("a standard field"),
                 Case::Extra(k, v) => m.with_extra(k, v.value()),
+                Case::Factors(list) => m.factors(list),
             };
             tokio::task::block_in_place(|| {
                 let _ = telemetry::span(&catalogue::AUTH_LOGIN, m, || {
@@ -150,12 +168,22 @@ async fn legitimate_values_survive_every_sink_with_their_type() {
         let key = match case {
             Case::Field(k, _) => legit::otlp_attribute(k),
             Case::Extra(k, _) => format!("auth.extra.{k}"),
+            Case::Factors(_) => "auth.factors".to_owned(),
         };
         otlp[i as usize] = attr(&key).map(|v| match v {
             Any::StringValue(s) => Json::from(s),
             Any::IntValue(n) => Json::from(n),
             Any::BoolValue(b) => Json::from(b),
             Any::DoubleValue(f) => Json::from(f),
+            Any::ArrayValue(a) => Json::from(
+                a.values
+                    .iter()
+                    .map(|v| match &v.value {
+                        Some(Any::StringValue(s)) => Json::from(s.as_str()),
+                        other => Json::from(format!("{other:?}")),
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             other => Json::from(format!("{other:?}")),
         });
     }
@@ -186,6 +214,10 @@ async fn legitimate_values_survive_every_sink_with_their_type() {
                 let _ = v;
                 extra.contains(&pair).then_some(expected)
             }
+            // The log writes the list as one text, `password,totp`.
+            Case::Factors(_) => line["factors"]
+                .as_str()
+                .map(|t| Json::from(t.split(',').collect::<Vec<_>>())),
         };
     }
     views.push(("log", log));
@@ -203,11 +235,12 @@ async fn legitimate_values_survive_every_sink_with_their_type() {
         }
     }
     println!(
-        "over-redaction matrix: {} values ({} standard fields, {} extra fields, of which {} redacted by design and checked to be) x {} sinks ({}) = {} cells; destroyed: {}",
+        "over-redaction matrix: {} values ({} standard fields, {} extra fields, of which {} redacted by design and checked to be, {} factor lists) x {} sinks ({}) = {} cells; destroyed: {}",
         n,
         FIELDS.len(),
         EXTRAS.len(),
         legit::BY_DESIGN.len(),
+        FACTOR_LISTS.len(),
         views.len(),
         views.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", "),
         n * views.len(),
