@@ -50,6 +50,7 @@ pub mod policy;
 pub mod pseudonym;
 mod record;
 pub mod registry;
+mod span_id;
 pub mod telemetry;
 mod trace_parent;
 pub mod vocabulary;

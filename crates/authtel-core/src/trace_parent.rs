@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::record::SpanId;
+use crate::span_id::SpanId;
 
 /// A parsed W3C `traceparent` (`00-<trace-id>-<parent-id>-<flags>`): the caller's trace and
 /// span. Records emitted inside a request context that carries one get its trace id as
