@@ -108,3 +108,34 @@ impl StoreBuilder {
         }
     }
 }
+
+/// Making a store: through its builder, which checks the settings once.
+impl RecentAuditStore {
+    /// A store named `name` with [`StoreSettings::default`] and the admin-only policy.
+    ///
+    /// ```
+    /// let store = authtel_audit::RecentAuditStore::new("authz").unwrap();
+    /// assert_eq!(store.name(), "authz");
+    /// ```
+    pub fn new(name: &str) -> Result<RecentAuditStore, SettingsError> {
+        RecentAuditStore::builder(name).build()
+    }
+
+    /// A builder for a store named `name`.
+    ///
+    /// ```
+    /// use authtel_audit::{RecentAuditStore, RequireRole};
+    /// use std::time::Duration;
+    /// let store = RecentAuditStore::builder("admin-actions")
+    ///     .with_max_entries(1_000)
+    ///     .with_max_bytes(1 << 20)
+    ///     .with_retention(Duration::from_secs(600))
+    ///     .with_access_policy(RequireRole::new("auditor"))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(store.settings().max_entries, 1_000);
+    /// ```
+    pub fn builder(name: &str) -> StoreBuilder {
+        StoreBuilder::new(name)
+    }
+}

@@ -16,7 +16,6 @@ use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
 use crate::access::{AccessDenied, AccessPolicy, Reader};
-use crate::builder::StoreBuilder;
 use crate::cleanup::CleanupGuard;
 use crate::estimate::record_bytes;
 use crate::index::{KeyHasher, NameCounts};
@@ -78,34 +77,6 @@ impl std::fmt::Debug for RecentAuditStore {
 }
 
 impl RecentAuditStore {
-    /// A store named `name` with [`StoreSettings::default`] and the admin-only policy.
-    ///
-    /// ```
-    /// let store = authtel_audit::RecentAuditStore::new("authz").unwrap();
-    /// assert_eq!(store.name(), "authz");
-    /// ```
-    pub fn new(name: &str) -> Result<RecentAuditStore, SettingsError> {
-        RecentAuditStore::builder(name).build()
-    }
-
-    /// A builder for a store named `name`.
-    ///
-    /// ```
-    /// use authtel_audit::{RecentAuditStore, RequireRole};
-    /// use std::time::Duration;
-    /// let store = RecentAuditStore::builder("admin-actions")
-    ///     .with_max_entries(1_000)
-    ///     .with_max_bytes(1 << 20)
-    ///     .with_retention(Duration::from_secs(600))
-    ///     .with_access_policy(RequireRole::new("auditor"))
-    ///     .build()
-    ///     .unwrap();
-    /// assert_eq!(store.settings().max_entries, 1_000);
-    /// ```
-    pub fn builder(name: &str) -> StoreBuilder {
-        StoreBuilder::new(name)
-    }
-
     pub(crate) fn from_shared(shared: Arc<Shared>) -> RecentAuditStore {
         RecentAuditStore { shared }
     }

@@ -142,7 +142,7 @@ impl RetryPolicy {
     /// what a source that schedules retries itself (the SQL outbox stores the next attempt's
     /// time) waits.
     pub fn delay_after(&self, attempt: u32) -> Duration {
-        self.backoff(attempt, crate::limit::unit_random())
+        self.backoff(attempt, crate::random::unit_random())
     }
 
     /// The wait after failed attempt `attempt` (1-based); `unit` in `[0, 1)` draws the jitter.

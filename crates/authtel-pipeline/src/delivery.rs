@@ -23,8 +23,9 @@ use crate::breaker::{Breaker, Change, Permit};
 use crate::config::Settings;
 use crate::dead_letter::DeadLetter;
 use crate::error::PublishError;
-use crate::limit::{TokenBucket, unit_random};
+use crate::limit::TokenBucket;
 use crate::metrics::Counters;
+use crate::random::unit_random;
 use crate::signals::Signals;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

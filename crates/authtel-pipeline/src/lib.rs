@@ -81,6 +81,7 @@ mod metrics;
 mod pipeline;
 mod queue;
 mod queued;
+mod random;
 mod signals;
 mod spill;
 
