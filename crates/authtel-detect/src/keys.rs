@@ -22,8 +22,6 @@ use std::net::IpAddr;
 
 use authtel_core::telemetry::EventRecord;
 
-use crate::detectors::Shared;
-
 /// Domain tags, so an address and an identifier with the same bytes never share a digest.
 const TAG_USER: u64 = 1;
 const TAG_IP: u64 = 2;
@@ -169,16 +167,16 @@ pub(crate) struct RecordKeys<'h, 'r> {
 }
 
 impl<'h, 'r> RecordKeys<'h, 'r> {
-    pub(crate) fn new(shared: &'h Shared, record: &'r EventRecord<'r>) -> RecordKeys<'h, 'r> {
-        let clock = &*shared.clock;
-        let now = record
-            .measurements
-            .monotonic_time
-            .and_then(|t| clock.at_instant(t))
-            .unwrap_or_else(|| clock.now_ms());
-        shared.note_time(now);
+    /// The keys of `record`, seen at `now` (ms on the detectors' clock); built by
+    /// [`Shared::keys`](crate::detectors::Shared::keys), which reads the clock.
+    #[inline]
+    pub(crate) fn new(
+        hasher: &'h KeyHasher,
+        now: u64,
+        record: &'r EventRecord<'r>,
+    ) -> RecordKeys<'h, 'r> {
         RecordKeys {
-            hasher: &shared.hasher,
+            hasher,
             record,
             now,
             user: None,

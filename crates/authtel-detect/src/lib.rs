@@ -78,6 +78,7 @@ mod config;
 mod detectors;
 pub mod geo;
 mod keys;
+mod load;
 mod signal;
 mod table;
 mod verdict;
@@ -92,9 +93,9 @@ use authtel_core::catalogue::{
 use authtel_core::registry::{AttachError, DetachError, Handler, Registry, Selection};
 
 pub use config::{
-    BruteForceConfig, ConfigError, DEFAULT_MEMORY_BYTES, DetectConfig, ENV_PREFIX,
-    MAX_SPRAYING_THRESHOLD, MfaConfig, Mode, NewLocationConfig, RefreshReuseConfig, Rung,
-    SprayingConfig, StuffingConfig, TravelConfig,
+    BruteForceConfig, ConfigError, DEFAULT_MEMORY_BYTES, DetectConfig, MAX_SPRAYING_THRESHOLD,
+    MfaConfig, Mode, NewLocationConfig, RefreshReuseConfig, Rung, SprayingConfig, StuffingConfig,
+    TravelConfig,
 };
 pub use detectors::brute_force::BruteForce;
 pub use detectors::mfa::MfaFatigue;
@@ -104,6 +105,7 @@ pub use detectors::spraying::PasswordSpraying;
 pub use detectors::stuffing::CredentialStuffing;
 pub use detectors::travel::ImpossibleTravel;
 pub use geo::{FixedGeo, GeoLookup, GeoPoint};
+pub use load::ENV_PREFIX;
 pub use signal::{Action, DetectorKind, KeyKind, Rule, UnknownValue, signal_events};
 pub use table::TableStats;
 pub use verdict::Verdict;

@@ -72,7 +72,7 @@ impl Handler for LoginHandler {
         else {
             return;
         };
-        let keys = &mut RecordKeys::new(&self.shared, record);
+        let keys = &mut self.shared.keys(record);
         if outcome == Outcome::Failure
             && let (Some(bf), Some(sp), Some(address), Some(ip)) =
                 (&self.brute_force, &self.spraying, &self.address, keys.ip())

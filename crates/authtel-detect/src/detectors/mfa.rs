@@ -10,7 +10,6 @@ use authtel_core::telemetry::EventRecord;
 
 use super::{Shared, Sliding, dedupe, ms, outcome};
 use crate::config::MfaConfig;
-use crate::keys::RecordKeys;
 use crate::reasons;
 use crate::signal::{DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
@@ -158,7 +157,7 @@ impl Handler for MfaFatigue {
         if !is_start && !std::ptr::eq(record.event, MFA_VERIFY.stop()) {
             return;
         }
-        let mut keys = RecordKeys::new(&self.shared, record);
+        let mut keys = self.shared.keys(record);
         let Some(user) = keys.user() else { return };
         if is_start {
             if self.is_push(record) {

@@ -68,6 +68,20 @@ impl Shared {
         now
     }
 
+    /// The keys of `record`, with the time it was seen: its own monotonic reading on the
+    /// detectors' clock when it has one, else the clock now (noted as seen).
+    #[inline]
+    pub(crate) fn keys<'r>(&self, record: &'r EventRecord<'r>) -> RecordKeys<'_, 'r> {
+        let clock = &*self.clock;
+        let now = record
+            .measurements
+            .monotonic_time
+            .and_then(|t| clock.at_instant(t))
+            .unwrap_or_else(|| clock.now_ms());
+        self.note_time(now);
+        RecordKeys::new(&self.hasher, now, record)
+    }
+
     /// Remembers a clock reading (taken now or earlier on this set's clock) for
     /// [`Shared::seen_ms`]. A load, and a store only when the millisecond moved: a racing
     /// store may put back an older reading, which is still a lower bound.
@@ -119,7 +133,7 @@ pub(crate) fn handle_alone(d: &impl LoginDetector, shared: &Shared, record: &Eve
         return;
     }
     if let Some(o) = record.outcome.filter(|o| d.hears(*o)) {
-        d.login(record, o, &mut RecordKeys::new(shared, record));
+        d.login(record, o, &mut shared.keys(record));
     }
 }
 
