@@ -9,6 +9,8 @@
 //!   (the per-poll cost of entering and leaving the context).
 
 use std::future::Future;
+mod common;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::pin;
@@ -22,10 +24,8 @@ use authtel_core::registry::{self, Selection, handler_fn};
 use authtel_core::telemetry::{self, Measurements};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-static USER_ID: &str = "u_42";
-
 fn emit_lockout() {
-    let id: &&'static str = black_box(&USER_ID);
+    let id = common::user_id();
     telemetry::event(
         black_box(&catalogue::SECURITY_LOCKOUT),
         Measurements::new().count(1),

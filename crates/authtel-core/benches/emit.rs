@@ -20,6 +20,8 @@
 //! tests and slower by design). Handlers are attached only for the cases that need them and
 //! detached right after, so "nothing attached" really means nothing in this process.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,22 +29,10 @@ use authtel_core::catalogue;
 use authtel_core::metadata::Metadata;
 use authtel_core::registry::{self, Registry, Selection, handler_fn};
 use authtel_core::telemetry::{self, Measurements};
+use common::user_id;
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
-
-/// The user id, read from memory the way a service reads it from its session or request.
-/// (`black_box("u_42")` instead would force the fat pointer through two 8-byte stores right
-/// before the setter copies it with one 16-byte load: a store-forwarding stall that is an
-/// artefact of `black_box`, not a cost real callers pay.)
-static USER_ID: &str = "u_42";
-
-/// [`USER_ID`], loaded through an opaque pointer so the compiler cannot fold it.
-#[inline(always)]
-fn user_id() -> &'static str {
-    let id: &&'static str = black_box(&USER_ID);
-    id
-}
 
 fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
     group

@@ -12,6 +12,9 @@
 //! through one no-op handler on the global registry), `span`
 //! (`span/one_handler_start_stop`), `clocks` (its baseline, `Instant::now` and `elapsed`).
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -19,13 +22,7 @@ use authtel_core::catalogue;
 use authtel_core::metadata::Metadata;
 use authtel_core::registry::{self, handler_fn};
 use authtel_core::telemetry::{self, Measurements};
-
-static USER_ID: &str = "u_42";
-
-fn user_id() -> &'static str {
-    let id: &&'static str = black_box(&USER_ID);
-    id
-}
+use common::user_id;
 
 fn main() {
     let mut args = std::env::args().skip(1);

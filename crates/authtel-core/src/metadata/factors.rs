@@ -24,41 +24,52 @@ pub const MAX_FACTORS: usize = LIMITS.factors;
 /// assert_eq!(factors.text().as_str(), "password,totp");
 /// ```
 #[derive(Clone, Copy)]
-pub struct Factors<'a> {
-    methods: &'a [AuthMethod],
+pub struct Factors {
+    /// The screened codes; the first `len` are set.
+    codes: [&'static str; MAX_FACTORS],
+    len: u8,
+    redacted: u8,
 }
 
-impl<'a> Factors<'a> {
-    /// The first [`MAX_FACTORS`] of `methods`.
-    pub(super) fn new(methods: &'a [AuthMethod]) -> Factors<'a> {
-        Factors {
-            methods: &methods[..methods.len().min(MAX_FACTORS)],
+impl Factors {
+    /// The first [`MAX_FACTORS`] of `methods`, each screened once, here.
+    pub(super) fn new(methods: &[AuthMethod]) -> Factors {
+        let mut factors = Factors {
+            codes: [""; MAX_FACTORS],
+            len: 0,
+            redacted: 0,
+        };
+        for (slot, method) in factors.codes.iter_mut().zip(methods) {
+            *slot = match policy::screen(method.as_str()) {
+                Some(code) => code,
+                None => {
+                    factors.redacted += 1;
+                    REDACTED
+                }
+            };
+            factors.len += 1;
         }
+        factors
     }
 
     /// The factors' codes, in the order they were given, screened.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &'static str> + '_ {
-        self.methods
-            .iter()
-            .map(|m| policy::screen(m.as_str()).unwrap_or(REDACTED))
+        self.codes[..usize::from(self.len)].iter().copied()
     }
 
     /// How many factors (at most [`MAX_FACTORS`]).
     pub fn len(&self) -> usize {
-        self.methods.len()
+        usize::from(self.len)
     }
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
-        self.methods.is_empty()
+        self.len == 0
     }
 
-    /// How many codes the policy redacts.
+    /// How many codes the policy redacted.
     pub(super) fn redacted(&self) -> usize {
-        self.methods
-            .iter()
-            .filter(|m| policy::screen(m.as_str()).is_none())
-            .count()
+        usize::from(self.redacted)
     }
 
     /// The codes joined by `,` (`password,totp`), for sinks that write text, without
@@ -84,7 +95,7 @@ impl<'a> Factors<'a> {
     }
 }
 
-impl fmt::Debug for Factors<'_> {
+impl fmt::Debug for Factors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }

@@ -546,7 +546,7 @@ impl<'a> Metadata<'a> {
 
     /// The factors, if set (each code screened).
     #[inline]
-    pub fn get_factors(&self) -> Option<Factors<'a>> {
+    pub fn get_factors(&self) -> Option<Factors> {
         let factors = Factors::new(self.factors?);
         if factors.redacted() > 0 {
             self.count_once();
