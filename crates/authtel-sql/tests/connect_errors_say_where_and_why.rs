@@ -49,6 +49,22 @@ async fn a_mysql_url_is_refused_at_once_with_the_password_redacted() {
     assert!(!text.contains("hunter2"), "{text}");
 }
 
+/// The password in the query string (`?password=`, libpq's other spelling), in every
+/// error that carries the URL: a refused port and a URL refused before connecting.
+#[tokio::test]
+async fn a_password_in_the_query_string_never_reaches_the_error() {
+    let port = refused_port();
+    let refused =
+        format!("postgres://auditor@127.0.0.1:{port}/audit?password=qs-s3cret&sslmode=disable");
+    let wrong_scheme = "mysql://127.0.0.1:3306/audit?user=root&PassWord=qs-s3cret";
+    for url in [refused.as_str(), wrong_scheme] {
+        let err = authtel_sql::postgres::connect(url).await.unwrap_err();
+        let (text, debug) = (err.to_string(), format!("{err:?}"));
+        assert!(!text.contains("qs-s3cret"), "{text}");
+        assert!(!debug.contains("qs-s3cret"), "{debug}");
+    }
+}
+
 #[tokio::test]
 async fn a_sqlite_file_that_cannot_be_opened_is_named() {
     let dir = std::env::temp_dir().join(format!("authtel-no-such-dir-{}", uuid::Uuid::now_v7()));
