@@ -21,6 +21,7 @@
 //! are split into shards, each behind its own mutex, by digest bits the index does not use.
 
 use std::mem::size_of;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// An index slot: the high 32 bits of the key's digest beside its node number, so a probe
@@ -69,13 +70,41 @@ struct Limits {
     stride: usize,
 }
 
+/// Where a shard's index lives, readable without the shard's lock, for
+/// [`Table::prefetch`]. Written under the lock whenever the index is replaced; a reader may
+/// see an old or half-updated pair, which only makes its prefetch useless (a prefetch never
+/// faults and the program never reads through this pointer).
+#[derive(Debug)]
+struct IndexHint {
+    base: AtomicPtr<Slot>,
+    mask: AtomicUsize,
+}
+
 /// A bounded table of `V` by keyed digest.
 #[derive(Debug)]
 pub(crate) struct Table<V> {
     shards: Box<[Mutex<Shard<V>>]>,
+    hints: Box<[IndexHint]>,
     limits: Limits,
     name: &'static str,
 }
+
+fn shard_of(fp: u64) -> usize {
+    (fp >> SHARD_SHIFT) as usize & (SHARDS - 1)
+}
+
+/// Asks the CPU to bring `p`'s cache line in, without waiting for it.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_read<T>(p: *const T) {
+    // SAFETY: a prefetch is a hint: it never faults and makes no access the program can
+    // observe, whatever the address (stale, freed or past the end); SSE is part of x86_64.
+    unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast()) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn prefetch_read<T>(_: *const T) {}
 
 /// What a table reports about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -111,8 +140,15 @@ impl<V: Copy + Default> Table<V> {
                 })
             })
             .collect();
+        let hints = (0..SHARDS)
+            .map(|_| IndexHint {
+                base: AtomicPtr::new(std::ptr::null_mut()),
+                mask: AtomicUsize::new(0),
+            })
+            .collect();
         Some(Table {
             shards,
+            hints,
             limits,
             name,
         })
@@ -147,12 +183,25 @@ impl<V: Copy + Default> Table<V> {
 
     /// The table's own structures, allocated when it is built.
     fn fixed_bytes() -> usize {
-        size_of::<Self>() + SHARDS * size_of::<Mutex<Shard<V>>>()
+        size_of::<Self>() + SHARDS * (size_of::<Mutex<Shard<V>>>() + size_of::<IndexHint>())
     }
 
     fn shard(&self, fp: u64) -> MutexGuard<'_, Shard<V>> {
-        let i = (fp >> SHARD_SHIFT) as usize & (SHARDS - 1);
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+        self.shards[shard_of(fp)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts loading the index slot a lookup of `fp` probes first, without taking the
+    /// shard's lock: a caller that will look up several tables asks for all their slots
+    /// first, so the cache misses overlap instead of following one another.
+    #[inline]
+    pub(crate) fn prefetch(&self, fp: u64) {
+        let hint = &self.hints[shard_of(fp)];
+        let base = hint.base.load(Ordering::Relaxed);
+        if !base.is_null() {
+            prefetch_read(base.wrapping_add(fp as usize & hint.mask.load(Ordering::Relaxed)));
+        }
     }
 
     /// Runs `f` on the entry of `fp`, creating it (from `V::default()`, arena zeroed) if
@@ -160,6 +209,15 @@ impl<V: Copy + Default> Table<V> {
     pub(crate) fn with<R>(&self, fp: u64, f: impl FnOnce(&mut V, &mut [u32], bool) -> R) -> R {
         let mut shard = self.shard(fp);
         let (idx, fresh) = shard.entry(fp, self.limits);
+        if fresh {
+            // A new entry may have grown the index.
+            let hint = &self.hints[shard_of(fp)];
+            let base = shard.slots.as_ptr().cast_mut();
+            if hint.base.load(Ordering::Relaxed) != base {
+                hint.mask.store(shard.slots.len() - 1, Ordering::Relaxed);
+                hint.base.store(base, Ordering::Relaxed);
+            }
+        }
         let stride = self.limits.stride;
         let Shard { nodes, arena, .. } = &mut *shard;
         let node = &mut nodes[idx as usize];

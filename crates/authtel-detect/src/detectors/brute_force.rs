@@ -87,6 +87,18 @@ impl BruteForce {
         [self.pair.stats(), self.identifier.stats()]
     }
 
+    /// Starts loading the index slots a failure of this record probes in its own tables
+    /// (the pair's and the account's), see [`Table::prefetch`].
+    #[inline]
+    pub(crate) fn prefetch(&self, keys: &mut RecordKeys<'_, '_>) {
+        if let Some(user) = keys.user() {
+            self.identifier.prefetch(user);
+        }
+        if let Some(pair) = keys.pair() {
+            self.pair.prefetch(pair);
+        }
+    }
+
     /// One more failure from an address, on its state (under the address table's lock).
     pub(crate) fn ip_step(&self, s: &mut IpState, now: u64) -> IpStep {
         let c = &self.config;

@@ -77,6 +77,12 @@ impl Handler for LoginHandler {
             && let (Some(bf), Some(sp), Some(address), Some(ip)) =
                 (&self.brute_force, &self.spraying, &self.address, keys.ip())
         {
+            // A failure probes four tables (the address, the pair, the account, the
+            // network): ask for the four index slots first, so the cache misses overlap the
+            // hashing and each other instead of coming one after another.
+            address.prefetch(ip);
+            bf.prefetch(keys);
+            sp.prefetch(keys);
             // One lookup of the address for both: brute force's count, and (when the login
             // names an account) spraying's set. Each then does the rest of its work, in the
             // same order as alone.

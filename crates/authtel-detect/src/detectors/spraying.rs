@@ -77,6 +77,15 @@ impl PasswordSpraying {
         [self.prefix.stats()]
     }
 
+    /// Starts loading the index slot a failure of this record probes in the network table,
+    /// see [`Table::prefetch`].
+    #[inline]
+    pub(crate) fn prefetch(&self, keys: &mut RecordKeys<'_, '_>) {
+        if let Some(prefix) = keys.prefix() {
+            self.prefix.prefetch(prefix);
+        }
+    }
+
     /// Adds the account to an address's set (under the address table's lock).
     pub(crate) fn ip_step(
         &self,
