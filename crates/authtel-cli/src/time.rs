@@ -42,26 +42,11 @@ impl FromStr for TimeArg {
     }
 }
 
-/// Parses `500ms`, `90s`, `15m`, `24h`, `7d`, `2w`: a whole number and one unit.
+/// Parses a duration as humantime writes it: `500ms`, `90s`, `15m`, `24h`, `7d`, `2w`,
+/// `1h 30m`.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration like 500ms, 90s, 15m, 24h, 7d or 2w");
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return Err(bad());
-    }
-    let n: u64 = s[..digits].parse().map_err(|_| bad())?;
-    let unit_secs = match &s[digits..] {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(unit_secs)
-        .map(Duration::from_secs)
-        .ok_or_else(bad)
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration like 500ms, 90s, 15m, 24h, 7d or 2w: {e}"))
 }
 
 /// A short human form of an age: `0s`, `42s`, `3m12s`, `5h02m`, `3d04h`.
@@ -80,12 +65,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_with_one_unit() {
+    fn durations_parse_as_humantime_writes_them() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        for bad in ["", "m", "15", "1.5h", "-3d", "3 d", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(1_209_600)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5_400)));
+        // A bare number has no unit: `--since 15` is refused, not read as seconds or days.
+        for bad in ["", "m", "15", "-3d", "3 parsecs", "99999999999999999999d"] {
+            let err = parse_duration(bad).expect_err(bad);
+            assert!(err.contains("is not a duration like 500ms"), "{err}");
         }
     }
 

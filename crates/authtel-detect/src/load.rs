@@ -14,21 +14,15 @@ const BOOL: &str = "true or false";
 const LADDER: &str = "a ladder such as 7:1m,10:10m,15:15m,20:1h,25:1d";
 const LIST: &str = "a comma-separated list of method names";
 
-/// Parses `90s`, `15m`, `1h`, `1d`, `500ms`; a bare number is seconds.
+/// Parses `90s`, `15m`, `1h`, `1d`, `500ms`, `1h 30m` (humantime's forms, as the CLI's flags);
+/// a bare number is seconds.
 fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let ms = match unit.trim() {
-        "ms" => n,
-        "" | "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
+    // A bare number is seconds (docs/detect.md, "Configuration"); the rest is humantime's.
+    match s.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(s).ok(),
+    }
 }
 
 fn parse_ladder(s: &str) -> Option<Vec<Rung>> {
@@ -326,7 +320,8 @@ mod tests {
         assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("1w"), None);
+        assert_eq!(parse_duration("1w"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration(" 1h 30m "), Some(Duration::from_secs(5_400)));
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration("99999999999999999999d"), None);
     }
