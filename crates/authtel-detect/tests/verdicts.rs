@@ -168,3 +168,25 @@ fn verdicts_without_penalties_cost_a_load() {
         Verdict::Allow
     );
 }
+
+#[test]
+fn on_the_system_clock_a_penalty_never_looks_longer_than_it_is() {
+    // The system clock reads the coarse kernel clock (a tick behind at most) while a span
+    // stop carries its exact instant: a wait imposed at that instant must not be reported
+    // as a few milliseconds more than the wait (a `Retry-After` of 61 for a minute).
+    let detectors = Detectors::new(DetectConfig::default()).unwrap();
+    let registry = Registry::new();
+    detectors.attach(&registry).unwrap();
+    let _scope = registry.enter();
+    let wait = DetectConfig::default().brute_force.min_quick_login_wait;
+    for n in 0..200 {
+        let user = format!("u_{n}");
+        // Two failures under a second apart: the quick-login check's wait.
+        login(Some(&user), "192.0.2.10", false);
+        login(Some(&user), "192.0.2.10", false);
+        let v = detectors.verdict(None, Some(&user));
+        let left = v.retry_after().unwrap_or_else(|| panic!("{user}: {v:?}"));
+        assert!(left <= wait, "{user}: {left:?} left of a {wait:?} wait");
+        assert!(left > wait - S(5), "{user}: {left:?}");
+    }
+}

@@ -39,10 +39,12 @@ pub(super) fn running_pg_pid() -> Option<u32> {
 fn running_postmaster(data: &Path) -> Option<u32> {
     let pid_file = fs::read_to_string(data.join("postmaster.pid")).ok()?;
     let pid: u32 = pid_file.lines().next()?.trim().parse().ok()?;
+    // The program's own name (argv[0]), not anywhere in its arguments: a test binary run
+    // with a filter like `services::postgres::tests::…` is not a postmaster.
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    String::from_utf8_lossy(&cmdline)
-        .contains("postgres")
-        .then_some(pid)
+    let program = cmdline.split(|&b| b == 0).next()?;
+    let name = program.rsplit(|&b| b == b'/').next()?;
+    name.starts_with(b"postgres").then_some(pid)
 }
 
 fn runuser_postgres(program: &Path) -> Cmd {

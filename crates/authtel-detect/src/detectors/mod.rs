@@ -62,8 +62,11 @@ impl Shared {
         }
     }
 
+    /// The clock now, never behind a reading already seen: the system clock is coarse (a
+    /// tick behind at most) while a span stop's own instant is exact, and a penalty imposed
+    /// at that instant must not look longer than it is to the verdict that reads it next.
     pub(crate) fn now(&self) -> u64 {
-        let now = self.clock.now_ms();
+        let now = self.clock.now_ms().max(self.seen_ms());
         self.note_time(now);
         now
     }
@@ -77,18 +80,18 @@ impl Shared {
             .measurements
             .monotonic_time
             .and_then(|t| clock.at_instant(t))
-            .unwrap_or_else(|| clock.now_ms());
+            .unwrap_or_else(|| clock.now_ms().max(self.seen_ms()));
         self.note_time(now);
         RecordKeys::new(&self.hasher, now, record)
     }
 
     /// Remembers a clock reading (taken now or earlier on this set's clock) for
-    /// [`Shared::seen_ms`]. A load, and a store only when the millisecond moved: a racing
-    /// store may put back an older reading, which is still a lower bound.
+    /// [`Shared::seen_ms`]. A load, and a `fetch_max` only when the millisecond moved, so the
+    /// latest reading never goes back, whichever thread stores last.
     #[inline]
     pub(crate) fn note_time(&self, now: u64) {
         if now > self.seen_ms.load(Ordering::Relaxed) {
-            self.seen_ms.store(now, Ordering::Relaxed);
+            self.seen_ms.fetch_max(now, Ordering::Relaxed);
         }
     }
 
