@@ -1,5 +1,9 @@
-//! `cargo xtask bench [--quick] [--no-services] [-- <bench args>]`: runs every benchmark and
-//! prints one markdown table of medians and ratios against baselines.
+//! `cargo xtask bench [--quick] [--no-services] [--rounds N] [-p CRATE]... [-- <bench args>]`:
+//! runs every benchmark (or those of the named crates) and prints one markdown table of
+//! medians and ratios against baselines. With `--rounds N` it runs them N times and the
+//! table gives, per row, the median over the rounds and the min–max of the value, the
+//! baseline and the ratio (see [`crate::bench_table`]): on a shared or noisy machine one
+//! run's ratio can be off by half, and the spread says how far to trust it.
 //!
 //! # Naming convention (other crates' benches follow it)
 //!
@@ -36,6 +40,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 
+use crate::bench_table::{self, Row};
 use crate::json::Json;
 use crate::services::{self, Guard};
 use crate::util::{Cmd, target_dir};
@@ -49,6 +54,10 @@ pub(crate) struct BenchOptions {
     pub(crate) no_services: bool,
     /// Extra arguments for the bench binaries (after `--`), e.g. a filter.
     pub(crate) extra: Vec<String>,
+    /// How many times to run everything (at least 1).
+    pub(crate) rounds: usize,
+    /// Only these crates' benches (`-p`); all of the workspace's when empty.
+    pub(crate) packages: Vec<String>,
 }
 
 /// One criterion measurement.
@@ -69,17 +78,6 @@ impl Measured {
             _ => (self.median_ns, "ns/op"),
         }
     }
-}
-
-/// One table row.
-#[derive(Debug, Clone, PartialEq)]
-struct Row {
-    case: String,
-    value: f64,
-    baseline: Option<String>,
-    baseline_value: Option<f64>,
-    ratio: Option<f64>,
-    unit: String,
 }
 
 /// Reads every `new/estimates.json` (+ its `benchmark.json`) under `dir` modified at or after
@@ -281,40 +279,6 @@ fn collect_jsonl(dir: &Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Readable precision: whole ns for big values, three significant digits for small ones.
-fn num(v: f64) -> String {
-    if v >= 1000.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else if v >= 1.0 || v <= 0.0 {
-        format!("{v:.2}")
-    } else {
-        let decimals = (2.0 - v.log10().floor()).clamp(2.0, 9.0) as usize;
-        format!("{v:.decimals$}")
-    }
-}
-
-/// Renders the markdown table.
-fn render(rows: &[Row]) -> String {
-    let mut out =
-        String::from("| case | median ns/op | baseline | baseline median ns/op | ratio | unit |\n");
-    out.push_str("|---|---:|---|---:|---:|---|\n");
-    let dash = || "—".to_string();
-    for r in rows {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            r.case,
-            num(r.value),
-            r.baseline.clone().unwrap_or_else(dash),
-            r.baseline_value.map(num).unwrap_or_else(dash),
-            r.ratio.map(|x| format!("{x:.2}")).unwrap_or_else(dash),
-            r.unit,
-        ));
-    }
-    out
-}
-
 /// Runs the benches and prints the table.
 pub(crate) fn run(opts: BenchOptions) -> Result<()> {
     let guard = if opts.no_services {
@@ -326,13 +290,68 @@ pub(crate) fn run(opts: BenchOptions) -> Result<()> {
     let rows_dir = target.join("authtel-bench");
     fs::create_dir_all(&rows_dir)
         .with_context(|| format!("could not create {}", rows_dir.display()))?;
-    for entry in fs::read_dir(&rows_dir)?.filter_map(|e| e.ok()) {
+    let rounds = opts.rounds.max(1);
+    let mut results: Vec<Vec<Row>> = Vec::new();
+    let mut failed = None;
+    for round in 1..=rounds {
+        if rounds > 1 {
+            eprintln!("bench: round {round} of {rounds}");
+        }
+        let (rows, ok, cmd) = run_once(&opts, &target, &rows_dir)?;
+        results.push(rows);
+        if !ok {
+            failed = Some(cmd);
+            break;
+        }
+    }
+    drop(guard);
+
+    let table = match results.as_slice() {
+        [one] => bench_table::render(one),
+        many => bench_table::render_rounds(&bench_table::aggregate(many), many.len()),
+    };
+    println!("{table}");
+    let table_path = target.join("bench-table.md");
+    fs::write(&table_path, &table)
+        .with_context(|| format!("could not write {}", table_path.display()))?;
+    let count = results.last().map_or(0, Vec::len);
+    eprintln!(
+        "bench: {count} rows, {} round(s); table written to {}",
+        results.len(),
+        table_path.display()
+    );
+    if let Some(cmd) = failed {
+        bail!("`{cmd}` failed (the table shows what finished); run it again to see why");
+    }
+    if count == 0 {
+        eprintln!(
+            "bench: no results; are there benches under crates/*/benches with harness = false?"
+        );
+    }
+    Ok(())
+}
+
+/// One run of the bench binaries: the rows it produced, whether it succeeded, and the
+/// command (for the error).
+fn run_once(
+    opts: &BenchOptions,
+    target: &Path,
+    rows_dir: &Path,
+) -> Result<(Vec<Row>, bool, String)> {
+    for entry in fs::read_dir(rows_dir)?.filter_map(|e| e.ok()) {
         if entry.path().extension().is_some_and(|x| x == "jsonl") {
             fs::remove_file(entry.path())?;
         }
     }
     let since = SystemTime::now();
-    let mut cmd = Cmd::cargo(["bench", "--workspace", "--benches"])
+    let mut cmd = Cmd::cargo(["bench", "--benches"]);
+    if opts.packages.is_empty() {
+        cmd = cmd.with_args(["--workspace"]);
+    }
+    for p in &opts.packages {
+        cmd = cmd.with_args(["-p", p.as_str()]);
+    }
+    cmd = cmd
         .with_env("CARGO_TARGET_DIR", &target.display().to_string())
         .with_env("AUTHTEL_BENCH_DIR", &rows_dir.display().to_string());
     if !opts.no_services {
@@ -348,37 +367,15 @@ pub(crate) fn run(opts: BenchOptions) -> Result<()> {
         cmd = cmd.with_args(["--"]).with_args(bench_args);
     }
     let ok = cmd.run_status()?;
-    drop(guard);
-
     let mut rows = pair(&collect_criterion(&target.join("criterion"), Some(since))?);
-    rows.extend(collect_jsonl(&rows_dir)?);
-    let table = render(&rows);
-    println!("{table}");
-    let table_path = target.join("bench-table.md");
-    fs::write(&table_path, &table)
-        .with_context(|| format!("could not write {}", table_path.display()))?;
-    eprintln!(
-        "bench: {} rows; table written to {}",
-        rows.len(),
-        table_path.display()
-    );
-    if !ok {
-        bail!(
-            "`{}` failed (the table shows what finished); run it again to see why",
-            cmd.display()
-        );
-    }
-    if rows.is_empty() {
-        eprintln!(
-            "bench: no results; are there benches under crates/*/benches with harness = false?"
-        );
-    }
-    Ok(())
+    rows.extend(collect_jsonl(rows_dir)?);
+    Ok((rows, ok, cmd.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench_table::{num, render};
 
     fn m(
         group: &str,

@@ -3,6 +3,7 @@
 //! xtask only orchestrates. Dependencies: anyhow and std, on purpose.
 
 mod bench;
+mod bench_table;
 mod json;
 mod services;
 mod test_task;
@@ -10,7 +11,7 @@ mod test_task;
 mod tidy;
 mod util;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -21,9 +22,11 @@ Commands:
                             (nextest if installed), doctests, the core without default
                             features, the facade with each feature alone, promtool on
                             docs/ops; stops the services at the end
-  bench [--quick] [--no-services] [-- <bench args>]
-                            run all benches, print a markdown table of medians and ratios to
-                            baselines (also written to $CARGO_TARGET_DIR/bench-table.md);
+  bench [--quick] [--no-services] [--rounds N] [-p CRATE]... [-- <bench args>]
+                            run all benches (or those of the -p crates), print a markdown
+                            table of medians and ratios to baselines (also written to
+                            $CARGO_TARGET_DIR/bench-table.md); --rounds N runs them N times
+                            and gives each row's median and min-max over the rounds;
                             naming convention in xtask/src/bench.rs
   services install           apt postgresql + prometheus (only if missing); tansu 0.6.0 built from
                             crates.io with the memory and sqlite engines (12-15 min, once, cached
@@ -75,17 +78,34 @@ fn run() -> Result<()> {
                 Some(i) => (&args[1..=i], args[i + 2..].to_vec()),
                 None => (&args[1..], Vec::new()),
             };
-            if let Some(bad) = own
-                .iter()
-                .find(|a| !["--quick", "--no-services"].contains(&a.as_str()))
-            {
-                bail!("unknown option `{bad}` for `bench`; see `cargo xtask --help`");
-            }
-            bench::run(bench::BenchOptions {
-                quick: own.iter().any(|a| a == "--quick"),
-                no_services: own.iter().any(|a| a == "--no-services"),
+            let mut opts = bench::BenchOptions {
+                rounds: 1,
                 extra,
-            })
+                ..bench::BenchOptions::default()
+            };
+            let mut it = own.iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--quick" => opts.quick = true,
+                    "--no-services" => opts.no_services = true,
+                    "--rounds" => {
+                        opts.rounds = it
+                            .next()
+                            .and_then(|n| n.parse().ok())
+                            .filter(|&n: &usize| n >= 1)
+                            .context(
+                                "`--rounds` takes a whole number of at least 1: `--rounds 3`",
+                            )?;
+                    }
+                    "-p" | "--package" => opts.packages.push(
+                        it.next()
+                            .context("`-p` takes a crate name: `-p authtel-detect`")?
+                            .clone(),
+                    ),
+                    bad => bail!("unknown option `{bad}` for `bench`; see `cargo xtask --help`"),
+                }
+            }
+            bench::run(opts)
         }
         Some("services") => services::main(&args[1..]),
         Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
