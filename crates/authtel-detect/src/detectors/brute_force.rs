@@ -226,7 +226,12 @@ impl BruteForce {
                     && previous.is_some_and(|t| now.saturating_sub(t) < quick);
                 s.failures = s.failures.saturating_add(1);
                 s.last_failure = now + 1;
-                let steps = s.failures / c.identifier_failure_factor;
+                // Below one step there is no wait to compute (and no division to pay).
+                let steps = if s.failures < c.identifier_failure_factor {
+                    0
+                } else {
+                    s.failures / c.identifier_failure_factor
+                };
                 let mut wait = (c.identifier_wait_increment * steps).min(c.identifier_max_wait);
                 if quick_retry {
                     wait = wait.max(c.min_quick_login_wait);

@@ -184,6 +184,10 @@ impl Sliding {
     }
 
     pub(crate) fn count(&self, now: u64, window: u64) -> u32 {
+        // Nothing carried over: no division (a key's first window, and most keys' windows).
+        if self.prev == 0 {
+            return self.cur;
+        }
         let into = now.saturating_sub(self.start).min(window);
         let carried = u64::from(self.prev) * (window - into) / window;
         self.cur.saturating_add(carried as u32)

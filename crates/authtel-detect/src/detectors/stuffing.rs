@@ -84,6 +84,8 @@ impl DistinctSet {
 pub(crate) struct Window {
     /// Which window (time / window length) these counts are of; `u64::MAX`: none yet.
     id: u64,
+    /// The window's past-the-last millisecond, so a login in it needs no division.
+    until: u64,
     attempts: u32,
     failures: u32,
     unknown: u32,
@@ -128,7 +130,7 @@ impl CredentialStuffing {
     fn observe(&self, record: &EventRecord<'_>, failed: bool, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
         let now = keys.now();
-        let id = now / ms(c.window);
+        let window = ms(c.window);
         let meta = record.metadata;
         let (user, ip) = if failed {
             (keys.user(), keys.ip())
@@ -140,9 +142,15 @@ impl CredentialStuffing {
         let mut raised: [Option<Signal<'_>>; 2] = [None, None];
         {
             let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-            if w.id != id {
+            // Only forward: a login that reaches the lock late, stamped before this window
+            // began (another thread's, or a span stop's exact instant beside the coarse
+            // clock), counts in this window instead of restarting the one before and losing
+            // this one's counts.
+            if w.id == u64::MAX || now >= w.until {
                 Self::close(&mut w, c);
+                let id = now / window;
                 w.id = id;
+                w.until = (id * window).saturating_add(window);
                 w.attempts = 0;
                 w.failures = 0;
                 w.unknown = 0;
@@ -262,5 +270,51 @@ mod tests {
         assert_eq!(s.len(), u64::from(SET_MAX));
         s.clear();
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn a_login_stamped_before_the_window_counts_in_it_instead_of_restarting_the_last() {
+        use authtel_core::catalogue::AUTH_LOGIN;
+        use authtel_core::metadata::Metadata;
+        use authtel_core::telemetry::{EventRecord, Measurements, SpanContext};
+
+        use crate::clock::ManualClock;
+        use crate::keys::RecordKeys;
+        use crate::verdict::PenaltyBox;
+
+        let shared = Arc::new(Shared::new(
+            Arc::new(ManualClock::new()),
+            PenaltyBox::new(None),
+            None,
+        ));
+        let d = CredentialStuffing::new(shared.clone(), StuffingConfig::default());
+        let window = ms(d.config.window);
+        let numbers = Measurements::new();
+        let meta = Metadata::new().outcome(Outcome::Failure);
+        let record = EventRecord::signal(
+            AUTH_LOGIN.stop(),
+            SpanContext::child_of(None),
+            &numbers,
+            &meta,
+        );
+        let at = |now: u64| {
+            d.observe(
+                &record,
+                true,
+                &mut RecordKeys::new(&shared.hasher, now, &record),
+            );
+        };
+        let second = 7 * window;
+        for _ in 0..150 {
+            at(second + 5);
+        }
+        // Late: stamped a millisecond before this window began (a coarse clock a tick
+        // behind, or a thread that read the clock before the window turned).
+        at(second - 1);
+        for _ in 0..100 {
+            at(second + 9);
+        }
+        let w = d.window.lock().unwrap();
+        assert_eq!((w.id, w.attempts, w.unknown), (7, 251, 251));
     }
 }
