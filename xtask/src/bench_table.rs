@@ -72,13 +72,12 @@ fn median(xs: &[f64]) -> Option<f64> {
 }
 
 fn spread(xs: &[f64], fmt: impl Fn(f64) -> String) -> String {
+    if xs.is_empty() {
+        return "—".into();
+    }
     let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
     let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if xs.is_empty() {
-        "—".into()
-    } else {
-        format!("{}–{}", fmt(min), fmt(max))
-    }
+    format!("{}–{}", fmt(min), fmt(max))
 }
 
 /// Folds the rounds' rows by case, in the order of the first round that has each case.

@@ -75,13 +75,17 @@ impl Shared {
     /// detectors' clock when it has one, else the clock now (noted as seen).
     #[inline]
     pub(crate) fn keys<'r>(&self, record: &'r EventRecord<'r>) -> RecordKeys<'_, 'r> {
-        let clock = &*self.clock;
-        let now = record
+        let now = match record
             .measurements
             .monotonic_time
-            .and_then(|t| clock.at_instant(t))
-            .unwrap_or_else(|| clock.now_ms().max(self.seen_ms()));
-        self.note_time(now);
+            .and_then(|t| self.clock.at_instant(t))
+        {
+            Some(own) => {
+                self.note_time(own);
+                own
+            }
+            None => self.now(),
+        };
         RecordKeys::new(&self.hasher, now, record)
     }
 

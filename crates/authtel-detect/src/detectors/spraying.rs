@@ -78,10 +78,14 @@ impl PasswordSpraying {
     }
 
     /// Starts loading the index slot a failure of this record probes in the network table,
-    /// see [`Table::prefetch`].
+    /// see [`Table::prefetch`]: only when the failure names an account, as
+    /// [`failure`](Self::failure) looks the network up only then (an unknown-account failure
+    /// pays no network digest).
     #[inline]
     pub(crate) fn prefetch(&self, keys: &mut RecordKeys<'_, '_>) {
-        if let Some(prefix) = keys.prefix() {
+        if keys.user().is_some()
+            && let Some(prefix) = keys.prefix()
+        {
             self.prefix.prefetch(prefix);
         }
     }

@@ -84,7 +84,8 @@ impl DistinctSet {
 pub(crate) struct Window {
     /// Which window (time / window length) these counts are of; `u64::MAX`: none yet.
     id: u64,
-    /// The window's past-the-last millisecond, so a login in it needs no division.
+    /// The window's past-the-last millisecond (0 before the first), so a login in it needs
+    /// no division.
     until: u64,
     attempts: u32,
     failures: u32,
@@ -146,7 +147,8 @@ impl CredentialStuffing {
             // began (another thread's, or a span stop's exact instant beside the coarse
             // clock), counts in this window instead of restarting the one before and losing
             // this one's counts.
-            if w.id == u64::MAX || now >= w.until {
+            // A window not begun yet has `until` 0.
+            if now >= w.until {
                 Self::close(&mut w, c);
                 let id = now / window;
                 w.id = id;
