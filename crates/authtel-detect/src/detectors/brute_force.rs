@@ -8,8 +8,10 @@ use authtel_core::outcome::Outcome;
 use authtel_core::registry::Handler;
 use authtel_core::telemetry::EventRecord;
 
-use super::{AddressState, LoginDetector, Shared, Sliding, dedupe, handle_alone, ms, penalty_due};
-use crate::config::{BruteForceConfig, Mode, Rung};
+use super::{
+    AddressState, LoginDetector, Shared, Sliding, dedupe, handle_alone, ms, ms_or_zero, penalty_due,
+};
+use crate::config::{BruteForceConfig, Mode};
 use crate::keys::RecordKeys;
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
@@ -30,8 +32,9 @@ pub(crate) struct IpState {
 pub(crate) struct IpStep {
     count: u32,
     signal_now: bool,
-    rung: Option<Rung>,
-    impose: Option<Rung>,
+    /// The rung reached and the one to impose, as places in the configuration's ladder.
+    rung: Option<usize>,
+    impose: Option<usize>,
 }
 
 /// Per address and account: failures since the last success, in the window.
@@ -52,6 +55,56 @@ pub(crate) struct IdentifierState {
     imposed_until: u64,
 }
 
+/// The configuration's durations in milliseconds, the unit its state counts in: converted
+/// once when the detector is built, not on every failure.
+#[derive(Debug)]
+struct Millis {
+    ip_window: u64,
+    pair_window: u64,
+    pair_block: u64,
+    /// The ladder's rungs as (failures, block), in the configuration's (ascending) order.
+    ladder: Box<[(u32, u64)]>,
+    identifier_reset: u64,
+    quick_check: u64,
+    wait_increment: u64,
+    max_wait: u64,
+    min_quick_wait: u64,
+}
+
+impl Millis {
+    fn of(c: &BruteForceConfig) -> Millis {
+        Millis {
+            ip_window: ms(c.ip_window),
+            pair_window: ms(c.ip_identifier_window),
+            pair_block: ms(c.ip_identifier_block),
+            ladder: c
+                .ip_ladder
+                .iter()
+                .map(|r| (r.failures, ms(r.block)))
+                .collect(),
+            identifier_reset: ms(c.identifier_failure_reset),
+            quick_check: ms_or_zero(c.quick_login_check),
+            wait_increment: ms_or_zero(c.identifier_wait_increment),
+            max_wait: ms_or_zero(c.identifier_max_wait),
+            min_quick_wait: ms_or_zero(c.min_quick_login_wait),
+        }
+    }
+
+    /// How long an account must wait after `failures` failures (Keycloak's rule: one
+    /// increment per `factor` failures, up to the longest wait), in milliseconds.
+    fn wait_after(&self, failures: u32, factor: u32) -> u64 {
+        // Below one step there is no wait to compute (and no division to pay).
+        let steps = if failures < factor {
+            0
+        } else {
+            failures / factor
+        };
+        self.wait_increment
+            .saturating_mul(steps.into())
+            .min(self.max_wait)
+    }
+}
+
 /// The brute-force detector. Hears `auth.login.stop`: failures count, a success resets the
 /// account's and the pair's counts, and the address's (or, with `ip_reset_on_success`
 /// off, forgives one of its failures).
@@ -59,6 +112,7 @@ pub(crate) struct IdentifierState {
 pub struct BruteForce {
     shared: Arc<Shared>,
     config: BruteForceConfig,
+    ms: Millis,
     ip: Arc<Table<AddressState>>,
     pair: Table<PairState>,
     identifier: Table<IdentifierState>,
@@ -74,6 +128,7 @@ impl BruteForce {
     ) -> BruteForce {
         BruteForce {
             shared,
+            ms: Millis::of(&config),
             config,
             ip,
             pair,
@@ -102,16 +157,12 @@ impl BruteForce {
     /// One more failure from an address, on its state (under the address table's lock).
     pub(crate) fn ip_step(&self, s: &mut IpState, now: u64) -> IpStep {
         let c = &self.config;
-        let window = ms(c.ip_window);
+        let window = self.ms.ip_window;
         let count = s.failures.add(now, window);
-        let rung = c
-            .ip_ladder
-            .iter()
-            .rev()
-            .find(|r| count >= r.failures)
-            .copied();
+        let rung = self.ms.ladder.iter().rposition(|r| count >= r.0);
         let enforce = self.enforce();
-        let impose = rung.filter(|r| enforce && penalty_due(&mut s.imposed_until, now, r.block));
+        let impose = rung
+            .filter(|&i| enforce && penalty_due(&mut s.imposed_until, now, self.ms.ladder[i].1));
         let signal_now = count >= c.ip_signal_threshold && dedupe(&mut s.last_signal, now, window);
         IpStep {
             count,
@@ -160,14 +211,15 @@ impl BruteForce {
                 self.ip
                     .with(ip, |a, _, _| self.ip_step(&mut a.brute_force, now))
             });
-            if let Some(rung) = impose {
+            if let Some(i) = impose {
                 self.shared
                     .penalties
-                    .impose(PenaltyKey::Ip, ip, now, rung.block, true);
+                    .impose(PenaltyKey::Ip, ip, now, c.ip_ladder[i].block, true);
             }
             if signal_now {
-                let (action, penalty) =
-                    rung.map_or((Action::None, Duration::ZERO), |r| (Action::Block, r.block));
+                let (action, penalty) = rung.map_or((Action::None, Duration::ZERO), |i| {
+                    (Action::Block, c.ip_ladder[i].block)
+                });
                 raised[0] = Some(
                     signal(KeyKind::Ip)
                         .counts(count.into(), limit.into(), c.ip_window)
@@ -177,14 +229,12 @@ impl BruteForce {
         }
 
         if let Some(pair) = keys.pair() {
-            let window = ms(c.ip_identifier_window);
+            let (window, block) = (self.ms.pair_window, self.ms.pair_block);
             let enforce = self.enforce();
             let (count, signal_now, impose) = self.pair.with(pair, |s, _, _| {
                 let count = s.failures.add(now, window);
                 let over = count >= c.ip_identifier_threshold;
-                let impose = over
-                    && enforce
-                    && penalty_due(&mut s.imposed_until, now, c.ip_identifier_block);
+                let impose = over && enforce && penalty_due(&mut s.imposed_until, now, block);
                 (
                     count,
                     over && dedupe(&mut s.last_signal, now, window),
@@ -214,33 +264,26 @@ impl BruteForce {
         }
 
         if let Some(user) = keys.user() {
-            let reset = ms(c.identifier_failure_reset);
-            let quick = ms(c.quick_login_check);
+            let m = &self.ms;
+            let factor = c.identifier_failure_factor;
             let enforce = self.enforce();
             let (failures, wait, signal_now, impose) = self.identifier.with(user, |s, _, _| {
                 let previous = s.last_failure.checked_sub(1);
-                if previous.is_some_and(|t| now.saturating_sub(t) > reset) {
+                if previous.is_some_and(|t| now.saturating_sub(t) > m.identifier_reset) {
                     s.failures = 0;
                 }
-                let quick_retry = !c.quick_login_check.is_zero()
-                    && previous.is_some_and(|t| now.saturating_sub(t) < quick);
+                let quick_retry = m.quick_check != 0
+                    && previous.is_some_and(|t| now.saturating_sub(t) < m.quick_check);
                 s.failures = s.failures.saturating_add(1);
                 s.last_failure = now + 1;
-                // Below one step there is no wait to compute (and no division to pay).
-                let steps = if s.failures < c.identifier_failure_factor {
-                    0
-                } else {
-                    s.failures / c.identifier_failure_factor
-                };
-                let mut wait = (c.identifier_wait_increment * steps).min(c.identifier_max_wait);
+                let mut wait = m.wait_after(s.failures, factor);
                 if quick_retry {
-                    wait = wait.max(c.min_quick_login_wait);
+                    wait = wait.max(m.min_quick_wait);
                 }
-                let over = s.failures >= c.identifier_failure_factor;
-                let impose =
-                    !wait.is_zero() && enforce && penalty_due(&mut s.imposed_until, now, wait);
-                let signal_now = over && dedupe(&mut s.last_signal, now, reset);
-                (s.failures, wait, signal_now, impose)
+                let over = s.failures >= factor;
+                let impose = wait != 0 && enforce && penalty_due(&mut s.imposed_until, now, wait);
+                let signal_now = over && dedupe(&mut s.last_signal, now, m.identifier_reset);
+                (s.failures, Duration::from_millis(wait), signal_now, impose)
             });
             if impose {
                 self.shared
@@ -270,7 +313,7 @@ impl BruteForce {
         let c = &self.config;
         let now = keys.now();
         if let Some(ip) = keys.ip() {
-            let window = ms(c.ip_window);
+            let window = self.ms.ip_window;
             let reset = c.ip_reset_on_success;
             self.ip.with_existing(ip, |a| {
                 let s = &mut a.brute_force;
@@ -303,8 +346,8 @@ impl BruteForce {
     /// How long an account must wait after `failures` failures (Keycloak's rule).
     #[cfg(test)]
     pub(crate) fn wait_after(config: &BruteForceConfig, failures: u32) -> Duration {
-        (config.identifier_wait_increment * (failures / config.identifier_failure_factor))
-            .min(config.identifier_max_wait)
+        let wait = Millis::of(config).wait_after(failures, config.identifier_failure_factor);
+        Duration::from_millis(wait)
     }
 }
 

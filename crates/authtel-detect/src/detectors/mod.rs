@@ -212,11 +212,10 @@ pub(crate) fn dedupe(last: &mut u64, now: u64, window: u64) -> bool {
     true
 }
 
-/// Whether to put a penalty of `for_` from `now` in the box: not when the one this key last
-/// imposed ends within an eighth of `for_` of the new end (under a steady attack every
+/// Whether to put a penalty of `len` ms from `now` in the box: not when the one this key last
+/// imposed ends within an eighth of `len` of the new end (under a steady attack every
 /// failure would otherwise rewrite the box). Remembers the new end when it says yes.
-pub(crate) fn penalty_due(imposed_until: &mut u64, now: u64, for_: std::time::Duration) -> bool {
-    let len = ms(for_);
+pub(crate) fn penalty_due(imposed_until: &mut u64, now: u64, len: u64) -> bool {
     let until = now.saturating_add(len);
     if until > imposed_until.saturating_add(len / 8) {
         *imposed_until = until;
@@ -231,8 +230,15 @@ pub(crate) fn outcome(record: &EventRecord<'_>) -> Option<Outcome> {
     record.outcome
 }
 
+/// A window in milliseconds, at least one (state divides by windows); detectors convert their
+/// windows once, when built.
 pub(crate) fn ms(d: std::time::Duration) -> u64 {
-    d.as_millis().max(1) as u64
+    ms_or_zero(d).max(1)
+}
+
+/// A wait or a block in milliseconds (zero stays zero: no wait), saturating.
+pub(crate) fn ms_or_zero(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub(crate) fn piece(user: u64) -> u32 {
 pub struct PasswordSpraying {
     shared: Arc<Shared>,
     config: SprayingConfig,
+    /// The window and the block in milliseconds, converted once.
+    window_ms: u64,
+    block_ms: u64,
     ip: Arc<Table<AddressState>>,
     prefix: Table<SetState>,
 }
@@ -65,6 +68,8 @@ impl PasswordSpraying {
     ) -> PasswordSpraying {
         PasswordSpraying {
             shared,
+            window_ms: ms(config.window),
+            block_ms: ms(config.block),
             config,
             ip,
             prefix,
@@ -111,7 +116,7 @@ impl PasswordSpraying {
         threshold: u32,
         now: u64,
     ) -> SetStep {
-        let window = ms(self.config.window);
+        let window = self.window_ms;
         let enforce = self.config.mode == Mode::Enforce;
         if s.start == 0 || now.saturating_sub(s.start - 1) >= window {
             s.start = now + 1;
@@ -129,7 +134,7 @@ impl PasswordSpraying {
             s.len += 1;
         }
         let over = s.len >= threshold;
-        let impose = over && enforce && penalty_due(&mut s.imposed_until, now, self.config.block);
+        let impose = over && enforce && penalty_due(&mut s.imposed_until, now, self.block_ms);
         (
             s.len,
             over && dedupe(&mut s.last_signal, now, window),

@@ -103,6 +103,8 @@ pub(crate) struct Window {
 pub struct CredentialStuffing {
     shared: Arc<Shared>,
     config: StuffingConfig,
+    /// The window in milliseconds, converted once.
+    window_ms: u64,
     window: Mutex<Window>,
 }
 
@@ -115,6 +117,7 @@ impl CredentialStuffing {
         };
         CredentialStuffing {
             shared,
+            window_ms: ms(config.window),
             config,
             window: Mutex::new(window),
         }
@@ -131,7 +134,7 @@ impl CredentialStuffing {
     fn observe(&self, record: &EventRecord<'_>, failed: bool, keys: &mut RecordKeys<'_, '_>) {
         let c = &self.config;
         let now = keys.now();
-        let window = ms(c.window);
+        let window = self.window_ms;
         let meta = record.metadata;
         let (user, ip) = if failed {
             (keys.user(), keys.ip())
