@@ -221,7 +221,12 @@ impl<V: Copy + Default> Table<V> {
         let stride = self.limits.stride;
         let Shard { nodes, arena, .. } = &mut *shard;
         let node = &mut nodes[idx as usize];
-        let extra = &mut arena[idx as usize * stride..(idx as usize + 1) * stride];
+        // Most tables carry no arena: no slice to cut (and bounds-check) for them.
+        let extra = if stride == 0 {
+            &mut []
+        } else {
+            &mut arena[idx as usize * stride..(idx as usize + 1) * stride]
+        };
         f(&mut node.value, extra, fresh)
     }
 
@@ -298,11 +303,19 @@ impl<V: Copy + Default> Shard<V> {
 
     /// The node of `fp`, marked used; created (evicting one not used recently when full) if
     /// absent.
+    #[inline]
     fn entry(&mut self, fp: u64, limits: Limits) -> (u32, bool) {
         if let Some(idx) = self.find(fp) {
             self.nodes[idx as usize].referenced = true;
             return (idx, false);
         }
+        (self.insert(fp, limits), true)
+    }
+
+    /// A node for `fp`, which is absent: a new one while there is room, else the clock's
+    /// victim, reused. Out of line: a key's first sight is the rare path.
+    #[inline(never)]
+    fn insert(&mut self, fp: u64, limits: Limits) -> u32 {
         let idx = if self.nodes.len() < limits.max_nodes {
             self.grow_for_one(limits);
             let idx = self.nodes.len() as u32;
@@ -327,7 +340,7 @@ impl<V: Copy + Default> Shard<V> {
             idx
         };
         self.insert_slot(fp, idx);
-        (idx, true)
+        idx
     }
 
     /// The clock hand's next entry whose bit is clear, clearing set bits on the way (at most
