@@ -16,7 +16,7 @@ use crate::verdict::Penalty;
 pub(crate) enum TableId {
     /// Per address: brute force's count and spraying's set together.
     Address,
-    BruteForceIpIdentifier,
+    /// Per account: brute force's count and its pairs with addresses together.
     BruteForceIdentifier,
     SprayingPrefix,
     Mfa,
@@ -26,9 +26,8 @@ pub(crate) enum TableId {
     Penalties,
 }
 
-const ALL: [TableId; 9] = [
+const ALL: [TableId; 8] = [
     TableId::Address,
-    TableId::BruteForceIpIdentifier,
     TableId::BruteForceIdentifier,
     TableId::SprayingPrefix,
     TableId::Mfa,
@@ -46,8 +45,8 @@ impl TableId {
                 let on = |m: Mode| usize::from(m != Mode::Off);
                 on(c.brute_force.mode) * 12 + on(c.spraying.mode) * 10
             }
-            TableId::BruteForceIpIdentifier => 12,
-            TableId::BruteForceIdentifier => 10,
+            // The account's 10 and its pairs' 12 (once a table of their own).
+            TableId::BruteForceIdentifier => 22,
             TableId::SprayingPrefix => 6,
             TableId::Mfa => 8,
             TableId::NewLocation => 14,
@@ -61,9 +60,7 @@ impl TableId {
         let on = |m: Mode| m != Mode::Off;
         match self {
             TableId::Address => on(c.brute_force.mode) || on(c.spraying.mode),
-            TableId::BruteForceIpIdentifier | TableId::BruteForceIdentifier => {
-                on(c.brute_force.mode)
-            }
+            TableId::BruteForceIdentifier => on(c.brute_force.mode),
             TableId::SprayingPrefix => on(c.spraying.mode),
             TableId::Mfa => on(c.mfa.mode),
             TableId::NewLocation => on(c.new_location.mode),
@@ -91,7 +88,6 @@ impl TableId {
         let stride = self.stride(c);
         match self {
             TableId::Address => Table::<AddressState>::min_budget(stride),
-            TableId::BruteForceIpIdentifier => Table::<brute_force::PairState>::min_budget(stride),
             TableId::BruteForceIdentifier => {
                 Table::<brute_force::IdentifierState>::min_budget(stride)
             }

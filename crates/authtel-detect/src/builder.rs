@@ -108,11 +108,6 @@ impl DetectorsBuilder {
                 shared.clone(),
                 c.brute_force.clone(),
                 address,
-                table(
-                    &c,
-                    TableId::BruteForceIpIdentifier,
-                    "brute_force.ip_identifier",
-                )?,
                 table(&c, TableId::BruteForceIdentifier, "brute_force.identifier")?,
             )))
         } else {

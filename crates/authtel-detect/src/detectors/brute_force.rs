@@ -45,7 +45,26 @@ pub(crate) struct PairState {
     imposed_until: u64,
 }
 
-/// Per account: failures since the last success (Keycloak's counter).
+/// Addresses whose pair counts an account's entry keeps.
+pub(crate) const PAIRS: usize = 2;
+
+/// One pair count in an account's entry: the address (a 32-bit piece of its keyed digest,
+/// never zero; zero: the slot is free) and its state.
+#[derive(Clone, Copy, Debug, Default)]
+struct PairSlot {
+    address: u32,
+    state: PairState,
+}
+
+/// Per account: failures since the last success (Keycloak's counter), and the pair rule's
+/// counts for the [`PAIRS`] addresses failing most against it.
+///
+/// The pairs live in the account's entry, so a failure looks up one table for both rules
+/// instead of two. An address not held takes the slot with fewer failures in the window (a
+/// free one first), and of two with as many, the one taken last: churn from many addresses,
+/// each failing once or twice, replaces itself, while the address hammering the account
+/// keeps its count and reaches the threshold. When more than [`PAIRS`] addresses each fail repeatedly, those that lose their
+/// slot are still counted by the address rule and the account rule.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct IdentifierState {
     failures: u32,
@@ -53,6 +72,54 @@ pub(crate) struct IdentifierState {
     last_failure: u64,
     last_signal: u64,
     imposed_until: u64,
+    pairs: [PairSlot; PAIRS],
+    /// The pair slot taken last.
+    newest: u8,
+}
+
+impl IdentifierState {
+    /// The pair state of `address` (a piece, see [`address_piece`]), taking a slot for it
+    /// if it has none.
+    fn pair(&mut self, address: u32, now: u64, window: u64) -> &mut PairState {
+        let i = match self.pairs.iter().position(|p| p.address == address) {
+            Some(i) => i,
+            None => {
+                let newest = usize::from(self.newest);
+                // Fewer failures first; of equals, the slot taken last.
+                let rank = |i: usize| {
+                    let p: &PairSlot = &self.pairs[i];
+                    let count = if p.address == 0 {
+                        0
+                    } else {
+                        p.state.failures.count(now, window)
+                    };
+                    (count, i != newest)
+                };
+                let i = (1..PAIRS).fold(0, |low, i| if rank(i) < rank(low) { i } else { low });
+                self.pairs[i] = PairSlot {
+                    address,
+                    state: PairState::default(),
+                };
+                self.newest = i as u8;
+                i
+            }
+        };
+        &mut self.pairs[i].state
+    }
+
+    /// The pair state of `address` if the account holds one.
+    fn held_pair(&mut self, address: u32) -> Option<&mut PairState> {
+        self.pairs
+            .iter_mut()
+            .find(|p| p.address == address)
+            .map(|p| &mut p.state)
+    }
+}
+
+/// The piece of an address's digest an account's pair slot holds: never zero (a free
+/// slot).
+fn address_piece(ip: u64) -> u32 {
+    (ip >> 32) as u32 | 1
 }
 
 /// The configuration's durations in milliseconds, the unit its state counts in: converted
@@ -114,7 +181,6 @@ pub struct BruteForce {
     config: BruteForceConfig,
     ms: Millis,
     ip: Arc<Table<AddressState>>,
-    pair: Table<PairState>,
     identifier: Table<IdentifierState>,
 }
 
@@ -123,7 +189,6 @@ impl BruteForce {
         shared: Arc<Shared>,
         config: BruteForceConfig,
         ip: Arc<Table<AddressState>>,
-        pair: Table<PairState>,
         identifier: Table<IdentifierState>,
     ) -> BruteForce {
         BruteForce {
@@ -131,26 +196,22 @@ impl BruteForce {
             ms: Millis::of(&config),
             config,
             ip,
-            pair,
             identifier,
         }
     }
 
     /// Its own tables (the address table, shared with spraying, is reported once by
     /// [`Detectors::stats`](crate::Detectors::stats)).
-    pub(crate) fn tables(&self) -> [TableStats; 2] {
-        [self.pair.stats(), self.identifier.stats()]
+    pub(crate) fn tables(&self) -> [TableStats; 1] {
+        [self.identifier.stats()]
     }
 
-    /// Starts loading the index slots a failure of this record probes in its own tables
-    /// (the pair's and the account's), see [`Table::prefetch`].
+    /// Starts loading the index slot a failure of this record probes in its own table (the
+    /// account's, which holds the pairs too), see [`Table::prefetch`].
     #[inline]
     pub(crate) fn prefetch(&self, keys: &mut RecordKeys<'_, '_>) {
         if let Some(user) = keys.user() {
             self.identifier.prefetch(user);
-        }
-        if let Some(pair) = keys.pair() {
-            self.pair.prefetch(pair);
         }
     }
 
@@ -228,63 +289,71 @@ impl BruteForce {
             }
         }
 
-        if let Some(pair) = keys.pair() {
-            let (window, block) = (self.ms.pair_window, self.ms.pair_block);
-            let enforce = self.enforce();
-            let (count, signal_now, impose) = self.pair.with(pair, |s, _, _| {
-                let count = s.failures.add(now, window);
-                let over = count >= c.ip_identifier_threshold;
-                let impose = over && enforce && penalty_due(&mut s.imposed_until, now, block);
-                (
-                    count,
-                    over && dedupe(&mut s.last_signal, now, window),
-                    impose,
-                )
-            });
-            if impose {
-                self.shared.penalties.impose(
-                    PenaltyKey::Pair,
-                    pair,
-                    now,
-                    c.ip_identifier_block,
-                    true,
-                );
-            }
-            if signal_now {
-                raised[1] = Some(
-                    signal(KeyKind::IpIdentifier)
-                        .counts(
-                            count.into(),
-                            c.ip_identifier_threshold.into(),
-                            c.ip_identifier_window,
-                        )
-                        .action(Action::Block, c.ip_identifier_block),
-                );
-            }
-        }
-
         if let Some(user) = keys.user() {
             let m = &self.ms;
             let factor = c.identifier_failure_factor;
             let enforce = self.enforce();
-            let (failures, wait, signal_now, impose) = self.identifier.with(user, |s, _, _| {
-                let previous = s.last_failure.checked_sub(1);
-                if previous.is_some_and(|t| now.saturating_sub(t) > m.identifier_reset) {
-                    s.failures = 0;
+            let address = keys.ip().map(address_piece);
+            // One lookup of the account for both rules: its pair with the address, then its
+            // own count.
+            let (pair_step, (failures, wait, signal_now, impose)) =
+                self.identifier.with(user, |s, _, _| {
+                    let pair = address.map(|a| {
+                        let p = s.pair(a, now, m.pair_window);
+                        let count = p.failures.add(now, m.pair_window);
+                        let over = count >= c.ip_identifier_threshold;
+                        let impose =
+                            over && enforce && penalty_due(&mut p.imposed_until, now, m.pair_block);
+                        (
+                            count,
+                            over && dedupe(&mut p.last_signal, now, m.pair_window),
+                            impose,
+                        )
+                    });
+                    let previous = s.last_failure.checked_sub(1);
+                    if previous.is_some_and(|t| now.saturating_sub(t) > m.identifier_reset) {
+                        s.failures = 0;
+                    }
+                    let quick_retry = m.quick_check != 0
+                        && previous.is_some_and(|t| now.saturating_sub(t) < m.quick_check);
+                    s.failures = s.failures.saturating_add(1);
+                    s.last_failure = now + 1;
+                    let mut wait = m.wait_after(s.failures, factor);
+                    if quick_retry {
+                        wait = wait.max(m.min_quick_wait);
+                    }
+                    let over = s.failures >= factor;
+                    let impose =
+                        wait != 0 && enforce && penalty_due(&mut s.imposed_until, now, wait);
+                    let signal_now = over && dedupe(&mut s.last_signal, now, m.identifier_reset);
+                    (
+                        pair,
+                        (s.failures, Duration::from_millis(wait), signal_now, impose),
+                    )
+                });
+            if let Some((count, pair_signal, pair_impose)) = pair_step {
+                // The pair's digest (the penalty box's key) only when there is a penalty.
+                if pair_impose && let Some(pair) = keys.pair() {
+                    self.shared.penalties.impose(
+                        PenaltyKey::Pair,
+                        pair,
+                        now,
+                        c.ip_identifier_block,
+                        true,
+                    );
                 }
-                let quick_retry = m.quick_check != 0
-                    && previous.is_some_and(|t| now.saturating_sub(t) < m.quick_check);
-                s.failures = s.failures.saturating_add(1);
-                s.last_failure = now + 1;
-                let mut wait = m.wait_after(s.failures, factor);
-                if quick_retry {
-                    wait = wait.max(m.min_quick_wait);
+                if pair_signal {
+                    raised[1] = Some(
+                        signal(KeyKind::IpIdentifier)
+                            .counts(
+                                count.into(),
+                                c.ip_identifier_threshold.into(),
+                                c.ip_identifier_window,
+                            )
+                            .action(Action::Block, c.ip_identifier_block),
+                    );
                 }
-                let over = s.failures >= factor;
-                let impose = wait != 0 && enforce && penalty_due(&mut s.imposed_until, now, wait);
-                let signal_now = over && dedupe(&mut s.last_signal, now, m.identifier_reset);
-                (s.failures, Duration::from_millis(wait), signal_now, impose)
-            });
+            }
             if impose {
                 self.shared
                     .penalties
@@ -324,19 +393,21 @@ impl BruteForce {
                 }
             });
         }
-        if let Some(pair) = keys.pair() {
-            self.pair.with_existing(pair, |s| {
-                s.failures.reset();
-                s.imposed_until = 0;
-            });
-            self.shared.penalties.lift(PenaltyKey::Pair, pair, now);
-        }
         if let Some(user) = keys.user() {
+            let address = keys.ip().map(address_piece);
             self.identifier.with_existing(user, |s| {
                 s.failures = 0;
                 s.last_failure = 0;
                 s.imposed_until = 0;
+                // The pair of this address starts again; the account's others keep counting.
+                if let Some(p) = address.and_then(|a| s.held_pair(a)) {
+                    p.failures.reset();
+                    p.imposed_until = 0;
+                }
             });
+            if let Some(pair) = keys.pair() {
+                self.shared.penalties.lift(PenaltyKey::Pair, pair, now);
+            }
             self.shared
                 .penalties
                 .lift(PenaltyKey::Identifier, user, now);
