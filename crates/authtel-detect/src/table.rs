@@ -206,6 +206,7 @@ impl<V: Copy + Default> Table<V> {
 
     /// Runs `f` on the entry of `fp`, creating it (from `V::default()`, arena zeroed) if
     /// absent, and marks it used. `f` gets whether the entry is new.
+    #[inline]
     pub(crate) fn with<R>(&self, fp: u64, f: impl FnOnce(&mut V, &mut [u32], bool) -> R) -> R {
         let mut shard = self.shard(fp);
         let (idx, fresh) = shard.entry(fp, self.limits);
