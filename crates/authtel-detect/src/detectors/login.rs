@@ -77,8 +77,8 @@ impl Handler for LoginHandler {
             && let (Some(bf), Some(sp), Some(address), Some(ip)) =
                 (&self.brute_force, &self.spraying, &self.address, keys.ip())
         {
-            // A failure probes four tables (the address, the pair, the account, the
-            // network): ask for the four index slots first, so the cache misses overlap the
+            // A failure probes three tables (the address, the account with its pairs, the
+            // network): ask for the three index slots first, so the cache misses overlap the
             // hashing and each other instead of coming one after another.
             address.prefetch(ip);
             bf.prefetch(keys);
