@@ -79,6 +79,8 @@ mod sqlite_suite {
     }
 
     include!("suite/cases.rs");
+    include!("suite/relay_delivery.rs");
+    include!("suite/queries.rs");
     include!("suite/edge_cases.rs");
     include!("suite/relay_engine.rs");
     include!("suite/relay_status.rs");
@@ -192,6 +194,8 @@ mod postgres_suite {
     }
 
     include!("suite/cases.rs");
+    include!("suite/relay_delivery.rs");
+    include!("suite/queries.rs");
     include!("suite/edge_cases.rs");
     include!("suite/relay_engine.rs");
     include!("suite/relay_status.rs");
