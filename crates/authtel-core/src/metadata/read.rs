@@ -42,11 +42,9 @@ impl<'a> Metadata<'a> {
     /// assert_eq!(m.redacted(), 2);
     /// ```
     pub fn redacted(&self) -> u32 {
-        let in_texts = TEXT_KEYS
-            .iter()
-            .filter(|&&(field, _)| !field.is_identifier())
-            .filter_map(|&(field, _)| self.texts.get(field))
-            .filter(|v| policy::screen(v).is_none())
+        let in_texts = self
+            .screened_texts()
+            .filter(|s| matches!(s, Screened::Redacted))
             .count();
         let in_extra = self
             .extra
@@ -67,14 +65,9 @@ impl<'a> Metadata<'a> {
     /// assert_eq!(m.refused(), 1);
     /// ```
     pub fn refused(&self) -> u32 {
-        let identifiers = TEXT_KEYS
-            .iter()
-            .filter(|&&(field, _)| field.is_identifier())
-            .filter(|&&(field, _)| {
-                self.texts
-                    .get(field)
-                    .is_some_and(|v| policy::check_identifier(v).is_err())
-            })
+        let identifiers = self
+            .screened_texts()
+            .filter(|s| matches!(s, Screened::Dropped))
             .count();
         let dropped = self
             .extra
@@ -85,25 +78,27 @@ impl<'a> Metadata<'a> {
         u32::from(self.refused) + (identifiers + dropped) as u32
     }
 
-    /// A standard text field as every reader sees it: an identifier holding an email or a
-    /// credential is refused (reads as absent), any other text is screened and truncated.
+    /// A standard text field as every reader sees it (see [`screen_text`]).
     #[inline]
     pub(super) fn read_text(&self, field: Text) -> Option<&'a str> {
-        let value = self.texts.get(field)?;
-        if field.is_identifier() {
-            if policy::check_identifier(value).is_err() {
-                self.count_once();
-                return None;
-            }
-            return Some(value);
-        }
-        match policy::screen(value) {
-            Some(kept) => Some(kept),
-            None => {
+        match screen_text(field, self.texts.get(field)?) {
+            Screened::Kept(kept) => Some(kept),
+            Screened::Redacted => {
                 self.count_once();
                 Some(REDACTED)
             }
+            Screened::Dropped => {
+                self.count_once();
+                None
+            }
         }
+    }
+
+    /// What the policy makes of each standard text field that is set.
+    fn screened_texts(&self) -> impl Iterator<Item = Screened<&'a str>> + '_ {
+        TEXT_KEYS
+            .iter()
+            .filter_map(|&(field, _)| self.texts.get(field).map(|value| screen_text(field, value)))
     }
 
     /// Adds this value's redactions and refusals to the process counters, the first time
@@ -161,14 +156,31 @@ impl<'a> Metadata<'a> {
     }
 }
 
-/// What the policy makes of one extra field.
-enum Screened<'a> {
-    Kept(Value<'a>),
+/// What the policy makes of one field: kept (screened, truncated), redacted, or refused.
+enum Screened<T> {
+    Kept(T),
     Redacted,
     Dropped,
 }
 
-fn screen_extra<'a>(key: &'a str, value: Value<'a>) -> Screened<'a> {
+/// The one rule for a standard text field, for readers and for the counts alike: an
+/// identifier holding an email or a credential is refused (reads as absent), any other text
+/// is screened and truncated.
+#[inline]
+fn screen_text(field: Text, value: &str) -> Screened<&str> {
+    if field.is_identifier() {
+        return match policy::check_identifier(value) {
+            Ok(()) => Screened::Kept(value),
+            Err(_) => Screened::Dropped,
+        };
+    }
+    match policy::screen(value) {
+        Some(kept) => Screened::Kept(kept),
+        None => Screened::Redacted,
+    }
+}
+
+fn screen_extra<'a>(key: &'a str, value: Value<'a>) -> Screened<Value<'a>> {
     if !policy::valid_key(key) || matches!(value, Value::Str(s) if policy::swapped(key, s)) {
         return Screened::Dropped;
     }

@@ -242,3 +242,44 @@ fn factors_are_bounded_screened_and_counted_once() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_counts_agree_with_what_readers_see_in_every_text_field() {
+    // Every standard text field, with values each rule answers differently: the counts must
+    // say exactly what a reader finds (absent for refused, the marker for redacted).
+    let values = [
+        "u_42",
+        "alice@example.com",
+        "password=hunter2",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "login failed",
+        "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+    ];
+    let (mut refused, mut redacted) = (0, 0);
+    for (_, key) in super::slots::TEXT_KEYS {
+        for value in values {
+            // Code fields (method, reason, …) take a code: planted the same way.
+            let m = Metadata::new()
+                .with_text_field(key, value)
+                .or_else(|| Metadata::new().with_code_field(key, value))
+                .unwrap_or_else(|| panic!("{key} is a text or code field"));
+            let mut seen = None;
+            m.for_each_field(|k, v| {
+                if k == key {
+                    seen = Some(format!("{v:?}"));
+                }
+            });
+            let absent = seen.is_none();
+            let marked = seen.as_deref().is_some_and(|s| s.contains(REDACTED));
+            assert_eq!(m.refused(), u32::from(absent), "{key}={value}: {seen:?}");
+            assert_eq!(m.redacted(), u32::from(marked), "{key}={value}: {seen:?}");
+            refused += usize::from(absent);
+            redacted += usize::from(marked);
+        }
+    }
+    // Both rules were exercised: identifiers refuse, free text redacts.
+    assert!(
+        refused > 0 && redacted > 0,
+        "{refused} refused, {redacted} redacted"
+    );
+}
