@@ -413,21 +413,7 @@ impl SpanDef {
         stop: &'static str,
         exception: &'static str,
     ) -> SpanDef {
-        assert!(
-            phase_names_match(name, start, stop, exception),
-            "span phase names must be the span name plus .start/.stop/.exception"
-        );
-        SpanDef {
-            name,
-            start: Event::library(start, category, EventKind::SpanStart, Severity::Info),
-            stop: Event::library(stop, category, EventKind::SpanStop, Severity::Info),
-            exception: Event::library(
-                exception,
-                category,
-                EventKind::SpanException,
-                Severity::Error,
-            ),
-        }
+        SpanDef::with_phases(name, Some(category), [start, stop, exception])
     }
 
     /// Declares an application span in a `static`. Rust's `const fn` cannot concatenate
@@ -445,15 +431,41 @@ impl SpanDef {
         stop: &'static str,
         exception: &'static str,
     ) -> SpanDef {
+        SpanDef::with_phases(name, None, [start, stop, exception])
+    }
+
+    /// The one place a span's phases are made: the names checked against the span's, then
+    /// three library events of `category` or, with `None`, three application events.
+    const fn with_phases(
+        name: &'static str,
+        category: Option<Category>,
+        [start, stop, exception]: [&'static str; 3],
+    ) -> SpanDef {
         assert!(
             phase_names_match(name, start, stop, exception),
             "span phase names must be the span name plus .start/.stop/.exception"
         );
+        const fn phase(
+            name: &'static str,
+            category: Option<Category>,
+            kind: EventKind,
+            severity: Severity,
+        ) -> Event {
+            match category {
+                Some(category) => Event::library(name, category, kind, severity),
+                None => Event::custom(name, kind, severity),
+            }
+        }
         SpanDef {
             name,
-            start: Event::custom(start, EventKind::SpanStart, Severity::Info),
-            stop: Event::custom(stop, EventKind::SpanStop, Severity::Info),
-            exception: Event::custom(exception, EventKind::SpanException, Severity::Error),
+            start: phase(start, category, EventKind::SpanStart, Severity::Info),
+            stop: phase(stop, category, EventKind::SpanStop, Severity::Info),
+            exception: phase(
+                exception,
+                category,
+                EventKind::SpanException,
+                Severity::Error,
+            ),
         }
     }
 
