@@ -123,3 +123,19 @@ fn base64_needles_match_every_alignment() {
         );
     }
 }
+
+/// A code made of digits inside a random hex id is not a leak; the same code in text is.
+/// (CI once failed on span id `fee1b6cd40218189`, which holds the TOTP canary `40218189`.)
+#[test]
+fn a_code_inside_a_random_id_is_not_a_leak() {
+    let search = needles::Search::new(&[vec!["40218189".to_owned()]]);
+    let hits = |text: &str| search.hits("log", text.as_bytes()).len();
+    assert_eq!(hits(r#"{"span_id":"fee1b6cd40218189","n":1}"#), 0);
+    assert_eq!(hits("id 0192f3a4-7b1c-7e2d-9a4f-40218189abcd done"), 0);
+    assert_eq!(hits("Cookie: theme=dark; session=40218189"), 1);
+    assert_eq!(hits("totp 40218189 was wrong"), 1);
+    assert_eq!(hits("q=%3D40218189%3B"), 1);
+    assert_eq!(hits(r#"{"reason":"code=40218189"}"#), 1);
+    // Digits on either side: part of a longer number, as before.
+    assert_eq!(hits("t=1740218189000"), 0);
+}

@@ -125,7 +125,8 @@ impl Search {
             let digit = |i: Option<&u8>| i.is_some_and(u8::is_ascii_digit);
             if bounded
                 && (digit(m.start().checked_sub(1).and_then(|i| output.get(i)))
-                    || digit(output.get(m.end())))
+                    || digit(output.get(m.end()))
+                    || inside_hex_id(output, m.start(), m.end()))
             {
                 continue;
             }
@@ -140,4 +141,21 @@ impl Search {
         }
         hits
     }
+}
+
+/// Whether `output[start..end]` (a code made of digits) lies inside a random id written in
+/// lowercase hex (a span or trace id, a UUID's group): a run of `[0-9a-f]` at least 12 long
+/// that goes on past the code with a hex letter right beside it. Random ids hold any digit
+/// sequence now and then (span id `fee1b6cd40218189` holds the code `40218189`), which is
+/// not a leak; a code standing in text (`session=40218189;`, `%3D40218189%3B`) still counts.
+pub fn inside_hex_id(output: &[u8], start: usize, end: usize) -> bool {
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    let letter = |i: usize| output.get(i).is_some_and(|b| (b'a'..=b'f').contains(b));
+    let beside = start.checked_sub(1).is_some_and(letter) || letter(end);
+    if !beside {
+        return false;
+    }
+    let from = output[..start].iter().rev().take_while(|b| hex(b)).count();
+    let to = output[end..].iter().take_while(|b| hex(b)).count();
+    from + (end - start) + to >= 12
 }
