@@ -192,6 +192,13 @@ impl KeyHasher {
     }
 }
 
+/// The 32-bit piece of a digest a detector keeps in a small fixed set (spraying's accounts,
+/// an account's pair addresses, a history of networks): the digest's high half, never zero,
+/// so an empty slot (0) is never mistaken for a key.
+pub(crate) fn piece(fp: u64) -> u32 {
+    (fp >> 32) as u32 | 1
+}
+
 /// A bijective 64-bit finaliser (the one from SplitMix64).
 pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

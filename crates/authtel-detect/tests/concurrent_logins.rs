@@ -7,9 +7,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Barrier;
-use std::time::Duration;
 
-use authtel_core::catalogue::{AUTH_LOGIN, Category};
+use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::metadata::Metadata;
 use authtel_core::outcome::Outcome;
 use authtel_core::telemetry::{self, Measurements};
@@ -31,16 +30,7 @@ fn failed_login(user: Option<&str>, ip: IpAddr) {
 }
 
 fn setup() -> (Capture, Detectors, ManualClock) {
-    let clock = ManualClock::new();
-    clock.set(Duration::from_secs(1_000_000));
-    let detectors = Detectors::builder()
-        .with_config(DetectConfig::default())
-        .with_clock(clock.clone())
-        .build()
-        .unwrap();
-    let capture = Capture::with_selection(Category::Security);
-    detectors.attach(capture.registry()).unwrap();
-    (capture, detectors, clock)
+    support::captured(DetectConfig::default())
 }
 
 /// Each thread enters the capture's registry and runs `f(thread)`, all starting together.

@@ -8,12 +8,11 @@ mod support;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use authtel_core::catalogue::{AUTH_LOGIN, Category};
+use authtel_core::catalogue::AUTH_LOGIN;
 use authtel_core::metadata::Metadata;
 use authtel_core::outcome::Outcome;
 use authtel_core::telemetry::{self, Measurements};
-use authtel_detect::clock::ManualClock;
-use authtel_detect::{DetectConfig, Detectors, Rung, Verdict};
+use authtel_detect::{DetectConfig, Rung, Verdict};
 use authtel_testing::Capture;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -30,19 +29,6 @@ fn login(user: &str, ip: &str, outcome: Outcome) {
 
 fn fail(user: &str, ip: &str) {
     login(user, ip, Outcome::Failure);
-}
-
-fn setup(config: DetectConfig) -> (Capture, Detectors, ManualClock) {
-    let clock = ManualClock::new();
-    clock.set(S(1_000_000));
-    let detectors = Detectors::builder()
-        .with_config(config)
-        .with_clock(clock.clone())
-        .build()
-        .unwrap();
-    let capture = Capture::with_selection(Category::Security);
-    detectors.attach(capture.registry()).unwrap();
-    (capture, detectors, clock)
 }
 
 /// Only the pair rule: the address ladder and the account's wait out of reach.
@@ -80,7 +66,7 @@ fn ip(text: &str) -> Option<IpAddr> {
 
 #[test]
 fn the_address_hammering_an_account_keeps_its_count_through_churn() {
-    let (capture, d, clock) = setup(pair_rule_only());
+    let (capture, d, clock) = support::captured(pair_rule_only());
     let _scope = capture.enter();
     // Between each of the attacker's failures, three addresses seen once each fail too: a
     // slot kept for the most recent addresses would lose the attacker's count every time.
@@ -104,7 +90,7 @@ fn the_address_hammering_an_account_keeps_its_count_through_churn() {
 
 #[test]
 fn a_success_restarts_its_own_pair_and_not_the_accounts_others() {
-    let (capture, d, _clock) = setup(pair_rule_only());
+    let (capture, d, _clock) = support::captured(pair_rule_only());
     let _scope = capture.enter();
     for _ in 0..9 {
         fail("u_1", "203.0.113.5");
@@ -129,7 +115,7 @@ fn addresses_beyond_the_slots_are_stopped_by_the_address_rule() {
     // Defaults: three addresses taking turns against one account, ten failures each. The
     // account keeps two pair counts, so one address loses its slot over and over; the
     // address ladder (7 failures: one minute, 10: ten minutes) still blocks every one.
-    let (capture, d, clock) = setup(DetectConfig::default());
+    let (capture, d, clock) = support::captured(DetectConfig::default());
     let _scope = capture.enter();
     let addresses = ["192.0.2.1", "192.0.2.2", "192.0.2.3"];
     for _ in 0..10 {

@@ -12,7 +12,7 @@ use super::{
     AddressState, LoginDetector, Shared, Sliding, dedupe, handle_alone, ms, ms_or_zero, penalty_due,
 };
 use crate::config::{BruteForceConfig, Mode};
-use crate::keys::RecordKeys;
+use crate::keys::{RecordKeys, piece};
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 use crate::verdict::PenaltyKey;
@@ -48,8 +48,8 @@ pub(crate) struct PairState {
 /// Addresses whose pair counts an account's entry keeps.
 pub(crate) const PAIRS: usize = 2;
 
-/// One pair count in an account's entry: the address (a 32-bit piece of its keyed digest,
-/// never zero; zero: the slot is free) and its state.
+/// One pair count in an account's entry: the address (its digest's [`piece`]; zero: the
+/// slot is free) and its state.
 #[derive(Clone, Copy, Debug, Default)]
 struct PairSlot {
     address: u32,
@@ -61,7 +61,7 @@ struct PairSlot {
 ///
 /// The pairs live in the account's entry, so a failure looks up one table for both rules
 /// instead of two. An address not held takes the slot with fewer failures in the window (a
-/// free one first), and of two with as many, the one taken last: churn from many addresses,
+/// free slot has none), and of two with as many, the one taken last: churn from many addresses,
 /// each failing once or twice, replaces itself, while the address hammering the account
 /// keeps its count and reaches the threshold. When more than [`PAIRS`] addresses each fail repeatedly, those that lose their
 /// slot are still counted by the address rule and the account rule.
@@ -78,21 +78,17 @@ pub(crate) struct IdentifierState {
 }
 
 impl IdentifierState {
-    /// The pair state of `address` (a piece, see [`address_piece`]), taking a slot for it
+    /// The pair state of `address` (its digest's [`piece`]), taking a slot for it
     /// if it has none.
     fn pair(&mut self, address: u32, now: u64, window: u64) -> &mut PairState {
-        let i = match self.pairs.iter().position(|p| p.address == address) {
+        let i = match self.held(address) {
             Some(i) => i,
             None => {
                 let newest = usize::from(self.newest);
                 // Fewer failures first; of equals, the slot taken last.
+                // A free slot holds the default state, which counts none.
                 let rank = |i: usize| {
-                    let p: &PairSlot = &self.pairs[i];
-                    let count = if p.address == 0 {
-                        0
-                    } else {
-                        p.state.failures.count(now, window)
-                    };
+                    let count = self.pairs[i].state.failures.count(now, window);
                     (count, i != newest)
                 };
                 let i = (1..PAIRS).fold(0, |low, i| if rank(i) < rank(low) { i } else { low });
@@ -109,17 +105,13 @@ impl IdentifierState {
 
     /// The pair state of `address` if the account holds one.
     fn held_pair(&mut self, address: u32) -> Option<&mut PairState> {
-        self.pairs
-            .iter_mut()
-            .find(|p| p.address == address)
-            .map(|p| &mut p.state)
+        self.held(address).map(|i| &mut self.pairs[i].state)
     }
-}
 
-/// The piece of an address's digest an account's pair slot holds: never zero (a free
-/// slot).
-fn address_piece(ip: u64) -> u32 {
-    (ip >> 32) as u32 | 1
+    /// The slot of `address`, if it has one.
+    fn held(&self, address: u32) -> Option<usize> {
+        self.pairs.iter().position(|p| p.address == address)
+    }
 }
 
 /// The configuration's durations in milliseconds, the unit its state counts in: converted
@@ -293,7 +285,7 @@ impl BruteForce {
             let m = &self.ms;
             let factor = c.identifier_failure_factor;
             let enforce = self.enforce();
-            let address = keys.ip().map(address_piece);
+            let address = keys.ip().map(piece);
             // One lookup of the account for both rules: its pair with the address, then its
             // own count.
             let (pair_step, (failures, wait, signal_now, impose)) =
@@ -394,7 +386,7 @@ impl BruteForce {
             });
         }
         if let Some(user) = keys.user() {
-            let address = keys.ip().map(address_piece);
+            let address = keys.ip().map(piece);
             self.identifier.with_existing(user, |s| {
                 s.failures = 0;
                 s.last_failure = 0;

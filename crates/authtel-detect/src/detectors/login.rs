@@ -19,8 +19,8 @@ use super::new_location::NewLocation;
 use super::spraying::PasswordSpraying;
 use super::stuffing::CredentialStuffing;
 use super::travel::ImpossibleTravel;
-use super::{AddressState, LoginDetector, Shared, spraying};
-use crate::keys::RecordKeys;
+use super::{AddressState, LoginDetector, Shared};
+use crate::keys::{RecordKeys, piece};
 use crate::table::Table;
 
 /// The enabled login detectors as one handler of `auth.login.stop`.
@@ -87,7 +87,7 @@ impl Handler for LoginHandler {
             // names an account) spraying's set. Each then does the rest of its work, in the
             // same order as alone.
             let now = keys.now();
-            let piece = keys.user().map(spraying::piece);
+            let piece = keys.user().map(piece);
             let (bf_step, sp_step) = address.with(ip, |a, rest, _| {
                 (
                     bf.ip_step(&mut a.brute_force, now),

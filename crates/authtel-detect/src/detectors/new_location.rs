@@ -13,7 +13,7 @@ use authtel_core::telemetry::EventRecord;
 
 use super::{LoginDetector, Shared, dedupe, handle_alone, ms};
 use crate::config::NewLocationConfig;
-use crate::keys::RecordKeys;
+use crate::keys::{RecordKeys, piece};
 use crate::signal::{DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 
@@ -31,11 +31,6 @@ pub(crate) struct History {
     next_asn: u8,
     next_device: u8,
     last_signal: u64,
-}
-
-/// A 32-bit piece of a digest, never zero (zero marks an empty slot).
-fn piece(fp: u64) -> u32 {
-    (fp >> 32) as u32 | 1
 }
 
 fn remember<const N: usize>(slots: &mut [u32; N], next: &mut u8, value: u32) {

@@ -16,7 +16,7 @@ use authtel_core::telemetry::EventRecord;
 
 use super::{AddressState, LoginDetector, Shared, dedupe, handle_alone, ms, penalty_due};
 use crate::config::{Mode, SprayingConfig};
-use crate::keys::RecordKeys;
+use crate::keys::{RecordKeys, piece};
 use crate::signal::{Action, DetectorKind, KeyKind, Rule, Signal, SignalKey, event_of};
 use crate::table::{Table, TableStats};
 use crate::verdict::PenaltyKey;
@@ -40,12 +40,6 @@ pub(crate) struct SetState {
 /// What adding an account to a set did: the set's size, whether to signal, whether to
 /// (re)impose the block.
 pub(crate) type SetStep = (u32, bool, bool);
-
-/// The piece of an account's digest a set holds: never zero, so an empty slot (0) is never
-/// mistaken for an account.
-pub(crate) fn piece(user: u64) -> u32 {
-    (user >> 32) as u32 | 1
-}
 
 /// The spraying detector. Hears failed `auth.login.stop`s that name an account.
 #[derive(Debug)]

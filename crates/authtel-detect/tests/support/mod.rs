@@ -8,6 +8,11 @@
 
 #![allow(dead_code)]
 
+use authtel_core::catalogue::Category;
+use authtel_detect::clock::ManualClock;
+use authtel_detect::{DetectConfig, Detectors};
+use authtel_testing::Capture;
+
 mod attacks;
 mod benign;
 mod events;
@@ -25,6 +30,21 @@ pub(crate) use events::*;
 pub(crate) use signals::*;
 #[allow(unused_imports)]
 pub(crate) use world::*;
+
+/// Detectors on a manual clock (set to 1,000,000 s, far from its origin), attached to a
+/// capture of security events: how the tests that drive logins by hand watch the signals.
+pub(crate) fn captured(config: DetectConfig) -> (Capture, Detectors, ManualClock) {
+    let clock = ManualClock::new();
+    clock.set(std::time::Duration::from_secs(1_000_000));
+    let detectors = Detectors::builder()
+        .with_config(config)
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let capture = Capture::with_selection(Category::Security);
+    detectors.attach(capture.registry()).unwrap();
+    (capture, detectors, clock)
+}
 
 /// The seed both corpora are generated from.
 pub(crate) const SEED: u64 = 0x00A7_7E1D_E7EC_7015;
