@@ -139,3 +139,35 @@ fn addresses_beyond_the_slots_are_stopped_by_the_address_rule() {
         );
     }
 }
+
+#[test]
+fn an_old_count_does_not_keep_its_slot_from_two_addresses_failing_now() {
+    // An address failed nine times two days ago (the pair window is 24 h): its count is
+    // gone, so two addresses hammering the account now share both slots and are blocked.
+    let (capture, d, clock) = support::captured(pair_rule_only());
+    let _scope = capture.enter();
+    for _ in 0..9 {
+        fail("u_1", "203.0.113.5");
+    }
+    clock.advance(S(2 * 86_400));
+    for _ in 0..10 {
+        fail("u_1", "203.0.113.6");
+        fail("u_1", "203.0.113.7");
+        clock.advance(S(1));
+    }
+    let mut pairs = pair_signals(&capture);
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        vec![
+            ("203.0.113.6".to_owned(), "10".to_owned()),
+            ("203.0.113.7".to_owned(), "10".to_owned())
+        ]
+    );
+    for a in ["203.0.113.6", "203.0.113.7"] {
+        assert!(
+            matches!(d.verdict(ip(a), Some("u_1")), Verdict::Block(_)),
+            "{a}"
+        );
+    }
+}

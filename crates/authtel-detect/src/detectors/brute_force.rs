@@ -86,9 +86,10 @@ impl IdentifierState {
             None => {
                 let newest = usize::from(self.newest);
                 // Fewer failures first; of equals, the slot taken last.
-                // A free slot holds the default state, which counts none.
+                // A free slot holds the default state, which counts none; a slot last used
+                // windows ago counts none either.
                 let rank = |i: usize| {
-                    let count = self.pairs[i].state.failures.count(now, window);
+                    let count = self.pairs[i].state.failures.count_now(now, window);
                     (count, i != newest)
                 };
                 let i = (1..PAIRS).fold(0, |low, i| if rank(i) < rank(low) { i } else { low });

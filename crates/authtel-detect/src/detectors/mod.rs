@@ -187,6 +187,15 @@ impl Sliding {
         }
     }
 
+    /// The windowed count at `now` of a state not touched since: the windows that ended
+    /// are rolled over first, on a copy (a key last seen days ago counts none).
+    pub(crate) fn count_now(&self, now: u64, window: u64) -> u32 {
+        let mut s = *self;
+        s.roll(now, window);
+        s.count(now, window)
+    }
+
+    /// The windowed count of a state already rolled to `now` (as [`Sliding::add`] leaves it).
     pub(crate) fn count(&self, now: u64, window: u64) -> u32 {
         // Nothing carried over: no division (a key's first window, and most keys' windows).
         if self.prev == 0 {
